@@ -1,0 +1,281 @@
+//! Configuration loading shared by every service.
+//!
+//! Values are layered, later layers winning: the defaults compiled into the binary
+//! (`crates/common/config/base.toml`, then the service's own defaults), the optional
+//! environment file `$APP_CONFIG_DIR/$APP_ENV.toml` (default `config/local.toml`), a
+//! `.env` file in the working directory, and finally environment variables with the names
+//! users of the Laravel reference know (`DB_HOST`, `LOCK_MAX_RETRIES`, ...), listed in
+//! [`ENV_VARS`]. A missing or malformed value fails at start with the key named.
+
+pub use ::config::ConfigError;
+use ::config::{Config, File, FileFormat};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+
+const BASE_DEFAULTS: &str = include_str!("../config/base.toml");
+
+/// One environment variable and the configuration key it sets.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub key: &'static str,
+}
+
+const fn var(name: &'static str, key: &'static str) -> EnvVar {
+    EnvVar { name, key }
+}
+
+/// Every environment variable any service reads. README.md documents this table and a
+/// test checks docker-compose.yaml against it.
+pub const ENV_VARS: &[EnvVar] = &[
+    var("APP_ENV", "app.env"),
+    var("APP_HOST", "app.host"),
+    var("APP_PORT", "app.port"),
+    var("LOG_FORMAT", "app.log_format"),
+    var("LOG_LEVEL", "app.log_level"),
+    var("BODY_LIMIT_BYTES", "app.body_limit_bytes"),
+    var("TRUST_FORWARDED_FOR", "app.trust_forwarded_for"),
+    var("SHUTDOWN_TIMEOUT_SECS", "app.shutdown_timeout_secs"),
+    var("DB_HOST", "database.host"),
+    var("DB_PORT", "database.port"),
+    var("DB_DATABASE", "database.database"),
+    var("DB_USERNAME", "database.username"),
+    var("DB_PASSWORD", "database.password"),
+    var("DB_POOL_SIZE", "database.pool_size"),
+    var("DB_RUN_MIGRATIONS", "database.run_migrations"),
+    var("REDIS_HOST", "redis.host"),
+    var("REDIS_PORT", "redis.port"),
+    var("REDIS_PASSWORD", "redis.password"),
+    var("REDIS_DB", "redis.db"),
+    var("REDIS_POOL_SIZE", "redis.pool_size"),
+    var("REDIS_KEY_PREFIX", "redis.key_prefix"),
+    var("JWT_PUBLIC_KEY_PATH", "jwt.public_key_path"),
+    var("JWT_PRIVATE_KEY_PATH", "jwt.private_key_path"),
+    var("JWT_TTL", "jwt.ttl_minutes"),
+    var("JWT_REFRESH_TTL", "jwt.refresh_ttl_minutes"),
+    var("JWT_LEEWAY", "jwt.leeway_secs"),
+    var("LOCK_MAX_RETRIES", "lock.max_retries"),
+    var("LOCK_RETRY_DELAY_MIN", "lock.retry_delay_min_us"),
+    var("LOCK_RETRY_DELAY_MAX", "lock.retry_delay_max_us"),
+    var("LOCK_TTL_MS", "lock.ttl_ms"),
+    var("BCRYPT_ROUNDS", "auth.bcrypt_rounds"),
+    var("LOGIN_MAX_ATTEMPTS", "auth.login_max_attempts"),
+    var(
+        "LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
+        "auth.login_max_attempts_per_address",
+    ),
+    var("LOGIN_DECAY_SECONDS", "auth.login_decay_seconds"),
+];
+
+/// Where the service runs: `production` turns off conveniences meant for development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Local,
+    Testing,
+    Production,
+}
+
+impl Environment {
+    pub fn is_production(self) -> bool {
+        self == Environment::Production
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppSettings {
+    pub env: Environment,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub body_limit_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted gateway).
+    pub trust_forwarded_for: bool,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: String,
+    pub pool_size: usize,
+    pub run_migrations: bool,
+}
+
+impl DatabaseSettings {
+    /// URL of the server without a database selected (to create or drop databases).
+    pub fn server_url(&self) -> String {
+        let credentials = if self.password.is_empty() {
+            encode(&self.username)
+        } else {
+            format!("{}:{}", encode(&self.username), encode(&self.password))
+        };
+        format!("mysql://{credentials}@{}:{}", self.host, self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server_url(), self.database)
+    }
+}
+
+/// Percent-encodes the characters that would break a URL's userinfo part.
+fn encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub password: String,
+    pub db: i64,
+    pub pool_size: usize,
+    /// Prepended to every key, so that several deployments (or tests) share one server.
+    pub key_prefix: String,
+}
+
+impl RedisSettings {
+    pub fn url(&self) -> String {
+        let auth = if self.password.is_empty() {
+            String::new()
+        } else {
+            format!(":{}@", encode(&self.password))
+        };
+        format!("redis://{auth}{}:{}/{}", self.host, self.port, self.db)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtSettings {
+    pub public_key_path: PathBuf,
+    pub private_key_path: PathBuf,
+    pub ttl_minutes: u64,
+    /// How long after `exp` an expired token may still be exchanged at `/auth/refresh`.
+    pub refresh_ttl_minutes: u64,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LockSettings {
+    pub max_retries: u32,
+    pub retry_delay_min_us: u64,
+    pub retry_delay_max_us: u64,
+    pub ttl_ms: u64,
+}
+
+/// Loads a service's settings: `service_defaults` is the service's own TOML layered over
+/// the shared base, and `T` picks the sections the service reads.
+pub fn load<T: DeserializeOwned>(service_defaults: &str) -> Result<T, ConfigError> {
+    // A missing .env file is normal; a malformed one is reported by the values it sets.
+    let _ = dotenvy::dotenv();
+    let app_env = std::env::var("APP_ENV").unwrap_or_else(|_| "local".into());
+    let config_dir = std::env::var("APP_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+    let environment_file = PathBuf::from(config_dir).join(format!("{app_env}.toml"));
+
+    let mut builder = Config::builder()
+        .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(service_defaults, FileFormat::Toml))
+        .add_source(File::from(environment_file).required(false));
+    for var in ENV_VARS {
+        builder = builder.set_override_option(var.key, std::env::var(var.name).ok())?;
+    }
+    builder.build()?.try_deserialize().map_err(name_the_env_var)
+}
+
+/// Adds the environment variable's name to an error about a key, since that is the name
+/// an operator set.
+fn name_the_env_var(error: ConfigError) -> ConfigError {
+    let message = error.to_string();
+    let named = ENV_VARS
+        .iter()
+        .filter(|v| message.contains(v.key))
+        .max_by_key(|v| v.key.len());
+    match named {
+        Some(v) => ConfigError::Message(format!(
+            "configuration error: {message} (environment variable {})",
+            v.name
+        )),
+        None => ConfigError::Message(format!("configuration error: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Sample {
+        app: AppSettings,
+        database: DatabaseSettings,
+        lock: LockSettings,
+    }
+
+    fn build(overrides: &[(&str, &str)]) -> Result<Sample, ConfigError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str("[app]\nport = 9000", FileFormat::Toml));
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, *value)?;
+        }
+        builder.build()?.try_deserialize().map_err(name_the_env_var)
+    }
+
+    #[test]
+    fn service_defaults_override_the_base() {
+        let settings = build(&[]).expect("defaults load");
+        assert_eq!(settings.app.port, 9000);
+        assert_eq!(settings.lock.max_retries, 5);
+    }
+
+    #[test]
+    fn string_overrides_are_parsed_into_their_types() {
+        let settings = build(&[("lock.max_retries", "7"), ("app.env", "production")]).unwrap();
+        assert_eq!(settings.lock.max_retries, 7);
+        assert!(settings.app.env.is_production());
+    }
+
+    #[test]
+    fn a_malformed_value_names_the_environment_variable() {
+        let error = build(&[("lock.max_retries", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("LOCK_MAX_RETRIES"), "{error}");
+    }
+
+    #[test]
+    fn every_env_var_targets_a_distinct_key() {
+        let mut keys: Vec<_> = ENV_VARS.iter().map(|v| v.key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), ENV_VARS.len());
+    }
+
+    #[test]
+    fn database_url_escapes_credentials() {
+        let settings = build(&[("database.password", "p@ss/w rd")]).unwrap();
+        assert_eq!(
+            settings.database.url(),
+            "mysql://root:p%40ss%2Fw%20rd@127.0.0.1:3306/flash_sale"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The one error type every service answers with, and the one place that turns it into
+//! the JSON envelope and status code of the HTTP contract:
+//! `{"message": "...", "error_code": "UPPER_SNAKE", ...details}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Field name → messages, as in the `errors` object of a 422 answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ValidationErrors(BTreeMap<String, Vec<String>>);
+
+impl ValidationErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    /// Records the error of a parse result under `field` and hands back its value.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(field, message)).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Unauthenticated.")]
+    Unauthenticated,
+    #[error("These credentials do not match our records.")]
+    InvalidCredentials,
+    #[error("This action is unauthorized.")]
+    Forbidden,
+    #[error("Resource not found.")]
+    NotFound,
+    #[error("The given data was invalid.")]
+    Validation(ValidationErrors),
+    #[error("Insufficient stock.")]
+    InsufficientStock { current_stock: u64 },
+    #[error("Purchase limit exceeded for this item.")]
+    PurchaseLimitExceeded { limit: u64, already_bought: u64 },
+    #[error("Too many requests. Please try again later.")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("The system is busy. Please try again later.")]
+    SystemBusy { retry_after_secs: u64 },
+    #[error("The request body is too large.")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("Internal server error.")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(ValidationErrors::single(field, message))
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::InvalidCredentials => "INVALID_CREDENTIALS",
+            ApiError::Forbidden => "FORBIDDEN",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::Validation(_) => "VALIDATION_FAILED",
+            ApiError::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            ApiError::PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
+            ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            ApiError::SystemBusy { .. } => "SYSTEM_BUSY",
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let details = match self {
+            ApiError::Validation(errors) => json!({ "errors": errors.0 }),
+            ApiError::InsufficientStock { current_stock } => {
+                json!({ "current_stock": current_stock })
+            }
+            ApiError::PurchaseLimitExceeded {
+                limit,
+                already_bought,
+            } => json!({ "limit": limit, "already_bought": already_bought }),
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::SystemBusy { retry_after_secs } => {
+                json!({ "retry_after": retry_after_secs })
+            }
+            ApiError::PayloadTooLarge { limit_bytes } => json!({ "limit_bytes": limit_bytes }),
+            _ => json!({}),
+        };
+        match details {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::SystemBusy { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::Internal(error)
+    }
+}
+
+/// A Redis failure on a request path means the hot store is unreachable: the client may
+/// retry shortly, so it is `SYSTEM_BUSY`, not an internal error.
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> Self {
+        tracing::error!(error = %error, "redis command failed");
+        ApiError::SystemBusy {
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for ApiError {
+    fn from(error: deadpool_redis::PoolError) -> Self {
+        tracing::error!(error = %error, "no redis connection available");
+        ApiError::SystemBusy {
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InsufficientStock { .. } | ApiError::PurchaseLimitExceeded { .. } => {
+                StatusCode::CONFLICT
+            }
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::SystemBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(source) = self {
+            tracing::error!(error = ?source, "request failed");
+        }
+        let mut body = Map::new();
+        body.insert("message".into(), Value::String(self.to_string()));
+        body.insert("error_code".into(), Value::String(self.error_code().into()));
+        body.extend(self.details());
+
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        if matches!(self, ApiError::Unauthenticated) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(Value::Object(body))
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(error: ApiError) -> (StatusCode, Value, Option<String>) {
+        let response = error.error_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), retry_after)
+    }
+
+    #[actix_web::test]
+    async fn unauthenticated_matches_the_reference_message() {
+        let (status, body, _) = body_of(ApiError::Unauthenticated).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["message"], "Unauthenticated.");
+        assert_eq!(body["error_code"], "UNAUTHENTICATED");
+    }
+
+    #[actix_web::test]
+    async fn validation_lists_messages_per_field() {
+        let mut errors = ValidationErrors::default();
+        errors.add("email", "The email field is required.");
+        let (status, body, _) = body_of(ApiError::Validation(errors)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"]["email"][0], "The email field is required.");
+    }
+
+    #[actix_web::test]
+    async fn busy_answers_carry_retry_after() {
+        let (status, body, retry_after) = body_of(ApiError::SystemBusy {
+            retry_after_secs: 3,
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error_code"], "SYSTEM_BUSY");
+        assert_eq!(retry_after.as_deref(), Some("3"));
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_leak_nothing() {
+        let (status, body, _) = body_of(ApiError::internal(anyhow::anyhow!(
+            "password=hunter2 at db"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[actix_web::test]
+    async fn insufficient_stock_reports_current_stock() {
+        let (status, body, _) = body_of(ApiError::InsufficientStock { current_stock: 4 }).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["current_stock"], 4);
+    }
+}

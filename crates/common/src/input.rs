@@ -1,0 +1,162 @@
+//! Request input: a JSON object body read under a size limit, and typed access to its
+//! fields with the per-field messages of a 422 answer. Domain types parse from what
+//! these accessors return, so handlers never see raw input.
+
+use crate::error::ApiError;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde_json::{Map, Value};
+
+/// The largest body a service reads; registered as app data from `BODY_LIMIT_BYTES`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A request body that must be a JSON object. An empty body reads as `{}`, so a missing
+/// field is reported by name rather than as a malformed body.
+#[derive(Debug, Clone, Default)]
+pub struct JsonObject(pub Map<String, Value>);
+
+fn body_error(message: &str) -> ApiError {
+    ApiError::validation("body", message)
+}
+
+impl JsonObject {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonObject::default());
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(body_error("The request body must be a JSON object.")),
+            Err(error) => Err(body_error(&format!(
+                "The request body is not valid JSON: {error}."
+            ))),
+        }
+    }
+
+    fn present(&self, field: &str) -> Option<&Value> {
+        self.0.get(field).filter(|v| !v.is_null())
+    }
+
+    /// A required string field.
+    pub fn string(&self, field: &str) -> Result<&str, String> {
+        match self.present(field) {
+            None => Err(format!("The {field} field is required.")),
+            Some(value) => as_str(field, value),
+        }
+    }
+
+    /// A string field that may be absent or null.
+    pub fn optional_string(&self, field: &str) -> Result<Option<&str>, String> {
+        self.present(field).map(|v| as_str(field, v)).transpose()
+    }
+
+    /// A required integer field.
+    pub fn integer(&self, field: &str) -> Result<i64, String> {
+        match self.present(field) {
+            None => Err(format!("The {field} field is required.")),
+            Some(value) => as_integer(field, value),
+        }
+    }
+
+    /// An integer field that may be absent or null.
+    pub fn optional_integer(&self, field: &str) -> Result<Option<i64>, String> {
+        self.present(field)
+            .map(|v| as_integer(field, v))
+            .transpose()
+    }
+
+    /// Whether the field was sent at all (null included), for partial updates.
+    pub fn contains(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+}
+
+fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, String> {
+    value
+        .as_str()
+        .ok_or_else(|| format!("The {field} must be a string."))
+}
+
+fn as_integer(field: &str, value: &Value) -> Result<i64, String> {
+    value
+        .as_i64()
+        .ok_or_else(|| format!("The {field} must be an integer."))
+}
+
+impl FromRequest for JsonObject {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<BodyLimit>()
+            .map_or(16 * 1024, |limit| limit.0);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|length| length > limit) {
+                return Err(ApiError::PayloadTooLarge { limit_bytes: limit });
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| body_error("The request body could not be read."))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit_bytes: limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            JsonObject::parse(&body)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: &str) -> JsonObject {
+        JsonObject::parse(json.as_bytes()).expect("a JSON object")
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        assert!(JsonObject::parse(b"  ").unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn malformed_json_and_non_objects_are_refused() {
+        assert!(JsonObject::parse(b"{\"a\":").is_err());
+        assert!(JsonObject::parse(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn fields_report_missing_and_wrong_types_by_name() {
+        let body = object(r#"{"quantity": "abc", "name": 5, "price": 1.5, "n": null}"#);
+        assert_eq!(
+            body.integer("quantity").unwrap_err(),
+            "The quantity must be an integer."
+        );
+        assert_eq!(
+            body.string("name").unwrap_err(),
+            "The name must be a string."
+        );
+        assert_eq!(
+            body.integer("price").unwrap_err(),
+            "The price must be an integer."
+        );
+        assert_eq!(body.string("n").unwrap_err(), "The n field is required.");
+        assert_eq!(body.optional_integer("n"), Ok(None));
+        assert_eq!(
+            body.string("email").unwrap_err(),
+            "The email field is required."
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! JWT verification, shared by every service: EdDSA (Ed25519) only, with the
+//! algorithm pinned, and `sub`, `exp`, `iat`, `jti` and `role` all required.
+//! Only auth-service holds the private key; the other services get the public key.
+
+use crate::config::JwtSettings;
+use anyhow::Context;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The claims every token carries. All fields are required: a token missing one fails
+/// to deserialize and is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a decimal string (JWT subjects are strings).
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub role: Role,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Option<u64> {
+        self.sub.parse().ok()
+    }
+}
+
+/// Why a token was refused. Callers answer all of these with 401; the variant is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token subject is not a user id")]
+    BadSubject,
+    #[error("token is past its refresh window")]
+    RefreshWindowOver,
+}
+
+#[derive(Clone)]
+pub struct JwtVerifier {
+    key: DecodingKey,
+    validation: Validation,
+    expired_ok: Validation,
+    refresh_window_secs: u64,
+}
+
+impl JwtVerifier {
+    pub fn from_public_pem(pem: &[u8], settings: &JwtSettings) -> anyhow::Result<Self> {
+        let key = DecodingKey::from_ed_pem(pem).context("JWT public key is not an Ed25519 PEM")?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = settings.leeway_secs;
+        let mut expired_ok = validation.clone();
+        expired_ok.validate_exp = false;
+        Ok(JwtVerifier {
+            key,
+            validation,
+            expired_ok,
+            refresh_window_secs: settings.refresh_ttl_minutes * 60,
+        })
+    }
+
+    pub fn from_settings(settings: &JwtSettings) -> anyhow::Result<Self> {
+        let path = &settings.public_key_path;
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read the JWT public key at {} (JWT_PUBLIC_KEY_PATH); create one with `auth-service keygen`",
+                path.display()
+            )
+        })?;
+        Self::from_public_pem(&pem, settings)
+    }
+
+    /// Verifies signature, algorithm and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let claims = decode::<Claims>(token, &self.key, &self.validation)?.claims;
+        claims.user_id().ok_or(TokenError::BadSubject)?;
+        Ok(claims)
+    }
+
+    /// Like [`verify`](Self::verify), but an expired token is accepted while it is within
+    /// the refresh window after its `exp`.
+    pub fn verify_for_refresh(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        let claims = decode::<Claims>(token, &self.key, &self.expired_ok)?.claims;
+        claims.user_id().ok_or(TokenError::BadSubject)?;
+        if claims.exp.saturating_add(self.refresh_window_secs) < now {
+            return Err(TokenError::RefreshWindowOver);
+        }
+        Ok(claims)
+    }
+
+    pub fn refresh_window_secs(&self) -> u64 {
+        self.refresh_window_secs
+    }
+}
+
+pub fn now_secs() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}

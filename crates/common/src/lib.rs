@@ -1,0 +1,15 @@
+//! What every service shares and nothing more: configuration, telemetry, the error
+//! envelope, request input, JWT verification with revocation, the authenticated-user
+//! extractors, Redis access, and the operational endpoints.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod jwt;
+pub mod metrics;
+pub mod redis;
+pub mod telemetry;
+
+pub use error::{ApiError, ValidationErrors};

@@ -1,0 +1,125 @@
+//! The account use cases behind the auth endpoints: register, log in, look up, log out,
+//! refresh. Free of HTTP: handlers parse input into domain types and call these.
+
+use crate::domain::{Credentials, Registration};
+use crate::password::PasswordHasher;
+use crate::throttle::LoginThrottle;
+use crate::tokens::{IssuedToken, TokenIssuer};
+use crate::users::{self, NewUser, User};
+use common::auth::{AuthUser, Authenticator, reject};
+use common::jwt::{Role, now_secs};
+use common::{ApiError, ValidationErrors};
+use db::DbPool;
+
+#[derive(Clone)]
+pub struct Accounts {
+    pub db: DbPool,
+    pub hasher: PasswordHasher,
+    pub issuer: TokenIssuer,
+    pub throttle: LoginThrottle,
+    pub authenticator: Authenticator,
+}
+
+impl Accounts {
+    async fn conn(
+        &self,
+    ) -> Result<db::PooledConnection<diesel_async::AsyncMysqlConnection>, ApiError> {
+        self.db.get().await.map_err(ApiError::internal)
+    }
+
+    pub async fn register(
+        &self,
+        registration: Registration,
+    ) -> Result<(User, IssuedToken), ApiError> {
+        let mut conn = self.conn().await?;
+        // Checked first only to spare a bcrypt hash; the UNIQUE index decides races.
+        if users::find_by_email(&mut conn, registration.email.as_str())
+            .await
+            .map_err(ApiError::internal)?
+            .is_some()
+        {
+            return Err(email_taken());
+        }
+        let password_hash = self.hasher.hash(registration.password.expose()).await?;
+        let new = NewUser {
+            name: registration.name.as_str(),
+            email: registration.email.as_str(),
+            password_hash: &password_hash,
+            role: Role::User.as_str(),
+        };
+        let user = match users::insert(&mut conn, new).await {
+            Ok(user) => user,
+            Err(error) if db::is_unique_violation(&error) => return Err(email_taken()),
+            Err(error) => return Err(ApiError::internal(error)),
+        };
+        tracing::info!(user_id = user.id, "user registered");
+        let token = self.issuer.issue(user.id, user.role())?;
+        Ok((user, token))
+    }
+
+    pub async fn login(
+        &self,
+        credentials: Credentials,
+        address: &str,
+    ) -> Result<IssuedToken, ApiError> {
+        let email = credentials.email.as_str();
+        self.throttle.check(email, address).await?;
+        let user = users::find_by_email(&mut *self.conn().await?, email)
+            .await
+            .map_err(ApiError::internal)?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
+        let valid = self
+            .hasher
+            .verify(&credentials.password, stored_hash)
+            .await?;
+        match user {
+            Some(user) if valid => {
+                self.throttle.record_success(email, address).await?;
+                tracing::info!(user_id = user.id, "login succeeded");
+                Ok(self.issuer.issue(user.id, user.role())?)
+            }
+            _ => {
+                self.throttle.record_failure(email, address).await?;
+                tracing::info!("login failed");
+                Err(ApiError::InvalidCredentials)
+            }
+        }
+    }
+
+    pub async fn me(&self, caller: &AuthUser) -> Result<User, ApiError> {
+        users::find(&mut *self.conn().await?, caller.id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or(ApiError::Unauthenticated)
+    }
+
+    pub async fn logout(&self, caller: &AuthUser) -> Result<(), ApiError> {
+        self.authenticator.revoke(&caller.claims).await?;
+        tracing::info!(user_id = caller.id, "logged out");
+        Ok(())
+    }
+
+    /// Exchanges a token (expired but within the refresh window is fine, revoked never)
+    /// for a new one; the old one is revoked. The role is re-read, so a demotion takes
+    /// effect at the next refresh.
+    pub async fn refresh(&self, token: &str) -> Result<IssuedToken, ApiError> {
+        let claims = self
+            .authenticator
+            .verifier
+            .verify_for_refresh(token, now_secs())
+            .map_err(reject)?;
+        let caller = self.authenticator.admit(claims).await?;
+        let user = self.me(&caller).await?;
+        if !self.authenticator.revoke(&caller.claims).await? {
+            return Err(ApiError::Unauthenticated);
+        }
+        Ok(self.issuer.issue(user.id, user.role())?)
+    }
+}
+
+fn email_taken() -> ApiError {
+    ApiError::Validation(ValidationErrors::single(
+        "email",
+        "The email has already been taken.",
+    ))
+}

@@ -1,0 +1,80 @@
+use anyhow::Context;
+use auth_service::admin::{self, Outcome};
+use auth_service::configuration::Settings;
+use auth_service::startup::Application;
+use clap::{Parser, Subcommand};
+
+/// Users, login and JWT issuing for the flash-sale API.
+#[derive(Parser)]
+#[command(name = "auth-service", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations (creating the database if missing).
+    Migrate,
+    /// Write a new Ed25519 key pair to JWT_PRIVATE_KEY_PATH / JWT_PUBLIC_KEY_PATH.
+    Keygen {
+        /// Replace existing keys (every issued token stops working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create an admin, or promote an existing user (password from ADMIN_PASSWORD or stdin).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load()?;
+    common::telemetry::init(&settings.app);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Command::Migrate => {
+            let database = &settings.database;
+            db::create_database(&database.server_url(), &database.database).await?;
+            let applied = db::run_migrations(&database.url()).await?;
+            println!(
+                "{} migration(s) applied to {}",
+                applied.len(),
+                database.database
+            );
+        }
+        Command::Keygen { force } => {
+            let jwt = &settings.jwt;
+            auth_service::tokens::write_key_pair(
+                &jwt.private_key_path,
+                &jwt.public_key_path,
+                force,
+            )
+            .context("keygen failed")?;
+            println!(
+                "wrote {} and {}",
+                jwt.private_key_path.display(),
+                jwt.public_key_path.display()
+            );
+        }
+        Command::CreateAdmin { email, name } => {
+            match admin::create_admin(&settings, &email, &name).await? {
+                Outcome::Created(id) => println!("created admin {email} (id {id})"),
+                Outcome::Promoted(id) => println!("promoted {email} (id {id}) to admin"),
+            }
+        }
+    }
+    Ok(())
+}

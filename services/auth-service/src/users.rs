@@ -1,0 +1,85 @@
+//! The `users` table: the model and the queries auth-service runs against it.
+
+use chrono::NaiveDateTime;
+use common::jwt::Role;
+use db::schema::users;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::mysql::Mysql))]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        if self.role == Role::Admin.as_str() {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+}
+
+/// Inserts a user and reads it back in one transaction. A taken email surfaces as a
+/// UNIQUE violation, which is what makes racing registrations yield exactly one row.
+pub async fn insert(conn: &mut AsyncMysqlConnection, new: NewUser<'_>) -> QueryResult<User> {
+    conn.transaction(async |c| {
+        diesel::insert_into(users::table)
+            .values(&new)
+            .execute(&mut *c)
+            .await?;
+        users::table
+            .filter(users::email.eq(new.email))
+            .select(User::as_select())
+            .first(&mut *c)
+            .await
+    })
+    .await
+}
+
+pub async fn find_by_email(
+    conn: &mut AsyncMysqlConnection,
+    email: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn set_role(conn: &mut AsyncMysqlConnection, id: u64, role: Role) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::role.eq(role.as_str()))
+        .execute(conn)
+        .await
+        .map(drop)
+}
