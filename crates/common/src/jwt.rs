@@ -5,6 +5,9 @@
 use crate::config::JwtSettings;
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,4 +115,21 @@ impl JwtVerifier {
 
 pub fn now_secs() -> u64 {
     jsonwebtoken::get_current_timestamp()
+}
+
+/// A new Ed25519 key pair as PKCS#8 private and SPKI public PEM.
+pub struct KeyPair {
+    pub private_pem: String,
+    pub public_pem: String,
+}
+
+pub fn generate_key_pair() -> anyhow::Result<KeyPair> {
+    let seed: [u8; 32] = rand::random();
+    let signing = SigningKey::from_bytes(&seed);
+    let private_pem = signing.to_pkcs8_pem(LineEnding::LF)?.to_string();
+    let public_pem = signing.verifying_key().to_public_key_pem(LineEnding::LF)?;
+    Ok(KeyPair {
+        private_pem,
+        public_pem,
+    })
 }

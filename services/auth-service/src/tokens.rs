@@ -3,10 +3,7 @@
 
 use anyhow::Context;
 use common::config::JwtSettings;
-use common::jwt::{Claims, Role, now_secs};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use common::jwt::{Claims, Role, generate_key_pair, now_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use std::io::Write;
 use std::path::Path;
@@ -62,23 +59,6 @@ impl TokenIssuer {
     }
 }
 
-/// A new Ed25519 key pair as PKCS#8 private and SPKI public PEM.
-pub struct KeyPair {
-    pub private_pem: String,
-    pub public_pem: String,
-}
-
-pub fn generate_key_pair() -> anyhow::Result<KeyPair> {
-    let seed: [u8; 32] = rand::random();
-    let signing = SigningKey::from_bytes(&seed);
-    let private_pem = signing.to_pkcs8_pem(LineEnding::LF)?.to_string();
-    let public_pem = signing.verifying_key().to_public_key_pem(LineEnding::LF)?;
-    Ok(KeyPair {
-        private_pem,
-        public_pem,
-    })
-}
-
 /// Writes a key pair, refusing to replace existing keys unless `force` (replacing them
 /// logs every user out).
 pub fn write_key_pair(private: &Path, public: &Path, force: bool) -> anyhow::Result<()> {
@@ -117,7 +97,7 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::jwt::JwtVerifier;
+    use common::jwt::{JwtVerifier, generate_key_pair};
 
     fn settings() -> JwtSettings {
         JwtSettings {

@@ -1,0 +1,51 @@
+# Shared by the project's scripts: logging and bringing up the machine's backing servers
+# (MariaDB, Redis, RabbitMQ) when they are down. Every function is idempotent.
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND once a second.
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  for ((i = 0; i < seconds; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+
+mariadb_up() { mariadb -h 127.0.0.1 -P "${DB_PORT:-3306}" -u root -e 'select 1'; }
+
+ensure_mariadb() {
+  if mariadb_up >/dev/null 2>&1; then return 0; fi
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] \
+    || die "MariaDB is not installed (apt-get install -y mariadb-server)"
+  log "starting MariaDB"
+  install -d -o mysql -g mysql /run/mysqld 2>/dev/null || mkdir -p /run/mysqld
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_for MariaDB 60 mariadb_up || die "MariaDB does not accept 'root' with an empty password on 127.0.0.1:3306 \
+(check: mariadb -h 127.0.0.1 -uroot -e 'select 1'; on a stock Debian install root uses unix_socket auth: \
+ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD(''))"
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
+  command -v redis-server >/dev/null || die "Redis is not installed (apt-get install -y redis-server)"
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_for Redis 20 sh -c 'redis-cli -h 127.0.0.1 ping | grep -q PONG' || die "Redis did not start on 127.0.0.1:6379"
+}
+
+ensure_rabbitmq() {
+  if rabbitmq-diagnostics -q ping >/dev/null 2>&1; then return 0; fi
+  command -v rabbitmq-server >/dev/null || die "RabbitMQ is not installed (apt-get install -y rabbitmq-server)"
+  log "starting RabbitMQ (takes a few seconds)"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_for RabbitMQ 90 rabbitmq-diagnostics -q ping || die "RabbitMQ did not start (rabbitmq-diagnostics -q ping fails)"
+}
+
+ensure_backing_servers() {
+  ensure_mariadb
+  ensure_redis
+  ensure_rabbitmq
+}

@@ -1,0 +1,126 @@
+use crate::helpers::{assert_envelope, spawn_app};
+use serde_json::json;
+
+#[actix_web::test]
+async fn register_creates_a_user_with_a_hashed_password_and_a_working_token() {
+    let app = spawn_app().await;
+    let response = app.register("Alice", "Alice@Example.com", "password123").await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let user = &response.body["user"];
+    assert_eq!(user["name"], "Alice");
+    assert_eq!(user["email"], "alice@example.com");
+    assert_eq!(user["role"], "user");
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+    assert_eq!(response.body["token_type"], "bearer");
+    assert_eq!(response.body["expires_in"], 3600);
+
+    let hash = app.stored_hash("alice@example.com").await;
+    assert!(hash.starts_with("$2b$") && !hash.contains("password123"));
+
+    let token = response.body["token"].as_str().unwrap();
+    let me = app.me(token).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["email"], "alice@example.com");
+    assert_eq!(me.body["id"], user["id"]);
+    assert!(me.body["created_at"].is_string());
+}
+
+#[actix_web::test]
+async fn duplicate_email_is_422_and_adds_no_row() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("A", "dup@example.com", "password123").await.status, 201);
+    let again = app.register("B", "DUP@example.com", "password456").await;
+    assert_envelope(&again, 422, "VALIDATION_FAILED");
+    assert_eq!(again.body["errors"]["email"][0], "The email has already been taken.");
+    assert_eq!(app.count_users("dup@example.com").await, 1);
+}
+
+#[actix_web::test]
+async fn racing_registrations_of_one_email_give_exactly_one_201() {
+    let app = spawn_app().await;
+    let passwords: Vec<String> = (0..12).map(|i| format!("password{i:03}")).collect();
+    let attempts = passwords
+        .iter()
+        .map(|password| app.register("Racer", "race@example.com", password));
+    let responses = futures_util::future::join_all(attempts).await;
+    let created = responses.iter().filter(|r| r.status == 201).count();
+    let refused = responses
+        .iter()
+        .filter(|r| r.status == 422 && r.body["errors"]["email"].is_array())
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(refused, 11);
+    assert_eq!(app.count_users("race@example.com").await, 1);
+}
+
+#[actix_web::test]
+async fn invalid_fields_are_named() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({}), vec!["email", "name", "password"]),
+        (json!({"name": "", "email": "a@example.com", "password": "password123"}), vec!["name"]),
+        (json!({"name": "x".repeat(256), "email": "a@example.com", "password": "password123"}), vec!["name"]),
+        (json!({"name": "A", "email": "not-an-email", "password": "password123"}), vec!["email"]),
+        (json!({"name": "A", "email": "a@example.com", "password": "short"}), vec!["password"]),
+        (json!({"name": "A", "email": "a@example.com", "password": "p".repeat(73)}), vec!["password"]),
+        (json!({"name": 12, "email": ["a"], "password": true}), vec!["email", "name", "password"]),
+    ];
+    for (body, fields) in cases {
+        let response = app.client.post("/api/v1/auth/register", None, &body).await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        let errors = response.body["errors"].as_object().expect("errors");
+        let named: Vec<_> = errors.keys().map(String::as_str).collect();
+        assert_eq!(named, fields, "for {body}");
+    }
+    assert_eq!(app.count_users("a@example.com").await, 0);
+}
+
+#[actix_web::test]
+async fn malformed_json_is_422_in_the_envelope() {
+    let app = spawn_app().await;
+    for body in [&b"{\"name\": "[..], b"[1, 2]", b"not json at all"] {
+        let response = app
+            .client
+            .send("POST", "/api/v1/auth/register", None, &[], Some(body.to_vec()))
+            .await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert!(response.body["errors"]["body"].is_array());
+    }
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_refused() {
+    let app = spawn_app().await;
+    let huge = json!({ "name": "x".repeat(64 * 1024), "email": "big@example.com", "password": "password123" });
+    let response = app.client.post("/api/v1/auth/register", None, &huge).await;
+    assert_envelope(&response, 413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(app.count_users("big@example.com").await, 0);
+}
+
+#[actix_web::test]
+async fn unknown_routes_answer_in_the_envelope_and_responses_carry_a_request_id() {
+    let app = spawn_app().await;
+    let response = app.client.get("/api/v1/nowhere", None).await;
+    assert_envelope(&response, 404, "NOT_FOUND");
+    assert!(response.header("x-request-id").is_some_and(|id| !id.is_empty()));
+
+    let echoed = app
+        .client
+        .send("GET", "/healthz", None, &[("X-Request-Id", "trace-abc-123")], None)
+        .await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-abc-123"));
+}
+
+#[actix_web::test]
+async fn operational_endpoints_report_health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    assert_eq!(app.client.get("/healthz", None).await.status, 200);
+    let ready = app.client.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["checks"]["mysql"], "ok");
+    assert_eq!(ready.body["checks"]["redis"], "ok");
+    app.register("M", "metrics@example.com", "password123").await;
+    let metrics = app.client.get("/metrics", None).await;
+    let text = String::from_utf8(metrics.raw).unwrap();
+    assert!(text.contains("route=\"/api/v1/auth/register\""), "{text}");
+}

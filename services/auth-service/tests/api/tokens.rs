@@ -1,0 +1,156 @@
+use crate::helpers::{TestApp, assert_envelope, spawn_app};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::jwt::now_secs;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+async fn user_claims(app: &TestApp) -> (String, Value) {
+    let token = app.user_token("claims@example.com").await;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims = decode_segment(payload);
+    (token, claims)
+}
+
+fn decode_segment(segment: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
+}
+
+fn encode_segment(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[actix_web::test]
+async fn me_without_a_token_is_401_with_the_reference_message() {
+    let app = spawn_app().await;
+    let response = app.client.post("/api/v1/auth/me", None, &Value::Null).await;
+    assert_eq!(response.status, 401);
+    assert_eq!(response.body["message"], "Unauthenticated.");
+    assert_eq!(response.body["error_code"], "UNAUTHENTICATED");
+    let garbage = app.me("not-a-jwt").await;
+    assert_envelope(&garbage, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn logout_kills_the_token() {
+    let app = spawn_app().await;
+    let token = app.user_token("out@example.com").await;
+    let response = app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["message"], "Successfully logged out");
+    assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
+    let again = app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
+    assert_envelope(&again, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn refresh_returns_a_different_token_and_revokes_the_old_one() {
+    let app = spawn_app().await;
+    let token = app.user_token("fresh@example.com").await;
+    let response = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let new_token = response.body["access_token"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    assert_eq!(app.me(new_token).await.status, 200);
+    assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
+    let reuse = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    assert_envelope(&reuse, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn racing_refreshes_of_one_token_yield_one_new_token() {
+    let app = spawn_app().await;
+    let token = app.user_token("racer@example.com").await;
+    let attempts = (0..8).map(|_| app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null));
+    let responses = futures_util::future::join_all(attempts).await;
+    assert_eq!(responses.iter().filter(|r| r.status == 200).count(), 1);
+    assert_eq!(responses.iter().filter(|r| r.status == 401).count(), 7);
+}
+
+#[actix_web::test]
+async fn an_expired_token_is_401_but_refreshable_within_the_window() {
+    let app = spawn_app().await;
+    let (_, mut claims) = user_claims(&app).await;
+    let now = now_secs();
+    claims["iat"] = json!(now - 7200);
+    claims["exp"] = json!(now - 3600);
+    let expired = testkit::keys().sign(&claims);
+    assert_envelope(&app.me(&expired).await, 401, "UNAUTHENTICATED");
+    let refreshed = app.client.post("/api/v1/auth/refresh", Some(&expired), &Value::Null).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+
+    let window = app.settings.jwt.refresh_ttl_minutes * 60;
+    claims["jti"] = json!("too-old");
+    claims["exp"] = json!(now - window - 60);
+    let too_old = testkit::keys().sign(&claims);
+    let refused = app.client.post("/api/v1/auth/refresh", Some(&too_old), &Value::Null).await;
+    assert_envelope(&refused, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn a_revoked_token_cannot_be_refreshed_even_when_expired() {
+    let app = spawn_app().await;
+    let (token, _) = user_claims(&app).await;
+    app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
+    let response = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    assert_envelope(&response, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn forged_and_malformed_tokens_are_401() {
+    let app = spawn_app().await;
+    let (token, claims) = user_claims(&app).await;
+    let mut forged = Vec::new();
+
+    // Tampered signature: flip the last character.
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    forged.push(("tampered signature", tampered));
+
+    // Tampered payload (admin role) under the original signature.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut elevated = claims.clone();
+    elevated["role"] = json!("admin");
+    parts[1] = encode_segment(elevated.to_string().as_bytes());
+    forged.push(("tampered payload", parts.join(".")));
+
+    // alg: none.
+    let header = encode_segment(br#"{"alg":"none","typ":"JWT"}"#);
+    let body = encode_segment(claims.to_string().as_bytes());
+    forged.push(("alg none", format!("{header}.{body}.")));
+
+    // HS256 forged with a secret, including the public key as the secret.
+    for secret in [b"secret".to_vec(), testkit::keys().pair.public_pem.clone().into_bytes()] {
+        let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret)).unwrap();
+        forged.push(("HS256", hs));
+    }
+
+    // Signed by another Ed25519 key.
+    let other = common::jwt::generate_key_pair().unwrap();
+    let other_key = EncodingKey::from_ed_pem(other.private_pem.as_bytes()).unwrap();
+    forged.push((
+        "other key",
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &other_key).unwrap(),
+    ));
+
+    // Valid signature but a required claim missing or malformed.
+    for field in ["jti", "role", "iat", "sub", "exp"] {
+        let mut partial = claims.clone();
+        partial.as_object_mut().unwrap().remove(field);
+        forged.push(("missing claim", testkit::keys().sign(&partial)));
+    }
+    let mut bad_role = claims.clone();
+    bad_role["role"] = json!("superuser");
+    forged.push(("unknown role", testkit::keys().sign(&bad_role)));
+    let mut bad_sub = claims.clone();
+    bad_sub["sub"] = json!("abc");
+    forged.push(("non-numeric sub", testkit::keys().sign(&bad_sub)));
+
+    for (what, token) in forged {
+        let me = app.me(&token).await;
+        assert_envelope(&me, 401, "UNAUTHENTICATED");
+        let refresh = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+        assert_eq!(refresh.status, 401, "refresh accepted a token with {what}");
+    }
+}
