@@ -130,6 +130,12 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
 /// A Redis failure on a request path means the hot store is unreachable: the client may
 /// retry shortly, so it is `SYSTEM_BUSY`, not an internal error.
 impl From<redis::RedisError> for ApiError {

@@ -2,7 +2,7 @@
 //! fields with the per-field messages of a 422 answer. Domain types parse from what
 //! these accessors return, so handlers never see raw input.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ValidationErrors};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest};
@@ -118,9 +118,90 @@ impl FromRequest for JsonObject {
     }
 }
 
+/// `?page=&per_page=`: page ≥ 1 (default 1), per_page 1..=100 (default 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pagination {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Pagination {
+    pub const DEFAULT_PER_PAGE: u32 = 20;
+    pub const MAX_PER_PAGE: u32 = 100;
+
+    pub fn parse(page: Option<&str>, per_page: Option<&str>) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let page = errors.check(
+            "page",
+            parse_bounded(page, 1, 1, u32::MAX / Self::MAX_PER_PAGE)
+                .map_err(|_| "The page must be an integer of at least 1.".to_owned()),
+        );
+        let per_page = errors.check(
+            "per_page",
+            parse_bounded(per_page, Self::DEFAULT_PER_PAGE, 1, Self::MAX_PER_PAGE).map_err(|_| {
+                format!(
+                    "The per_page must be an integer between 1 and {}.",
+                    Self::MAX_PER_PAGE
+                )
+            }),
+        );
+        match (page, per_page) {
+            (Some(page), Some(per_page)) => Ok(Pagination { page, per_page }),
+            _ => Err(errors),
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.per_page)
+    }
+}
+
+fn parse_bounded(raw: Option<&str>, default: u32, min: u32, max: u32) -> Result<u32, ()> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pagination_defaults_and_bounds() {
+        assert_eq!(
+            Pagination::parse(None, None),
+            Ok(Pagination {
+                page: 1,
+                per_page: 20
+            })
+        );
+        let p = Pagination::parse(Some("3"), Some("100")).unwrap();
+        assert_eq!((p.offset(), p.limit()), (200, 100));
+        for (page, per_page) in [
+            (Some("0"), None),
+            (None, Some("101")),
+            (None, Some("0")),
+            (Some("x"), None),
+            (Some("-1"), None),
+        ] {
+            assert!(
+                Pagination::parse(page, per_page).is_err(),
+                "{page:?} {per_page:?}"
+            );
+        }
+        let errors = Pagination::parse(Some("0"), Some("500")).unwrap_err();
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["page", "per_page"]);
+    }
 
     fn object(json: &str) -> JsonObject {
         JsonObject::parse(json.as_bytes()).expect("a JSON object")

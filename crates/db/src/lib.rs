@@ -5,6 +5,7 @@
 pub mod schema;
 
 use anyhow::{Context, anyhow};
+use common::ApiError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
@@ -92,6 +93,16 @@ pub async fn ping(pool: &DbPool) -> Result<(), String> {
         .await
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+/// A pooled connection, or 503 `SYSTEM_BUSY` when MySQL cannot be reached in time.
+pub async fn connection(pool: &DbPool) -> Result<PooledConnection<AsyncMysqlConnection>, ApiError> {
+    pool.get().await.map_err(|error| {
+        tracing::error!(%error, "no MySQL connection available");
+        ApiError::SystemBusy {
+            retry_after_secs: 1,
+        }
+    })
 }
 
 /// Whether a diesel error is a UNIQUE constraint violation.

@@ -13,3 +13,18 @@ diesel::table! {
         updated_at -> Datetime,
     }
 }
+
+diesel::table! {
+    /// Owned by catalog-service; `stock` is also decremented by stock-writer.
+    items (id) {
+        id -> Unsigned<Bigint>,
+        name -> Varchar,
+        description -> Nullable<Text>,
+        price -> Unsigned<Bigint>,
+        stock -> Unsigned<Integer>,
+        max_per_user -> Nullable<Unsigned<Integer>>,
+        created_at -> Datetime,
+        updated_at -> Datetime,
+        deleted_at -> Nullable<Datetime>,
+    }
+}

@@ -79,7 +79,13 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.send("POST", path, token, &[], Some(body.to_string().into_bytes()))
-            .await
+        self.send(
+            "POST",
+            path,
+            token,
+            &[],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 }

@@ -7,6 +7,7 @@ pub mod configuration;
 pub mod domain;
 pub mod password;
 pub mod routes;
+pub mod seed;
 pub mod startup;
 pub mod throttle;
 pub mod tokens;

@@ -24,6 +24,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Create the demo accounts (local/testing environments only; idempotent).
+    Seed,
     /// Create an admin, or promote an existing user (password from ADMIN_PASSWORD or stdin).
     CreateAdmin {
         #[arg(long)]
@@ -67,6 +69,14 @@ async fn main() -> anyhow::Result<()> {
                 "wrote {} and {}",
                 jwt.private_key_path.display(),
                 jwt.public_key_path.display()
+            );
+        }
+        Command::Seed => {
+            let created = auth_service::seed::seed(&settings).await?;
+            println!(
+                "seeded {} account(s): {}",
+                created.len(),
+                created.join(", ")
             );
         }
         Command::CreateAdmin { email, name } => {

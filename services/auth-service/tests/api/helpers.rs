@@ -27,7 +27,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     redis.apply(&mut settings.redis);
     testkit::keys().apply(&mut settings.jwt);
     customize(&mut settings);
-    let app = Application::build(settings.clone()).await.expect("build app");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build app");
     let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
@@ -61,14 +63,24 @@ impl TestApp {
 
     /// Registers a user and returns a token from logging in.
     pub async fn user_token(&self, email: &str) -> String {
-        assert_eq!(self.register("Test User", email, "password123").await.status, 201);
+        assert_eq!(
+            self.register("Test User", email, "password123")
+                .await
+                .status,
+            201
+        );
         let login = self.login(email, "password123").await;
         assert_eq!(login.status, 200, "{}", login.body);
-        login.body["access_token"].as_str().expect("token").to_owned()
+        login.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub async fn me(&self, token: &str) -> Response {
-        self.client.post("/api/v1/auth/me", Some(token), &Value::Null).await
+        self.client
+            .post("/api/v1/auth/me", Some(token), &Value::Null)
+            .await
     }
 
     pub async fn count_users(&self, email: &str) -> i64 {
@@ -102,6 +114,14 @@ impl TestApp {
 
 pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
     assert_eq!(response.status, status, "body: {}", response.body);
-    assert_eq!(response.body["error_code"], error_code, "body: {}", response.body);
-    assert!(response.body["message"].is_string(), "body: {}", response.body);
+    assert_eq!(
+        response.body["error_code"], error_code,
+        "body: {}",
+        response.body
+    );
+    assert!(
+        response.body["message"].is_string(),
+        "body: {}",
+        response.body
+    );
 }

@@ -46,7 +46,11 @@ async fn failed_logins_are_rate_limited_per_email() {
     .await;
     app.register("Eve", "eve@example.com", "password123").await;
     for _ in 0..3 {
-        assert_envelope(&app.login("eve@example.com", "guess-guess").await, 401, "INVALID_CREDENTIALS");
+        assert_envelope(
+            &app.login("eve@example.com", "guess-guess").await,
+            401,
+            "INVALID_CREDENTIALS",
+        );
     }
     // Even the right password is refused while the email is locked.
     let locked = app.login("eve@example.com", "password123").await;
@@ -55,7 +59,10 @@ async fn failed_logins_are_rate_limited_per_email() {
     assert!((1..=120).contains(&retry_after));
     // Another email from the same address is still allowed (address limit is higher).
     app.register("Ann", "ann@example.com", "password123").await;
-    assert_eq!(app.login("ann@example.com", "password123").await.status, 200);
+    assert_eq!(
+        app.login("ann@example.com", "password123").await.status,
+        200
+    );
 }
 
 #[actix_web::test]
@@ -66,7 +73,9 @@ async fn failed_logins_are_rate_limited_per_address() {
     })
     .await;
     for i in 0..4 {
-        let response = app.login(&format!("guess{i}@example.com"), "password123").await;
+        let response = app
+            .login(&format!("guess{i}@example.com"), "password123")
+            .await;
         assert_envelope(&response, 401, "INVALID_CREDENTIALS");
     }
     let limited = app.login("guess9@example.com", "password123").await;
@@ -80,9 +89,15 @@ async fn a_successful_login_clears_the_email_count() {
     for _ in 0..2 {
         app.login("sam@example.com", "nope-nope").await;
     }
-    assert_eq!(app.login("sam@example.com", "password123").await.status, 200);
+    assert_eq!(
+        app.login("sam@example.com", "password123").await.status,
+        200
+    );
     for _ in 0..2 {
         app.login("sam@example.com", "nope-nope").await;
     }
-    assert_eq!(app.login("sam@example.com", "password123").await.status, 200);
+    assert_eq!(
+        app.login("sam@example.com", "password123").await.status,
+        200
+    );
 }

@@ -4,7 +4,9 @@ use serde_json::json;
 #[actix_web::test]
 async fn register_creates_a_user_with_a_hashed_password_and_a_working_token() {
     let app = spawn_app().await;
-    let response = app.register("Alice", "Alice@Example.com", "password123").await;
+    let response = app
+        .register("Alice", "Alice@Example.com", "password123")
+        .await;
     assert_eq!(response.status, 201, "{}", response.body);
     let user = &response.body["user"];
     assert_eq!(user["name"], "Alice");
@@ -28,10 +30,18 @@ async fn register_creates_a_user_with_a_hashed_password_and_a_working_token() {
 #[actix_web::test]
 async fn duplicate_email_is_422_and_adds_no_row() {
     let app = spawn_app().await;
-    assert_eq!(app.register("A", "dup@example.com", "password123").await.status, 201);
+    assert_eq!(
+        app.register("A", "dup@example.com", "password123")
+            .await
+            .status,
+        201
+    );
     let again = app.register("B", "DUP@example.com", "password456").await;
     assert_envelope(&again, 422, "VALIDATION_FAILED");
-    assert_eq!(again.body["errors"]["email"][0], "The email has already been taken.");
+    assert_eq!(
+        again.body["errors"]["email"][0],
+        "The email has already been taken."
+    );
     assert_eq!(app.count_users("dup@example.com").await, 1);
 }
 
@@ -58,12 +68,30 @@ async fn invalid_fields_are_named() {
     let app = spawn_app().await;
     let cases = [
         (json!({}), vec!["email", "name", "password"]),
-        (json!({"name": "", "email": "a@example.com", "password": "password123"}), vec!["name"]),
-        (json!({"name": "x".repeat(256), "email": "a@example.com", "password": "password123"}), vec!["name"]),
-        (json!({"name": "A", "email": "not-an-email", "password": "password123"}), vec!["email"]),
-        (json!({"name": "A", "email": "a@example.com", "password": "short"}), vec!["password"]),
-        (json!({"name": "A", "email": "a@example.com", "password": "p".repeat(73)}), vec!["password"]),
-        (json!({"name": 12, "email": ["a"], "password": true}), vec!["email", "name", "password"]),
+        (
+            json!({"name": "", "email": "a@example.com", "password": "password123"}),
+            vec!["name"],
+        ),
+        (
+            json!({"name": "x".repeat(256), "email": "a@example.com", "password": "password123"}),
+            vec!["name"],
+        ),
+        (
+            json!({"name": "A", "email": "not-an-email", "password": "password123"}),
+            vec!["email"],
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "password": "short"}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "password": "p".repeat(73)}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": 12, "email": ["a"], "password": true}),
+            vec!["email", "name", "password"],
+        ),
     ];
     for (body, fields) in cases {
         let response = app.client.post("/api/v1/auth/register", None, &body).await;
@@ -81,7 +109,13 @@ async fn malformed_json_is_422_in_the_envelope() {
     for body in [&b"{\"name\": "[..], b"[1, 2]", b"not json at all"] {
         let response = app
             .client
-            .send("POST", "/api/v1/auth/register", None, &[], Some(body.to_vec()))
+            .send(
+                "POST",
+                "/api/v1/auth/register",
+                None,
+                &[],
+                Some(body.to_vec()),
+            )
             .await;
         assert_envelope(&response, 422, "VALIDATION_FAILED");
         assert!(response.body["errors"]["body"].is_array());
@@ -102,11 +136,21 @@ async fn unknown_routes_answer_in_the_envelope_and_responses_carry_a_request_id(
     let app = spawn_app().await;
     let response = app.client.get("/api/v1/nowhere", None).await;
     assert_envelope(&response, 404, "NOT_FOUND");
-    assert!(response.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert!(
+        response
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
 
     let echoed = app
         .client
-        .send("GET", "/healthz", None, &[("X-Request-Id", "trace-abc-123")], None)
+        .send(
+            "GET",
+            "/healthz",
+            None,
+            &[("X-Request-Id", "trace-abc-123")],
+            None,
+        )
         .await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-abc-123"));
 }
@@ -119,7 +163,8 @@ async fn operational_endpoints_report_health_readiness_and_metrics() {
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body["checks"]["mysql"], "ok");
     assert_eq!(ready.body["checks"]["redis"], "ok");
-    app.register("M", "metrics@example.com", "password123").await;
+    app.register("M", "metrics@example.com", "password123")
+        .await;
     let metrics = app.client.get("/metrics", None).await;
     let text = String::from_utf8(metrics.raw).unwrap();
     assert!(text.contains("route=\"/api/v1/auth/register\""), "{text}");

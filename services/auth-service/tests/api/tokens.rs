@@ -35,11 +35,17 @@ async fn me_without_a_token_is_401_with_the_reference_message() {
 async fn logout_kills_the_token() {
     let app = spawn_app().await;
     let token = app.user_token("out@example.com").await;
-    let response = app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
+    let response = app
+        .client
+        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body["message"], "Successfully logged out");
     assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
-    let again = app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
+    let again = app
+        .client
+        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
+        .await;
     assert_envelope(&again, 401, "UNAUTHENTICATED");
 }
 
@@ -47,13 +53,19 @@ async fn logout_kills_the_token() {
 async fn refresh_returns_a_different_token_and_revokes_the_old_one() {
     let app = spawn_app().await;
     let token = app.user_token("fresh@example.com").await;
-    let response = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    let response = app
+        .client
+        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+        .await;
     assert_eq!(response.status, 200, "{}", response.body);
     let new_token = response.body["access_token"].as_str().unwrap();
     assert_ne!(new_token, token);
     assert_eq!(app.me(new_token).await.status, 200);
     assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
-    let reuse = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    let reuse = app
+        .client
+        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+        .await;
     assert_envelope(&reuse, 401, "UNAUTHENTICATED");
 }
 
@@ -61,7 +73,10 @@ async fn refresh_returns_a_different_token_and_revokes_the_old_one() {
 async fn racing_refreshes_of_one_token_yield_one_new_token() {
     let app = spawn_app().await;
     let token = app.user_token("racer@example.com").await;
-    let attempts = (0..8).map(|_| app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null));
+    let attempts = (0..8).map(|_| {
+        app.client
+            .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+    });
     let responses = futures_util::future::join_all(attempts).await;
     assert_eq!(responses.iter().filter(|r| r.status == 200).count(), 1);
     assert_eq!(responses.iter().filter(|r| r.status == 401).count(), 7);
@@ -76,14 +91,20 @@ async fn an_expired_token_is_401_but_refreshable_within_the_window() {
     claims["exp"] = json!(now - 3600);
     let expired = testkit::keys().sign(&claims);
     assert_envelope(&app.me(&expired).await, 401, "UNAUTHENTICATED");
-    let refreshed = app.client.post("/api/v1/auth/refresh", Some(&expired), &Value::Null).await;
+    let refreshed = app
+        .client
+        .post("/api/v1/auth/refresh", Some(&expired), &Value::Null)
+        .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
     let window = app.settings.jwt.refresh_ttl_minutes * 60;
     claims["jti"] = json!("too-old");
     claims["exp"] = json!(now - window - 60);
     let too_old = testkit::keys().sign(&claims);
-    let refused = app.client.post("/api/v1/auth/refresh", Some(&too_old), &Value::Null).await;
+    let refused = app
+        .client
+        .post("/api/v1/auth/refresh", Some(&too_old), &Value::Null)
+        .await;
     assert_envelope(&refused, 401, "UNAUTHENTICATED");
 }
 
@@ -91,8 +112,13 @@ async fn an_expired_token_is_401_but_refreshable_within_the_window() {
 async fn a_revoked_token_cannot_be_refreshed_even_when_expired() {
     let app = spawn_app().await;
     let (token, _) = user_claims(&app).await;
-    app.client.post("/api/v1/auth/logout", Some(&token), &Value::Null).await;
-    let response = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+    app.client
+        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
+        .await;
+    let response = app
+        .client
+        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+        .await;
     assert_envelope(&response, 401, "UNAUTHENTICATED");
 }
 
@@ -121,8 +147,16 @@ async fn forged_and_malformed_tokens_are_401() {
     forged.push(("alg none", format!("{header}.{body}.")));
 
     // HS256 forged with a secret, including the public key as the secret.
-    for secret in [b"secret".to_vec(), testkit::keys().pair.public_pem.clone().into_bytes()] {
-        let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret)).unwrap();
+    for secret in [
+        b"secret".to_vec(),
+        testkit::keys().pair.public_pem.clone().into_bytes(),
+    ] {
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
         forged.push(("HS256", hs));
     }
 
@@ -150,7 +184,10 @@ async fn forged_and_malformed_tokens_are_401() {
     for (what, token) in forged {
         let me = app.me(&token).await;
         assert_envelope(&me, 401, "UNAUTHENTICATED");
-        let refresh = app.client.post("/api/v1/auth/refresh", Some(&token), &Value::Null).await;
+        let refresh = app
+            .client
+            .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+            .await;
         assert_eq!(refresh.status, 401, "refresh accepted a token with {what}");
     }
 }

@@ -1,0 +1,39 @@
+//! The Redis side of inventory, shared by catalog-service, purchase-service and
+//! stock-writer: the key layout (every key of one item carries the hash tag `{<id>}`, so
+//! an item's keys share a Redis Cluster slot and one script may touch them together),
+//! the item state store, and the distributed lock that serializes work on one item.
+
+pub mod keys;
+pub mod lock;
+pub mod store;
+
+pub use keys::ItemKeys;
+pub use lock::DistributedLock;
+pub use store::ItemStore;
+
+/// What can go wrong talking to the inventory in Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("lock {key} still held after {attempts} attempts")]
+    LockBusy { key: String, attempts: u32 },
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Pool(#[from] deadpool_redis::PoolError),
+}
+
+/// Every inventory failure is transient from a client's point of view: busy, retry.
+impl From<Error> for common::ApiError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::LockBusy { key, attempts } => {
+                tracing::warn!(%key, attempts, "lock retries exhausted");
+                common::ApiError::SystemBusy {
+                    retry_after_secs: 1,
+                }
+            }
+            Error::Redis(e) => e.into(),
+            Error::Pool(e) => e.into(),
+        }
+    }
+}

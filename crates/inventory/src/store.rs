@@ -1,0 +1,131 @@
+//! An item's sale state in Redis: live stock, on-sale flag and per-user limit. The
+//! purchase path changes stock atomically in its own script; this store is for the
+//! catalog's reads and admin writes, the start-up warm-up and sync-stock.
+
+use crate::Error;
+use crate::keys::ItemKeys;
+use common::redis::{Keyspace, RedisPool};
+use redis::AsyncCommands;
+
+/// What Redis must know of an item to sell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemState {
+    pub id: u64,
+    pub stock: u32,
+    pub max_per_user: Option<u32>,
+    pub on_sale: bool,
+}
+
+#[derive(Clone)]
+pub struct ItemStore {
+    redis: RedisPool,
+    keys: Keyspace,
+}
+
+/// How many items a warm-up writes per round trip.
+const WARM_BATCH: usize = 500;
+
+impl ItemStore {
+    pub fn new(redis: RedisPool, keys: Keyspace) -> Self {
+        ItemStore { redis, keys }
+    }
+
+    pub fn keys(&self, item_id: u64) -> ItemKeys {
+        ItemKeys::new(&self.keys, item_id)
+    }
+
+    pub fn redis(&self) -> &RedisPool {
+        &self.redis
+    }
+
+    /// Live stock of several items in one round trip (a pipeline, which a cluster
+    /// client can split by slot); `None` where Redis has no figure.
+    pub async fn stocks(&self, ids: &[u64]) -> Result<Vec<Option<u64>>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.get(self.keys(*id).stock());
+        }
+        let mut conn = self.redis.get().await?;
+        Ok(pipe.query_async(&mut conn).await?)
+    }
+
+    /// Writes an item's whole state, replacing what was there (a new item).
+    pub async fn put(&self, state: &ItemState) -> Result<(), Error> {
+        let keys = self.keys(state.id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(keys.stock(), state.stock)
+            .ignore()
+            .hset_multiple(
+                keys.meta(),
+                &[
+                    ("on_sale", u32::from(state.on_sale)),
+                    ("limit", state.max_per_user.unwrap_or(0)),
+                ],
+            )
+            .ignore();
+        let mut conn = self.redis.get().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Loads items Redis does not know yet, never overwriting a figure it has (Redis
+    /// is ahead of MySQL while sales are being persisted). A deleted item is always
+    /// taken off sale. Returns how many stock figures were loaded.
+    pub async fn warm(&self, states: &[ItemState]) -> Result<usize, Error> {
+        let mut loaded = 0;
+        let mut conn = self.redis.get().await?;
+        for batch in states.chunks(WARM_BATCH) {
+            let mut pipe = redis::pipe();
+            for state in batch {
+                let keys = self.keys(state.id);
+                pipe.set_nx(keys.stock(), state.stock);
+                if state.on_sale {
+                    pipe.hset_nx(keys.meta(), "on_sale", 1).ignore();
+                } else {
+                    pipe.hset(keys.meta(), "on_sale", 0).ignore();
+                }
+                pipe.hset_nx(keys.meta(), "limit", state.max_per_user.unwrap_or(0))
+                    .ignore();
+            }
+            let set: Vec<bool> = pipe.query_async(&mut conn).await?;
+            loaded += set.into_iter().filter(|s| *s).count();
+        }
+        Ok(loaded)
+    }
+
+    pub async fn set_on_sale(&self, item_id: u64, on_sale: bool) -> Result<(), Error> {
+        let mut conn = self.redis.get().await?;
+        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), "on_sale", u32::from(on_sale))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_limit(&self, item_id: u64, max_per_user: Option<u32>) -> Result<(), Error> {
+        let mut conn = self.redis.get().await?;
+        conn.hset::<_, _, _, ()>(
+            self.keys(item_id).meta(),
+            "limit",
+            max_per_user.unwrap_or(0),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Adds (or, negative, removes) stock; returns the new figure.
+    pub async fn add_stock(&self, item_id: u64, delta: i64) -> Result<i64, Error> {
+        let mut conn = self.redis.get().await?;
+        Ok(conn.incr(self.keys(item_id).stock(), delta).await?)
+    }
+
+    /// Removes an item's sale state (undoing a creation that did not commit).
+    pub async fn forget(&self, item_id: u64) -> Result<(), Error> {
+        let keys = self.keys(item_id);
+        let mut conn = self.redis.get().await?;
+        conn.del::<_, ()>(&[keys.stock(), keys.meta()]).await?;
+        Ok(())
+    }
+}

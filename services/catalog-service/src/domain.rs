@@ -1,0 +1,247 @@
+//! Catalog input parsed into types that only hold valid values: a new item, a partial
+//! update and a restock quantity. Handlers pass these on; queries never see raw JSON.
+
+use common::ValidationErrors;
+use common::input::JsonObject;
+
+pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// Prices are integer minor units (cents); this bound keeps sums far from overflow.
+pub const MAX_PRICE: i64 = 1_000_000_000_000;
+/// Stock is an `INT UNSIGNED` column; a bound well inside it leaves room for restocks.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+pub const MAX_PER_USER: i64 = 1_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("The name field is required.".into());
+        }
+        if trimmed.chars().count() > MAX_NAME_CHARS {
+            return Err(format!(
+                "The name may not be greater than {MAX_NAME_CHARS} characters."
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("The name may not contain control characters.".into());
+        }
+        Ok(ItemName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn description(raw: Option<&str>) -> Result<Option<String>, String> {
+    match raw {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => Err(format!(
+            "The description may not be greater than {MAX_DESCRIPTION_CHARS} characters."
+        )),
+        Some(text) => Ok(Some(text.to_owned())),
+        None => Ok(None),
+    }
+}
+
+fn bounded(field: &str, value: i64, min: i64, max: i64) -> Result<i64, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("The {field} must be between {min} and {max}."))
+    }
+}
+
+fn price(value: i64) -> Result<u64, String> {
+    bounded("price", value, 0, MAX_PRICE).map(|v| v as u64)
+}
+
+fn stock(value: i64) -> Result<u32, String> {
+    bounded("stock", value, 0, MAX_STOCK).map(|v| v as u32)
+}
+
+fn max_per_user(value: Option<i64>) -> Result<Option<u32>, String> {
+    value
+        .map(|v| bounded("max_per_user", v, 1, MAX_PER_USER).map(|v| v as u32))
+        .transpose()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    pub name: ItemName,
+    pub description: Option<String>,
+    pub price: u64,
+    pub stock: u32,
+    pub max_per_user: Option<u32>,
+}
+
+impl NewItem {
+    pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = errors.check("name", body.string("name").and_then(ItemName::parse));
+        let description = errors.check(
+            "description",
+            body.optional_string("description").and_then(description),
+        );
+        let price = errors.check("price", body.integer("price").and_then(price));
+        let stock = errors.check("stock", body.integer("stock").and_then(stock));
+        let max_per_user = errors.check(
+            "max_per_user",
+            body.optional_integer("max_per_user").and_then(max_per_user),
+        );
+        match (name, description, price, stock, max_per_user) {
+            (Some(name), Some(description), Some(price), Some(stock), Some(max_per_user)) => {
+                Ok(NewItem {
+                    name,
+                    description,
+                    price,
+                    stock,
+                    max_per_user,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A partial update. `Some(None)` clears a nullable field. Stock is not here: it only
+/// changes through restock and purchases, so Redis and MySQL stay in step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemChanges {
+    pub name: Option<ItemName>,
+    pub description: Option<Option<String>>,
+    pub price: Option<u64>,
+    pub max_per_user: Option<Option<u32>>,
+}
+
+impl ItemChanges {
+    pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let mut changes = ItemChanges::default();
+        if body.contains("name") {
+            changes.name = errors.check("name", body.string("name").and_then(ItemName::parse));
+        }
+        if body.contains("description") {
+            changes.description = errors.check(
+                "description",
+                body.optional_string("description").and_then(description),
+            );
+        }
+        if body.contains("price") {
+            changes.price = errors.check("price", body.integer("price").and_then(price));
+        }
+        if body.contains("max_per_user") {
+            changes.max_per_user = errors.check(
+                "max_per_user",
+                body.optional_integer("max_per_user").and_then(max_per_user),
+            );
+        }
+        if body.contains("stock") {
+            errors.add(
+                "stock",
+                "The stock cannot be set directly; use POST /items/{id}/restock.",
+            );
+        }
+        if errors.is_empty() && changes == ItemChanges::default() {
+            errors.add(
+                "body",
+                "Send at least one of name, description, price, max_per_user.",
+            );
+        }
+        if errors.is_empty() {
+            Ok(changes)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Units to add to an item's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestockQuantity(u32);
+
+impl RestockQuantity {
+    pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let quantity = errors.check(
+            "quantity",
+            body.integer("quantity")
+                .and_then(|q| bounded("quantity", q, 1, MAX_STOCK).map(|q| q as u32)),
+        );
+        quantity.map(RestockQuantity).ok_or(errors)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck_macros::quickcheck;
+
+    fn body(json: &str) -> JsonObject {
+        JsonObject::parse(json.as_bytes()).unwrap()
+    }
+
+    fn fields(errors: ValidationErrors) -> Vec<String> {
+        errors.fields().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_full_item_parses() {
+        let item = NewItem::parse(&body(
+            r#"{"name": " Lamp ", "description": "bright", "price": 1999, "stock": 5, "max_per_user": 2}"#,
+        ))
+        .unwrap();
+        assert_eq!(item.name.as_str(), "Lamp");
+        assert_eq!(
+            (item.price, item.stock, item.max_per_user),
+            (1999, 5, Some(2))
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let errors = NewItem::parse(&body(
+            r#"{"name": "", "description": 3, "price": -1, "stock": 1.5, "max_per_user": 0}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            fields(errors),
+            ["description", "max_per_user", "name", "price", "stock"]
+        );
+        let missing = NewItem::parse(&body("{}")).unwrap_err();
+        assert_eq!(fields(missing), ["name", "price", "stock"]);
+    }
+
+    #[test]
+    fn changes_are_partial_and_refuse_stock() {
+        let changes = ItemChanges::parse(&body(r#"{"max_per_user": null}"#)).unwrap();
+        assert_eq!(changes.max_per_user, Some(None));
+        assert_eq!(changes.name, None);
+        assert_eq!(
+            fields(ItemChanges::parse(&body(r#"{"stock": 5}"#)).unwrap_err()),
+            ["stock"]
+        );
+        assert_eq!(
+            fields(ItemChanges::parse(&body("{}")).unwrap_err()),
+            ["body"]
+        );
+    }
+
+    #[quickcheck]
+    fn restock_accepts_exactly_the_bounds(quantity: i64) -> bool {
+        let parsed = RestockQuantity::parse(&body(&format!(r#"{{"quantity": {quantity}}}"#)));
+        parsed.is_ok() == (1..=MAX_STOCK).contains(&quantity)
+    }
+
+    #[quickcheck]
+    fn stock_never_parses_negative(value: i64) -> bool {
+        stock(value).is_ok() == (0..=MAX_STOCK).contains(&value)
+    }
+}

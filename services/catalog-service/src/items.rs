@@ -1,0 +1,174 @@
+//! The `items` table: the model and the queries catalog-service runs against it.
+//! Reads skip soft-deleted rows; stock only moves by checked relative updates.
+
+use crate::domain::{ItemChanges, NewItem};
+use chrono::NaiveDateTime;
+use db::schema::items;
+use diesel::prelude::*;
+use diesel::sql_types::{Bigint, Datetime, Nullable, Unsigned};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use inventory::store::ItemState;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = items)]
+#[diesel(check_for_backend(diesel::mysql::Mysql))]
+pub struct Item {
+    pub id: u64,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: u64,
+    pub stock: u32,
+    pub max_per_user: Option<u32>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+impl Item {
+    pub fn state(&self) -> ItemState {
+        ItemState {
+            id: self.id,
+            stock: self.stock,
+            max_per_user: self.max_per_user,
+            on_sale: self.deleted_at.is_none(),
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = items)]
+struct NewRow<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    price: u64,
+    stock: u32,
+    max_per_user: Option<u32>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = items)]
+struct ChangeRow<'a> {
+    name: Option<&'a str>,
+    description: Option<Option<&'a str>>,
+    price: Option<u64>,
+    max_per_user: Option<Option<u32>>,
+}
+
+pub async fn page(
+    conn: &mut AsyncMysqlConnection,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Item>, i64)> {
+    let rows = items::table
+        .filter(items::deleted_at.is_null())
+        .order(items::id.asc())
+        .offset(offset)
+        .limit(limit)
+        .select(Item::as_select())
+        .load(conn)
+        .await?;
+    let total = items::table
+        .filter(items::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn find_live(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResult<Option<Item>> {
+    items::table
+        .find(id)
+        .filter(items::deleted_at.is_null())
+        .select(Item::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Every item, deleted ones included, for warming Redis.
+pub async fn all(conn: &mut AsyncMysqlConnection) -> QueryResult<Vec<Item>> {
+    items::table
+        .order(items::id.asc())
+        .select(Item::as_select())
+        .load(conn)
+        .await
+}
+
+/// Inserts an item and returns it; call inside a transaction (LAST_INSERT_ID is per
+/// connection).
+pub async fn insert(conn: &mut AsyncMysqlConnection, new: &NewItem) -> QueryResult<Item> {
+    diesel::insert_into(items::table)
+        .values(NewRow {
+            name: new.name.as_str(),
+            description: new.description.as_deref(),
+            price: new.price,
+            stock: new.stock,
+            max_per_user: new.max_per_user,
+        })
+        .execute(conn)
+        .await?;
+    let id: u64 = diesel::select(diesel::dsl::sql::<Unsigned<Bigint>>("LAST_INSERT_ID()"))
+        .get_result(conn)
+        .await?;
+    items::table
+        .find(id)
+        .select(Item::as_select())
+        .first(conn)
+        .await
+}
+
+/// Applies changes to a live item; false when there is no such item.
+pub async fn update(
+    conn: &mut AsyncMysqlConnection,
+    id: u64,
+    changes: &ItemChanges,
+) -> QueryResult<bool> {
+    let row = ChangeRow {
+        name: changes.name.as_ref().map(|n| n.as_str()),
+        description: changes.description.as_ref().map(|d| d.as_deref()),
+        price: changes.price,
+        max_per_user: changes.max_per_user,
+    };
+    let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
+        .set(row)
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+pub async fn soft_delete(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResult<bool> {
+    let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
+        .set(items::deleted_at.eq(diesel::dsl::sql::<Nullable<Datetime>>(
+            "CURRENT_TIMESTAMP(6)",
+        )))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Adds stock to a live item; false when there is no such item. The column is
+/// unsigned, so MySQL itself refuses a result out of range.
+pub async fn add_stock(
+    conn: &mut AsyncMysqlConnection,
+    id: u64,
+    quantity: u32,
+) -> QueryResult<bool> {
+    let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
+        .set(items::stock.eq(items::stock + quantity))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+pub async fn find_live_by_name(
+    conn: &mut AsyncMysqlConnection,
+    name: &str,
+) -> QueryResult<Option<Item>> {
+    items::table
+        .filter(items::name.eq(name))
+        .filter(items::deleted_at.is_null())
+        .select(Item::as_select())
+        .first(conn)
+        .await
+        .optional()
+}

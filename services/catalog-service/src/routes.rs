@@ -1,0 +1,100 @@
+//! HTTP handlers for `/api/v1/items*` (purchase excepted): parse, call [`Catalog`], map.
+
+use crate::catalog::{Catalog, ItemView};
+use crate::domain::{ItemChanges, NewItem, RestockQuantity};
+use actix_web::{HttpResponse, web};
+use common::ApiError;
+use common::auth::AdminUser;
+use common::input::{JsonObject, Pagination};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/items")
+            .route("", web::get().to(list))
+            .route("", web::post().to(create))
+            .route("/{id}", web::get().to(show))
+            .route("/{id}", web::patch().to(update))
+            .route("/{id}", web::delete().to(delete))
+            .route("/{id}/restock", web::post().to(restock)),
+    );
+}
+
+pub fn item_json(view: &ItemView) -> Value {
+    let item = &view.item;
+    json!({
+        "id": item.id,
+        "name": item.name,
+        "description": item.description,
+        "price": item.price,
+        "stock": view.stock,
+        "max_per_user": item.max_per_user,
+        "created_at": item.created_at.and_utc().to_rfc3339(),
+        "updated_at": item.updated_at.and_utc().to_rfc3339(),
+    })
+}
+
+async fn list(
+    catalog: web::Data<Catalog>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let pagination = Pagination::parse(
+        query.get("page").map(String::as_str),
+        query.get("per_page").map(String::as_str),
+    )
+    .map_err(ApiError::Validation)?;
+    let (items, total) = catalog.page(pagination).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": items.iter().map(item_json).collect::<Vec<_>>(),
+        "page": pagination.page,
+        "per_page": pagination.per_page,
+        "total": total,
+    })))
+}
+
+async fn show(catalog: web::Data<Catalog>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let view = catalog.get(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(item_json(&view)))
+}
+
+async fn create(
+    catalog: web::Data<Catalog>,
+    _: AdminUser,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let new = NewItem::parse(&body).map_err(ApiError::Validation)?;
+    let view = catalog.create(new).await?;
+    Ok(HttpResponse::Created().json(item_json(&view)))
+}
+
+async fn update(
+    catalog: web::Data<Catalog>,
+    _: AdminUser,
+    id: web::Path<u64>,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let changes = ItemChanges::parse(&body).map_err(ApiError::Validation)?;
+    let view = catalog.update(id.into_inner(), changes).await?;
+    Ok(HttpResponse::Ok().json(item_json(&view)))
+}
+
+async fn delete(
+    catalog: web::Data<Catalog>,
+    _: AdminUser,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    catalog.delete(id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn restock(
+    catalog: web::Data<Catalog>,
+    _: AdminUser,
+    id: web::Path<u64>,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let quantity = RestockQuantity::parse(&body).map_err(ApiError::Validation)?;
+    let view = catalog.restock(id.into_inner(), quantity).await?;
+    Ok(HttpResponse::Ok().json(item_json(&view)))
+}

@@ -1,0 +1,107 @@
+//! Builds the catalog-service from its settings (tests start it on port 0) and warms
+//! Redis from MySQL before serving.
+
+use crate::catalog::Catalog;
+use crate::configuration::Settings;
+use crate::routes;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use common::auth::Authenticator;
+use common::http::Readiness;
+use common::jwt::JwtVerifier;
+use common::metrics::Metrics;
+use common::redis::Keyspace;
+use inventory::{DistributedLock, ItemStore};
+use std::net::TcpListener;
+use std::time::Duration;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+pub fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
+    let redis = common::redis::pool(&settings.redis)?;
+    Ok(Catalog {
+        db: db::pool(&settings.database.url(), settings.database.pool_size)?,
+        store: ItemStore::new(
+            redis.clone(),
+            Keyspace::new(settings.redis.key_prefix.clone()),
+        ),
+        lock: DistributedLock::new(redis, settings.lock.clone()),
+    })
+}
+
+/// Warms Redis now, or keeps retrying in the background while a dependency is down.
+async fn warm_up(catalog: Catalog) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match catalog.warm_up().await {
+            Ok(loaded) => {
+                tracing::info!(loaded, "Redis warmed from MySQL");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "warm-up failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.database.run_migrations {
+            db::run_migrations(&settings.database.url()).await?;
+        }
+        let catalog = catalog(&settings)?;
+        if catalog.warm_up().await.is_err() {
+            tokio::spawn(warm_up(catalog.clone()));
+        }
+        let authenticator = Authenticator {
+            verifier: JwtVerifier::from_settings(&settings.jwt)?,
+            redis: catalog.store.redis().clone(),
+            keys: Keyspace::new(settings.redis.key_prefix.clone()),
+        };
+        let pool = catalog.db.clone();
+        let readiness = Readiness::default()
+            .with_redis(catalog.store.redis().clone())
+            .with_check("mysql", move || {
+                let pool = pool.clone();
+                async move { db::ping(&pool).await }
+            });
+
+        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(Metrics::new(&settings.app.name));
+        let catalog = web::Data::new(catalog);
+        let authenticator = web::Data::new(authenticator);
+        let readiness = web::Data::new(readiness);
+        let body_limit = settings.app.body_limit_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(common::telemetry::observe))
+                .app_data(metrics.clone())
+                .app_data(catalog.clone())
+                .app_data(authenticator.clone())
+                .app_data(readiness.clone())
+                .configure(routes::configure)
+                .configure(|cfg| common::http::configure(cfg, body_limit))
+        })
+        .shutdown_timeout(settings.app.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "catalog-service listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

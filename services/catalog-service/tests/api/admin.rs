@@ -1,0 +1,197 @@
+use crate::helpers::{assert_envelope, error_fields, spawn_app};
+use serde_json::{Value, json};
+
+#[actix_web::test]
+async fn admin_writes_need_an_admin_token() {
+    let app = spawn_app().await;
+    let id = app.item_with_stock(5).await;
+    let body = Some(
+        json!({"name": "x", "price": 1, "stock": 1})
+            .to_string()
+            .into_bytes(),
+    );
+    let writes = [
+        ("POST", "/api/v1/items".to_owned()),
+        ("PATCH", format!("/api/v1/items/{id}")),
+        ("DELETE", format!("/api/v1/items/{id}")),
+        ("POST", format!("/api/v1/items/{id}/restock")),
+    ];
+    for (method, path) in &writes {
+        let anonymous = app.client.send(method, path, None, &[], body.clone()).await;
+        assert_envelope(&anonymous, 401, "UNAUTHENTICATED");
+        let user = app
+            .client
+            .send(method, path, Some(&app.user), &[], body.clone())
+            .await;
+        assert_envelope(&user, 403, "FORBIDDEN");
+    }
+    assert_eq!(app.mysql_stock(id).await, 5);
+    assert_eq!(app.client.get("/api/v1/items", None).await.body["total"], 1);
+}
+
+#[actix_web::test]
+async fn create_update_restock_delete_keep_mysql_and_redis_in_step() {
+    let app = spawn_app().await;
+    let created = app
+        .create_item(json!({"name": "Lamp", "description": "bright", "price": 2500, "stock": 8, "max_per_user": 2}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_u64().unwrap();
+    assert_eq!(created.body["max_per_user"], 2);
+    assert_eq!(app.redis_stock(id).await, Some(8));
+    assert_eq!(app.redis_on_sale(id).await, Some(1));
+
+    let path = format!("/api/v1/items/{id}");
+    let patch = |body: Value| {
+        let (client, admin, path) = (app.client.clone(), app.admin.clone(), path.clone());
+        async move {
+            client
+                .send(
+                    "PATCH",
+                    &path,
+                    Some(&admin),
+                    &[],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+        }
+    };
+    let updated = patch(json!({"name": "Desk Lamp", "price": 2700, "max_per_user": null})).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["name"], "Desk Lamp");
+    assert_eq!(updated.body["price"], 2700);
+    assert_eq!(updated.body["description"], "bright");
+    assert_eq!(updated.body["max_per_user"], Value::Null);
+    assert_eq!(updated.body["stock"], 8);
+
+    let restocked = app.restock(id, json!(5)).await;
+    assert_eq!(restocked.status, 200, "{}", restocked.body);
+    assert_eq!(restocked.body["stock"], 13);
+    assert_eq!(app.mysql_stock(id).await, 13);
+    assert_eq!(app.redis_stock(id).await, Some(13));
+
+    let deleted = app
+        .client
+        .send("DELETE", &path, Some(&app.admin), &[], None)
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(app.redis_on_sale(id).await, Some(0));
+    assert_envelope(&app.restock(id, json!(1)).await, 404, "NOT_FOUND");
+    assert_envelope(&patch(json!({"price": 1})).await, 404, "NOT_FOUND");
+    let again = app
+        .client
+        .send("DELETE", &path, Some(&app.admin), &[], None)
+        .await;
+    assert_envelope(&again, 404, "NOT_FOUND");
+    assert_eq!(app.mysql_stock(id).await, 13);
+}
+
+#[actix_web::test]
+async fn every_admin_field_is_validated_by_name() {
+    let app = spawn_app().await;
+    let create_cases = [
+        (json!({}), vec!["name", "price", "stock"]),
+        (json!({"name": "", "price": 1, "stock": 1}), vec!["name"]),
+        (
+            json!({"name": "n".repeat(256), "price": 1, "stock": 1}),
+            vec!["name"],
+        ),
+        (
+            json!({"name": "A", "description": 7, "price": 1, "stock": 1}),
+            vec!["description"],
+        ),
+        (
+            json!({"name": "A", "description": "d".repeat(10_001), "price": 1, "stock": 1}),
+            vec!["description"],
+        ),
+        (json!({"name": "A", "price": -1, "stock": 1}), vec!["price"]),
+        (
+            json!({"name": "A", "price": "12", "stock": 1}),
+            vec!["price"],
+        ),
+        (json!({"name": "A", "price": 1, "stock": -1}), vec!["stock"]),
+        (
+            json!({"name": "A", "price": 1, "stock": 2.5}),
+            vec!["stock"],
+        ),
+        (
+            json!({"name": "A", "price": 1, "stock": 5_000_000_000u64}),
+            vec!["stock"],
+        ),
+        (
+            json!({"name": "A", "price": 1, "stock": 1, "max_per_user": 0}),
+            vec!["max_per_user"],
+        ),
+        (
+            json!({"name": "A", "price": 1, "stock": 1, "max_per_user": "two"}),
+            vec!["max_per_user"],
+        ),
+    ];
+    for (body, fields) in create_cases {
+        let response = app.create_item(body.clone()).await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&response), fields, "for {body}");
+    }
+    assert_eq!(app.client.get("/api/v1/items", None).await.body["total"], 0);
+
+    let id = app.item_with_stock(4).await;
+    let path = format!("/api/v1/items/{id}");
+    for (body, field) in [
+        (json!({}), "body"),
+        (json!({"stock": 100}), "stock"),
+        (json!({"name": null}), "name"),
+        (json!({"price": 1.5}), "price"),
+        (json!({"max_per_user": -3}), "max_per_user"),
+    ] {
+        let response = app
+            .client
+            .send(
+                "PATCH",
+                &path,
+                Some(&app.admin),
+                &[],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&response), [field], "for {body}");
+    }
+    for quantity in [
+        json!(0),
+        json!(-2),
+        json!("abc"),
+        json!(null),
+        json!(1.5),
+        json!(2_000_000_000),
+    ] {
+        let response = app.restock(id, quantity.clone()).await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&response), ["quantity"], "for {quantity}");
+    }
+    let malformed = app
+        .client
+        .send(
+            "POST",
+            "/api/v1/items",
+            Some(&app.admin),
+            &[],
+            Some(b"{oops".to_vec()),
+        )
+        .await;
+    assert_envelope(&malformed, 422, "VALIDATION_FAILED");
+    assert_eq!(app.mysql_stock(id).await, 4);
+    assert_eq!(app.redis_stock(id).await, Some(4));
+}
+
+#[actix_web::test]
+async fn restock_beyond_the_column_range_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let id = app.item_with_stock(1_000_000_000).await;
+    for _ in 0..3 {
+        assert_eq!(app.restock(id, json!(1_000_000_000)).await.status, 200);
+    }
+    let refused = app.restock(id, json!(1_000_000_000)).await;
+    assert_envelope(&refused, 422, "VALIDATION_FAILED");
+    assert_eq!(app.mysql_stock(id).await, 4_000_000_000);
+    assert_eq!(app.redis_stock(id).await, Some(4_000_000_000));
+}

@@ -1,0 +1,119 @@
+use crate::helpers::{assert_envelope, error_fields, spawn_app};
+use redis::AsyncCommands;
+use serde_json::json;
+
+#[actix_web::test]
+async fn pagination_bounds_and_totals() {
+    let app = spawn_app().await;
+    for i in 0..25 {
+        let response = app
+            .create_item(json!({ "name": format!("Item {i:02}"), "price": 100 + i, "stock": i }))
+            .await;
+        assert_eq!(response.status, 201);
+    }
+    let first = app.client.get("/api/v1/items", None).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["total"], 25);
+    assert_eq!(first.body["page"], 1);
+    assert_eq!(first.body["per_page"], 20);
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 20);
+    assert_eq!(first.body["data"][0]["name"], "Item 00");
+
+    let second = app
+        .client
+        .get("/api/v1/items?page=2&per_page=20", None)
+        .await;
+    let names: Vec<_> = second.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 5);
+    assert_eq!(names[0], "Item 20");
+
+    let all = app.client.get("/api/v1/items?per_page=100", None).await;
+    assert_eq!(all.body["data"].as_array().unwrap().len(), 25);
+    let beyond = app.client.get("/api/v1/items?page=9", None).await;
+    assert_eq!(beyond.body["data"].as_array().unwrap().len(), 0);
+    assert_eq!(beyond.body["total"], 25);
+
+    for (query, field) in [
+        ("per_page=101", "per_page"),
+        ("per_page=0", "per_page"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("per_page=-5", "per_page"),
+    ] {
+        let response = app
+            .client
+            .get(&format!("/api/v1/items?{query}"), None)
+            .await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&response), [field], "{query}");
+    }
+}
+
+#[actix_web::test]
+async fn stock_is_the_live_redis_figure_with_mysql_as_fallback() {
+    let app = spawn_app().await;
+    let id = app.item_with_stock(10).await;
+    let mut redis = app.redis.connection().await;
+    redis
+        .set::<_, _, ()>(app.keys(id).stock(), 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.client
+            .get(&format!("/api/v1/items/{id}"), None)
+            .await
+            .body["stock"],
+        7
+    );
+    assert_eq!(
+        app.client.get("/api/v1/items", None).await.body["data"][0]["stock"],
+        7
+    );
+
+    redis.del::<_, ()>(app.keys(id).stock()).await.unwrap();
+    let item = app.client.get(&format!("/api/v1/items/{id}"), None).await;
+    assert_eq!(item.status, 200);
+    assert_eq!(item.body["stock"], 10);
+    assert_eq!(
+        app.client.get("/api/v1/items", None).await.body["data"][0]["stock"],
+        10
+    );
+}
+
+#[actix_web::test]
+async fn absent_and_deleted_items_are_404_and_bad_ids_422() {
+    let app = spawn_app().await;
+    assert_envelope(
+        &app.client.get("/api/v1/items/999999", None).await,
+        404,
+        "NOT_FOUND",
+    );
+    let id = app.item_with_stock(3).await;
+    let deleted = app
+        .client
+        .send(
+            "DELETE",
+            &format!("/api/v1/items/{id}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_envelope(
+        &app.client.get(&format!("/api/v1/items/{id}"), None).await,
+        404,
+        "NOT_FOUND",
+    );
+    assert_eq!(app.client.get("/api/v1/items", None).await.body["total"], 0);
+    for bad in ["abc", "-1", "1.5", "99999999999999999999999"] {
+        let response = app.client.get(&format!("/api/v1/items/{bad}"), None).await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&response), ["id"]);
+    }
+}

@@ -1,0 +1,85 @@
+use crate::helpers::{TestApp, spawn_app_on};
+use catalog_service::seed;
+use catalog_service::startup::catalog;
+use common::config::Environment;
+use diesel_async::RunQueryDsl;
+use redis::AsyncCommands;
+use testkit::{TestDatabase, TestRedis};
+
+async fn insert_rows(database: &TestDatabase) {
+    use diesel_async::{AsyncConnection, AsyncMysqlConnection};
+    let mut conn = AsyncMysqlConnection::establish(&database.url())
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO items (id, name, price, stock, max_per_user, deleted_at) VALUES \
+         (1, 'Known', 100, 10, NULL, NULL), (2, 'Unknown', 100, 20, 3, NULL), (3, 'Gone', 100, 30, NULL, NOW())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn warm_up_loads_missing_items_and_never_clobbers_a_redis_figure() {
+    let database = TestDatabase::new().await;
+    insert_rows(&database).await;
+    let redis = TestRedis::new();
+    let mut conn = redis.connection().await;
+    let keys =
+        |id| inventory::ItemKeys::new(&common::redis::Keyspace::new(redis.prefix.clone()), id);
+    // Redis is ahead of MySQL for item 1 (sales not yet persisted).
+    conn.set::<_, _, ()>(keys(1).stock(), 4).await.unwrap();
+    conn.hset::<_, _, _, ()>(keys(3).meta(), "on_sale", 1)
+        .await
+        .unwrap();
+
+    let app: TestApp = spawn_app_on(database, redis, |_| {}).await;
+    assert_eq!(app.redis_stock(1).await, Some(4));
+    assert_eq!(app.redis_stock(2).await, Some(20));
+    assert_eq!(app.redis_on_sale(2).await, Some(1));
+    let limit: Option<i64> = app
+        .redis
+        .connection()
+        .await
+        .hget(app.keys(2).meta(), "limit")
+        .await
+        .unwrap();
+    assert_eq!(limit, Some(3));
+    assert_eq!(
+        app.redis_on_sale(3).await,
+        Some(0),
+        "a deleted item must be off sale"
+    );
+    assert_eq!(
+        app.client.get("/api/v1/items/1", None).await.body["stock"],
+        4
+    );
+}
+
+#[actix_web::test]
+async fn seeding_is_idempotent_and_refused_in_production() {
+    let app = spawn_app_on(TestDatabase::new().await, TestRedis::new(), |_| {}).await;
+    let catalog = catalog(&app.settings).unwrap();
+    assert_eq!(
+        seed::seed(&catalog, Environment::Local)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        seed::seed(&catalog, Environment::Local)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(seed::seed(&catalog, Environment::Production).await.is_err());
+    let items = app.client.get("/api/v1/items", None).await;
+    assert_eq!(items.body["total"], 2);
+    assert_eq!(items.body["data"][0]["name"], "Fashion Gadget");
+    assert_eq!(items.body["data"][0]["stock"], 100);
+    assert_eq!(items.body["data"][1]["name"], "Super Device");
+    assert_eq!(items.body["data"][1]["stock"], 50);
+}
