@@ -59,6 +59,13 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("LOCK_RETRY_DELAY_MIN", "lock.retry_delay_min_us"),
     var("LOCK_RETRY_DELAY_MAX", "lock.retry_delay_max_us"),
     var("LOCK_TTL_MS", "lock.ttl_ms"),
+    var("RABBITMQ_HOST", "rabbitmq.host"),
+    var("RABBITMQ_PORT", "rabbitmq.port"),
+    var("RABBITMQ_USER", "rabbitmq.user"),
+    var("RABBITMQ_PASSWORD", "rabbitmq.password"),
+    var("RABBITMQ_VHOST", "rabbitmq.vhost"),
+    var("RABBITMQ_PREFIX", "rabbitmq.prefix"),
+    var("RABBITMQ_PUBLISH_TIMEOUT_MS", "rabbitmq.publish_timeout_ms"),
     var("BCRYPT_ROUNDS", "auth.bcrypt_rounds"),
     var("LOGIN_MAX_ATTEMPTS", "auth.login_max_attempts"),
     var(
@@ -181,6 +188,31 @@ pub struct LockSettings {
     pub retry_delay_min_us: u64,
     pub retry_delay_max_us: u64,
     pub ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RabbitMqSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
+    /// Prepended to the exchange and queue names (several deployments or tests on one broker).
+    pub prefix: String,
+    pub publish_timeout_ms: u64,
+}
+
+impl RabbitMqSettings {
+    pub fn url(&self) -> String {
+        format!(
+            "amqp://{}:{}@{}:{}/{}",
+            encode(&self.user),
+            encode(&self.password),
+            self.host,
+            self.port,
+            encode(&self.vhost)
+        )
+    }
 }
 
 /// Loads a service's settings: `service_defaults` is the service's own TOML layered over

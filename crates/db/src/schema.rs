@@ -28,3 +28,18 @@ diesel::table! {
         deleted_at -> Nullable<Datetime>,
     }
 }
+
+diesel::table! {
+    /// Written by stock-writer (idempotently, keyed by the order id minted at purchase);
+    /// read by purchase-service.
+    orders (id) {
+        id -> Varchar,
+        user_id -> Unsigned<Bigint>,
+        item_id -> Unsigned<Bigint>,
+        quantity -> Unsigned<Integer>,
+        purchased_at -> Datetime,
+        persisted_at -> Datetime,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, items, orders);

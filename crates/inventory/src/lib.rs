@@ -5,6 +5,7 @@
 
 pub mod keys;
 pub mod lock;
+pub mod outbox;
 pub mod store;
 
 pub use keys::ItemKeys;

@@ -38,6 +38,27 @@ impl ItemStore {
         &self.redis
     }
 
+    /// The set of item ids Redis holds state for; lets the outbox relay and order
+    /// listings find every outbox without scanning the keyspace.
+    fn known_items(&self) -> String {
+        self.keys.key("items:known")
+    }
+
+    /// Adds items to the known set (sync-stock does, for items it rebuilt).
+    pub async fn remember(&self, ids: &[u64]) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.redis.get().await?;
+        conn.sadd::<_, _, ()>(self.known_items(), ids).await?;
+        Ok(())
+    }
+
+    pub async fn known_item_ids(&self) -> Result<Vec<u64>, Error> {
+        let mut conn = self.redis.get().await?;
+        Ok(conn.smembers(self.known_items()).await?)
+    }
+
     /// Live stock of several items in one round trip (a pipeline, which a cluster
     /// client can split by slot); `None` where Redis has no figure.
     pub async fn stocks(&self, ids: &[u64]) -> Result<Vec<Option<u64>>, Error> {
@@ -66,6 +87,8 @@ impl ItemStore {
                     ("limit", state.max_per_user.unwrap_or(0)),
                 ],
             )
+            .ignore()
+            .sadd(self.known_items(), state.id)
             .ignore();
         let mut conn = self.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
@@ -89,6 +112,8 @@ impl ItemStore {
                     pipe.hset(keys.meta(), "on_sale", 0).ignore();
                 }
                 pipe.hset_nx(keys.meta(), "limit", state.max_per_user.unwrap_or(0))
+                    .ignore()
+                    .sadd(self.known_items(), state.id)
                     .ignore();
             }
             let set: Vec<bool> = pipe.query_async(&mut conn).await?;

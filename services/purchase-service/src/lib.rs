@@ -1,0 +1,11 @@
+//! purchase-service: takes purchases atomically in Redis (Lua by default, the reference
+//! lock design on request), hands confirmed orders to RabbitMQ through an outbox that
+//! survives broker outages and crashes, and shows a buyer their orders.
+
+pub mod configuration;
+pub mod orders;
+pub mod purchase;
+pub mod purchases;
+pub mod relay;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,64 @@
+//! The outbox relay: republishes orders that are still in an outbox a while after
+//! purchase (never published because the broker was down or the process died before
+//! publishing, or published but not yet persisted). Duplicates are harmless: the
+//! consumer is idempotent by order id.
+
+use crate::purchases::publish;
+use events::{Publisher, StockEvent};
+use inventory::ItemStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const BATCH_PER_ITEM: usize = 500;
+
+pub struct Relay {
+    pub store: ItemStore,
+    pub publisher: Arc<Publisher>,
+    pub interval: Duration,
+    pub relay_after_ms: i64,
+    pub republish_after_ms: i64,
+}
+
+impl Relay {
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            match self.tick().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "relay republished outbox orders"),
+                Err(error) => tracing::warn!(%error, "relay tick failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One pass; returns how many orders were republished.
+    pub async fn tick(&self) -> Result<usize, inventory::Error> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let items = self.store.known_item_ids().await?;
+        let due = self
+            .store
+            .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
+            .await?;
+        let mut published = Vec::new();
+        for entry in due {
+            let Ok(event) = StockEvent::parse(entry.event.as_bytes()) else {
+                tracing::error!(order_id = %entry.order_id, "unreadable outbox entry left in place");
+                continue;
+            };
+            if !publish(&self.publisher, &event).await {
+                // The broker is down: stop here, the next tick tries again.
+                break;
+            }
+            published.push(entry);
+        }
+        self.store
+            .reschedule(&published, now + self.republish_after_ms)
+            .await?;
+        Ok(published.len())
+    }
+}

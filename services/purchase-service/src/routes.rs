@@ -1,0 +1,88 @@
+//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`.
+
+use crate::purchase::{IdempotencyKey, Quantity};
+use crate::purchases::{Order, PurchaseRequest, Purchases};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use common::ApiError;
+use common::auth::AuthUser;
+use common::input::{JsonObject, Pagination};
+use common::telemetry::RequestId;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/items/{id}/purchase", web::post().to(purchase))
+        .route("/api/v1/orders", web::get().to(list_orders))
+        .route("/api/v1/orders/{id}", web::get().to(show_order));
+}
+
+fn order_json(order: &Order) -> Value {
+    json!({
+        "id": order.id,
+        "item_id": order.item_id,
+        "quantity": order.quantity,
+        "status": order.status.as_str(),
+        "purchased_at": order.purchased_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+async fn purchase(
+    purchases: web::Data<Purchases>,
+    caller: AuthUser,
+    item_id: web::Path<u64>,
+    req: HttpRequest,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let quantity = Quantity::parse(&body).map_err(ApiError::Validation)?;
+    let idempotency_key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| "The Idempotency-Key header must be plain text.".to_owned())
+                .and_then(IdempotencyKey::parse)
+                .map_err(|message| ApiError::validation("idempotency_key", message))
+        })
+        .transpose()?;
+    let request = PurchaseRequest {
+        item_id: item_id.into_inner(),
+        user_id: caller.id,
+        quantity,
+        idempotency_key,
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    };
+    let order = purchases.purchase(request).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "Purchase successful!",
+        "order": order_json(&order),
+    })))
+}
+
+async fn list_orders(
+    purchases: web::Data<Purchases>,
+    caller: AuthUser,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let pagination = Pagination::parse(
+        query.get("page").map(String::as_str),
+        query.get("per_page").map(String::as_str),
+    )
+    .map_err(ApiError::Validation)?;
+    let (orders, total) = purchases.orders(caller.id, pagination).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": orders.iter().map(order_json).collect::<Vec<_>>(),
+        "page": pagination.page,
+        "per_page": pagination.per_page,
+        "total": total,
+    })))
+}
+
+async fn show_order(
+    purchases: web::Data<Purchases>,
+    caller: AuthUser,
+    order_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let order = purchases.order(caller.id, &order_id).await?;
+    Ok(HttpResponse::Ok().json(order_json(&order)))
+}

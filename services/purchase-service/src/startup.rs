@@ -1,0 +1,154 @@
+//! Builds the purchase-service from its settings (tests start it on port 0): the
+//! configured strategy, the publisher, the outbox relay and the HTTP server.
+
+use crate::configuration::{Settings, Strategy};
+use crate::purchase::lock::LockStrategy;
+use crate::purchase::lua::LuaStrategy;
+use crate::purchases::{Purchases, Taker};
+use crate::relay::Relay;
+use crate::routes;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use common::auth::Authenticator;
+use common::http::Readiness;
+use common::jwt::JwtVerifier;
+use common::metrics::Metrics;
+use common::redis::Keyspace;
+use events::{Publisher, Topology};
+use inventory::{DistributedLock, ItemStore};
+use prometheus_client::metrics::family::Family;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stop_relay: watch::Sender<bool>,
+    pub purchases: Purchases,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.database.run_migrations {
+            db::run_migrations(&settings.database.url()).await?;
+        }
+        let redis = common::redis::pool(&settings.redis)?;
+        let keys = Keyspace::new(settings.redis.key_prefix.clone());
+        let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
+        let taker = match settings.purchase.strategy {
+            Strategy::Lua => {
+                let lua = LuaStrategy {
+                    redis: redis.clone(),
+                    keys: keys.clone(),
+                };
+                if let Err(error) = lua.preload().await {
+                    tracing::warn!(%error, "could not preload the purchase script; it loads on first use");
+                }
+                Taker::Lua(lua)
+            }
+            Strategy::Lock => Taker::Lock(LockStrategy {
+                redis: redis.clone(),
+                keys: keys.clone(),
+                lock: DistributedLock::new(redis.clone(), settings.lock.clone()),
+                after_watch: None,
+            }),
+        };
+        let publisher = Arc::new(Publisher::new(
+            settings.rabbitmq.url(),
+            Topology::new(&settings.rabbitmq.prefix),
+            Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
+        ));
+        let store = ItemStore::new(redis.clone(), keys.clone());
+        let mut metrics = Metrics::new(&settings.app.name);
+        let outcomes = Family::default();
+        metrics.registry_mut().register(
+            "purchase_outcomes",
+            "Purchase attempts by strategy and outcome",
+            outcomes.clone(),
+        );
+        let purchases = Purchases {
+            taker,
+            store: store.clone(),
+            db: db.clone(),
+            publisher: publisher.clone(),
+            settings: settings.purchase.clone(),
+            publishes_in_flight: Arc::new(Semaphore::new(
+                settings.purchase.max_publishes_in_flight,
+            )),
+            outcomes,
+        };
+        let (stop_relay, stop) = watch::channel(false);
+        let relay = Relay {
+            store,
+            publisher: publisher.clone(),
+            interval: Duration::from_millis(settings.purchase.relay_interval_ms),
+            relay_after_ms: settings.purchase.relay_after_ms,
+            republish_after_ms: settings.purchase.republish_after_ms,
+        };
+        tokio::spawn(relay.run(stop));
+
+        let authenticator = Authenticator {
+            verifier: JwtVerifier::from_settings(&settings.jwt)?,
+            redis: redis.clone(),
+            keys,
+        };
+        let readiness = Readiness::default()
+            .with_redis(redis)
+            .with_check("mysql", move || {
+                let db = db.clone();
+                async move { db::ping(&db).await }
+            })
+            .with_check("rabbitmq", move || {
+                let publisher = publisher.clone();
+                async move {
+                    if publisher.is_connected().await {
+                        Ok(())
+                    } else {
+                        Err("not connected (purchases still succeed; the outbox holds them)".into())
+                    }
+                }
+            });
+
+        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(metrics);
+        let shared = web::Data::new(purchases.clone());
+        let authenticator = web::Data::new(authenticator);
+        let readiness = web::Data::new(readiness);
+        let body_limit = settings.app.body_limit_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(common::telemetry::observe))
+                .app_data(metrics.clone())
+                .app_data(shared.clone())
+                .app_data(authenticator.clone())
+                .app_data(readiness.clone())
+                .configure(routes::configure)
+                .configure(|cfg| common::http::configure(cfg, body_limit))
+        })
+        .shutdown_timeout(settings.app.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, strategy = ?settings.purchase.strategy, "purchase-service listening");
+        Ok(Application {
+            port,
+            server,
+            stop_relay,
+            purchases,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, finishing in-flight requests, then stops the relay.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        let _ = self.stop_relay.send(true);
+        served
+    }
+}

@@ -1,0 +1,203 @@
+//! The consumer: takes events from `stock_updates` with a prefetch window and manual
+//! acks, applies whatever has arrived as one MySQL transaction, dead-letters what can
+//! never apply, removes persisted orders from the Redis outbox, and acks only after the
+//! commit. A lost broker or database is waited out and reconnected; unacked deliveries
+//! go back to the queue, and redelivery is harmless because persistence is idempotent.
+
+use crate::apply::{Applied, apply_batch};
+use crate::metrics::WriterMetrics;
+use anyhow::anyhow;
+use db::DbPool;
+use events::{Publisher, StockEvent, Topology};
+use futures_util::{FutureExt, StreamExt};
+use inventory::ItemStore;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Consumer {
+    pub url: String,
+    pub topology: Topology,
+    pub prefetch: u16,
+    pub batch_max: usize,
+    pub db: DbPool,
+    pub store: ItemStore,
+    pub dead_letters: Publisher,
+    pub metrics: WriterMetrics,
+    pub connected: Arc<AtomicBool>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Sleeps, or returns false at once if a stop was requested.
+async fn pause(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => !*stop.borrow(),
+        _ = stop.changed() => false,
+    }
+}
+
+impl Consumer {
+    /// Consumes until `stop` turns true, reconnecting after any failure.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        while !*stop.borrow() {
+            match self.session(&mut stop).await {
+                Ok(()) => break,
+                Err(error) => {
+                    self.connected.store(false, Ordering::Relaxed);
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "consumer session ended; reconnecting");
+                    if !pause(&mut stop, backoff).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        self.connected.store(false, Ordering::Relaxed);
+        tracing::info!("consumer stopped");
+    }
+
+    async fn session(&self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (connection, channel) = events::publisher::connect(&self.url, Duration::from_secs(5))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        self.topology.declare(&channel).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let mut deliveries = channel
+            .basic_consume(
+                self.topology.queue.as_str().into(),
+                "stock-writer".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.connected.store(true, Ordering::Relaxed);
+        tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
+        loop {
+            let first = tokio::select! {
+                _ = stop.changed() => {
+                    // Everything handled so far is acked; closing requeues nothing else.
+                    let _ = connection.close(200, "shutting down".into()).await;
+                    return Ok(());
+                }
+                next = deliveries.next() => match next {
+                    Some(delivery) => delivery?,
+                    None => return Err(anyhow!("the broker closed the consumer")),
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.batch_max {
+                match deliveries.next().now_or_never() {
+                    Some(Some(delivery)) => batch.push(delivery?),
+                    Some(None) | None => break,
+                }
+            }
+            self.handle(&batch, stop).await?;
+        }
+    }
+
+    /// Applies, dead-letters, cleans up and acks one batch. An error leaves the batch
+    /// unacked (it will be redelivered).
+    async fn handle(
+        &self,
+        batch: &[Delivery],
+        stop: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let parsed: Vec<Result<StockEvent, String>> =
+            batch.iter().map(|d| StockEvent::parse(&d.data)).collect();
+        let events: Vec<&StockEvent> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut outcomes = self.apply_with_retry(&events, stop).await?.into_iter();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut persisted = Vec::new();
+        for (delivery, parsed) in batch.iter().zip(&parsed) {
+            let (outcome, event) = match parsed {
+                Ok(event) => {
+                    let outcome = outcomes
+                        .next()
+                        .ok_or_else(|| anyhow!("an event has no outcome"))?;
+                    (outcome, Some(event))
+                }
+                Err(reason) => (Applied::Poison(reason.clone()), None),
+            };
+            match (outcome, event) {
+                (Applied::Poison(reason), _) => self.dead_letter(delivery, &reason).await?,
+                (Applied::Applied, Some(event)) => {
+                    self.metrics.applied.inc();
+                    let lag_ms = (now_ms - event.purchased_at_ms).max(0);
+                    self.metrics.lag_seconds.observe(lag_ms as f64 / 1000.0);
+                    persisted.push((event.item_id, event.order_id.as_str()));
+                }
+                (_, Some(event)) => {
+                    self.metrics.duplicates.inc();
+                    persisted.push((event.item_id, event.order_id.as_str()));
+                }
+                (_, None) => {}
+            }
+        }
+        if let Err(error) = self.store.remove_from_outbox(&persisted).await {
+            // The relay will republish them; they are duplicates by then and get cleaned.
+            tracing::warn!(%error, "could not clear persisted orders from the outbox");
+        }
+        self.metrics.batch_size.observe(batch.len() as f64);
+        if let Some(last) = batch.last() {
+            last.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_with_retry(
+        &self,
+        events: &[&StockEvent],
+        stop: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<Applied>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let mut conn = self.db.get().await.map_err(|e| anyhow!(e))?;
+                apply_batch(&mut conn, events).await.map_err(|e| anyhow!(e))
+            };
+            match attempt.await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(error) => {
+                    tracing::warn!(%error, events = events.len(), "MySQL unavailable; batch kept for retry");
+                    if !pause(stop, backoff).await {
+                        return Err(anyhow!(
+                            "stopping with an unapplied batch (it will be redelivered)"
+                        ));
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> anyhow::Result<()> {
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        tracing::error!(%message_id, %reason, "event can never be applied; sent to the dead-letter queue");
+        self.dead_letters
+            .publish(
+                &self.topology.dead_letter_queue,
+                &message_id,
+                &delivery.data,
+                &[("x-death-reason", reason)],
+            )
+            .await?;
+        self.metrics.dead_lettered.inc();
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Builds stock-writer from its settings: the consumer, and a small HTTP server for
+//! `/healthz`, `/readyz` and `/metrics` (tests start both on port 0).
+
+use crate::configuration::Settings;
+use crate::consumer::Consumer;
+use crate::metrics::WriterMetrics;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use common::http::Readiness;
+use common::metrics::Metrics;
+use common::redis::Keyspace;
+use events::{Publisher, Topology};
+use inventory::ItemStore;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    consumer: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+pub fn store(settings: &Settings) -> anyhow::Result<ItemStore> {
+    Ok(ItemStore::new(
+        common::redis::pool(&settings.redis)?,
+        Keyspace::new(settings.redis.key_prefix.clone()),
+    ))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.database.run_migrations {
+            db::run_migrations(&settings.database.url()).await?;
+        }
+        let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
+        let store = store(&settings)?;
+        let topology = Topology::new(&settings.rabbitmq.prefix);
+        let mut metrics = Metrics::new(&settings.app.name);
+        let writer_metrics = WriterMetrics::register(metrics.registry_mut());
+        let connected = Arc::new(AtomicBool::new(false));
+        let consumer = Consumer {
+            url: settings.rabbitmq.url(),
+            topology: topology.clone(),
+            prefetch: settings.writer.prefetch,
+            batch_max: settings.writer.batch_max,
+            db: db.clone(),
+            store: store.clone(),
+            dead_letters: Publisher::new(
+                settings.rabbitmq.url(),
+                topology,
+                Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
+            ),
+            metrics: writer_metrics,
+            connected: connected.clone(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let consumer = tokio::spawn(consumer.run(stopped));
+
+        let readiness = Readiness::default()
+            .with_redis(store.redis().clone())
+            .with_check("mysql", move || {
+                let db = db.clone();
+                async move { db::ping(&db).await }
+            })
+            .with_check("rabbitmq", move || {
+                let connected = connected.load(Ordering::Relaxed);
+                async move {
+                    if connected {
+                        Ok(())
+                    } else {
+                        Err("not consuming".into())
+                    }
+                }
+            });
+        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(metrics);
+        let readiness = web::Data::new(readiness);
+        let body_limit = settings.app.body_limit_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(common::telemetry::observe))
+                .app_data(metrics.clone())
+                .app_data(readiness.clone())
+                .configure(|cfg| common::http::configure(cfg, body_limit))
+        })
+        .workers(1)
+        .shutdown_timeout(settings.app.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "stock-writer health endpoint listening");
+        Ok(Application {
+            port,
+            server,
+            consumer,
+            stop,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the consumer (what SIGTERM does), for tests.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// Runs until SIGINT/SIGTERM; then the consumer finishes its batch, acks what was
+    /// committed, and closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let server = self.server.handle();
+        let mut stopped = self.stop.subscribe();
+        tokio::select! {
+            served = self.server => served?,
+            _ = stopped.changed() => server.stop(true).await,
+        }
+        let _ = self.stop.send(true);
+        self.consumer.await?;
+        Ok(())
+    }
+}
