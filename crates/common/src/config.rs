@@ -133,8 +133,14 @@ impl DatabaseSettings {
         format!("mysql://{credentials}@{}:{}", self.host, self.port)
     }
 
+    /// The database URL. `prefer_socket=false`: connect where DB_HOST/DB_PORT say, even
+    /// on loopback (the driver would otherwise switch to the server's Unix socket).
     pub fn url(&self) -> String {
-        format!("{}/{}", self.server_url(), self.database)
+        format!(
+            "{}/{}?prefer_socket=false",
+            self.server_url(),
+            self.database
+        )
     }
 }
 
@@ -307,7 +313,7 @@ mod tests {
         let settings = build(&[("database.password", "p@ss/w rd")]).unwrap();
         assert_eq!(
             settings.database.url(),
-            "mysql://root:p%40ss%2Fw%20rd@127.0.0.1:3306/flash_sale"
+            "mysql://root:p%40ss%2Fw%20rd@127.0.0.1:3306/flash_sale?prefer_socket=false"
         );
     }
 }

@@ -3,9 +3,13 @@
 //! real servers and leave nothing behind), a per-process JWT key pair, token forging
 //! for negative tests, and a small JSON HTTP client.
 
+mod chaosproxy;
 mod http;
+mod rabbit;
 
+pub use chaosproxy::ChaosProxy;
 pub use http::{Client, Response};
+pub use rabbit::{Message, TestRabbit, rabbit_url};
 
 use common::config::{DatabaseSettings, JwtSettings, RedisSettings};
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};
@@ -178,4 +182,21 @@ impl TestKeys {
         };
         self.sign(&serde_json::to_value(claims).expect("claims"))
     }
+}
+
+/// Polls `check` every 50 ms until it returns true or `seconds` pass; panics with
+/// `what` on time-out. For waiting on asynchronous effects (a drained queue).
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {seconds}s waiting for: {what}");
 }

@@ -1,0 +1,125 @@
+//! A private exchange and queue names per test on the machine's RabbitMQ, deleted when
+//! the value is dropped.
+
+use common::config::RabbitMqSettings;
+use events::Topology;
+use lapin::options::{BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::types::AMQPValue;
+use lapin::{Connection, ConnectionProperties};
+
+pub fn rabbit_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub struct TestRabbit {
+    pub prefix: String,
+}
+
+/// A message taken from a queue.
+pub struct Message {
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl TestRabbit {
+    pub fn new() -> Self {
+        TestRabbit {
+            prefix: format!("test.{}.", super::unique_suffix()),
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+    }
+
+    pub fn apply(&self, settings: &mut RabbitMqSettings) {
+        settings.prefix = self.prefix.clone();
+        settings.publish_timeout_ms = 2000;
+    }
+
+    /// Takes every message waiting in a queue.
+    pub async fn drain(&self, queue: &str) -> Vec<Message> {
+        let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())
+            .await
+            .expect("connect to RabbitMQ (is it up? scripts/test starts it)");
+        let channel = connection.create_channel().await.expect("channel");
+        self.topology().declare(&channel).await.expect("declare");
+        let mut messages = Vec::new();
+        while let Some(message) = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")
+        {
+            let headers = message
+                .delivery
+                .properties
+                .headers()
+                .as_ref()
+                .map(|table| {
+                    table
+                        .inner()
+                        .iter()
+                        .map(|(k, v)| {
+                            let value = match v {
+                                AMQPValue::LongString(s) => s.to_string(),
+                                other => format!("{other:?}"),
+                            };
+                            (k.to_string(), value)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            message
+                .delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+            messages.push(Message {
+                body: message.delivery.data.clone(),
+                headers,
+            });
+        }
+        let _ = connection.close(200, "done".into()).await;
+        messages
+    }
+}
+
+impl Default for TestRabbit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestRabbit {
+    fn drop(&mut self) {
+        let topology = self.topology();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let connection =
+                    Connection::connect(&rabbit_url(), ConnectionProperties::default())
+                        .await
+                        .ok()?;
+                let channel = connection.create_channel().await.ok()?;
+                for queue in [&topology.queue, &topology.dead_letter_queue] {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                let _ = channel
+                    .exchange_delete(
+                        topology.exchange.as_str().into(),
+                        ExchangeDeleteOptions::default(),
+                    )
+                    .await;
+                let _ = connection.close(200, "done".into()).await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,115 @@
+use crate::helpers::{event, spawn_writer, spawn_writer_with};
+use redis::AsyncCommands;
+use std::time::Duration;
+
+#[tokio::test]
+async fn events_become_orders_and_stock_decrements_and_leave_the_outbox() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let first = event("order-a", 1, 3);
+    let keys = writer.store().keys(1);
+    let mut redis = writer.redis.connection().await;
+    redis
+        .hset::<_, _, _, ()>(keys.outbox(), &first.order_id, first.to_json())
+        .await
+        .unwrap();
+    redis
+        .zadd::<_, _, _, ()>(keys.outbox_times(), &first.order_id, 1)
+        .await
+        .unwrap();
+
+    writer.publish(&first).await;
+    writer.publish(&event("order-b", 1, 2)).await;
+    writer.wait_for_orders(2).await;
+    assert_eq!(writer.stock(1).await, 5);
+    testkit::eventually(5, "outbox cleared", || async {
+        let left: u64 = writer
+            .redis
+            .connection()
+            .await
+            .hlen(keys.outbox())
+            .await
+            .unwrap();
+        left == 0
+    })
+    .await;
+    let scheduled: u64 = redis.zcard(keys.outbox_times()).await.unwrap();
+    assert_eq!(scheduled, 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let once = event("order-dup", 1, 4);
+    for _ in 0..3 {
+        writer.publish(&once).await;
+    }
+    writer.publish(&event("order-next", 1, 1)).await;
+    writer.wait_for_orders(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(writer.order_count().await, 2);
+    assert_eq!(writer.stock(1).await, 5);
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dead_letter_queue_and_consumption_goes_on() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 5).await;
+    writer.publish_raw("garbage", b"{not json").await;
+    writer.publish(&event("order-unknown-item", 99, 1)).await;
+    writer.publish(&event("order-too-many", 1, 6)).await;
+    writer.publish(&event("order-good", 1, 2)).await;
+    writer.wait_for_orders(1).await;
+    assert_eq!(writer.stock(1).await, 3);
+
+    let collected = std::sync::Mutex::new(Vec::new());
+    let dlq = writer.rabbit.topology().dead_letter_queue;
+    testkit::eventually(10, "three dead letters", || async {
+        let messages = writer.rabbit.drain(&dlq).await;
+        let mut collected = collected.lock().unwrap();
+        collected.extend(messages);
+        collected.len() == 3
+    })
+    .await;
+    let dead = collected.into_inner().unwrap();
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.headers
+                .iter()
+                .find(|(k, _)| k == "x-death-reason")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(reasons[0].contains("malformed"), "{reasons:?}");
+    assert!(reasons[1].contains("unknown item 99"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("would make stock negative"),
+        "{reasons:?}"
+    );
+    assert_eq!(dead[0].body, b"{not json");
+    // The rolled-back poison left no order row behind.
+    assert_eq!(writer.order_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches() {
+    let writer = spawn_writer_with(|s| s.writer.batch_max = 50).await;
+    writer.insert_item(1, 1000).await;
+    writer.stop.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..300 {
+        writer.publish(&event(&format!("order-{i:04}"), 1, 1)).await;
+    }
+    // A second writer on the same queues drains the backlog.
+    let second = stock_writer::startup::Application::build(writer.settings.clone())
+        .await
+        .unwrap();
+    let stop = second.stopper();
+    tokio::spawn(second.run_until_stopped());
+    writer.wait_for_orders(300).await;
+    assert_eq!(writer.stock(1).await, 700);
+    stop.send(true).unwrap();
+}

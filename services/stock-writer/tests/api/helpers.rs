@@ -1,0 +1,141 @@
+//! `spawn_writer`: the real stock-writer with its own database, key prefix and queues,
+//! optionally behind chaos proxies; and helpers to publish events and read results.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use events::{Publisher, StockEvent};
+use inventory::ItemStore;
+use std::time::Duration;
+use stock_writer::configuration::Settings;
+use stock_writer::startup::Application;
+use testkit::{TestDatabase, TestRabbit, TestRedis};
+use tokio::sync::watch;
+
+pub struct Writer {
+    pub database: TestDatabase,
+    pub redis: TestRedis,
+    pub rabbit: TestRabbit,
+    pub settings: Settings,
+    pub stop: watch::Sender<bool>,
+    pub publisher: Publisher,
+}
+
+pub fn settings_for(database: &TestDatabase, redis: &TestRedis, rabbit: &TestRabbit) -> Settings {
+    let mut settings = Settings::load().expect("settings");
+    settings.app.port = 0;
+    settings.app.host = "127.0.0.1".into();
+    database.apply(&mut settings.database);
+    redis.apply(&mut settings.redis);
+    rabbit.apply(&mut settings.rabbitmq);
+    settings
+}
+
+pub async fn spawn_writer_with(customize: impl FnOnce(&mut Settings)) -> Writer {
+    let (database, redis, rabbit) = (
+        TestDatabase::new().await,
+        TestRedis::new(),
+        TestRabbit::new(),
+    );
+    let mut settings = settings_for(&database, &redis, &rabbit);
+    customize(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build writer");
+    let stop = app.stopper();
+    tokio::spawn(app.run_until_stopped());
+    let publisher = Publisher::new(
+        testkit::rabbit_url(),
+        rabbit.topology(),
+        Duration::from_secs(2),
+    );
+    Writer {
+        database,
+        redis,
+        rabbit,
+        settings,
+        stop,
+        publisher,
+    }
+}
+
+pub async fn spawn_writer() -> Writer {
+    spawn_writer_with(|_| {}).await
+}
+
+pub fn event(order: &str, item_id: u64, quantity: u32) -> StockEvent {
+    StockEvent {
+        version: events::EVENT_VERSION,
+        order_id: order.to_owned(),
+        user_id: 7,
+        item_id,
+        quantity,
+        purchased_at_ms: chrono::Utc::now().timestamp_millis(),
+        request_id: Some("req-1".into()),
+    }
+}
+
+impl Writer {
+    pub async fn mysql(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(&self.database.url())
+            .await
+            .expect("connect")
+    }
+
+    pub async fn insert_item(&self, id: u64, stock: u32) {
+        diesel::sql_query(format!(
+            "INSERT INTO items (id, name, price, stock) VALUES ({id}, 'Item {id}', 100, {stock})"
+        ))
+        .execute(&mut self.mysql().await)
+        .await
+        .expect("insert item");
+    }
+
+    pub async fn stock(&self, id: u64) -> u32 {
+        use db::schema::items;
+        items::table
+            .find(id)
+            .select(items::stock)
+            .first(&mut self.mysql().await)
+            .await
+            .expect("item")
+    }
+
+    pub async fn order_count(&self) -> i64 {
+        use db::schema::orders;
+        orders::table
+            .count()
+            .get_result(&mut self.mysql().await)
+            .await
+            .expect("count")
+    }
+
+    pub async fn publish(&self, event: &StockEvent) {
+        self.publish_raw(&event.order_id, event.to_json().as_bytes())
+            .await;
+    }
+
+    pub async fn publish_raw(&self, message_id: &str, body: &[u8]) {
+        let queue = self.rabbit.topology().queue;
+        self.publisher
+            .publish(&queue, message_id, body, &[])
+            .await
+            .expect("publish");
+    }
+
+    pub fn store(&self) -> ItemStore {
+        stock_writer::startup::store(&self.settings).expect("store")
+    }
+
+    pub async fn wait_for_orders(&self, count: i64) {
+        testkit::eventually(20, &format!("{count} orders in MySQL"), || async {
+            self.order_count().await == count
+        })
+        .await;
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

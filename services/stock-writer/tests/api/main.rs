@@ -1,0 +1,6 @@
+//! stock-writer against the machine's real RabbitMQ, MariaDB and Redis.
+
+mod consume;
+mod helpers;
+mod outages;
+mod sync;

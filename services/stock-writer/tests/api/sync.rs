@@ -1,0 +1,88 @@
+use crate::helpers::{event, spawn_writer};
+use inventory::store::ItemState;
+use redis::AsyncCommands;
+use stock_writer::sync::sync_stock;
+
+#[tokio::test]
+async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let store = writer.store();
+    store
+        .put(&ItemState {
+            id: 1,
+            stock: 999,
+            max_per_user: Some(5),
+            on_sale: true,
+        })
+        .await
+        .unwrap();
+    let keys = store.keys(1);
+    let mut redis = writer.redis.connection().await;
+    // One order persisted (MySQL stock already reflects it) but still in the outbox,
+    // one order sold in Redis and not yet persisted.
+    let persisted = event("persisted-1", 1, 3);
+    writer.publish(&persisted).await;
+    writer.wait_for_orders(1).await;
+    let pending = event("pending-1", 1, 2);
+    for e in [&persisted, &pending] {
+        redis
+            .hset::<_, _, _, ()>(keys.outbox(), &e.order_id, e.to_json())
+            .await
+            .unwrap();
+    }
+    assert_eq!(writer.stock(1).await, 7);
+
+    let db = db::pool(&writer.database.url(), 1).unwrap();
+    let reports = sync_stock(&db, &store, Some(1)).await.unwrap();
+    let report = &reports[0];
+    assert_eq!(
+        (
+            report.mysql_stock,
+            report.pending,
+            report.cleaned,
+            report.after
+        ),
+        (7, 2, 1, 5)
+    );
+    assert_eq!(report.before, Some(999));
+    let stock: i64 = redis.get(keys.stock()).await.unwrap();
+    assert_eq!(stock, 5);
+    let left: Vec<String> = redis.hkeys(keys.outbox()).await.unwrap();
+    assert_eq!(left, ["pending-1"]);
+    let limit: i64 = redis.hget(keys.meta(), "limit").await.unwrap();
+    assert_eq!(limit, 0, "MySQL has no limit for this item");
+}
+
+#[tokio::test]
+async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    writer.insert_item(2, 20).await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE items SET deleted_at = NOW() WHERE id = 2"),
+        &mut writer.mysql().await,
+    )
+    .await
+    .unwrap();
+    let store = writer.store();
+    let db = db::pool(&writer.database.url(), 1).unwrap();
+    let reports = sync_stock(&db, &store, None).await.unwrap();
+    assert_eq!(reports.len(), 2);
+    let mut redis = writer.redis.connection().await;
+    let on_sale: Vec<i64> = redis
+        .hget(store.keys(2).meta(), "on_sale")
+        .await
+        .map(|v: i64| vec![v])
+        .unwrap();
+    assert_eq!(on_sale, [0]);
+    let stock: i64 = redis.get(store.keys(1).stock()).await.unwrap();
+    assert_eq!(stock, 10);
+    let mut known = store.known_item_ids().await.unwrap();
+    known.sort();
+    assert_eq!(known, [1, 2]);
+    assert!(
+        sync_stock(&db, &store, Some(42)).await.is_err(),
+        "an unknown item is an error"
+    );
+}
