@@ -76,9 +76,29 @@ pub async fn create_database(server_url: &str, name: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Drops a database, first ending every other session using it: a session left inside a
+/// transaction would otherwise hold its tables' metadata locks and block the drop.
 pub async fn drop_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    use diesel::sql_types::{Bigint, Text, Unsigned};
+    #[derive(diesel::QueryableByName)]
+    struct Session {
+        #[diesel(sql_type = Unsigned<Bigint>)]
+        id: u64,
+    }
     let name = checked_database_name(name)?;
     let mut conn = AsyncMysqlConnection::establish(server_url).await?;
+    let sessions: Vec<Session> = diesel::sql_query(
+        "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+    )
+    .bind::<Text, _>(name)
+    .load(&mut conn)
+    .await?;
+    for session in sessions {
+        // The session may have ended on its own meanwhile.
+        let _ = diesel::sql_query(format!("KILL CONNECTION {}", session.id))
+            .execute(&mut conn)
+            .await;
+    }
     diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
         .execute(&mut conn)
         .await?;

@@ -22,6 +22,9 @@ impl ItemStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, Error> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.redis().get().await?;
         let mut pipe = redis::pipe();
         for id in item_ids {
@@ -51,6 +54,7 @@ impl ItemStore {
         let events: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
         let mut entries = Vec::new();
         let mut stale = redis::pipe();
+        let mut any_stale = false;
         for ((item_id, order_ids), events) in wanted.into_iter().zip(events) {
             for (order_id, event) in order_ids.into_iter().zip(events) {
                 match event {
@@ -64,16 +68,22 @@ impl ItemStore {
                         stale
                             .zrem(self.keys(item_id).outbox_times(), order_id)
                             .ignore();
+                        any_stale = true;
                     }
                 }
             }
         }
-        stale.query_async::<()>(&mut conn).await?;
+        if any_stale {
+            stale.query_async::<()>(&mut conn).await?;
+        }
         Ok(entries)
     }
 
     /// Schedules entries to be due again at `due_ms` (only those still in the outbox).
     pub async fn reschedule(&self, entries: &[OutboxEntry], due_ms: i64) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for entry in entries {
             pipe.cmd("ZADD")
@@ -107,6 +117,9 @@ impl ItemStore {
     /// Every outbox entry of the given items (order listings; outboxes stay small while
     /// stock-writer keeps up).
     pub async fn outbox_entries(&self, item_ids: &[u64]) -> Result<Vec<OutboxEntry>, Error> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in item_ids {
             pipe.hgetall(self.keys(*id).outbox());

@@ -6,7 +6,7 @@ use stock_writer::sync::sync_stock;
 #[tokio::test]
 async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
     let writer = spawn_writer().await;
-    writer.insert_item(1, 10).await;
+    writer.insert_item(1, 7).await;
     let store = writer.store();
     store
         .put(&ItemState {
@@ -22,8 +22,12 @@ async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
     // One order persisted (MySQL stock already reflects it) but still in the outbox,
     // one order sold in Redis and not yet persisted.
     let persisted = event("persisted-1", 1, 3);
-    writer.publish(&persisted).await;
-    writer.wait_for_orders(1).await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at) VALUES ('persisted-1', 7, 1, 3, NOW())"),
+        &mut writer.mysql().await,
+    )
+    .await
+    .unwrap();
     let pending = event("pending-1", 1, 2);
     for e in [&persisted, &pending] {
         redis

@@ -1,0 +1,125 @@
+//! Faults during purchases: a stopped writer, an unreachable broker, a purchase-service
+//! that dies between the script and the publish, and sync-stock racing purchases. After
+//! recovery every 200-answered order is in MySQL exactly once and stock is conserved.
+
+use crate::helpers::{
+    Stack, confirmed, purchase_settings, spawn_stack, start_purchase_service, start_writer, token,
+};
+use futures_util::future::join_all;
+use inventory::ItemStore;
+use purchase_service::configuration::Strategy;
+use serde_json::json;
+use std::time::Duration;
+use testkit::{ChaosProxy, Client, Response};
+
+async fn buy_many(client: &Client, item: u64, count: u64) -> Vec<Response> {
+    let path = format!("/api/v1/items/{item}/purchase");
+    let body = json!({ "quantity": 1 });
+    join_all((0..count).map(|i| {
+        let (path, body) = (&path, &body);
+        async move { client.post(path, Some(&token(100 + i)), body).await }
+    }))
+    .await
+}
+
+#[actix_web::test]
+async fn a_writer_stopped_during_purchases_catches_up_when_restarted() {
+    let mut stack = spawn_stack(Strategy::Lua).await;
+    let item = stack.item(200, None).await;
+    let mut responses = buy_many(&stack.client, item, 40).await;
+    stack.writer.take().unwrap().send(true).unwrap();
+    responses.extend(buy_many(&stack.client, item, 60).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        stack.store.outbox_len(item).await.unwrap() > 0,
+        "orders wait in the outbox"
+    );
+    stack.writer = Some(start_writer(&stack.database, &stack.redis, &stack.rabbit).await);
+    responses.extend(buy_many(&stack.client, item, 20).await);
+    let placed = confirmed(&responses);
+    assert_eq!(placed.len(), 120);
+    stack.assert_conserved(item, 200, &placed).await;
+}
+
+#[actix_web::test]
+async fn purchases_go_on_while_rabbitmq_is_unreachable_and_persist_when_it_returns() {
+    let proxy = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let port = proxy.port;
+    let stack = spawn_stack_through(Strategy::Lua, port).await;
+    let item = stack.item(100, None).await;
+    let mut responses = buy_many(&stack.client, item, 10).await;
+    proxy.break_all();
+    responses.extend(buy_many(&stack.client, item, 30).await);
+    assert!(
+        responses.iter().all(|r| r.status == 200),
+        "purchases must not depend on the broker"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    let placed = confirmed(&responses);
+    stack.assert_conserved(item, 100, &placed).await;
+}
+
+/// A stack whose purchase-service reaches RabbitMQ through `rabbit_port`.
+async fn spawn_stack_through(strategy: Strategy, rabbit_port: u16) -> Stack {
+    crate::helpers::spawn_stack_with(strategy, |s| s.rabbitmq.port = rabbit_port).await
+}
+
+#[actix_web::test]
+async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost() {
+    let stack = spawn_stack(Strategy::Lua).await;
+    let item = stack.item(100, None).await;
+    // The doomed instance can never publish: its broker address leads nowhere.
+    let dead_end = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    dead_end.break_all();
+    let mut doomed_settings =
+        purchase_settings(&stack.database, &stack.redis, &stack.rabbit, Strategy::Lua);
+    doomed_settings.rabbitmq.port = dead_end.port;
+    doomed_settings.purchase.relay_interval_ms = 3_600_000;
+    let (doomed, server) = start_purchase_service(doomed_settings).await;
+    let responses = buy_many(&doomed, item, 25).await;
+    assert!(responses.iter().all(|r| r.status == 200));
+    server.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        stack.persisted_orders(item).await.len(),
+        0,
+        "nothing was published"
+    );
+    // The surviving instance's relay (spawn_stack's) republishes the outbox.
+    stack
+        .assert_conserved(item, 100, &confirmed(&responses))
+        .await;
+}
+
+#[actix_web::test]
+async fn sync_stock_during_a_purchase_race_keeps_conservation() {
+    let stack = spawn_stack(Strategy::Lua).await;
+    let item = stack.item(300, None).await;
+    let db = db::pool(&stack.settings.database.url(), 2).unwrap();
+    let store: ItemStore = stack.store.clone();
+    let syncing = async {
+        for _ in 0..15 {
+            stock_writer::sync::sync_stock(&db, &store, Some(item))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let buying = async {
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            all.extend(buy_many(&stack.client, item, 100).await);
+        }
+        all
+    };
+    let ((), responses) = futures_util::join!(syncing, buying);
+    let placed = confirmed(&responses);
+    assert_eq!(placed.len(), 300, "all stock sold, none oversold");
+    stack.assert_conserved(item, 300, &placed).await;
+    let report = stock_writer::sync::sync_stock(&db, &store, Some(item))
+        .await
+        .unwrap();
+    assert_eq!(report[0].after, 0);
+    assert_eq!(report[0].shortfall, 0);
+}

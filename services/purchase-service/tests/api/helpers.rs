@@ -1,0 +1,261 @@
+//! `spawn_stack`: purchase-service and stock-writer, each on port 0, sharing one test
+//! database, Redis key prefix and set of queues.
+
+use common::jwt::Role;
+use common::redis::Keyspace;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use inventory::ItemStore;
+use inventory::store::ItemState;
+use purchase_service::configuration::{Settings, Strategy};
+use purchase_service::startup::Application;
+use redis::AsyncCommands;
+use serde_json::json;
+use std::collections::BTreeMap;
+use testkit::{Client, Response, TestDatabase, TestRabbit, TestRedis};
+use tokio::sync::watch;
+
+pub struct Stack {
+    pub client: Client,
+    pub database: TestDatabase,
+    pub redis: TestRedis,
+    pub rabbit: TestRabbit,
+    pub settings: Settings,
+    pub writer: Option<watch::Sender<bool>>,
+    pub store: ItemStore,
+}
+
+pub fn purchase_settings(
+    database: &TestDatabase,
+    redis: &TestRedis,
+    rabbit: &TestRabbit,
+    strategy: Strategy,
+) -> Settings {
+    let mut settings = Settings::load().expect("settings");
+    settings.app.port = 0;
+    settings.app.host = "127.0.0.1".into();
+    database.apply(&mut settings.database);
+    redis.apply(&mut settings.redis);
+    rabbit.apply(&mut settings.rabbitmq);
+    testkit::keys().apply(&mut settings.jwt);
+    settings.purchase.strategy = strategy;
+    settings.purchase.relay_interval_ms = 100;
+    settings.purchase.relay_after_ms = 300;
+    settings.purchase.republish_after_ms = 1000;
+    settings
+}
+
+/// Starts a purchase-service for these settings and returns its client.
+pub async fn start_purchase_service(
+    settings: Settings,
+) -> (Client, actix_web::rt::task::JoinHandle<std::io::Result<()>>) {
+    let app = Application::build(settings)
+        .await
+        .expect("build purchase-service");
+    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
+    (client, actix_web::rt::spawn(app.run_until_stopped()))
+}
+
+pub async fn start_writer(
+    database: &TestDatabase,
+    redis: &TestRedis,
+    rabbit: &TestRabbit,
+) -> watch::Sender<bool> {
+    let mut settings = stock_writer::configuration::Settings::load().expect("writer settings");
+    settings.app.port = 0;
+    settings.app.host = "127.0.0.1".into();
+    database.apply(&mut settings.database);
+    redis.apply(&mut settings.redis);
+    rabbit.apply(&mut settings.rabbitmq);
+    let writer = stock_writer::startup::Application::build(settings)
+        .await
+        .expect("build writer");
+    let stop = writer.stopper();
+    tokio::spawn(writer.run_until_stopped());
+    stop
+}
+
+pub async fn spawn_stack(strategy: Strategy) -> Stack {
+    spawn_stack_with(strategy, |_| {}).await
+}
+
+pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Settings)) -> Stack {
+    let (database, redis, rabbit) = (
+        TestDatabase::new().await,
+        TestRedis::new(),
+        TestRabbit::new(),
+    );
+    let mut settings = purchase_settings(&database, &redis, &rabbit, strategy);
+    customize(&mut settings);
+    let (client, _) = start_purchase_service(settings.clone()).await;
+    let writer = Some(start_writer(&database, &redis, &rabbit).await);
+    let store = ItemStore::new(
+        common::redis::pool(&settings.redis).unwrap(),
+        Keyspace::new(redis.prefix.clone()),
+    );
+    Stack {
+        client,
+        database,
+        redis,
+        rabbit,
+        settings,
+        writer,
+        store,
+    }
+}
+
+pub fn token(user_id: u64) -> String {
+    testkit::keys().token_for(user_id, Role::User)
+}
+
+impl Stack {
+    pub async fn mysql(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(&self.database.url())
+            .await
+            .expect("connect")
+    }
+
+    /// An item on sale, as catalog-service would create it.
+    pub async fn item(&self, stock: u32, max_per_user: Option<u32>) -> u64 {
+        let limit = max_per_user.map_or("NULL".to_owned(), |l| l.to_string());
+        let mut conn = self.mysql().await;
+        diesel::sql_query(format!("INSERT INTO items (name, price, stock, max_per_user) VALUES ('Hot', 100, {stock}, {limit})"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let id: u64 = db::schema::items::table
+            .select(diesel::dsl::max(db::schema::items::id))
+            .first::<Option<u64>>(&mut conn)
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .put(&ItemState {
+                id,
+                stock,
+                max_per_user,
+                on_sale: true,
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    pub async fn buy(&self, user_id: u64, item: u64, quantity: serde_json::Value) -> Response {
+        self.client
+            .post(
+                &format!("/api/v1/items/{item}/purchase"),
+                Some(&token(user_id)),
+                &json!({ "quantity": quantity }),
+            )
+            .await
+    }
+
+    pub async fn buy_with_key(
+        &self,
+        user_id: u64,
+        item: u64,
+        quantity: u32,
+        key: &str,
+    ) -> Response {
+        let body = json!({ "quantity": quantity }).to_string().into_bytes();
+        self.client
+            .send(
+                "POST",
+                &format!("/api/v1/items/{item}/purchase"),
+                Some(&token(user_id)),
+                &[("Idempotency-Key", key)],
+                Some(body),
+            )
+            .await
+    }
+
+    pub async fn redis_stock(&self, item: u64) -> i64 {
+        self.redis
+            .connection()
+            .await
+            .get(self.store.keys(item).stock())
+            .await
+            .unwrap()
+    }
+
+    pub async fn mysql_stock(&self, item: u64) -> u32 {
+        use db::schema::items;
+        items::table
+            .find(item)
+            .select(items::stock)
+            .first(&mut self.mysql().await)
+            .await
+            .unwrap()
+    }
+
+    /// order id → quantity, as persisted in MySQL for one item.
+    pub async fn persisted_orders(&self, item: u64) -> BTreeMap<String, u32> {
+        use db::schema::orders;
+        orders::table
+            .filter(orders::item_id.eq(item))
+            .select((orders::id, orders::quantity))
+            .load::<(String, u32)>(&mut self.mysql().await)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// Waits until stock-writer has persisted exactly the given orders and the outbox is
+    /// empty, then checks conservation: MySQL stock = initial - sold = Redis stock.
+    pub async fn assert_conserved(
+        &self,
+        item: u64,
+        initial: u32,
+        confirmed: &BTreeMap<String, u32>,
+    ) {
+        testkit::eventually(
+            30,
+            "every confirmed order persisted and the outbox empty",
+            || async {
+                self.persisted_orders(item).await.len() >= confirmed.len()
+                    && self.store.outbox_len(item).await.unwrap() == 0
+            },
+        )
+        .await;
+        let persisted = self.persisted_orders(item).await;
+        assert_eq!(
+            &persisted, confirmed,
+            "MySQL must hold exactly the orders answered 200"
+        );
+        let sold: u32 = confirmed.values().sum();
+        assert_eq!(self.mysql_stock(item).await, initial - sold, "MySQL stock");
+        assert_eq!(
+            self.redis_stock(item).await,
+            i64::from(initial - sold),
+            "Redis stock"
+        );
+    }
+}
+
+/// order id → quantity of the 200-answered purchases among `responses`.
+pub fn confirmed(responses: &[Response]) -> BTreeMap<String, u32> {
+    responses
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            let order = &r.body["order"];
+            (
+                order["id"].as_str().unwrap().to_owned(),
+                order["quantity"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect()
+}
+
+pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
+    assert_eq!(response.status, status, "body: {}", response.body);
+    assert_eq!(
+        response.body["error_code"], error_code,
+        "body: {}",
+        response.body
+    );
+}
+
+pub const STRATEGIES: [Strategy; 2] = [Strategy::Lua, Strategy::Lock];

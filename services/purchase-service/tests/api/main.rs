@@ -1,0 +1,9 @@
+//! purchase-service over real HTTP, with the real stock-writer draining real RabbitMQ
+//! into the real MariaDB, for both purchase strategies.
+
+mod faults;
+mod helpers;
+mod lock_strategy;
+mod orders;
+mod purchase;
+mod races;

@@ -1,0 +1,192 @@
+use crate::helpers::{STRATEGIES, assert_envelope, confirmed, spawn_stack, token};
+use redis::AsyncCommands;
+use serde_json::json;
+
+#[actix_web::test]
+async fn a_purchase_succeeds_and_is_persisted() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(10, None).await;
+        let response = stack.buy(1, item, json!(3)).await;
+        assert_eq!(response.status, 200, "{strategy:?}: {}", response.body);
+        assert_eq!(response.body["message"], "Purchase successful!");
+        let order = &response.body["order"];
+        assert_eq!(order["item_id"], item);
+        assert_eq!(order["quantity"], 3);
+        assert_eq!(order["status"], "pending");
+        assert!(order["id"].as_str().is_some_and(|id| id.len() == 36));
+        assert_eq!(stack.redis_stock(item).await, 7);
+        stack
+            .assert_conserved(item, 10, &confirmed(&[response]))
+            .await;
+    }
+}
+
+#[actix_web::test]
+async fn insufficient_stock_changes_nothing() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(2, None).await;
+        let response = stack.buy(1, item, json!(3)).await;
+        assert_envelope(&response, 409, "INSUFFICIENT_STOCK");
+        assert_eq!(response.body["current_stock"], 2);
+        assert_eq!(stack.redis_stock(item).await, 2);
+        assert_eq!(stack.mysql_stock(item).await, 2);
+        assert_eq!(stack.store.outbox_len(item).await.unwrap(), 0);
+    }
+}
+
+#[actix_web::test]
+async fn bad_quantities_are_422_and_change_nothing() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item(5, None).await;
+    for quantity in [
+        json!(0),
+        json!("abc"),
+        json!(2000),
+        json!(null),
+        json!(-1),
+        json!(1.5),
+    ] {
+        let response = stack.buy(1, item, quantity.clone()).await;
+        assert_envelope(&response, 422, "VALIDATION_FAILED");
+        assert!(
+            response.body["errors"]["quantity"].is_array(),
+            "{quantity}: {}",
+            response.body
+        );
+    }
+    let missing = stack
+        .client
+        .post(
+            &format!("/api/v1/items/{item}/purchase"),
+            Some(&token(1)),
+            &json!({}),
+        )
+        .await;
+    assert_envelope(&missing, 422, "VALIDATION_FAILED");
+    assert!(missing.body["errors"]["quantity"].is_array());
+    let no_body = stack
+        .client
+        .send(
+            "POST",
+            &format!("/api/v1/items/{item}/purchase"),
+            Some(&token(1)),
+            &[],
+            None,
+        )
+        .await;
+    assert_envelope(&no_body, 422, "VALIDATION_FAILED");
+    let bad_key = stack.buy_with_key(1, item, 1, "has spaces in it").await;
+    assert_envelope(&bad_key, 422, "VALIDATION_FAILED");
+    assert!(bad_key.body["errors"]["idempotency_key"].is_array());
+    let bad_id = stack
+        .client
+        .post(
+            "/api/v1/items/abc/purchase",
+            Some(&token(1)),
+            &json!({"quantity": 1}),
+        )
+        .await;
+    assert_envelope(&bad_id, 422, "VALIDATION_FAILED");
+    assert_eq!(stack.redis_stock(item).await, 5);
+}
+
+#[actix_web::test]
+async fn unknown_and_deleted_items_are_404() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        assert_envelope(&stack.buy(1, 424242, json!(1)).await, 404, "NOT_FOUND");
+        let item = stack.item(5, None).await;
+        stack.store.set_on_sale(item, false).await.unwrap();
+        assert_envelope(&stack.buy(1, item, json!(1)).await, 404, "NOT_FOUND");
+        assert_eq!(stack.redis_stock(item).await, 5);
+    }
+}
+
+#[actix_web::test]
+async fn purchases_need_a_live_token() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item(5, None).await;
+    let anonymous = stack
+        .client
+        .post(
+            &format!("/api/v1/items/{item}/purchase"),
+            None,
+            &json!({"quantity": 1}),
+        )
+        .await;
+    assert_envelope(&anonymous, 401, "UNAUTHENTICATED");
+    assert_eq!(anonymous.body["message"], "Unauthenticated.");
+
+    let revoked = token(1);
+    let claims: serde_json::Value = {
+        use base64::Engine;
+        let payload = revoked.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let jti = claims["jti"].as_str().unwrap();
+    let mut redis = stack.redis.connection().await;
+    redis
+        .set::<_, _, ()>(format!("{}revoked:{jti}", stack.redis.prefix), 1)
+        .await
+        .unwrap();
+    let response = stack
+        .client
+        .post(
+            &format!("/api/v1/items/{item}/purchase"),
+            Some(&revoked),
+            &json!({"quantity": 1}),
+        )
+        .await;
+    assert_envelope(&response, 401, "UNAUTHENTICATED");
+    assert_eq!(stack.redis_stock(item).await, 5);
+}
+
+#[actix_web::test]
+async fn the_per_user_limit_is_enforced() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(10, Some(2)).await;
+        assert_eq!(stack.buy(1, item, json!(2)).await.status, 200);
+        let over = stack.buy(1, item, json!(1)).await;
+        assert_envelope(&over, 409, "PURCHASE_LIMIT_EXCEEDED");
+        assert_eq!(over.body["limit"], 2);
+        assert_eq!(over.body["already_bought"], 2);
+        assert_eq!(
+            stack.buy(2, item, json!(2)).await.status,
+            200,
+            "another user has their own allowance"
+        );
+        assert_eq!(stack.redis_stock(item).await, 6);
+    }
+}
+
+#[actix_web::test]
+async fn a_retried_idempotency_key_returns_the_same_order() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(10, None).await;
+        let first = stack.buy_with_key(1, item, 2, "retry-me").await;
+        assert_eq!(first.status, 200);
+        let again = stack.buy_with_key(1, item, 2, "retry-me").await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.body["order"]["id"], first.body["order"]["id"]);
+        assert_eq!(stack.redis_stock(item).await, 8);
+        let other_user = stack.buy_with_key(2, item, 2, "retry-me").await;
+        assert_ne!(
+            other_user.body["order"]["id"], first.body["order"]["id"],
+            "keys are per user"
+        );
+        stack
+            .assert_conserved(item, 10, &confirmed(&[first, other_user]))
+            .await;
+        let after_persist = stack.buy_with_key(1, item, 2, "retry-me").await;
+        assert_eq!(after_persist.body["order"]["status"], "confirmed");
+    }
+}
