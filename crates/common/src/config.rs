@@ -66,6 +66,17 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("RABBITMQ_VHOST", "rabbitmq.vhost"),
     var("RABBITMQ_PREFIX", "rabbitmq.prefix"),
     var("RABBITMQ_PUBLISH_TIMEOUT_MS", "rabbitmq.publish_timeout_ms"),
+    var("PURCHASE_STRATEGY", "purchase.strategy"),
+    var("IDEMPOTENCY_TTL_SECS", "purchase.idempotency_ttl_secs"),
+    var("OUTBOX_RELAY_INTERVAL_MS", "purchase.relay_interval_ms"),
+    var("OUTBOX_RELAY_AFTER_MS", "purchase.relay_after_ms"),
+    var("OUTBOX_REPUBLISH_AFTER_MS", "purchase.republish_after_ms"),
+    var(
+        "MAX_PUBLISHES_IN_FLIGHT",
+        "purchase.max_publishes_in_flight",
+    ),
+    var("WRITER_PREFETCH", "writer.prefetch"),
+    var("WRITER_BATCH_MAX", "writer.batch_max"),
     var("BCRYPT_ROUNDS", "auth.bcrypt_rounds"),
     var("LOGIN_MAX_ATTEMPTS", "auth.login_max_attempts"),
     var(

@@ -74,6 +74,17 @@ impl Client {
         }
     }
 
+    /// The status of a GET, or `None` when nothing answers (for readiness polling).
+    pub async fn try_get_status(&self, path: &str) -> Option<u16> {
+        let response = self
+            .inner
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status().as_u16())
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.send("GET", path, token, &[], None).await
     }

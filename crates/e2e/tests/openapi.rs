@@ -1,0 +1,364 @@
+//! proto-docs/openapi.json checked against the running code: every documented operation
+//! is exercised through the gateway and every answer (status and body) must match the
+//! schema the document gives for it.
+
+use e2e::{Stack, workspace_root};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use testkit::Response;
+
+struct Contract {
+    doc: Value,
+    checked: BTreeSet<(String, String)>,
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+impl Contract {
+    fn load() -> Self {
+        let text = std::fs::read_to_string(workspace_root().join("proto-docs/openapi.json"))
+            .expect("proto-docs/openapi.json");
+        Contract {
+            doc: serde_json::from_str(&text).expect("openapi.json is JSON"),
+            checked: BTreeSet::new(),
+        }
+    }
+
+    /// Follows a `$ref` inside the document.
+    fn resolve<'a>(&'a self, mut value: &'a Value) -> &'a Value {
+        while let Some(reference) = value.get("$ref").and_then(Value::as_str) {
+            value = self
+                .doc
+                .pointer(reference.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("dangling $ref {reference}"));
+        }
+        value
+    }
+
+    fn check(&mut self, method: &str, path: &str, response: &Response) {
+        let operation = &self.doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        self.checked.insert((method.to_owned(), path.to_owned()));
+        let status = response.status.to_string();
+        let documented = operation["responses"].get(&status).unwrap_or_else(|| {
+            panic!(
+                "{method} {path} answered {status}, which is not documented: {}",
+                response.body
+            )
+        });
+        let documented = self.resolve(documented);
+        if documented
+            .pointer("/content/application~1json/schema")
+            .is_none()
+        {
+            assert!(
+                response.raw.is_empty() || response.status == 200,
+                "{method} {path} {status}: undocumented body"
+            );
+            return;
+        }
+        // Validate against the document itself so that its internal $refs resolve.
+        let base = match operation["responses"][&status]
+            .get("$ref")
+            .and_then(Value::as_str)
+        {
+            Some(reference) => reference.to_owned(),
+            None => format!("#/paths/{}/{method}/responses/{status}", escape(path)),
+        };
+        let mut root = self.doc.clone();
+        root["$ref"] = Value::String(format!("{base}/content/application~1json/schema"));
+        let validator = jsonschema::draft202012::new(&root).expect("a valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&response.body)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match the document: {errors:?}\nbody: {}",
+            response.body
+        );
+    }
+
+    fn assert_all_operations_checked(&self) {
+        let mut missing = Vec::new();
+        for (path, operations) in self.doc["paths"].as_object().expect("paths") {
+            for method in operations.as_object().expect("operations").keys() {
+                if ["get", "post", "patch", "delete", "put"].contains(&method.as_str())
+                    && !self.checked.contains(&(method.clone(), path.clone()))
+                {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "documented but never exercised: {missing:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_documented_operation_answers_as_documented() {
+    let stack = Stack::start().await;
+    let mut contract = Contract::load();
+    let gw = &stack.gateway;
+
+    let created = stack.run_cli(
+        "auth-service",
+        &["create-admin", "--email", "root@example.com"],
+        &[("ADMIN_PASSWORD", "root-password")],
+    );
+    assert!(created.status.success());
+
+    // auth
+    let register = gw
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"name": "Ann", "email": "ann@example.com", "password": "ann-password"}),
+        )
+        .await;
+    contract.check("post", "/api/v1/auth/register", &register);
+    contract.check(
+        "post",
+        "/api/v1/auth/register",
+        &gw.post("/api/v1/auth/register", None, &json!({})).await,
+    );
+    let login = gw
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "ann@example.com", "password": "ann-password"}),
+        )
+        .await;
+    contract.check("post", "/api/v1/auth/login", &login);
+    contract.check(
+        "post",
+        "/api/v1/auth/login",
+        &gw.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "ann@example.com", "password": "nope-nope"}),
+        )
+        .await,
+    );
+    let user = login.body["access_token"].as_str().unwrap().to_owned();
+    let admin_login = gw
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "root@example.com", "password": "root-password"}),
+        )
+        .await;
+    let admin = admin_login.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    contract.check(
+        "get",
+        "/api/v1/auth/me",
+        &gw.get("/api/v1/auth/me", Some(&user)).await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/auth/me",
+        &gw.post("/api/v1/auth/me", Some(&user), &Value::Null).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/auth/me",
+        &gw.get("/api/v1/auth/me", None).await,
+    );
+
+    // items
+    let item = gw
+        .post(
+            "/api/v1/items",
+            Some(&admin),
+            &json!({"name": "Lamp", "price": 1500, "stock": 3, "max_per_user": 2}),
+        )
+        .await;
+    contract.check("post", "/api/v1/items", &item);
+    contract.check(
+        "post",
+        "/api/v1/items",
+        &gw.post("/api/v1/items", Some(&admin), &json!({"price": -1}))
+            .await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items",
+        &gw.post("/api/v1/items", Some(&user), &json!({})).await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items",
+        &gw.post("/api/v1/items", None, &json!({})).await,
+    );
+    let id = item.body["id"].as_u64().unwrap();
+    contract.check(
+        "get",
+        "/api/v1/items",
+        &gw.get("/api/v1/items?per_page=5", None).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/items",
+        &gw.get("/api/v1/items?per_page=500", None).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/items/{id}",
+        &gw.get(&format!("/api/v1/items/{id}"), None).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/items/{id}",
+        &gw.get("/api/v1/items/987654", None).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/items/{id}",
+        &gw.get("/api/v1/items/abc", None).await,
+    );
+    let patch = gw
+        .send(
+            "PATCH",
+            &format!("/api/v1/items/{id}"),
+            Some(&admin),
+            &[],
+            Some(json!({"description": "bright"}).to_string().into_bytes()),
+        )
+        .await;
+    contract.check("patch", "/api/v1/items/{id}", &patch);
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/restock",
+        &gw.post(
+            &format!("/api/v1/items/{id}/restock"),
+            Some(&admin),
+            &json!({"quantity": 2}),
+        )
+        .await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/restock",
+        &gw.post(
+            &format!("/api/v1/items/{id}/restock"),
+            Some(&admin),
+            &json!({"quantity": 0}),
+        )
+        .await,
+    );
+
+    // purchases and orders
+    let path = format!("/api/v1/items/{id}/purchase");
+    let bought = gw.post(&path, Some(&user), &json!({"quantity": 2})).await;
+    contract.check("post", "/api/v1/items/{id}/purchase", &bought);
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/purchase",
+        &gw.post(&path, Some(&user), &json!({"quantity": 1})).await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/purchase",
+        &gw.post(&path, Some(&admin), &json!({"quantity": 4})).await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/purchase",
+        &gw.post(&path, Some(&user), &json!({"quantity": "abc"}))
+            .await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/purchase",
+        &gw.post(
+            "/api/v1/items/987654/purchase",
+            Some(&user),
+            &json!({"quantity": 1}),
+        )
+        .await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/items/{id}/purchase",
+        &gw.post(&path, None, &json!({"quantity": 1})).await,
+    );
+    let order_id = bought.body["order"]["id"].as_str().unwrap().to_owned();
+    contract.check(
+        "get",
+        "/api/v1/orders",
+        &gw.get("/api/v1/orders", Some(&user)).await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/orders/{id}",
+        &gw.get(&format!("/api/v1/orders/{order_id}"), Some(&user))
+            .await,
+    );
+    contract.check(
+        "get",
+        "/api/v1/orders/{id}",
+        &gw.get(&format!("/api/v1/orders/{order_id}"), Some(&admin))
+            .await,
+    );
+
+    contract.check(
+        "delete",
+        "/api/v1/items/{id}",
+        &gw.send(
+            "DELETE",
+            &format!("/api/v1/items/{id}"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await,
+    );
+    contract.check(
+        "delete",
+        "/api/v1/items/{id}",
+        &gw.send(
+            "DELETE",
+            &format!("/api/v1/items/{id}"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await,
+    );
+
+    let refreshed = gw
+        .post("/api/v1/auth/refresh", Some(&user), &Value::Null)
+        .await;
+    contract.check("post", "/api/v1/auth/refresh", &refreshed);
+    let fresh = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    contract.check(
+        "post",
+        "/api/v1/auth/logout",
+        &gw.post("/api/v1/auth/logout", Some(&fresh), &Value::Null)
+            .await,
+    );
+    contract.check(
+        "post",
+        "/api/v1/auth/logout",
+        &gw.post("/api/v1/auth/logout", Some(&fresh), &Value::Null)
+            .await,
+    );
+
+    // Operational endpoints, straight at a service.
+    let service = testkit::Client::new(format!(
+        "http://127.0.0.1:{}",
+        stack.port("catalog-service")
+    ));
+    contract.check("get", "/healthz", &service.get("/healthz", None).await);
+    contract.check("get", "/readyz", &service.get("/readyz", None).await);
+    contract.check("get", "/metrics", &service.get("/metrics", None).await);
+
+    contract.assert_all_operations_checked();
+}
