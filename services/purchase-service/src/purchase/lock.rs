@@ -48,7 +48,7 @@ impl LockStrategy {
     ) -> Result<Outcome, inventory::Error> {
         // WATCH state belongs to the connection: this pooled connection is ours alone
         // until it goes back, and it goes back unwatched (EXEC or UNWATCH) or not at all.
-        let mut conn = self.redis.get().await?;
+        let mut conn = self.redis.exclusive().await?;
         let result = self.check_and_write(&mut conn, attempt, keys, now_ms).await;
         match &result {
             Ok(Outcome::Placed { .. }) | Ok(Outcome::Busy) => {}
