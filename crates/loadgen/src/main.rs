@@ -46,6 +46,9 @@ struct Args {
     /// The Ed25519 private key that signs the buyers' tokens.
     #[arg(long, default_value = "run/keys/jwt_private.pem")]
     private_key: String,
+    /// Write the id of every order answered 200 to this file, one per line.
+    #[arg(long)]
+    orders_out: Option<String>,
     /// A label copied into the summary.
     #[arg(long, default_value = "")]
     label: String,
@@ -55,6 +58,7 @@ struct Tally {
     latency_us: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     error_codes: BTreeMap<String, u64>,
+    order_ids: Vec<String>,
 }
 
 impl Tally {
@@ -63,6 +67,7 @@ impl Tally {
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
             statuses: BTreeMap::new(),
             error_codes: BTreeMap::new(),
+            order_ids: Vec::new(),
         }
     }
 
@@ -74,6 +79,7 @@ impl Tally {
         for (code, n) in other.error_codes {
             *self.error_codes.entry(code).or_default() += n;
         }
+        self.order_ids.extend(other.order_ids);
     }
 }
 
@@ -149,6 +155,14 @@ async fn buyer(
         let elapsed = scheduled.elapsed();
         let _ = tally.latency_us.record(elapsed.as_micros().max(1) as u64);
         *tally.statuses.entry(status).or_default() += 1;
+        if status == 200 && args.orders_out.is_some() {
+            if let Some(id) = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["order"]["id"].as_str().map(str::to_owned))
+            {
+                tally.order_ids.push(id);
+            }
+        }
         if status != 200 {
             let code = serde_json::from_slice::<Value>(&bytes)
                 .ok()
@@ -277,6 +291,10 @@ fn main() -> anyhow::Result<()> {
             "mean": total.latency_us.mean() / 1000.0,
         },
     });
+    if let Some(path) = &args.orders_out {
+        std::fs::write(path, total.order_ids.join("\n") + "\n")
+            .with_context(|| format!("writing {path}"))?;
+    }
     println!("{summary}");
     Ok(())
 }

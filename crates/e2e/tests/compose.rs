@@ -1,0 +1,146 @@
+//! docker-compose.yaml and the native run (deploy/local.env) must configure the services
+//! with the same variables, and only variables the code reads (common::config::ENV_VARS):
+//! Docker does not run on the development machines, so this is what keeps the two from
+//! drifting apart silently.
+
+use e2e::{SERVICES, workspace_root};
+use std::collections::BTreeSet;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn code_reads() -> BTreeSet<&'static str> {
+    common::config::ENV_VARS.iter().map(|v| v.name).collect()
+}
+
+fn local_env() -> BTreeSet<String> {
+    std::fs::read_to_string(workspace_root().join("deploy/local.env"))
+        .expect("deploy/local.env")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split('=').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A mapping with YAML merge keys (`<<: *anchor`) applied.
+fn merged(mapping: &Yaml) -> Vec<(String, Yaml)> {
+    let mut entries = Vec::new();
+    if let Yaml::Hash(hash) = mapping {
+        for (key, value) in hash {
+            if key.as_str() == Some("<<") {
+                let parents = match value {
+                    Yaml::Array(list) => list.clone(),
+                    other => vec![other.clone()],
+                };
+                for parent in parents {
+                    entries.extend(merged(&parent));
+                }
+            } else if let Some(key) = key.as_str() {
+                entries.retain(|(k, _)| k != key);
+                entries.push((key.to_owned(), value.clone()));
+            }
+        }
+    }
+    entries
+}
+
+fn environment(service: &Yaml) -> BTreeSet<String> {
+    let service: Vec<_> = merged(service);
+    let Some((_, environment)) = service.iter().find(|(k, _)| k == "environment") else {
+        return BTreeSet::new();
+    };
+    match environment {
+        Yaml::Array(list) => list
+            .iter()
+            .filter_map(Yaml::as_str)
+            .map(|entry| entry.split('=').next().unwrap_or_default().to_owned())
+            .collect(),
+        mapping => merged(mapping).into_iter().map(|(k, _)| k).collect(),
+    }
+}
+
+#[test]
+fn compose_and_the_native_run_set_the_same_variables_and_only_ones_the_code_reads() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml"))
+        .expect("docker-compose.yaml");
+    let docs = YamlLoader::load_from_str(&text).expect("docker-compose.yaml is YAML");
+    let services = &docs[0]["services"];
+    let reads = code_reads();
+
+    for name in local_env() {
+        assert!(
+            reads.contains(name.as_str()),
+            "deploy/local.env sets {name}, which no service reads"
+        );
+    }
+    let mut union = BTreeSet::new();
+    for service in SERVICES {
+        let definition = &services[service];
+        assert!(
+            !definition.is_badvalue(),
+            "docker-compose.yaml has no service {service}"
+        );
+        let env = environment(definition);
+        for name in &env {
+            assert!(
+                reads.contains(name.as_str()),
+                "compose sets {name} for {service}, which the code never reads"
+            );
+        }
+        for name in local_env() {
+            let per_service = name == "JWT_PRIVATE_KEY_PATH" || name == "PURCHASE_STRATEGY";
+            assert!(
+                per_service || env.contains(&name),
+                "{service} in compose lacks {name}, which the native run sets"
+            );
+        }
+        assert!(
+            env.contains("APP_PORT") && env.contains("APP_HOST"),
+            "{service} must set APP_HOST and APP_PORT"
+        );
+        union.extend(env);
+    }
+    for name in local_env() {
+        assert!(union.contains(&name), "no compose service sets {name}");
+    }
+    let auth = environment(&services["auth-service"]);
+    assert!(
+        auth.contains("JWT_PRIVATE_KEY_PATH"),
+        "auth-service signs tokens"
+    );
+    for service in ["catalog-service", "purchase-service", "stock-writer"] {
+        assert!(
+            !environment(&services[service]).contains("JWT_PRIVATE_KEY_PATH"),
+            "only auth-service holds the private key"
+        );
+    }
+    let purchase = environment(&services["purchase-service"]);
+    assert!(purchase.contains("PURCHASE_STRATEGY"));
+}
+
+#[test]
+fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    assert!(
+        text.contains("deploy/nginx/gateway.conf.template"),
+        "compose must mount the gateway template"
+    );
+    let template =
+        std::fs::read_to_string(workspace_root().join("deploy/nginx/gateway.conf.template"))
+            .unwrap();
+    for variable in [
+        "GATEWAY_PORT",
+        "AUTH_UPSTREAM",
+        "CATALOG_UPSTREAM",
+        "PURCHASE_UPSTREAM",
+        "GATEWAY_ACCESS_LOG",
+    ] {
+        assert!(
+            template.contains(&format!("${{{variable}}}")),
+            "template lacks {variable}"
+        );
+        assert!(
+            text.contains(variable),
+            "compose does not set {variable} for the gateway"
+        );
+    }
+}
