@@ -24,7 +24,7 @@ impl Accounts {
     async fn conn(
         &self,
     ) -> Result<db::PooledConnection<diesel_async::AsyncMysqlConnection>, ApiError> {
-        self.db.get().await.map_err(ApiError::internal)
+        db::connection(&self.db).await
     }
 
     pub async fn register(
@@ -34,8 +34,7 @@ impl Accounts {
         let mut conn = self.conn().await?;
         // Checked first only to spare a bcrypt hash; the UNIQUE index decides races.
         if users::find_by_email(&mut conn, registration.email.as_str())
-            .await
-            .map_err(ApiError::internal)?
+            .await?
             .is_some()
         {
             return Err(email_taken());
@@ -65,8 +64,7 @@ impl Accounts {
         let email = credentials.email.as_str();
         self.throttle.check(email, address).await?;
         let user = users::find_by_email(&mut *self.conn().await?, email)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let valid = self
             .hasher
@@ -88,8 +86,7 @@ impl Accounts {
 
     pub async fn me(&self, caller: &AuthUser) -> Result<User, ApiError> {
         users::find(&mut *self.conn().await?, caller.id)
-            .await
-            .map_err(ApiError::internal)?
+            .await?
             .ok_or(ApiError::Unauthenticated)
     }
 
