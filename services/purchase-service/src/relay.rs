@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-const BATCH_PER_ITEM: usize = 500;
+const BATCH_PER_ITEM: usize = 2000;
 
 pub struct Relay {
     pub store: ItemStore,
@@ -44,18 +44,20 @@ impl Relay {
             .store
             .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
             .await?;
-        let mut published = Vec::new();
-        for entry in due {
-            let Ok(event) = StockEvent::parse(entry.event.as_bytes()) else {
+        // Published concurrently: the broker confirms them together, so a backlog left by
+        // an outage drains at the broker's pace rather than one round trip per order.
+        let attempts = due.into_iter().filter_map(|entry| match StockEvent::parse(entry.event.as_bytes()) {
+            Ok(event) => Some(async move { publish(&self.publisher, &event).await.then_some(entry) }),
+            Err(_) => {
                 tracing::error!(order_id = %entry.order_id, "unreadable outbox entry left in place");
-                continue;
-            };
-            if !publish(&self.publisher, &event).await {
-                // The broker is down: stop here, the next tick tries again.
-                break;
+                None
             }
-            published.push(entry);
-        }
+        });
+        let published: Vec<_> = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         self.store
             .reschedule(&published, now + self.republish_after_ms)
             .await?;
