@@ -13,7 +13,7 @@ struct Contract {
 }
 
 fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+    segment.replace('~', "~0").replace('/', "~1").replace('{', "%7B").replace('}', "%7D")
 }
 
 impl Contract {
