@@ -362,3 +362,28 @@ async fn every_documented_operation_answers_as_documented() {
 
     contract.assert_all_operations_checked();
 }
+
+#[test]
+fn the_stock_event_schema_matches_the_events_the_code_publishes() {
+    let text = std::fs::read_to_string(workspace_root().join("proto-docs/stock-event.schema.json")).expect("event schema");
+    let schema: Value = serde_json::from_str(&text).expect("JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+    let mut event = events::StockEvent {
+        version: events::EVENT_VERSION,
+        order_id: "01a20da8-76d9-7059-99fc-52b963665b74".into(),
+        user_id: 7,
+        item_id: 1,
+        quantity: 2,
+        purchased_at_ms: 1_795_524_274_009,
+        request_id: Some("trace-1".into()),
+    };
+    for request_id in [Some("trace-1".to_owned()), None] {
+        event.request_id = request_id;
+        let json: Value = serde_json::from_str(&event.to_json()).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let mut bad: Value = serde_json::from_str(&event.to_json()).unwrap();
+    bad["quantity"] = json!(0);
+    assert!(!validator.is_valid(&bad), "the schema must refuse what the consumer refuses");
+}
