@@ -2,12 +2,16 @@
 //! JSON envelope, the 404 for unknown routes, and the operational endpoints
 //! `/healthz`, `/readyz` and `/metrics`.
 
+use crate::config::AppSettings;
 use crate::error::{ApiError, ValidationErrors};
 use crate::input::BodyLimit;
 use crate::metrics::Metrics;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::future::BoxFuture;
 use serde_json::json;
+use std::net::TcpListener;
 use std::sync::Arc;
 
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -44,6 +48,38 @@ impl Readiness {
             }
         })
     }
+}
+
+/// Binds `APP_HOST:APP_PORT` (port 0 picks a free one) and builds a service's HTTP
+/// server: the request-observing middleware, metrics, readiness and the shared routes,
+/// plus what `service` registers (its state and routes). Returns the bound port.
+pub fn serve<F>(
+    app: &AppSettings,
+    metrics: Metrics,
+    readiness: Readiness,
+    service: F,
+) -> std::io::Result<(u16, Server)>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind((app.host.as_str(), app.port))?;
+    let port = listener.local_addr()?.port();
+    let metrics = web::Data::new(metrics);
+    let readiness = web::Data::new(readiness);
+    let body_limit = app.body_limit_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(crate::telemetry::observe))
+            .app_data(metrics.clone())
+            .app_data(readiness.clone())
+            .configure(service.clone())
+            .configure(|cfg| configure(cfg, body_limit))
+    })
+    .shutdown_timeout(app.shutdown_timeout_secs)
+    .listen(listener)?
+    .run();
+    tracing::info!(port, service = %app.name, "listening");
+    Ok((port, server))
 }
 
 /// Registers the shared app data, handlers and routes on a service's app.

@@ -13,7 +13,11 @@ struct Contract {
 }
 
 fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1").replace('{', "%7B").replace('}', "%7D")
+    segment
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
 }
 
 impl Contract {
@@ -365,7 +369,8 @@ async fn every_documented_operation_answers_as_documented() {
 
 #[test]
 fn the_stock_event_schema_matches_the_events_the_code_publishes() {
-    let text = std::fs::read_to_string(workspace_root().join("proto-docs/stock-event.schema.json")).expect("event schema");
+    let text = std::fs::read_to_string(workspace_root().join("proto-docs/stock-event.schema.json"))
+        .expect("event schema");
     let schema: Value = serde_json::from_str(&text).expect("JSON");
     let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
     let mut event = events::StockEvent {
@@ -380,10 +385,16 @@ fn the_stock_event_schema_matches_the_events_the_code_publishes() {
     for request_id in [Some("trace-1".to_owned()), None] {
         event.request_id = request_id;
         let json: Value = serde_json::from_str(&event.to_json()).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
     let mut bad: Value = serde_json::from_str(&event.to_json()).unwrap();
     bad["quantity"] = json!(0);
-    assert!(!validator.is_valid(&bad), "the schema must refuse what the consumer refuses");
+    assert!(
+        !validator.is_valid(&bad),
+        "the schema must refuse what the consumer refuses"
+    );
 }

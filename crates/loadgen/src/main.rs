@@ -106,16 +106,26 @@ fn tokens(args: &Args) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-async fn buyer(
-    worker: usize,
-    workers: usize,
+/// What every buyer shares.
+struct Run {
     args: Arc<Args>,
     tokens: Arc<Vec<String>>,
-    client: awc::Client,
-    deadline: Instant,
+    workers: usize,
     started: Instant,
+    deadline: Instant,
     sent: Arc<AtomicU64>,
-) -> Tally {
+}
+
+async fn buyer(worker: usize, run: Arc<Run>, client: awc::Client) -> Tally {
+    let Run {
+        args,
+        tokens,
+        workers,
+        started,
+        deadline,
+        sent,
+    } = &*run;
+    let (workers, started, deadline) = (*workers, *started, *deadline);
     let mut tally = Tally::new();
     let body = json!({ "quantity": args.quantity }).to_string();
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / args.rate));
@@ -155,13 +165,13 @@ async fn buyer(
         let elapsed = scheduled.elapsed();
         let _ = tally.latency_us.record(elapsed.as_micros().max(1) as u64);
         *tally.statuses.entry(status).or_default() += 1;
-        if status == 200 && args.orders_out.is_some() {
-            if let Some(id) = serde_json::from_slice::<Value>(&bytes)
+        if status == 200
+            && args.orders_out.is_some()
+            && let Some(id) = serde_json::from_slice::<Value>(&bytes)
                 .ok()
                 .and_then(|v| v["order"]["id"].as_str().map(str::to_owned))
-            {
-                tally.order_ids.push(id);
-            }
+        {
+            tally.order_ids.push(id);
         }
         if status != 200 {
             let code = serde_json::from_slice::<Value>(&bytes)
@@ -225,26 +235,25 @@ fn main() -> anyhow::Result<()> {
     let workers = args.concurrency;
     let threads: Vec<_> = (0..args.threads)
         .map(|t| {
-            let (args, tokens, sent) = (args.clone(), tokens.clone(), sent.clone());
+            let run = Arc::new(Run {
+                args: args.clone(),
+                tokens: tokens.clone(),
+                workers,
+                started,
+                deadline,
+                sent: sent.clone(),
+            });
             std::thread::spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
-                    let mine: Vec<usize> = (0..workers).filter(|w| w % args.threads == t).collect();
+                    let mine: Vec<usize> =
+                        (0..workers).filter(|w| w % run.args.threads == t).collect();
                     let client = awc::Client::builder()
                         .connector(awc::Connector::new().limit(mine.len()))
                         .timeout(Duration::from_secs(30))
                         .finish();
-                    let buyers = mine.into_iter().map(|w| {
-                        buyer(
-                            w,
-                            workers,
-                            args.clone(),
-                            tokens.clone(),
-                            client.clone(),
-                            deadline,
-                            started,
-                            sent.clone(),
-                        )
-                    });
+                    let buyers = mine
+                        .into_iter()
+                        .map(|w| buyer(w, run.clone(), client.clone()));
                     let mut total = Tally::new();
                     for tally in futures_util::future::join_all(buyers).await {
                         total.merge(tally);

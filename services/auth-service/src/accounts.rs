@@ -63,8 +63,7 @@ impl Accounts {
     ) -> Result<IssuedToken, ApiError> {
         let email = credentials.email.as_str();
         self.throttle.check(email, address).await?;
-        let user = users::find_by_email(&mut *self.conn().await?, email)
-            .await?;
+        let user = users::find_by_email(&mut *self.conn().await?, email).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let valid = self
             .hasher

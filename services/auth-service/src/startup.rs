@@ -8,14 +8,12 @@ use crate::routes::{self, TrustForwardedFor};
 use crate::throttle::LoginThrottle;
 use crate::tokens::TokenIssuer;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use common::auth::Authenticator;
 use common::http::Readiness;
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
-use std::net::TcpListener;
 
 pub struct Application {
     port: u16,
@@ -55,29 +53,16 @@ impl Application {
                 async move { db::ping(&db).await }
             });
 
-        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
-        let port = listener.local_addr()?.port();
-        let metrics = web::Data::new(Metrics::new(&settings.app.name));
+        let metrics = Metrics::new(&settings.app.name);
         let accounts = web::Data::new(accounts);
         let authenticator = web::Data::new(authenticator);
-        let readiness = web::Data::new(readiness);
         let trust = TrustForwardedFor(settings.app.trust_forwarded_for);
-        let body_limit = settings.app.body_limit_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::telemetry::observe))
-                .app_data(metrics.clone())
-                .app_data(accounts.clone())
+        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
+            cfg.app_data(accounts.clone())
                 .app_data(authenticator.clone())
-                .app_data(readiness.clone())
-                .app_data(trust)
-                .configure(routes::configure)
-                .configure(|cfg| common::http::configure(cfg, body_limit))
-        })
-        .shutdown_timeout(settings.app.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "auth-service listening");
+                .app_data(trust);
+            routes::configure(cfg);
+        })?;
         Ok(Application { port, server })
     }
 

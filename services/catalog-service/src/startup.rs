@@ -5,15 +5,13 @@ use crate::catalog::Catalog;
 use crate::configuration::Settings;
 use crate::routes;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use common::auth::Authenticator;
 use common::http::Readiness;
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
 use inventory::{DistributedLock, ItemStore};
-use std::net::TcpListener;
 use std::time::Duration;
 
 pub struct Application {
@@ -73,27 +71,14 @@ impl Application {
                 async move { db::ping(&pool).await }
             });
 
-        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
-        let port = listener.local_addr()?.port();
-        let metrics = web::Data::new(Metrics::new(&settings.app.name));
+        let metrics = Metrics::new(&settings.app.name);
         let catalog = web::Data::new(catalog);
         let authenticator = web::Data::new(authenticator);
-        let readiness = web::Data::new(readiness);
-        let body_limit = settings.app.body_limit_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::telemetry::observe))
-                .app_data(metrics.clone())
-                .app_data(catalog.clone())
-                .app_data(authenticator.clone())
-                .app_data(readiness.clone())
-                .configure(routes::configure)
-                .configure(|cfg| common::http::configure(cfg, body_limit))
-        })
-        .shutdown_timeout(settings.app.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "catalog-service listening");
+        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
+            cfg.app_data(catalog.clone())
+                .app_data(authenticator.clone());
+            routes::configure(cfg);
+        })?;
         Ok(Application { port, server })
     }
 

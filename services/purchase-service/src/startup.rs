@@ -8,8 +8,7 @@ use crate::purchases::{Purchases, Taker};
 use crate::relay::Relay;
 use crate::routes;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use common::auth::Authenticator;
 use common::http::Readiness;
 use common::jwt::JwtVerifier;
@@ -18,7 +17,6 @@ use common::redis::Keyspace;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
 use prometheus_client::metrics::family::Family;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
@@ -112,27 +110,13 @@ impl Application {
                 }
             });
 
-        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
-        let port = listener.local_addr()?.port();
-        let metrics = web::Data::new(metrics);
         let shared = web::Data::new(purchases.clone());
         let authenticator = web::Data::new(authenticator);
-        let readiness = web::Data::new(readiness);
-        let body_limit = settings.app.body_limit_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::telemetry::observe))
-                .app_data(metrics.clone())
-                .app_data(shared.clone())
-                .app_data(authenticator.clone())
-                .app_data(readiness.clone())
-                .configure(routes::configure)
-                .configure(|cfg| common::http::configure(cfg, body_limit))
-        })
-        .shutdown_timeout(settings.app.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, strategy = ?settings.purchase.strategy, "purchase-service listening");
+        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
+            cfg.app_data(shared.clone()).app_data(authenticator.clone());
+            routes::configure(cfg);
+        })?;
+        tracing::info!(strategy = ?settings.purchase.strategy, "purchase strategy");
         Ok(Application {
             port,
             server,

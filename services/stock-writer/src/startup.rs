@@ -5,14 +5,11 @@ use crate::configuration::Settings;
 use crate::consumer::Consumer;
 use crate::metrics::WriterMetrics;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
 use common::http::Readiness;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
 use events::{Publisher, Topology};
 use inventory::ItemStore;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -78,23 +75,7 @@ impl Application {
                     }
                 }
             });
-        let listener = TcpListener::bind((settings.app.host.as_str(), settings.app.port))?;
-        let port = listener.local_addr()?.port();
-        let metrics = web::Data::new(metrics);
-        let readiness = web::Data::new(readiness);
-        let body_limit = settings.app.body_limit_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(common::telemetry::observe))
-                .app_data(metrics.clone())
-                .app_data(readiness.clone())
-                .configure(|cfg| common::http::configure(cfg, body_limit))
-        })
-        .workers(1)
-        .shutdown_timeout(settings.app.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "stock-writer health endpoint listening");
+        let (port, server) = common::http::serve(&settings.app, metrics, readiness, |_| {})?;
         Ok(Application {
             port,
             server,
