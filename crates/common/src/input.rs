@@ -151,6 +151,15 @@ impl Pagination {
         }
     }
 
+    /// From a query string's `page` and `per_page`; a bad value is a 422 naming it.
+    pub fn from_query(query: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+        Self::parse(
+            query.get("page").map(String::as_str),
+            query.get("per_page").map(String::as_str),
+        )
+        .map_err(ApiError::Validation)
+    }
+
     pub fn offset(&self) -> i64 {
         i64::from(self.page - 1) * i64::from(self.per_page)
     }

@@ -125,6 +125,19 @@ pub async fn connection(pool: &DbPool) -> Result<PooledConnection<AsyncMysqlConn
     })
 }
 
+/// The `/readyz` check of a service that uses MySQL.
+pub fn readiness_check(
+    pool: DbPool,
+) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
++ Send
++ Sync
++ 'static {
+    move || {
+        let pool = pool.clone();
+        Box::pin(async move { ping(&pool).await })
+    }
+}
+
 /// Whether a diesel error is a UNIQUE constraint violation.
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(

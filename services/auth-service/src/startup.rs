@@ -48,10 +48,7 @@ impl Application {
         };
         let readiness = Readiness::default()
             .with_redis(redis)
-            .with_check("mysql", move || {
-                let db = db.clone();
-                async move { db::ping(&db).await }
-            });
+            .with_check("mysql", db::readiness_check(db.clone()));
 
         let metrics = Metrics::new(&settings.app.name);
         let accounts = web::Data::new(accounts);

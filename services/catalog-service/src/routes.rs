@@ -39,11 +39,7 @@ async fn list(
     catalog: web::Data<Catalog>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let pagination = Pagination::parse(
-        query.get("page").map(String::as_str),
-        query.get("per_page").map(String::as_str),
-    )
-    .map_err(ApiError::Validation)?;
+    let pagination = Pagination::from_query(&query)?;
     let (items, total) = catalog.page(pagination).await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": items.iter().map(item_json).collect::<Vec<_>>(),

@@ -63,13 +63,9 @@ impl Application {
             redis: catalog.store.redis().clone(),
             keys: Keyspace::new(settings.redis.key_prefix.clone()),
         };
-        let pool = catalog.db.clone();
         let readiness = Readiness::default()
             .with_redis(catalog.store.redis().clone())
-            .with_check("mysql", move || {
-                let pool = pool.clone();
-                async move { db::ping(&pool).await }
-            });
+            .with_check("mysql", db::readiness_check(catalog.db.clone()));
 
         let metrics = Metrics::new(&settings.app.name);
         let catalog = web::Data::new(catalog);

@@ -64,11 +64,7 @@ async fn list_orders(
     caller: AuthUser,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let pagination = Pagination::parse(
-        query.get("page").map(String::as_str),
-        query.get("per_page").map(String::as_str),
-    )
-    .map_err(ApiError::Validation)?;
+    let pagination = Pagination::from_query(&query)?;
     let (orders, total) = purchases.orders(caller.id, pagination).await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": orders.iter().map(order_json).collect::<Vec<_>>(),

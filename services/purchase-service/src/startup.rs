@@ -95,10 +95,7 @@ impl Application {
         };
         let readiness = Readiness::default()
             .with_redis(redis)
-            .with_check("mysql", move || {
-                let db = db.clone();
-                async move { db::ping(&db).await }
-            })
+            .with_check("mysql", db::readiness_check(db.clone()))
             .with_check("rabbitmq", move || {
                 let publisher = publisher.clone();
                 async move {
