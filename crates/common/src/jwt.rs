@@ -9,6 +9,10 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use verified::VerifiedTokens;
+
+mod verified;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,6 +65,8 @@ pub struct JwtVerifier {
     validation: Validation,
     expired_ok: Validation,
     refresh_window_secs: u64,
+    leeway_secs: u64,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl JwtVerifier {
@@ -76,6 +82,8 @@ impl JwtVerifier {
             validation,
             expired_ok,
             refresh_window_secs: settings.refresh_ttl_minutes * 60,
+            leeway_secs: settings.leeway_secs,
+            verified: Arc::new(VerifiedTokens::new(settings.verified_cache_size)),
         })
     }
 
@@ -90,10 +98,16 @@ impl JwtVerifier {
         Self::from_public_pem(&pem, settings)
     }
 
-    /// Verifies signature, algorithm and expiry.
+    /// Verifies signature, algorithm and expiry; a token verified before is only
+    /// checked for expiry (see [`verified`]).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = now_secs();
+        if let Some(claims) = self.verified.get(token, now, self.leeway_secs) {
+            return Ok(claims);
+        }
         let claims = decode::<Claims>(token, &self.key, &self.validation)?.claims;
         claims.user_id().ok_or(TokenError::BadSubject)?;
+        self.verified.insert(token, &claims, now, self.leeway_secs);
         Ok(claims)
     }
 

@@ -1,7 +1,8 @@
 //! The outbox: orders taken in Redis but not yet persisted in MySQL, per item, as a
 //! hash (order id → event JSON) and a sorted set (order id → when it is next due for
 //! publishing, in Unix milliseconds). The purchase script writes both; stock-writer
-//! removes an order once MySQL has it; the relay republishes what lingers.
+//! removes an order once MySQL has it; purchase-service pushes an order's due time back
+//! once the broker has confirmed it, and the relay republishes what comes due.
 
 use crate::{Error, ItemStore};
 use redis::AsyncCommands;
@@ -79,18 +80,19 @@ impl ItemStore {
         Ok(entries)
     }
 
-    /// Schedules entries to be due again at `due_ms` (only those still in the outbox).
-    pub async fn reschedule(&self, entries: &[OutboxEntry], due_ms: i64) -> Result<(), Error> {
-        if entries.is_empty() {
+    /// Schedules orders (item id, order id) to be due again at `due_ms`, those still in
+    /// the outbox only.
+    pub async fn reschedule(&self, orders: &[(u64, &str)], due_ms: i64) -> Result<(), Error> {
+        if orders.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for entry in entries {
+        for (item_id, order_id) in orders {
             pipe.cmd("ZADD")
-                .arg(self.keys(entry.item_id).outbox_times())
+                .arg(self.keys(*item_id).outbox_times())
                 .arg("XX")
                 .arg(due_ms)
-                .arg(&entry.order_id)
+                .arg(*order_id)
                 .ignore();
         }
         let mut conn = self.redis().get().await?;

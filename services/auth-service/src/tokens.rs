@@ -106,6 +106,7 @@ mod tests {
             ttl_minutes: 60,
             refresh_ttl_minutes: 10,
             leeway_secs: 0,
+            verified_cache_size: 16,
         }
     }
 
@@ -131,6 +132,27 @@ mod tests {
             JwtVerifier::from_public_pem(ours.public_pem.as_bytes(), &settings()).unwrap();
         let forged = forger.issue(1, Role::Admin).unwrap();
         assert!(verifier.verify(&forged.token).is_err());
+    }
+
+    #[test]
+    fn a_verified_token_altered_in_any_byte_is_verified_afresh_and_refused() {
+        let pair = generate_key_pair().unwrap();
+        let issuer = TokenIssuer::from_private_pem(pair.private_pem.as_bytes(), 60).unwrap();
+        let verifier =
+            JwtVerifier::from_public_pem(pair.public_pem.as_bytes(), &settings()).unwrap();
+        let token = issuer.issue(42, Role::User).unwrap().token;
+        verifier.verify(&token).unwrap();
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes = signature.as_bytes().to_vec();
+        bytes[5] = if bytes[5] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("{signed}.{}", String::from_utf8(bytes).unwrap());
+        assert!(verifier.verify(&tampered).is_err());
+        let (header, _) = signed.split_once('.').unwrap();
+        let other_claims = issuer.issue(43, Role::Admin).unwrap().token;
+        let other_payload = other_claims.split('.').nth(1).unwrap();
+        let spliced = format!("{header}.{other_payload}.{signature}");
+        assert!(verifier.verify(&spliced).is_err());
+        assert!(verifier.verify(&token).is_ok(), "the original still passes");
     }
 
     #[test]

@@ -14,9 +14,10 @@ port = 8083
 strategy = "lua"
 idempotency_ttl_secs = 86400
 relay_interval_ms = 1000
-relay_after_ms = 10000
+relay_after_ms = 3000
 republish_after_ms = 30000
-max_publishes_in_flight = 4096
+max_publishes_in_flight = 256
+publish_queue_capacity = 8192
 "#;
 
 /// How a purchase is taken in Redis.
@@ -35,12 +36,15 @@ pub struct PurchaseSection {
     pub idempotency_ttl_secs: u64,
     /// How often the outbox relay looks for orders that were never confirmed published.
     pub relay_interval_ms: u64,
-    /// An order still in the outbox this long after purchase is republished.
+    /// An order never confirmed published this long after purchase is republished.
     pub relay_after_ms: i64,
-    /// After a republish, how long before the same order is tried again.
+    /// After a confirmed publish, how long the order may wait for stock-writer before
+    /// it is published again.
     pub republish_after_ms: i64,
-    /// Publishes waiting for a broker confirm at once; beyond it the relay takes over.
+    /// Publishes awaiting a broker confirm at once.
     pub max_publishes_in_flight: usize,
+    /// Placed orders waiting to be published; beyond it the relay takes over.
+    pub publish_queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod configuration;
 pub mod orders;
+pub mod publishing;
 pub mod purchase;
 pub mod purchases;
 pub mod relay;

@@ -3,8 +3,9 @@
 //! publishing, or published but not yet persisted). Duplicates are harmless: the
 //! consumer is idempotent by order id.
 
-use crate::purchases::publish;
+use crate::publishing::publish;
 use events::{Publisher, StockEvent};
+use futures_util::StreamExt;
 use inventory::ItemStore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Relay {
     pub interval: Duration,
     pub relay_after_ms: i64,
     pub republish_after_ms: i64,
+    /// Publishes awaiting a confirm at once, as for fresh orders.
+    pub max_in_flight: usize,
 }
 
 impl Relay {
@@ -44,8 +47,9 @@ impl Relay {
             .store
             .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
             .await?;
-        // Published concurrently: the broker confirms them together, so a backlog left by
-        // an outage drains at the broker's pace rather than one round trip per order.
+        // Published concurrently (up to max_in_flight): the broker confirms them together,
+        // so a backlog left by an outage drains at the broker's pace rather than one
+        // round trip per order, without holding thousands of publishes in memory.
         let attempts = due.into_iter().filter_map(|entry| match StockEvent::parse(entry.event.as_bytes()) {
             Ok(event) => Some(async move { publish(&self.publisher, &event).await.then_some(entry) }),
             Err(_) => {
@@ -53,13 +57,17 @@ impl Relay {
                 None
             }
         });
-        let published: Vec<_> = futures_util::future::join_all(attempts)
-            .await
-            .into_iter()
-            .flatten()
+        let published: Vec<_> = futures_util::stream::iter(attempts)
+            .buffer_unordered(self.max_in_flight.max(1))
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        let orders: Vec<(u64, &str)> = published
+            .iter()
+            .map(|e| (e.item_id, e.order_id.as_str()))
             .collect();
         self.store
-            .reschedule(&published, now + self.republish_after_ms)
+            .reschedule(&orders, now + self.republish_after_ms)
             .await?;
         Ok(published.len())
     }

@@ -2,6 +2,7 @@
 //! configured strategy, the publisher, the outbox relay and the HTTP server.
 
 use crate::configuration::{Settings, Strategy};
+use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchase::lock::LockStrategy;
 use crate::purchase::lua::LuaStrategy;
 use crate::purchases::{Purchases, Taker};
@@ -19,7 +20,7 @@ use inventory::{DistributedLock, ItemStore};
 use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub struct Application {
     port: u16,
@@ -71,11 +72,16 @@ impl Application {
             taker,
             store: store.clone(),
             db: db.clone(),
-            publisher: publisher.clone(),
+            publishing: PublishQueue::start(
+                publisher.clone(),
+                store.clone(),
+                PublishSettings {
+                    capacity: settings.purchase.publish_queue_capacity,
+                    max_in_flight: settings.purchase.max_publishes_in_flight,
+                    republish_after_ms: settings.purchase.republish_after_ms,
+                },
+            ),
             settings: settings.purchase.clone(),
-            publishes_in_flight: Arc::new(Semaphore::new(
-                settings.purchase.max_publishes_in_flight,
-            )),
             outcomes,
         };
         let (stop_relay, stop) = watch::channel(false);
@@ -85,6 +91,7 @@ impl Application {
             interval: Duration::from_millis(settings.purchase.relay_interval_ms),
             relay_after_ms: settings.purchase.relay_after_ms,
             republish_after_ms: settings.purchase.republish_after_ms,
+            max_in_flight: settings.purchase.max_publishes_in_flight,
         };
         tokio::spawn(relay.run(stop));
 

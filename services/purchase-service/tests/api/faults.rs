@@ -1,6 +1,7 @@
 //! Faults during purchases: a stopped writer, an unreachable broker, a purchase-service
 //! that dies between the script and the publish, and sync-stock racing purchases. After
-//! recovery every 200-answered order is in MySQL exactly once and stock is conserved.
+//! recovery every 200-answered order is in MySQL exactly once and stock is conserved; and
+//! a lagging writer does not make the relay publish confirmed orders again.
 
 use crate::helpers::{
     Stack, confirmed, purchase_settings, spawn_stack, start_purchase_service, start_writer, token,
@@ -58,6 +59,25 @@ async fn purchases_go_on_while_rabbitmq_is_unreachable_and_persist_when_it_retur
     proxy.restore();
     let placed = confirmed(&responses);
     stack.assert_conserved(item, 100, &placed).await;
+}
+
+#[actix_web::test]
+async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catches_up() {
+    let mut stack = spawn_stack(Strategy::Lua).await;
+    stack.writer.take().unwrap().send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let item = stack.item(100, None).await;
+    let placed = confirmed(&buy_many(&stack.client, item, 20).await);
+    assert_eq!(placed.len(), 20);
+    // Well past relay_after_ms (300 ms), short of republish_after_ms (1 s) after the confirms.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let published = stack.rabbit.drain(&stack.rabbit.topology().queue).await;
+    assert_eq!(
+        published.len(),
+        20,
+        "each order published once, none again by the relay"
+    );
+    assert_eq!(stack.store.outbox_len(item).await.unwrap(), 20);
 }
 
 /// A stack whose purchase-service reaches RabbitMQ through `rabbit_port`.
