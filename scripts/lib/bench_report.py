@@ -48,6 +48,22 @@ with open(os.path.join(out, "conservation.txt")) as f:
 with open(os.path.join(out, "writer-metrics.txt")) as f:
     writer_lag_p99 = lag_p99_ms(f.read())
 
+def cpu_us_per_purchase(purchases):
+    """CPU microseconds each process spent per purchase during the direct run."""
+    with open(os.path.join(out, "clk_tck.txt")) as f:
+        tick_us = 1e6 / float(f.read())
+    def ticks(name):
+        with open(os.path.join(out, name)) as f:
+            return {n: float(t) for n, t in (line.split() for line in f if line.strip())}
+    before, after = ticks("cpu-before.txt"), ticks("cpu-after.txt")
+    per = {n: (after[n] - before.get(n, 0)) * tick_us / purchases for n in after}
+    with open(os.path.join(out, "cpu-loadgen.txt")) as f:
+        user, system = f.read().split()[-2:]
+    per["loadgen"] = (float(user) + float(system)) * 1e6 / purchases
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))
+
+
+cpu = cpu_us_per_purchase(max(direct["ok"], 1))
 best_writer = max(writer["lua"].values(), key=lambda w: w["applied"])
 summary = {
     "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -65,6 +81,7 @@ summary = {
     "writer_drain_after_load_s": max(w["drain_s"] for w in writer["lua"].values()),
     "writer_lag_p99_ms": writer_lag_p99,
     "rss_mib": rss,
+    "direct_cpu_us_per_purchase": cpu,
     "oversold": oversold,
     "latency_ms": {f"{s}-c{c}": hot[s][c]["latency_ms"] for s in hot for c in levels},
 }
@@ -126,6 +143,9 @@ lines += [
     f"- stock-writer: {summary['writer_events_per_s']:.0f} events/s applied; lag p99 {writer_lag_p99} ms; "
     f"drained {summary['writer_drain_after_load_s']:.2f}s after the load stopped",
     f"- peak RSS (MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in rss.items()),
+    f"- CPU per purchase during the direct run, µs (total {sum(cpu.values()):.0f}, of "
+    f"{os.cpu_count() * 1e6 / max(direct['ok_per_s'], 1e-9):.0f} available at that rate): "
+    + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items() if v >= 0.5),
     f"- oversold: **{oversold}**",
     "",
     "![throughput](throughput.svg)",

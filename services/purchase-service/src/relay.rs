@@ -24,12 +24,19 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Runs until `stop` turns true.
+    /// Runs until `stop` turns true. After a pass that republished something it goes
+    /// again at once, so a backlog left by a broker outage drains at the broker's pace
+    /// rather than one batch per interval.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             match self.tick().await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, "relay republished outbox orders"),
+                Ok(count) => {
+                    tracing::info!(count, "relay republished outbox orders");
+                    if !*stop.borrow() {
+                        continue;
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "relay tick failed"),
             }
             tokio::select! {
