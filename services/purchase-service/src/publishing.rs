@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 const MARK_EVERY: Duration = Duration::from_millis(100);
 const MARK_BATCH: usize = 512;
 
-/// Where and how the publishing task works.
+/// The publishing task's bounds, and when a confirmed order comes due again.
 pub struct PublishSettings {
     pub capacity: usize,
     pub max_in_flight: usize,
