@@ -14,12 +14,12 @@
 //! sustained overload those duplicates would only add to the broker's and the writer's
 //! load.
 
-use events::{Publisher, StockEvent};
+use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use inventory::ItemStore;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Confirmed orders are marked in Redis at least this often, or per this many.
@@ -63,30 +63,40 @@ async fn publish_queued(
     let max_in_flight = settings.max_in_flight.max(1);
     let mut in_flight = FuturesUnordered::new();
     let mut confirmed: Vec<(u64, String)> = Vec::new();
+    let mut failures = FailedPublishes::default();
     let mut mark_timer = tokio::time::interval(MARK_EVERY);
     loop {
         tokio::select! {
             Some(event) = queued.recv(), if in_flight.len() < max_in_flight => {
                 let publisher = publisher.clone();
                 in_flight.push(async move {
-                    publish(&publisher, &event).await.then_some((event.item_id, event.order_id))
+                    let published = publish(&publisher, &event).await;
+                    (event, published)
                 });
             }
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                confirmed.extend(done);
+            Some((event, published)) = in_flight.next(), if !in_flight.is_empty() => {
+                match published {
+                    Ok(()) => confirmed.push((event.item_id, event.order_id)),
+                    Err(error) => failures.record(&event.order_id, &error),
+                }
                 if confirmed.len() >= MARK_BATCH {
                     mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
                 }
             }
-            _ = mark_timer.tick(), if !confirmed.is_empty() => {
+            _ = mark_timer.tick(), if !confirmed.is_empty() || failures.pending() => {
                 mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
+                failures.log_if_due();
             }
             else => break,
         }
     }
+    failures.log();
 }
 
 async fn mark_confirmed(store: &ItemStore, confirmed: &mut Vec<(u64, String)>, after_ms: i64) {
+    if confirmed.is_empty() {
+        return;
+    }
     let orders: Vec<(u64, &str)> = confirmed.iter().map(|(i, o)| (*i, o.as_str())).collect();
     let due = chrono::Utc::now().timestamp_millis() + after_ms;
     if let Err(error) = store.reschedule(&orders, due).await {
@@ -95,26 +105,74 @@ async fn mark_confirmed(store: &ItemStore, confirmed: &mut Vec<(u64, String)>, a
     confirmed.clear();
 }
 
-/// Publishes one event to the stock queue and logs a failure.
-pub async fn publish(publisher: &Publisher, event: &StockEvent) -> bool {
+/// Failed publishes, summed into one warning a second: while the broker is down every
+/// order fails, thousands a second, and a line each would flood the log.
+#[derive(Default)]
+pub struct FailedPublishes {
+    count: u64,
+    last_error: String,
+    last_logged: Option<Instant>,
+}
+
+impl FailedPublishes {
+    pub fn record(&mut self, order_id: &str, error: &PublishError) {
+        tracing::debug!(order_id, %error, "publish failed");
+        self.count += 1;
+        self.last_error = error.to_string();
+        self.log_if_due();
+    }
+
+    pub fn pending(&self) -> bool {
+        self.count > 0
+    }
+
+    pub fn log_if_due(&mut self) {
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.log();
+        }
+    }
+
+    /// Logs what was recorded since the last line, if anything.
+    pub fn log(&mut self) {
+        if self.count > 0 {
+            tracing::warn!(count = self.count, error = %self.last_error, "publishes failed; the outbox relay will retry them");
+            self.count = 0;
+            self.last_logged = Some(Instant::now());
+        }
+    }
+}
+
+/// Publishes one event to the stock queue.
+pub async fn publish(publisher: &Publisher, event: &StockEvent) -> Result<(), PublishError> {
     let mut headers = Vec::new();
     if let Some(request_id) = &event.request_id {
         headers.push(("x-request-id", request_id.as_str()));
     }
-    let queue = publisher.topology().queue.clone();
-    match publisher
-        .publish(
-            &queue,
-            &event.order_id,
-            event.to_json().as_bytes(),
-            &headers,
-        )
+    let queue = &publisher.topology().queue;
+    publisher
+        .publish(queue, &event.order_id, event.to_json().as_bytes(), &headers)
         .await
-    {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::warn!(order_id = %event.order_id, %error, "publish failed; the outbox relay will retry");
-            false
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_summed_until_logged() {
+        let mut failures = FailedPublishes::default();
+        assert!(!failures.pending());
+        failures.record("a", &PublishError::Nacked);
+        assert!(!failures.pending(), "the first failure is logged at once");
+        failures.record("b", &PublishError::Nacked);
+        failures.record("c", &PublishError::Nacked);
+        assert_eq!(failures.count, 2, "later ones wait for the next line");
+        failures.log_if_due();
+        assert!(failures.pending(), "not a second yet");
+        failures.log();
+        assert!(!failures.pending());
     }
 }

@@ -3,7 +3,7 @@
 //! publishing, or published but not yet persisted). Duplicates are harmless: the
 //! consumer is idempotent by order id.
 
-use crate::publishing::publish;
+use crate::publishing::{FailedPublishes, publish};
 use events::{Publisher, StockEvent};
 use futures_util::StreamExt;
 use inventory::ItemStore;
@@ -58,17 +58,26 @@ impl Relay {
         // so a backlog left by an outage drains at the broker's pace rather than one
         // round trip per order, without holding thousands of publishes in memory.
         let attempts = due.into_iter().filter_map(|entry| match StockEvent::parse(entry.event.as_bytes()) {
-            Ok(event) => Some(async move { publish(&self.publisher, &event).await.then_some(entry) }),
+            Ok(event) => Some(async move {
+                let published = publish(&self.publisher, &event).await;
+                (entry, published)
+            }),
             Err(_) => {
                 tracing::error!(order_id = %entry.order_id, "unreadable outbox entry left in place");
                 None
             }
         });
-        let published: Vec<_> = futures_util::stream::iter(attempts)
-            .buffer_unordered(self.max_in_flight.max(1))
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        let mut failures = FailedPublishes::default();
+        let mut published = Vec::new();
+        let mut outcomes =
+            futures_util::stream::iter(attempts).buffer_unordered(self.max_in_flight.max(1));
+        while let Some((entry, outcome)) = outcomes.next().await {
+            match outcome {
+                Ok(()) => published.push(entry),
+                Err(error) => failures.record(&entry.order_id, &error),
+            }
+        }
+        failures.log();
         let orders: Vec<(u64, &str)> = published
             .iter()
             .map(|e| (e.item_id, e.order_id.as_str()))
