@@ -39,7 +39,8 @@ pub struct PurchaseSection {
     /// An order never confirmed published this long after purchase is republished.
     pub relay_after_ms: i64,
     /// After a confirmed publish, how long the order may wait for stock-writer before
-    /// it is published again.
+    /// it is due again; the relay then republishes it once `relay_after_ms` has passed
+    /// as well (the relay's one threshold applies to every entry).
     pub republish_after_ms: i64,
     /// Publishes awaiting a broker confirm at once.
     pub max_publishes_in_flight: usize,
