@@ -50,6 +50,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("REDIS_DB", "redis.db"),
     var("REDIS_POOL_SIZE", "redis.pool_size"),
     var("REDIS_KEY_PREFIX", "redis.key_prefix"),
+    var("REDIS_RESPONSE_TIMEOUT_MS", "redis.response_timeout_ms"),
     var("JWT_PUBLIC_KEY_PATH", "jwt.public_key_path"),
     var("JWT_PRIVATE_KEY_PATH", "jwt.private_key_path"),
     var("JWT_TTL", "jwt.ttl_minutes"),
@@ -68,6 +69,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("RABBITMQ_PREFIX", "rabbitmq.prefix"),
     var("RABBITMQ_PUBLISH_TIMEOUT_MS", "rabbitmq.publish_timeout_ms"),
     var("PURCHASE_STRATEGY", "purchase.strategy"),
+    var("PURCHASE_OUTCOME_TIMEOUT_MS", "purchase.outcome_timeout_ms"),
     var("IDEMPOTENCY_TTL_SECS", "purchase.idempotency_ttl_secs"),
     var("OUTBOX_RELAY_INTERVAL_MS", "purchase.relay_interval_ms"),
     var("OUTBOX_RELAY_AFTER_MS", "purchase.relay_after_ms"),
@@ -178,6 +180,9 @@ pub struct RedisSettings {
     pub pool_size: usize,
     /// Prepended to every key, so that several deployments (or tests) share one server.
     pub key_prefix: String,
+    /// A reply later than this fails the command (a write's outcome is then unknown and
+    /// looked up before anyone is answered).
+    pub response_timeout_ms: u64,
 }
 
 impl RedisSettings {

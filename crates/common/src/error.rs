@@ -61,6 +61,12 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("The system is busy. Please try again later.")]
     SystemBusy { retry_after_secs: u64 },
+    #[error("The Idempotency-Key was already used for a different request; nothing was changed.")]
+    IdempotencyKeyReused,
+    #[error(
+        "Whether this purchase went through is not known yet. Look up the order before buying again; a retry with the same Idempotency-Key is always safe."
+    )]
+    OutcomeUnknown { order_id: String },
     #[error("The request body is too large.")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("Internal server error.")]
@@ -87,6 +93,8 @@ impl ApiError {
             ApiError::PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ApiError::SystemBusy { .. } => "SYSTEM_BUSY",
+            ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ApiError::OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -107,6 +115,7 @@ impl ApiError {
                 json!({ "retry_after": retry_after_secs })
             }
             ApiError::PayloadTooLarge { limit_bytes } => json!({ "limit_bytes": limit_bytes }),
+            ApiError::OutcomeUnknown { order_id } => json!({ "order_id": order_id }),
             _ => json!({}),
         };
         match details {
@@ -162,12 +171,16 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::InsufficientStock { .. } | ApiError::PurchaseLimitExceeded { .. } => {
                 StatusCode::CONFLICT
             }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::SystemBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SystemBusy { .. } | ApiError::OutcomeUnknown { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -251,6 +264,18 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_outcome_names_the_order_and_invites_no_blind_retry() {
+        let (status, body, retry_after) = body_of(ApiError::OutcomeUnknown {
+            order_id: "0192-ab".into(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error_code"], "OUTCOME_UNKNOWN");
+        assert_eq!(body["order_id"], "0192-ab");
+        assert_eq!(retry_after, None);
     }
 
     #[actix_web::test]

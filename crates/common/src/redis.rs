@@ -5,8 +5,9 @@
 //! round trip per request. WATCH/MULTI state belongs to a connection, so code that needs
 //! it takes a connection of its own from the pool ([`RedisPool::exclusive`]).
 
-use crate::config::RedisSettings;
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use crate::config::{Environment, RedisSettings};
+use deadpool_redis::{Manager, Pool, Runtime};
+use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
@@ -28,28 +29,77 @@ impl RedisPool {
     }
 }
 
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connects lazily, so this succeeds with Redis down; commands then fail fast (the
-/// timeouts) with `SYSTEM_BUSY` until it is back.
+/// timeouts) with `SYSTEM_BUSY` until it is back. A command whose reply takes longer
+/// than `REDIS_RESPONSE_TIMEOUT_MS` fails; for a write, that leaves its outcome unknown.
 pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisPool> {
+    let response_timeout = Duration::from_millis(settings.response_timeout_ms);
     let client = redis::Client::open(settings.url())?;
     let shared = ConnectionManager::new_lazy_with_config(
         client,
         ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500)),
     )?;
-    let mut config = Config::from_url(settings.url());
-    let mut pool_config = PoolConfig::new(settings.pool_size);
-    pool_config.timeouts = Timeouts {
-        wait: Some(Duration::from_secs(2)),
-        create: Some(Duration::from_secs(2)),
-        recycle: Some(Duration::from_secs(1)),
-    };
-    config.pool = Some(pool_config);
-    let exclusive = config.create_pool(Some(Runtime::Tokio1))?;
+    let manager = Manager::new_with_config(
+        settings.url(),
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(response_timeout)),
+    )?;
+    let exclusive = Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(CONNECTION_TIMEOUT))
+        .recycle_timeout(Some(Duration::from_secs(1)))
+        .build()?;
     Ok(RedisPool { shared, exclusive })
+}
+
+/// Builds the pool and checks that Redis will not evict keys: it holds confirmed sales
+/// not yet in MySQL (the outboxes) and token revocations, so an evicting Redis loses
+/// sales and brings revoked tokens back. In production anything but `noeviction` stops
+/// the service; elsewhere it is logged as an error. If Redis cannot be asked (down, or
+/// CONFIG disabled by a managed service), that is logged and the service starts.
+pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Result<RedisPool> {
+    let pool = pool(settings)?;
+    match eviction_policy(&pool).await {
+        Ok(policy) if policy == "noeviction" => {}
+        Ok(policy) => {
+            let problem = format!(
+                "Redis maxmemory-policy is {policy}: under memory pressure Redis would evict unpersisted sales and revocations; set maxmemory-policy noeviction"
+            );
+            if env.is_production() {
+                anyhow::bail!(problem);
+            }
+            tracing::error!("{problem}");
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not check Redis maxmemory-policy (it must be noeviction)")
+        }
+    }
+    Ok(pool)
+}
+
+/// Redis's `maxmemory-policy`.
+pub async fn eviction_policy(pool: &RedisPool) -> Result<String, redis::RedisError> {
+    let mut conn = pool.get().await?;
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(&mut conn)
+        .await?;
+    reply.into_iter().nth(1).ok_or_else(|| {
+        redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "CONFIG GET maxmemory-policy answered nothing",
+        ))
+    })
 }
 
 /// The names of keys, all under one configurable prefix so that several deployments or

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 pub const EVENT_VERSION: u8 = 1;
 
+/// Whether `raw` has the form of an order id: 1-64 letters, digits or dashes (what
+/// purchase-service mints, a UUID).
+pub fn is_order_id(raw: &str) -> bool {
+    (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// One confirmed purchase. `order_id` is unique: it is what makes persistence
 /// idempotent, and it is the AMQP `message_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,12 +41,7 @@ impl StockEvent {
         if event.version != EVENT_VERSION {
             return Err(format!("unsupported event version {}", event.version));
         }
-        let id_ok = (1..=64).contains(&event.order_id.len())
-            && event
-                .order_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !id_ok {
+        if !is_order_id(&event.order_id) {
             return Err("order_id must be 1-64 letters, digits or dashes".into());
         }
         if event.quantity == 0 {

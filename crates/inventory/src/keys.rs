@@ -1,4 +1,6 @@
-//! Key names. All keys of item 42 under prefix `p:` look like `p:item:{42}:<what>`.
+//! Key names. All keys of item 42 under prefix `p:` look like `p:item:{42}:<what>`, and
+//! all keys of user 7 like `p:user:{u7}:<what>`: each carries one hash tag, so a script
+//! may touch one item's keys (or one user's) together on a Redis Cluster.
 
 use common::redis::Keyspace;
 
@@ -39,9 +41,27 @@ impl ItemKeys {
         self.named("outbox")
     }
 
-    /// Sorted set: order id scored by the time it entered the outbox, for the relay.
+    /// Sorted set: order id scored by the time it is next due for publishing, for the
+    /// relay.
     pub fn outbox_times(&self) -> String {
         self.named("outbox:at")
+    }
+
+    /// Hash: order id → how many times the relay has republished it (its backoff).
+    pub fn outbox_tries(&self) -> String {
+        self.named("outbox:tries")
+    }
+
+    /// Hash: order id → a parked order (event and reason): taken in Redis, refused by
+    /// stock-writer for good, waiting for an operator (`stock-writer dlq`).
+    pub fn parked(&self) -> String {
+        self.named("parked")
+    }
+
+    /// Marks an order id that was ruled out while its purchase's outcome was unknown: a
+    /// purchase carrying it that reaches Redis later does nothing.
+    pub fn void(&self, order_id: &str) -> String {
+        self.named(&format!("void:{order_id}"))
     }
 
     /// An idempotency key of one user, holding the order id it produced.
@@ -52,6 +72,26 @@ impl ItemKeys {
     /// The distributed lock serializing admin operations (and the `lock` strategy).
     pub fn lock(&self) -> String {
         self.named("lock")
+    }
+}
+
+/// The keys of one user.
+#[derive(Debug, Clone)]
+pub struct UserKeys {
+    base: String,
+}
+
+impl UserKeys {
+    pub fn new(keys: &Keyspace, user_id: u64) -> Self {
+        UserKeys {
+            base: keys.key(format_args!("user:{{u{user_id}}}")),
+        }
+    }
+
+    /// Hash: order id → item id of the user's orders still in an outbox, so that listing
+    /// them costs in proportion to the user's own orders, not to every outbox.
+    pub fn pending_orders(&self) -> String {
+        format!("{}:pending", self.base)
     }
 }
 
@@ -68,11 +108,20 @@ mod tests {
             keys.bought(),
             keys.outbox(),
             keys.outbox_times(),
+            keys.outbox_tries(),
+            keys.parked(),
+            keys.void("0192-ab"),
             keys.lock(),
             keys.idempotency(7, "k"),
         ] {
             assert!(key.starts_with("p:item:{42}:"), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");
         }
+    }
+
+    #[test]
+    fn user_keys_carry_a_tag_of_their_own() {
+        let keys = UserKeys::new(&Keyspace::new("p:"), 42);
+        assert_eq!(keys.pending_orders(), "p:user:{u42}:pending");
     }
 }

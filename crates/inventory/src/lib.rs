@@ -6,9 +6,12 @@
 pub mod keys;
 pub mod lock;
 pub mod outbox;
+pub mod parked;
+pub mod settle;
 pub mod store;
+pub mod sync;
 
-pub use keys::ItemKeys;
+pub use keys::{ItemKeys, UserKeys};
 pub use lock::DistributedLock;
 pub use store::ItemStore;
 
@@ -21,9 +24,12 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Pool(#[from] deadpool_redis::PoolError),
+    #[error("unexpected reply from Redis: {0}")]
+    UnexpectedReply(String),
 }
 
-/// Every inventory failure is transient from a client's point of view: busy, retry.
+/// An inventory failure is transient from a client's point of view (busy, retry),
+/// except a reply nobody expected, which is a defect: 500, with the reply logged.
 impl From<Error> for common::ApiError {
     fn from(error: Error) -> Self {
         match error {
@@ -35,6 +41,9 @@ impl From<Error> for common::ApiError {
             }
             Error::Redis(e) => e.into(),
             Error::Pool(e) => e.into(),
+            Error::UnexpectedReply(reply) => {
+                common::ApiError::internal(Error::UnexpectedReply(reply))
+            }
         }
     }
 }

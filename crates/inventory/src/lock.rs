@@ -131,6 +131,7 @@ mod tests {
             db: 0,
             pool_size: 8,
             key_prefix: String::new(),
+            response_timeout_ms: 2000,
         })
         .unwrap()
     }

@@ -3,9 +3,30 @@
 //! publishing, in Unix milliseconds). The purchase script writes both; stock-writer
 //! removes an order once MySQL has it; purchase-service pushes an order's due time back
 //! once the broker has confirmed it, and the relay republishes what comes due.
+//!
+//! Each buyer also has an index of their orders still in an outbox (order id → item id),
+//! written after the purchase and cleared with the outbox entry, so that listing a
+//! buyer's pending orders reads only theirs.
 
+use crate::keys::UserKeys;
 use crate::{Error, ItemStore};
 use redis::AsyncCommands;
+use std::collections::BTreeMap;
+
+/// Run as EVAL inside a pipeline (one per item); Redis caches it compiled by its hash.
+const BACK_OFF_LUA: &str = include_str!("scripts/back_off.lua");
+
+/// How long a buyer's index of pending orders outlives its last new order; entries leave
+/// it as their orders are persisted, so this only bounds what an outage leaves behind.
+pub const PENDING_INDEX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// An order stock-writer has persisted (or parked): enough to clear it everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRef<'a> {
+    pub item_id: u64,
+    pub user_id: u64,
+    pub order_id: &'a str,
+}
 
 /// An outbox entry: which item's outbox, the order id and the event JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,47 +121,160 @@ impl ItemStore {
         Ok(())
     }
 
-    /// Removes persisted orders from their outboxes.
-    pub async fn remove_from_outbox(&self, orders: &[(u64, &str)]) -> Result<(), Error> {
-        if orders.is_empty() {
+    /// Pushes back orders the relay has republished, each by its own exponential backoff
+    /// (`base_ms` doubling per republish of that order, at most `max_ms`), so an order
+    /// stock-writer cannot take yet is not republished every few seconds for as long as
+    /// that lasts.
+    pub async fn back_off(
+        &self,
+        orders: &[(u64, &str)],
+        now_ms: i64,
+        base_ms: i64,
+        max_ms: i64,
+    ) -> Result<(), Error> {
+        let mut by_item: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for (item_id, order_id) in orders {
+            by_item.entry(*item_id).or_default().push(order_id);
+        }
+        if by_item.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (item_id, order_id) in orders {
-            let keys = self.keys(*item_id);
-            pipe.hdel(keys.outbox(), *order_id).ignore();
-            pipe.zrem(keys.outbox_times(), *order_id).ignore();
+        for (item_id, order_ids) in by_item {
+            let keys = self.keys(item_id);
+            pipe.cmd("EVAL")
+                .arg(BACK_OFF_LUA)
+                .arg(3)
+                .arg(keys.outbox())
+                .arg(keys.outbox_times())
+                .arg(keys.outbox_tries())
+                .arg(now_ms)
+                .arg(base_ms)
+                .arg(max_ms)
+                .arg(order_ids)
+                .ignore();
         }
         let mut conn = self.redis().get().await?;
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
-    /// Every outbox entry of the given items (order listings; outboxes stay small while
-    /// stock-writer keeps up).
-    pub async fn outbox_entries(&self, item_ids: &[u64]) -> Result<Vec<OutboxEntry>, Error> {
-        if item_ids.is_empty() {
-            return Ok(Vec::new());
+    /// Removes persisted orders from their outboxes and from their buyers' indexes.
+    pub async fn remove_from_outbox(&self, orders: &[OrderRef<'_>]) -> Result<(), Error> {
+        if orders.is_empty() {
+            return Ok(());
         }
         let mut pipe = redis::pipe();
-        for id in item_ids {
-            pipe.hgetall(self.keys(*id).outbox());
+        for order in orders {
+            let keys = self.keys(order.item_id);
+            pipe.hdel(keys.outbox(), order.order_id)
+                .ignore()
+                .zrem(keys.outbox_times(), order.order_id)
+                .ignore()
+                .hdel(keys.outbox_tries(), order.order_id)
+                .ignore()
+                .hdel(
+                    self.user_keys(order.user_id).pending_orders(),
+                    order.order_id,
+                )
+                .ignore();
         }
         let mut conn = self.redis().get().await?;
-        let all: Vec<Vec<(String, String)>> = pipe.query_async(&mut conn).await?;
-        Ok(item_ids
-            .iter()
-            .zip(all)
-            .flat_map(|(item_id, entries)| {
-                entries
-                    .into_iter()
-                    .map(move |(order_id, event)| OutboxEntry {
-                        item_id: *item_id,
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    pub fn user_keys(&self, user_id: u64) -> UserKeys {
+        UserKeys::new(self.keyspace(), user_id)
+    }
+
+    /// Lists a placed order among its buyer's pending ones.
+    pub async fn index_pending(
+        &self,
+        user_id: u64,
+        order_id: &str,
+        item_id: u64,
+    ) -> Result<(), Error> {
+        let index = self.user_keys(user_id).pending_orders();
+        let mut pipe = redis::pipe();
+        pipe.hset(&index, order_id, item_id)
+            .ignore()
+            .expire(&index, PENDING_INDEX_TTL_SECS)
+            .ignore();
+        let mut conn = self.redis().get().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The outbox (or parked) entries of one buyer's pending orders. Index entries whose
+    /// order has left both (persisted meanwhile) are dropped from the index.
+    pub async fn pending_of_user(&self, user_id: u64) -> Result<Vec<OutboxEntry>, Error> {
+        let index_key = self.user_keys(user_id).pending_orders();
+        let mut conn = self.redis().get().await?;
+        let index: Vec<(String, u64)> = conn.hgetall(&index_key).await?;
+        let mut by_item: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (order_id, item_id) in index {
+            by_item.entry(item_id).or_default().push(order_id);
+        }
+        let (entries, gone) = self.find_in_outboxes(&mut conn, by_item).await?;
+        if !gone.is_empty() {
+            conn.hdel::<_, _, ()>(&index_key, gone).await?;
+        }
+        Ok(entries)
+    }
+
+    /// One order of a buyer, if it is still pending.
+    pub async fn pending_order_of_user(
+        &self,
+        user_id: u64,
+        order_id: &str,
+    ) -> Result<Option<OutboxEntry>, Error> {
+        let mut conn = self.redis().get().await?;
+        let item_id: Option<u64> = conn
+            .hget(self.user_keys(user_id).pending_orders(), order_id)
+            .await?;
+        let Some(item_id) = item_id else {
+            return Ok(None);
+        };
+        let by_item = BTreeMap::from([(item_id, vec![order_id.to_owned()])]);
+        let (mut entries, _) = self.find_in_outboxes(&mut conn, by_item).await?;
+        Ok(entries.pop())
+    }
+
+    /// Looks orders up in their items' outboxes, then among the parked ones; returns
+    /// what was found and the ids found in neither.
+    async fn find_in_outboxes(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        by_item: BTreeMap<u64, Vec<String>>,
+    ) -> Result<(Vec<OutboxEntry>, Vec<String>), Error> {
+        if by_item.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut pipe = redis::pipe();
+        for (item_id, order_ids) in &by_item {
+            let keys = self.keys(*item_id);
+            pipe.cmd("HMGET").arg(keys.outbox()).arg(order_ids);
+            pipe.cmd("HMGET").arg(keys.parked()).arg(order_ids);
+        }
+        let found: Vec<Vec<Option<String>>> = pipe.query_async(conn).await?;
+        let mut found = found.into_iter();
+        let (mut entries, mut gone) = (Vec::new(), Vec::new());
+        for (item_id, order_ids) in by_item {
+            let in_outbox = found.next().unwrap_or_default();
+            let parked = found.next().unwrap_or_default();
+            for ((order_id, event), parked) in order_ids.into_iter().zip(in_outbox).zip(parked) {
+                match event.or_else(|| parked.and_then(|p| crate::parked::event_of(&p))) {
+                    Some(event) => entries.push(OutboxEntry {
+                        item_id,
                         order_id,
                         event,
-                    })
-            })
-            .collect())
+                    }),
+                    None => gone.push(order_id),
+                }
+            }
+        }
+        Ok((entries, gone))
     }
 
     /// How many orders sit in one item's outbox.

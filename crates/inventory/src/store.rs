@@ -5,7 +5,11 @@
 use crate::Error;
 use crate::keys::ItemKeys;
 use common::redis::{Keyspace, RedisPool};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
+use std::sync::LazyLock;
+
+static TAKE_BACK_STOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/take_back_stock.lua")));
 
 /// What Redis must know of an item to sell it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,10 @@ impl ItemStore {
         ItemKeys::new(&self.keys, item_id)
     }
 
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keys
+    }
+
     pub fn redis(&self) -> &RedisPool {
         &self.redis
     }
@@ -60,7 +68,8 @@ impl ItemStore {
     }
 
     /// Live stock of several items in one round trip (a pipeline, which a cluster
-    /// client can split by slot); `None` where Redis has no figure.
+    /// client can split by slot); `None` where Redis has no figure or one that is not a
+    /// count (logged: one bad key must not fail a whole page).
     pub async fn stocks(&self, ids: &[u64]) -> Result<Vec<Option<u64>>, Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -70,7 +79,19 @@ impl ItemStore {
             pipe.get(self.keys(*id).stock());
         }
         let mut conn = self.redis.get().await?;
-        Ok(pipe.query_async(&mut conn).await?)
+        let raw: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(raw)
+            .map(|(id, raw)| {
+                let raw = raw?;
+                let stock = raw.parse::<u64>().ok();
+                if stock.is_none() {
+                    tracing::error!(item_id = id, stock = %raw, "Redis holds no valid stock for the item; showing MySQL's (run sync-stock)");
+                }
+                stock
+            })
+            .collect())
     }
 
     /// Writes an item's whole state, replacing what was there (a new item).
@@ -140,10 +161,22 @@ impl ItemStore {
         Ok(())
     }
 
-    /// Adds (or, negative, removes) stock; returns the new figure.
-    pub async fn add_stock(&self, item_id: u64, delta: i64) -> Result<i64, Error> {
+    /// Adds stock; returns the new figure.
+    pub async fn add_stock(&self, item_id: u64, quantity: u32) -> Result<i64, Error> {
         let mut conn = self.redis.get().await?;
-        Ok(conn.incr(self.keys(item_id).stock(), delta).await?)
+        Ok(conn.incr(self.keys(item_id).stock(), quantity).await?)
+    }
+
+    /// Takes back up to `quantity` units, never below zero; returns how many could not
+    /// be taken back (sold meanwhile).
+    pub async fn take_back_stock(&self, item_id: u64, quantity: u32) -> Result<u64, Error> {
+        let mut conn = self.redis.get().await?;
+        let (_taken, short): (u64, u64) = TAKE_BACK_STOCK
+            .key(self.keys(item_id).stock())
+            .arg(quantity)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(short)
     }
 
     /// Removes an item's sale state (undoing a creation that did not commit).

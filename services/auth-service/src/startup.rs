@@ -26,7 +26,7 @@ impl Application {
             db::run_migrations(&settings.database.url()).await?;
         }
         let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let redis = common::redis::pool(&settings.redis)?;
+        let redis = common::redis::connect(&settings.redis, settings.app.env).await?;
         let keys = Keyspace::new(settings.redis.key_prefix.clone());
         let authenticator = Authenticator {
             verifier: JwtVerifier::from_settings(&settings.jwt)?,

@@ -164,20 +164,22 @@ impl Catalog {
                         {
                             return Err(ApiError::NotFound);
                         }
-                        self.store.add_stock(id, i64::from(quantity)).await?;
+                        self.store.add_stock(id, quantity).await?;
                         added = true;
                         Ok(())
                     })
                     .await;
                 if let Err(error) = outcome {
                     if added {
-                        self.undo(
-                            self.store
-                                .add_stock(id, -i64::from(quantity))
-                                .await
-                                .map(drop),
-                            id,
-                        );
+                        let undone = self.store.take_back_stock(id, quantity).await;
+                        if let Ok(sold @ 1..) = undone {
+                            tracing::error!(
+                                item_id = id,
+                                sold,
+                                "units of a restock that failed in MySQL sold meanwhile; run sync-stock"
+                            );
+                        }
+                        self.undo(undone, id);
                     }
                     return Err(error);
                 }

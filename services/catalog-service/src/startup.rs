@@ -10,7 +10,7 @@ use common::auth::Authenticator;
 use common::http::Readiness;
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
-use common::redis::Keyspace;
+use common::redis::{Keyspace, RedisPool};
 use inventory::{DistributedLock, ItemStore};
 use std::time::Duration;
 
@@ -19,8 +19,7 @@ pub struct Application {
     server: Server,
 }
 
-pub fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
-    let redis = common::redis::pool(&settings.redis)?;
+pub fn catalog(settings: &Settings, redis: RedisPool) -> anyhow::Result<Catalog> {
     Ok(Catalog {
         db: db::pool(&settings.database.url(), settings.database.pool_size)?,
         store: ItemStore::new(
@@ -54,7 +53,10 @@ impl Application {
         if settings.database.run_migrations {
             db::run_migrations(&settings.database.url()).await?;
         }
-        let catalog = catalog(&settings)?;
+        let catalog = catalog(
+            &settings,
+            common::redis::connect(&settings.redis, settings.app.env).await?,
+        )?;
         if catalog.warm_up().await.is_err() {
             tokio::spawn(warm_up(catalog.clone()));
         }

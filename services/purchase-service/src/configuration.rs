@@ -12,6 +12,7 @@ port = 8083
 
 [purchase]
 strategy = "lua"
+outcome_timeout_ms = 10000
 idempotency_ttl_secs = 86400
 relay_interval_ms = 1000
 relay_after_ms = 3000
@@ -33,6 +34,9 @@ pub enum Strategy {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PurchaseSection {
     pub strategy: Strategy,
+    /// How long a purchase whose Redis reply never came is looked up before the buyer is
+    /// told its outcome is unknown (keep it under the gateway's read timeout).
+    pub outcome_timeout_ms: u64,
     pub idempotency_ttl_secs: u64,
     /// How often the outbox relay looks for orders that were never confirmed published.
     pub relay_interval_ms: u64,

@@ -3,6 +3,7 @@
 //! survives broker outages and crashes, and shows a buyer their orders.
 
 pub mod configuration;
+pub mod listing;
 pub mod orders;
 pub mod publishing;
 pub mod purchase;

@@ -13,6 +13,10 @@
 //! publish never got through, not every order stock-writer has yet to persist: under
 //! sustained overload those duplicates would only add to the broker's and the writer's
 //! load.
+//!
+//! On shutdown the queue takes nothing more, and the task publishes what it holds,
+//! waits for the confirms and marks them before it ends, so a restart leaves the relay
+//! nothing to republish.
 
 use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
@@ -20,7 +24,8 @@ use futures_util::stream::FuturesUnordered;
 use inventory::ItemStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Confirmed orders are marked in Redis at least this often, or per this many.
 const MARK_EVERY: Duration = Duration::from_millis(100);
@@ -39,12 +44,18 @@ pub struct PublishQueue {
 }
 
 impl PublishQueue {
-    /// Starts the publishing task on the current runtime; it ends once every handle
-    /// is dropped and the queue is empty.
-    pub fn start(publisher: Arc<Publisher>, store: ItemStore, settings: PublishSettings) -> Self {
+    /// Starts the publishing task on the current runtime. Once `stop` turns true (or
+    /// every handle is dropped) it drains: publishes what is queued, waits for the
+    /// confirms, marks them, and ends.
+    pub fn start(
+        publisher: Arc<Publisher>,
+        store: ItemStore,
+        settings: PublishSettings,
+        stop: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
         let (events, queued) = mpsc::channel(settings.capacity.max(1));
-        tokio::spawn(publish_queued(publisher, store, queued, settings));
-        PublishQueue { events }
+        let task = tokio::spawn(publish_queued(publisher, store, queued, settings, stop));
+        (PublishQueue { events }, task)
     }
 
     /// Queues an event for publishing; false when the queue is full, in which case the
@@ -59,6 +70,7 @@ async fn publish_queued(
     store: ItemStore,
     mut queued: mpsc::Receiver<StockEvent>,
     settings: PublishSettings,
+    mut stop: watch::Receiver<bool>,
 ) {
     let max_in_flight = settings.max_in_flight.max(1);
     let mut in_flight = FuturesUnordered::new();
@@ -87,9 +99,14 @@ async fn publish_queued(
                 mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
                 failures.log_if_due();
             }
+            Ok(()) = stop.changed(), if !*stop.borrow() => {
+                tracing::info!(queued = queued.len(), in_flight = in_flight.len(), "draining the publish queue");
+                queued.close();
+            }
             else => break,
         }
     }
+    mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
     failures.log();
 }
 

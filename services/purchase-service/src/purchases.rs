@@ -1,69 +1,26 @@
-//! The purchase and order use cases: run the configured strategy, hand the order to
-//! RabbitMQ without making the buyer wait for it, and list a user's orders (persisted
-//! ones from MySQL as `confirmed`, outbox ones from Redis as `pending`).
+//! The purchase use case: run the configured strategy, settle an attempt whose outcome
+//! is unknown before answering, and hand the order to RabbitMQ without making the buyer
+//! wait for it.
 
 use crate::configuration::{PurchaseSection, Strategy};
-use crate::orders::{self, OrderRow};
+use crate::listing::{Order, OrderStatus};
+use crate::orders;
 use crate::publishing::PublishQueue;
 use crate::purchase::lock::LockStrategy;
 use crate::purchase::lua::LuaStrategy;
-use crate::purchase::{Attempt, IdempotencyKey, Outcome, Quantity};
+use crate::purchase::{
+    Attempt, AttemptError, IdempotencyKey, IdempotencyRecord, Outcome, Quantity,
+};
 use chrono::{DateTime, Utc};
 use common::ApiError;
-use common::input::Pagination;
 use db::DbPool;
 use events::StockEvent;
 use inventory::ItemStore;
+use inventory::settle::Settled;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Confirmed => "confirmed",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Order {
-    pub id: String,
-    pub item_id: u64,
-    pub quantity: u32,
-    pub status: OrderStatus,
-    pub purchased_at: DateTime<Utc>,
-}
-
-impl Order {
-    fn confirmed(row: OrderRow) -> Self {
-        Order {
-            id: row.id,
-            item_id: row.item_id,
-            quantity: row.quantity,
-            status: OrderStatus::Confirmed,
-            purchased_at: row.purchased_at.and_utc(),
-        }
-    }
-
-    fn pending(event: &StockEvent) -> Self {
-        Order {
-            id: event.order_id.clone(),
-            item_id: event.item_id,
-            quantity: event.quantity,
-            status: OrderStatus::Pending,
-            purchased_at: DateTime::from_timestamp_millis(event.purchased_at_ms)
-                .unwrap_or_default(),
-        }
-    }
-}
+use std::time::{Duration, Instant};
 
 /// What a buyer asked for, parsed.
 pub struct PurchaseRequest {
@@ -100,6 +57,13 @@ impl Taker {
             Taker::Lock(_) => Strategy::Lock,
         }
     }
+
+    async fn attempt(&self, attempt: &Attempt, now_ms: i64) -> Result<Outcome, AttemptError> {
+        match self {
+            Taker::Lua(lua) => lua.attempt(attempt, now_ms).await,
+            Taker::Lock(lock) => lock.attempt(attempt, now_ms).await,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -111,6 +75,9 @@ pub struct Purchases {
     pub settings: PurchaseSection,
     pub outcomes: Family<OutcomeLabels, Counter>,
 }
+
+/// First pause between two looks at an unknown outcome; it doubles up to a second.
+const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -132,34 +99,38 @@ impl Purchases {
             idempotency_key: request.idempotency_key,
             idempotency_ttl_secs: self.settings.idempotency_ttl_secs,
         };
-        let outcome = match &self.taker {
-            Taker::Lua(lua) => lua.attempt(&attempt, now).await?,
-            Taker::Lock(lock) => lock.attempt(&attempt, now).await?,
+        let outcome = match self.taker.attempt(&attempt, now).await {
+            Ok(outcome) => outcome,
+            Err(AttemptError::Unknown(error)) => {
+                tracing::warn!(order_id = %attempt.event.order_id, %error, "purchase outcome unknown; settling it");
+                self.count("unknown");
+                self.settle(&attempt).await?
+            }
+            Err(AttemptError::NotTaken(error)) => return Err(error.into()),
+            Err(error @ AttemptError::UnexpectedReply(_)) => {
+                return Err(ApiError::internal(error));
+            }
         };
-        self.count(&outcome);
+        self.count(outcome_label(&outcome));
         match outcome {
-            Outcome::Placed { remaining } => {
+            Outcome::Placed => {
                 // Debug, not info: the request's own log line and the event's request id
                 // already tie the request to the order, and a second line per purchase
                 // cost a tenth of the service's CPU under load.
-                tracing::debug!(order_id = %attempt.event.order_id, item_id = request.item_id, remaining, "purchase placed");
-                self.publishing.offer(attempt.event.clone());
-                Ok(Order::pending(&attempt.event))
+                tracing::debug!(order_id = %attempt.event.order_id, item_id = request.item_id, "purchase placed");
+                let event = &attempt.event;
+                if let Err(error) = self
+                    .store
+                    .index_pending(event.user_id, &event.order_id, event.item_id)
+                    .await
+                {
+                    tracing::warn!(order_id = %event.order_id, %error, "could not list the order among the buyer's pending ones; it shows once persisted");
+                }
+                self.publishing.offer(event.clone());
+                Ok(Order::pending(event))
             }
-            Outcome::Duplicate { order_id, quantity } => {
-                let persisted =
-                    orders::find(&mut *db::connection(&self.db).await?, &order_id).await?;
-                Ok(match persisted {
-                    Some(row) => Order::confirmed(row),
-                    None => Order {
-                        id: order_id,
-                        item_id: request.item_id,
-                        quantity,
-                        status: OrderStatus::Pending,
-                        purchased_at: Utc::now(),
-                    },
-                })
-            }
+            Outcome::Duplicate(record) => self.replay(request.item_id, record).await,
+            Outcome::KeyReused(_) => Err(ApiError::IdempotencyKeyReused),
             Outcome::NotOnSale => Err(ApiError::NotFound),
             Outcome::InsufficientStock { current_stock } => {
                 Err(ApiError::InsufficientStock { current_stock })
@@ -171,21 +142,76 @@ impl Purchases {
                 limit,
                 already_bought,
             }),
-            Outcome::Busy => Err(ApiError::SystemBusy {
+            // Only a settle voids an order id, and the purchase it voids was ruled out:
+            // nothing happened.
+            Outcome::Busy | Outcome::Void => Err(ApiError::SystemBusy {
                 retry_after_secs: 1,
             }),
         }
     }
 
-    fn count(&self, outcome: &Outcome) {
-        let outcome = match outcome {
-            Outcome::Placed { .. } => "placed",
-            Outcome::Duplicate { .. } => "duplicate",
-            Outcome::NotOnSale => "not_on_sale",
-            Outcome::InsufficientStock { .. } => "insufficient_stock",
-            Outcome::LimitExceeded { .. } => "limit_exceeded",
-            Outcome::Busy => "busy",
-        };
+    /// The order an idempotency key produced, as it is now.
+    async fn replay(&self, item_id: u64, record: IdempotencyRecord) -> Result<Order, ApiError> {
+        let persisted =
+            orders::find(&mut *db::connection(&self.db).await?, &record.order_id).await?;
+        Ok(match persisted {
+            Some(row) => Order::confirmed(row),
+            None => Order {
+                id: record.order_id,
+                item_id,
+                quantity: record.quantity,
+                status: OrderStatus::Pending,
+                purchased_at: record
+                    .purchased_at_ms
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or_default(),
+            },
+        })
+    }
+
+    /// Finds out whether an attempt whose reply never came was taken: [`Outcome::Placed`]
+    /// if it was, [`Outcome::Void`] if it certainly was not (and now never will be).
+    /// Keeps looking while Redis or MySQL cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`,
+    /// then answers `OUTCOME_UNKNOWN` with the order id.
+    async fn settle(&self, attempt: &Attempt) -> Result<Outcome, ApiError> {
+        let event = &attempt.event;
+        let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
+        let mut pause = FIRST_SETTLE_PAUSE;
+        loop {
+            match self.settle_once(event).await {
+                Ok(outcome) => {
+                    tracing::info!(order_id = %event.order_id, ?outcome, "unknown purchase outcome settled");
+                    return Ok(outcome);
+                }
+                Err(error) if Instant::now() + pause < deadline => {
+                    tracing::warn!(order_id = %event.order_id, %error, "cannot settle the purchase outcome yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(error) => {
+                    tracing::error!(order_id = %event.order_id, %error, "purchase outcome still unknown; answering OUTCOME_UNKNOWN");
+                    return Err(ApiError::OutcomeUnknown {
+                        order_id: event.order_id.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn settle_once(&self, event: &StockEvent) -> anyhow::Result<Outcome> {
+        match self.store.rule_out(event.item_id, &event.order_id).await? {
+            Settled::InOutbox | Settled::Parked => Ok(Outcome::Placed),
+            Settled::RuledOut => {
+                let mut conn = self.db.get().await?;
+                Ok(match orders::find(&mut conn, &event.order_id).await? {
+                    Some(_) => Outcome::Placed,
+                    None => Outcome::Void,
+                })
+            }
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
         self.outcomes
             .get_or_create(&OutcomeLabels {
                 strategy: self.taker.name(),
@@ -193,59 +219,17 @@ impl Purchases {
             })
             .inc();
     }
+}
 
-    /// A page of the user's orders: pending ones (outbox) first on page 1, then the
-    /// persisted ones.
-    pub async fn orders(
-        &self,
-        user_id: u64,
-        pagination: Pagination,
-    ) -> Result<(Vec<Order>, i64), ApiError> {
-        let mut conn = db::connection(&self.db).await?;
-        let (rows, persisted_total) =
-            orders::page_for_user(&mut conn, user_id, pagination.offset(), pagination.limit())
-                .await?;
-        let pending = self.pending_orders(user_id).await?;
-        let pending_ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
-        let already_persisted = orders::persisted_among(&mut conn, &pending_ids).await?;
-        let pending: Vec<Order> = pending
-            .iter()
-            .filter(|event| !already_persisted.contains(&event.order_id))
-            .map(Order::pending)
-            .collect();
-        let total = persisted_total + pending.len() as i64;
-        let mut page = if pagination.page == 1 {
-            pending
-        } else {
-            Vec::new()
-        };
-        page.extend(rows.into_iter().map(Order::confirmed));
-        Ok((page, total))
-    }
-
-    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, ApiError> {
-        if let Some(row) = orders::find(&mut *db::connection(&self.db).await?, order_id).await? {
-            return if row.user_id == user_id {
-                Ok(Order::confirmed(row))
-            } else {
-                Err(ApiError::NotFound)
-            };
-        }
-        self.pending_orders(user_id)
-            .await?
-            .iter()
-            .find(|event| event.order_id == order_id)
-            .map(Order::pending)
-            .ok_or(ApiError::NotFound)
-    }
-
-    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, ApiError> {
-        let items = self.store.known_item_ids().await?;
-        let entries = self.store.outbox_entries(&items).await?;
-        Ok(entries
-            .iter()
-            .filter_map(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
-            .filter(|event| event.user_id == user_id)
-            .collect())
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Placed => "placed",
+        Outcome::Duplicate(_) => "duplicate",
+        Outcome::KeyReused(_) => "key_reused",
+        Outcome::Void => "void",
+        Outcome::NotOnSale => "not_on_sale",
+        Outcome::InsufficientStock { .. } => "insufficient_stock",
+        Outcome::LimitExceeded { .. } => "limit_exceeded",
+        Outcome::Busy => "busy",
     }
 }

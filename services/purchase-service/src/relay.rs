@@ -1,7 +1,10 @@
 //! The outbox relay: republishes orders that are still in an outbox a while after
 //! purchase (never published because the broker was down or the process died before
 //! publishing, or published but not yet persisted). Duplicates are harmless: the
-//! consumer is idempotent by order id.
+//! consumer is idempotent by order id. Each order backs off on its own: the n-th
+//! republish of an order makes it due again `republish_after_ms × 2^(n-1)` later, at
+//! most [`MAX_BACKOFF_FACTOR`] times that, so a writer that is down for long does not
+//! get every order every half minute.
 
 use crate::publishing::{FailedPublishes, publish};
 use events::{Publisher, StockEvent};
@@ -12,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const BATCH_PER_ITEM: usize = 2000;
+
+/// The longest backoff, as a multiple of `republish_after_ms` (30 s → 8 min).
+pub const MAX_BACKOFF_FACTOR: i64 = 16;
 
 pub struct Relay {
     pub store: ItemStore,
@@ -83,7 +89,12 @@ impl Relay {
             .map(|e| (e.item_id, e.order_id.as_str()))
             .collect();
         self.store
-            .reschedule(&orders, now + self.republish_after_ms)
+            .back_off(
+                &orders,
+                now,
+                self.republish_after_ms,
+                self.republish_after_ms * MAX_BACKOFF_FACTOR,
+            )
             .await?;
         Ok(published.len())
     }

@@ -1,5 +1,7 @@
 //! Builds the purchase-service from its settings (tests start it on port 0): the
-//! configured strategy, the publisher, the outbox relay and the HTTP server.
+//! configured strategy, the publisher, the outbox relay and the HTTP server; and stops
+//! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
+//! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
 use crate::configuration::{Settings, Strategy};
 use crate::publishing::{PublishQueue, PublishSettings};
@@ -8,7 +10,7 @@ use crate::purchase::lua::LuaStrategy;
 use crate::purchases::{Purchases, Taker};
 use crate::relay::Relay;
 use crate::routes;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use common::auth::Authenticator;
 use common::http::Readiness;
@@ -19,13 +21,17 @@ use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
 use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub struct Application {
     port: u16,
     server: Server,
-    stop_relay: watch::Sender<bool>,
+    /// Tells the publishing task to drain and the relay to stop.
+    stop: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
     pub purchases: Purchases,
 }
 
@@ -34,7 +40,7 @@ impl Application {
         if settings.database.run_migrations {
             db::run_migrations(&settings.database.url()).await?;
         }
-        let redis = common::redis::pool(&settings.redis)?;
+        let redis = common::redis::connect(&settings.redis, settings.app.env).await?;
         let keys = Keyspace::new(settings.redis.key_prefix.clone());
         let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
         let taker = match settings.purchase.strategy {
@@ -68,23 +74,25 @@ impl Application {
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
         );
+        let (stop, stopped) = watch::channel(false);
+        let (publishing, publishing_task) = PublishQueue::start(
+            publisher.clone(),
+            store.clone(),
+            PublishSettings {
+                capacity: settings.purchase.publish_queue_capacity,
+                max_in_flight: settings.purchase.max_publishes_in_flight,
+                republish_after_ms: settings.purchase.republish_after_ms,
+            },
+            stopped.clone(),
+        );
         let purchases = Purchases {
             taker,
             store: store.clone(),
             db: db.clone(),
-            publishing: PublishQueue::start(
-                publisher.clone(),
-                store.clone(),
-                PublishSettings {
-                    capacity: settings.purchase.publish_queue_capacity,
-                    max_in_flight: settings.purchase.max_publishes_in_flight,
-                    republish_after_ms: settings.purchase.republish_after_ms,
-                },
-            ),
+            publishing,
             settings: settings.purchase.clone(),
             outcomes,
         };
-        let (stop_relay, stop) = watch::channel(false);
         let relay = Relay {
             store,
             publisher: publisher.clone(),
@@ -93,7 +101,7 @@ impl Application {
             republish_after_ms: settings.purchase.republish_after_ms,
             max_in_flight: settings.purchase.max_publishes_in_flight,
         };
-        tokio::spawn(relay.run(stop));
+        let relay_task = tokio::spawn(relay.run(stopped));
 
         let authenticator = Authenticator {
             verifier: JwtVerifier::from_settings(&settings.jwt)?,
@@ -124,7 +132,9 @@ impl Application {
         Ok(Application {
             port,
             server,
-            stop_relay,
+            stop,
+            background: vec![publishing_task, relay_task],
+            shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })
     }
@@ -133,10 +143,41 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, finishing in-flight requests, then stops the relay.
+    /// Stops the server as SIGTERM does (for tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`Self::handle`]'s stop); the server stops taking
+    /// requests and answers those in flight, then the publish queue drains and the relay
+    /// stops. Whatever is not confirmed by the deadline stays in the outbox for the relay
+    /// of the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signalled = tokio::spawn(async {
+            common::http::shutdown_signal().await;
+            Instant::now()
+        });
         let served = self.server.await;
-        let _ = self.stop_relay.send(true);
+        let since = if signalled.is_finished() {
+            signalled.await.unwrap_or_else(|_| Instant::now())
+        } else {
+            signalled.abort();
+            Instant::now()
+        };
+        let _ = self.stop.send(true);
+        let remaining = self.shutdown_timeout.saturating_sub(since.elapsed());
+        let drained = tokio::time::timeout(remaining, async {
+            for task in self.background {
+                let _ = task.await;
+            }
+        })
+        .await;
+        match drained {
+            Ok(()) => tracing::info!("publish queue drained; stopped"),
+            Err(_) => tracing::warn!(
+                "shutdown timeout reached before every publish was confirmed; the relay republishes the rest after restart"
+            ),
+        }
         served
     }
 }

@@ -1,6 +1,8 @@
 //! stock-writer settings: the shared sections plus its own `[writer]` section.
 
-use common::config::{AppSettings, DatabaseSettings, RabbitMqSettings, RedisSettings};
+use common::config::{
+    AppSettings, DatabaseSettings, LockSettings, RabbitMqSettings, RedisSettings,
+};
 use serde::Deserialize;
 
 const DEFAULTS: &str = r#"
@@ -28,6 +30,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub rabbitmq: RabbitMqSettings,
+    /// The item locks sync-stock takes, as catalog-service's admin writes do.
+    pub lock: LockSettings,
     pub writer: WriterSection,
 }
 

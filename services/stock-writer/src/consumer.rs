@@ -1,8 +1,9 @@
 //! The consumer: takes events from `stock_updates` with a prefetch window and manual
 //! acks, applies whatever has arrived as one MySQL transaction, dead-letters what can
-//! never apply, removes persisted orders from the Redis outbox, and acks only after the
-//! commit. A lost broker or database is waited out and reconnected; unacked deliveries
-//! go back to the queue, and redelivery is harmless because persistence is idempotent.
+//! never apply (parking its order, so the relay stops republishing it), removes
+//! persisted orders from the Redis outbox, and acks only after the commit. A lost
+//! broker or database is waited out and reconnected; unacked deliveries go back to the
+//! queue, and redelivery is harmless because persistence is idempotent.
 
 use crate::apply::{Applied, apply_batch};
 use crate::metrics::WriterMetrics;
@@ -11,6 +12,7 @@ use db::DbPool;
 use events::{Publisher, StockEvent, Topology};
 use futures_util::{FutureExt, StreamExt};
 use inventory::ItemStore;
+use inventory::outbox::OrderRef;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -127,16 +129,21 @@ impl Consumer {
                 Err(reason) => (Applied::Poison(reason.clone()), None),
             };
             match (outcome, event) {
-                (Applied::Poison(reason), _) => self.dead_letter(delivery, &reason).await?,
+                (Applied::Poison(reason), event) => {
+                    self.dead_letter(delivery, &reason).await?;
+                    if let Some(event) = event {
+                        self.park(event, delivery, &reason, now_ms).await;
+                    }
+                }
                 (Applied::Applied, Some(event)) => {
                     self.metrics.applied.inc();
                     let lag_ms = (now_ms - event.purchased_at_ms).max(0);
                     self.metrics.lag_seconds.observe(lag_ms as f64 / 1000.0);
-                    persisted.push((event.item_id, event.order_id.as_str()));
+                    persisted.push(order_ref(event));
                 }
                 (_, Some(event)) => {
                     self.metrics.duplicates.inc();
-                    persisted.push((event.item_id, event.order_id.as_str()));
+                    persisted.push(order_ref(event));
                 }
                 (_, None) => {}
             }
@@ -181,6 +188,24 @@ impl Consumer {
         }
     }
 
+    /// Moves a refused order out of the outbox; if Redis cannot be reached now, the
+    /// relay republishes it later and it is refused, and parked, again.
+    async fn park(&self, event: &StockEvent, delivery: &Delivery, reason: &str, now_ms: i64) {
+        let body = String::from_utf8_lossy(&delivery.data);
+        match self
+            .store
+            .park(order_ref(event), &body, reason, now_ms)
+            .await
+        {
+            Ok(()) => {
+                self.metrics.parked.inc();
+            }
+            Err(error) => {
+                tracing::warn!(order_id = %event.order_id, %error, "could not park a refused order; it will be refused again");
+            }
+        }
+    }
+
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> anyhow::Result<()> {
         let message_id = delivery
             .properties
@@ -199,5 +224,13 @@ impl Consumer {
             .await?;
         self.metrics.dead_lettered.inc();
         Ok(())
+    }
+}
+
+fn order_ref(event: &StockEvent) -> OrderRef<'_> {
+    OrderRef {
+        item_id: event.item_id,
+        user_id: event.user_id,
+        order_id: &event.order_id,
     }
 }

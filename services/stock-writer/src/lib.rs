@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod configuration;
 pub mod consumer;
+pub mod dlq;
 pub mod metrics;
 pub mod startup;
 pub mod sync;

@@ -1,5 +1,7 @@
 use clap::{Parser, Subcommand};
+use events::Topology;
 use stock_writer::configuration::Settings;
+use stock_writer::dlq;
 use stock_writer::startup::{self, Application};
 
 /// Persists stock events from RabbitMQ into MySQL.
@@ -19,6 +21,22 @@ enum Command {
         /// Only this item.
         item_id: Option<u64>,
     },
+    /// Orders stock-writer refused for good (parked, and dead-lettered).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List the parked orders with the reason each was refused.
+    List,
+    /// Put parked orders (all, or one) back to be applied again, once the cause is fixed.
+    Replay {
+        /// Only this order.
+        order_id: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -34,22 +52,63 @@ async fn main() -> anyhow::Result<()> {
                 .await?
         }
         Command::SyncStock { item_id } => {
-            let db = db::pool(&settings.database.url(), 1)?;
-            let store = startup::store(&settings)?;
-            for report in stock_writer::sync::sync_stock(&db, &store, item_id).await? {
+            let sync = startup::stock_sync(&settings)?;
+            for report in sync.run(item_id).await? {
+                let redis = report.redis;
                 println!(
                     "item {}: mysql {} - pending {} => redis {} (was {}){}",
                     report.item_id,
                     report.mysql_stock,
-                    report.pending,
-                    report.after,
-                    report.before.map_or("unset".into(), |b| b.to_string()),
-                    if report.shortfall > 0 {
-                        format!(", SHORTFALL {}", report.shortfall)
+                    redis.pending,
+                    redis.after,
+                    redis.before.map_or("unset".into(), |b| b.to_string()),
+                    if redis.shortfall > 0 {
+                        format!(", SHORTFALL {}", redis.shortfall)
                     } else {
                         String::new()
                     },
                 );
+            }
+        }
+        Command::Dlq { command } => {
+            let store = startup::store(&settings)?;
+            match command {
+                DlqCommand::List => {
+                    let parked = dlq::list(&store).await?;
+                    for order in &parked {
+                        let at = chrono::DateTime::from_timestamp_millis(order.parked_at_ms)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default();
+                        println!(
+                            "order {} item {} parked {at}: {}",
+                            order.order_id, order.item_id, order.reason
+                        );
+                    }
+                    println!("{} parked order(s)", parked.len());
+                    let topology = Topology::new(&settings.rabbitmq.prefix);
+                    match dlq::dead_letter_count(&settings.rabbitmq.url(), &topology).await {
+                        Ok(count) => println!(
+                            "{count} message(s) in {} (every refused message, unreadable ones included)",
+                            topology.dead_letter_queue
+                        ),
+                        Err(error) => {
+                            println!("could not count {}: {error}", topology.dead_letter_queue)
+                        }
+                    }
+                }
+                DlqCommand::Replay { order_id } => {
+                    let replayed = dlq::replay(&store, order_id.as_deref()).await?;
+                    for order in &replayed {
+                        println!(
+                            "order {} item {} put back into the outbox",
+                            order.order_id, order.item_id
+                        );
+                    }
+                    println!(
+                        "{} order(s) put back; purchase-service's relay publishes them again",
+                        replayed.len()
+                    );
+                }
             }
         }
     }

@@ -3,13 +3,14 @@
 
 use crate::configuration::Settings;
 use crate::consumer::Consumer;
-use crate::metrics::WriterMetrics;
+use crate::metrics::{OutboxGauges, WriterMetrics};
+use crate::sync::StockSync;
 use actix_web::dev::Server;
 use common::http::Readiness;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
 use events::{Publisher, Topology};
-use inventory::ItemStore;
+use inventory::{DistributedLock, ItemStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,16 +31,30 @@ pub fn store(settings: &Settings) -> anyhow::Result<ItemStore> {
     ))
 }
 
+/// What `sync-stock` needs: one MySQL connection, the store, and the item locks.
+pub fn stock_sync(settings: &Settings) -> anyhow::Result<StockSync> {
+    let store = store(settings)?;
+    Ok(StockSync {
+        db: db::pool(&settings.database.url(), 1)?,
+        lock: DistributedLock::new(store.redis().clone(), settings.lock.clone()),
+        store,
+    })
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         if settings.database.run_migrations {
             db::run_migrations(&settings.database.url()).await?;
         }
         let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let store = store(&settings)?;
+        let store = ItemStore::new(
+            common::redis::connect(&settings.redis, settings.app.env).await?,
+            Keyspace::new(settings.redis.key_prefix.clone()),
+        );
         let topology = Topology::new(&settings.rabbitmq.prefix);
         let mut metrics = Metrics::new(&settings.app.name);
         let writer_metrics = WriterMetrics::register(metrics.registry_mut());
+        let gauges = OutboxGauges::register(metrics.registry_mut());
         let connected = Arc::new(AtomicBool::new(false));
         let consumer = Consumer {
             url: settings.rabbitmq.url(),
@@ -57,6 +72,7 @@ impl Application {
             connected: connected.clone(),
         };
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(gauges.run(store.clone(), stopped.clone()));
         let consumer = tokio::spawn(consumer.run(stopped));
 
         let readiness = Readiness::default()

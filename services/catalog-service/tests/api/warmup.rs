@@ -60,7 +60,11 @@ async fn warm_up_loads_missing_items_and_never_clobbers_a_redis_figure() {
 #[actix_web::test]
 async fn seeding_is_idempotent_and_refused_in_production() {
     let app = spawn_app_on(TestDatabase::new().await, TestRedis::new(), |_| {}).await;
-    let catalog = catalog(&app.settings).unwrap();
+    let catalog = catalog(
+        &app.settings,
+        common::redis::pool(&app.settings.redis).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         seed::seed(&catalog, Environment::Local)
             .await

@@ -1,9 +1,11 @@
 //! The reference design, done right, kept so both can be measured side by side: take
 //! the item's distributed lock (LOCK_MAX_RETRIES, random backoff), then WATCH the
 //! item's keys, read and check, and write in MULTI/EXEC. A lock never acquired or an
-//! aborted EXEC is [`Outcome::Busy`] with nothing changed.
+//! aborted EXEC is [`Outcome::Busy`] with nothing changed. The order's void marker is
+//! watched too, so settling an unknown EXEC (see [`inventory::settle`]) aborts it if it
+//! has not run yet.
 
-use super::{Attempt, Outcome, idempotency_record, parse_idempotency_record};
+use super::{Attempt, AttemptError, IdempotencyRecord, Outcome};
 use common::redis::{Keyspace, RedisPool};
 use futures_util::future::BoxFuture;
 use inventory::{DistributedLock, ItemKeys};
@@ -22,16 +24,12 @@ pub struct LockStrategy {
 }
 
 impl LockStrategy {
-    pub async fn attempt(
-        &self,
-        attempt: &Attempt,
-        now_ms: i64,
-    ) -> Result<Outcome, inventory::Error> {
+    pub async fn attempt(&self, attempt: &Attempt, now_ms: i64) -> Result<Outcome, AttemptError> {
         let keys = attempt.keys(&self.keys);
         let guard = match self.lock.acquire(&keys.lock()).await {
             Ok(guard) => guard,
             Err(inventory::Error::LockBusy { .. }) => return Ok(Outcome::Busy),
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         };
         let outcome = self.watched(attempt, &keys, now_ms).await;
         if let Err(error) = self.lock.release(guard).await {
@@ -45,13 +43,13 @@ impl LockStrategy {
         attempt: &Attempt,
         keys: &ItemKeys,
         now_ms: i64,
-    ) -> Result<Outcome, inventory::Error> {
+    ) -> Result<Outcome, AttemptError> {
         // WATCH state belongs to the connection: this pooled connection is ours alone
         // until it goes back, and it goes back unwatched (EXEC or UNWATCH) or not at all.
         let mut conn = self.redis.exclusive().await?;
         let result = self.check_and_write(&mut conn, attempt, keys, now_ms).await;
         match &result {
-            Ok(Outcome::Placed { .. }) | Ok(Outcome::Busy) => {}
+            Ok(Outcome::Placed) | Ok(Outcome::Busy) => {}
             Ok(_) => redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?,
             Err(_) => drop(deadpool_redis::Connection::take(conn)),
         }
@@ -64,21 +62,31 @@ impl LockStrategy {
         attempt: &Attempt,
         keys: &ItemKeys,
         now_ms: i64,
-    ) -> Result<Outcome, inventory::Error> {
+    ) -> Result<Outcome, AttemptError> {
         let event = &attempt.event;
         let idempotency_key = attempt.idempotency_redis_key(keys);
+        let void_key = attempt.void_key(keys);
         redis::cmd("WATCH")
             .arg(keys.stock())
             .arg(keys.meta())
             .arg(keys.bought())
             .arg(&idempotency_key)
+            .arg(&void_key)
             .query_async::<()>(&mut *conn)
             .await?;
+        if conn.exists(&void_key).await? {
+            return Ok(Outcome::Void);
+        }
         if attempt.idempotency_key.is_some() {
             let prior: Option<String> = conn.get(&idempotency_key).await?;
-            if let Some((order_id, quantity)) = prior.as_deref().and_then(parse_idempotency_record)
-            {
-                return Ok(Outcome::Duplicate { order_id, quantity });
+            if let Some(prior) = prior {
+                let record = IdempotencyRecord::parse(&prior)
+                    .ok_or_else(|| AttemptError::UnexpectedReply(vec![prior]))?;
+                return Ok(if record.quantity == event.quantity {
+                    Outcome::Duplicate(record)
+                } else {
+                    Outcome::KeyReused(record)
+                });
             }
         }
         let (on_sale, limit): (Option<String>, Option<u64>) = redis::cmd("HMGET")
@@ -124,17 +132,19 @@ impl LockStrategy {
         if attempt.idempotency_key.is_some() {
             pipe.set_ex(
                 &idempotency_key,
-                idempotency_record(event),
+                IdempotencyRecord::of(event),
                 attempt.idempotency_ttl(),
             )
             .ignore();
         }
-        // EXEC answers nil when a watched key changed: nothing was written.
-        let executed: Option<()> = pipe.query_async(&mut *conn).await?;
+        // EXEC answers nil when a watched key changed: nothing was written. No answer at
+        // all leaves the outcome unknown.
+        let executed: Option<()> = pipe
+            .query_async(&mut *conn)
+            .await
+            .map_err(AttemptError::of_write)?;
         Ok(match executed {
-            Some(()) => Outcome::Placed {
-                remaining: stock - quantity,
-            },
+            Some(()) => Outcome::Placed,
             None => Outcome::Busy,
         })
     }

@@ -1,7 +1,9 @@
 //! Taking a purchase in Redis: the request, the possible outcomes, and the two
 //! strategies that produce them ([`lua`], the default, and [`lock`], the reference
 //! design kept for comparison). Both write the same state: stock decremented, the user's
-//! count raised, the order in the item's outbox and the idempotency key recorded.
+//! count raised, the order in the item's outbox and the idempotency key recorded. Both
+//! honour an order id voided by [`inventory::settle`], and both say whether a failure
+//! left the outcome unknown ([`AttemptError`]).
 
 pub mod lock;
 pub mod lua;
@@ -86,6 +88,10 @@ impl Attempt {
         keys.idempotency(self.event.user_id, key)
     }
 
+    pub fn void_key(&self, keys: &ItemKeys) -> String {
+        keys.void(&self.event.order_id)
+    }
+
     /// 0 tells the script there is no idempotency key.
     pub fn idempotency_ttl(&self) -> u64 {
         if self.idempotency_key.is_some() {
@@ -99,14 +105,14 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Taken: the order is in the outbox.
-    Placed {
-        remaining: u64,
-    },
-    /// The idempotency key was used before: that order, not a new one.
-    Duplicate {
-        order_id: String,
-        quantity: u32,
-    },
+    Placed,
+    /// The idempotency key was used before, for the same quantity: that order, not a new
+    /// one.
+    Duplicate(IdempotencyRecord),
+    /// The idempotency key was used before for another quantity: nothing changed.
+    KeyReused(IdempotencyRecord),
+    /// The order id had been voided (its purchase was settled as not taken).
+    Void,
     NotOnSale,
     InsufficientStock {
         current_stock: u64,
@@ -119,14 +125,94 @@ pub enum Outcome {
     Busy,
 }
 
-/// Reads the `order_id:quantity` an idempotency key holds.
-pub fn parse_idempotency_record(record: &str) -> Option<(String, u32)> {
-    let (order_id, quantity) = record.rsplit_once(':')?;
-    Some((order_id.to_owned(), quantity.parse().ok()?))
+/// Why an attempt failed: whether the purchase certainly did not happen, or may have.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// Nothing was written (Redis refused the connection, answered an error, or the
+    /// failure came before the write was sent).
+    #[error("purchase not taken: {0}")]
+    NotTaken(#[source] inventory::Error),
+    /// The write was sent and its reply never came: the purchase may have happened.
+    #[error("purchase outcome unknown: {0}")]
+    Unknown(#[source] inventory::Error),
+    /// Redis answered the script with something it never returns: a defect.
+    #[error("unexpected reply from the purchase script: {0:?}")]
+    UnexpectedReply(Vec<String>),
 }
 
-pub fn idempotency_record(event: &StockEvent) -> String {
-    format!("{}:{}", event.order_id, event.quantity)
+impl AttemptError {
+    /// Classifies the failure of a command that writes: an answer from Redis (an error
+    /// reply) or a refused connection means it did not run; a lost or late reply means
+    /// it may have.
+    pub fn of_write(error: redis::RedisError) -> Self {
+        use redis::ErrorKind;
+        let unknown = !error.is_connection_refusal()
+            && matches!(
+                error.kind(),
+                ErrorKind::Io | ErrorKind::Parse | ErrorKind::UnexpectedReturnType
+            );
+        if unknown {
+            AttemptError::Unknown(error.into())
+        } else {
+            AttemptError::NotTaken(error.into())
+        }
+    }
+}
+
+/// The failures of commands that write nothing: they leave the purchase not taken.
+impl From<inventory::Error> for AttemptError {
+    fn from(error: inventory::Error) -> Self {
+        AttemptError::NotTaken(error)
+    }
+}
+
+impl From<redis::RedisError> for AttemptError {
+    fn from(error: redis::RedisError) -> Self {
+        AttemptError::NotTaken(error.into())
+    }
+}
+
+impl From<deadpool_redis::PoolError> for AttemptError {
+    fn from(error: deadpool_redis::PoolError) -> Self {
+        AttemptError::NotTaken(error.into())
+    }
+}
+
+/// What an idempotency key holds: the order it produced, for which quantity, and when
+/// (`order_id:quantity:purchased_at_ms`; records written before the time was kept have
+/// only the first two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub order_id: String,
+    pub quantity: u32,
+    pub purchased_at_ms: Option<i64>,
+}
+
+impl IdempotencyRecord {
+    pub fn parse(record: &str) -> Option<Self> {
+        let mut parts = record.split(':');
+        let order_id = parts.next().filter(|id| !id.is_empty())?.to_owned();
+        let quantity = parts.next()?.parse().ok()?;
+        let purchased_at_ms = match parts.next() {
+            Some(at) => Some(at.parse().ok()?),
+            None => None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(IdempotencyRecord {
+            order_id,
+            quantity,
+            purchased_at_ms,
+        })
+    }
+
+    pub fn of(event: &StockEvent) -> String {
+        format!(
+            "{}:{}:{}",
+            event.order_id, event.quantity, event.purchased_at_ms
+        )
+    }
 }
 
 #[cfg(test)]
@@ -171,9 +257,49 @@ mod tests {
     #[test]
     fn idempotency_records_round_trip() {
         assert_eq!(
-            parse_idempotency_record("0192-ab:7"),
-            Some(("0192-ab".into(), 7))
+            IdempotencyRecord::parse("0192-ab:7:1700000000000"),
+            Some(IdempotencyRecord {
+                order_id: "0192-ab".into(),
+                quantity: 7,
+                purchased_at_ms: Some(1_700_000_000_000),
+            })
         );
-        assert_eq!(parse_idempotency_record("garbage"), None);
+        assert_eq!(
+            IdempotencyRecord::parse("0192-ab:7"),
+            Some(IdempotencyRecord {
+                order_id: "0192-ab".into(),
+                quantity: 7,
+                purchased_at_ms: None,
+            })
+        );
+        for garbage in ["garbage", ":7", "a:b", "a:7:x", "a:7:1:2", ""] {
+            assert_eq!(IdempotencyRecord::parse(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn a_lost_reply_is_unknown_and_a_refusal_or_error_reply_is_not() {
+        use std::io;
+        let lost = redis::RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
+        assert!(matches!(
+            AttemptError::of_write(lost),
+            AttemptError::Unknown(_)
+        ));
+        let dropped = redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            AttemptError::of_write(dropped),
+            AttemptError::Unknown(_)
+        ));
+        let refused = redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(matches!(
+            AttemptError::of_write(refused),
+            AttemptError::NotTaken(_)
+        ));
+        let answered =
+            redis::RedisError::from((redis::ErrorKind::Client, "OOM command not allowed"));
+        assert!(matches!(
+            AttemptError::of_write(answered),
+            AttemptError::NotTaken(_)
+        ));
     }
 }

@@ -116,13 +116,15 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
 async fn sync_stock_during_a_purchase_race_keeps_conservation() {
     let stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item(300, None).await;
-    let db = db::pool(&stack.settings.database.url(), 2).unwrap();
     let store: ItemStore = stack.store.clone();
+    let sync = stock_writer::sync::StockSync {
+        db: db::pool(&stack.settings.database.url(), 2).unwrap(),
+        lock: inventory::DistributedLock::new(store.redis().clone(), stack.settings.lock.clone()),
+        store,
+    };
     let syncing = async {
         for _ in 0..15 {
-            stock_writer::sync::sync_stock(&db, &store, Some(item))
-                .await
-                .unwrap();
+            sync.run(Some(item)).await.unwrap();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -137,9 +139,7 @@ async fn sync_stock_during_a_purchase_race_keeps_conservation() {
     let placed = confirmed(&responses);
     assert_eq!(placed.len(), 300, "all stock sold, none oversold");
     stack.assert_conserved(item, 300, &placed).await;
-    let report = stock_writer::sync::sync_stock(&db, &store, Some(item))
-        .await
-        .unwrap();
-    assert_eq!(report[0].after, 0);
-    assert_eq!(report[0].shortfall, 0);
+    let report = sync.run(Some(item)).await.unwrap();
+    assert_eq!(report[0].redis.after, 0);
+    assert_eq!(report[0].redis.shortfall, 0);
 }

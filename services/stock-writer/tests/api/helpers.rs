@@ -126,6 +126,10 @@ impl Writer {
         stock_writer::startup::store(&self.settings).expect("store")
     }
 
+    pub fn stock_sync(&self) -> stock_writer::sync::StockSync {
+        stock_writer::startup::stock_sync(&self.settings).expect("sync-stock")
+    }
+
     pub async fn wait_for_orders(&self, count: i64) {
         testkit::eventually(20, &format!("{count} orders in MySQL"), || async {
             self.order_count().await == count

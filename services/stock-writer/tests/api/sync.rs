@@ -1,7 +1,6 @@
 use crate::helpers::{event, spawn_writer};
 use inventory::store::ItemState;
 use redis::AsyncCommands;
-use stock_writer::sync::sync_stock;
 
 #[tokio::test]
 async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
@@ -37,19 +36,18 @@ async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
     }
     assert_eq!(writer.stock(1).await, 7);
 
-    let db = db::pool(&writer.database.url(), 1).unwrap();
-    let reports = sync_stock(&db, &store, Some(1)).await.unwrap();
+    let reports = writer.stock_sync().run(Some(1)).await.unwrap();
     let report = &reports[0];
     assert_eq!(
         (
             report.mysql_stock,
-            report.pending,
-            report.cleaned,
-            report.after
+            report.redis.pending,
+            report.redis.cleaned,
+            report.redis.after
         ),
         (7, 2, 1, 5)
     );
-    assert_eq!(report.before, Some(999));
+    assert_eq!(report.redis.before, Some(999));
     let stock: i64 = redis.get(keys.stock()).await.unwrap();
     assert_eq!(stock, 5);
     let left: Vec<String> = redis.hkeys(keys.outbox()).await.unwrap();
@@ -70,8 +68,8 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
     .await
     .unwrap();
     let store = writer.store();
-    let db = db::pool(&writer.database.url(), 1).unwrap();
-    let reports = sync_stock(&db, &store, None).await.unwrap();
+    let sync = writer.stock_sync();
+    let reports = sync.run(None).await.unwrap();
     assert_eq!(reports.len(), 2);
     let mut redis = writer.redis.connection().await;
     let on_sale: Vec<i64> = redis
@@ -86,7 +84,7 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
     known.sort();
     assert_eq!(known, [1, 2]);
     assert!(
-        sync_stock(&db, &store, Some(42)).await.is_err(),
+        sync.run(Some(42)).await.is_err(),
         "an unknown item is an error"
     );
 }

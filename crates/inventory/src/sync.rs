@@ -1,0 +1,75 @@
+//! Rebuilding an item's Redis state from MySQL's figures (sync-stock): one script sets
+//! stock to MySQL's stock minus what Redis sold that MySQL does not have yet, so
+//! purchases before it are counted and purchases after it decrement what it set.
+
+use crate::{Error, ItemStore};
+use redis::Script;
+use std::sync::LazyLock;
+
+static SYNC: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/sync_stock.lua")));
+
+/// MySQL's view of an item, and which of the item's outbox orders MySQL already has.
+#[derive(Debug, Clone)]
+pub struct MysqlFigures {
+    pub stock: u32,
+    pub on_sale: bool,
+    pub max_per_user: Option<u32>,
+    pub persisted_order_ids: Vec<String>,
+}
+
+/// What one sync did in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// Redis stock before (`None` when Redis had none).
+    pub before: Option<i64>,
+    pub after: i64,
+    /// Units sold in Redis and not yet persisted (outbox and parked).
+    pub pending: i64,
+    /// Persisted orders that were still in the outbox, now removed.
+    pub cleaned: i64,
+    /// Pending sales MySQL's stock could not cover (0 unless the two had drifted).
+    pub shortfall: i64,
+}
+
+impl ItemStore {
+    /// The ids of the orders in an item's outbox.
+    pub async fn outbox_order_ids(&self, item_id: u64) -> Result<Vec<String>, Error> {
+        let mut conn = self.redis().get().await?;
+        Ok(redis::cmd("HKEYS")
+            .arg(self.keys(item_id).outbox())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Sets an item's stock, on-sale flag and limit from MySQL's figures.
+    pub async fn sync(&self, item_id: u64, mysql: &MysqlFigures) -> Result<Synced, Error> {
+        let keys = self.keys(item_id);
+        let mut conn = self.redis().get().await?;
+        let reply: Vec<String> = SYNC
+            .key(keys.stock())
+            .key(keys.meta())
+            .key(keys.outbox())
+            .key(keys.outbox_times())
+            .key(keys.parked())
+            .arg(mysql.stock)
+            .arg(u8::from(mysql.on_sale))
+            .arg(mysql.max_per_user.unwrap_or(0))
+            .arg(&mysql.persisted_order_ids)
+            .invoke_async(&mut conn)
+            .await?;
+        let number = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or_else(|| Error::UnexpectedReply(reply.join(" ")))
+        };
+        Ok(Synced {
+            before: Some(number(0)?).filter(|b| *b >= 0),
+            after: number(1)?,
+            pending: number(2)?,
+            cleaned: number(3)?,
+            shortfall: number(4)?,
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! A buyer's orders: persisted ones from MySQL (`confirmed`), and those still waiting in
+//! an outbox (`pending`), found through the buyer's own index of pending orders, so a
+//! listing costs in proportion to the buyer's orders however full the outboxes are.
+
+use crate::orders::{self, OrderRow};
+use crate::purchases::Purchases;
+use chrono::{DateTime, Utc};
+use common::ApiError;
+use common::input::Pagination;
+use events::StockEvent;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Confirmed => "confirmed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: String,
+    pub item_id: u64,
+    pub quantity: u32,
+    pub status: OrderStatus,
+    pub purchased_at: DateTime<Utc>,
+}
+
+impl Order {
+    pub fn confirmed(row: OrderRow) -> Self {
+        Order {
+            id: row.id,
+            item_id: row.item_id,
+            quantity: row.quantity,
+            status: OrderStatus::Confirmed,
+            purchased_at: row.purchased_at.and_utc(),
+        }
+    }
+
+    pub fn pending(event: &StockEvent) -> Self {
+        Order {
+            id: event.order_id.clone(),
+            item_id: event.item_id,
+            quantity: event.quantity,
+            status: OrderStatus::Pending,
+            purchased_at: DateTime::from_timestamp_millis(event.purchased_at_ms)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// An order id as the path carries it: what the service mints (1-64 letters, digits
+/// and dashes). Anything else names no order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        events::is_order_id(raw).then(|| OrderId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which slice of the pending orders (newest first, listed before the persisted ones)
+/// and of the persisted ones a page holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageSplit {
+    pending: std::ops::Range<usize>,
+    persisted_offset: i64,
+    persisted_limit: i64,
+}
+
+fn split(pagination: Pagination, pending: usize) -> PageSplit {
+    let offset = usize::try_from(pagination.offset()).unwrap_or(usize::MAX);
+    let limit = pagination.per_page as usize;
+    let start = offset.min(pending);
+    let end = offset.saturating_add(limit).min(pending);
+    PageSplit {
+        pending: start..end,
+        persisted_offset: (offset - start) as i64,
+        persisted_limit: (limit - (end - start)) as i64,
+    }
+}
+
+impl Purchases {
+    /// A page of the user's orders: pending ones first (newest first), then the persisted
+    /// ones (newest first), `per_page` at most.
+    pub async fn orders(
+        &self,
+        user_id: u64,
+        pagination: Pagination,
+    ) -> Result<(Vec<Order>, i64), ApiError> {
+        let mut pending = self.pending_orders(user_id).await?;
+        let mut conn = db::connection(&self.db).await?;
+        let ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
+        let already_persisted = orders::persisted_among(&mut conn, &ids).await?;
+        pending.retain(|event| !already_persisted.contains(&event.order_id));
+        pending.sort_by(|a, b| {
+            (b.purchased_at_ms, &b.order_id).cmp(&(a.purchased_at_ms, &a.order_id))
+        });
+        let split = split(pagination, pending.len());
+        let (rows, persisted_total) = orders::page_for_user(
+            &mut conn,
+            user_id,
+            split.persisted_offset,
+            split.persisted_limit,
+        )
+        .await?;
+        let mut page: Vec<Order> = pending[split.pending].iter().map(Order::pending).collect();
+        page.extend(rows.into_iter().map(Order::confirmed));
+        Ok((page, persisted_total + pending.len() as i64))
+    }
+
+    /// One of the user's orders; another user's, or an id that names no order, is 404.
+    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, ApiError> {
+        let order_id = OrderId::parse(order_id).ok_or(ApiError::NotFound)?;
+        let mut conn = db::connection(&self.db).await?;
+        if let Some(row) = orders::find(&mut conn, order_id.as_str()).await? {
+            return if row.user_id == user_id {
+                Ok(Order::confirmed(row))
+            } else {
+                Err(ApiError::NotFound)
+            };
+        }
+        drop(conn);
+        self.store
+            .pending_order_of_user(user_id, order_id.as_str())
+            .await?
+            .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
+            .filter(|event| event.user_id == user_id)
+            .map(|event| Order::pending(&event))
+            .ok_or(ApiError::NotFound)
+    }
+
+    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, ApiError> {
+        Ok(self
+            .store
+            .pending_of_user(user_id)
+            .await?
+            .iter()
+            .filter_map(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
+            .filter(|event| event.user_id == user_id)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck_macros::quickcheck;
+
+    fn pages(page: u32, per_page: u32) -> Pagination {
+        Pagination { page, per_page }
+    }
+
+    #[test]
+    fn pending_orders_come_first_and_a_page_never_exceeds_per_page() {
+        assert_eq!(
+            split(pages(1, 2), 5),
+            PageSplit {
+                pending: 0..2,
+                persisted_offset: 0,
+                persisted_limit: 0
+            }
+        );
+        assert_eq!(
+            split(pages(3, 2), 5),
+            PageSplit {
+                pending: 4..5,
+                persisted_offset: 0,
+                persisted_limit: 1
+            }
+        );
+        assert_eq!(
+            split(pages(4, 2), 5),
+            PageSplit {
+                pending: 5..5,
+                persisted_offset: 1,
+                persisted_limit: 2
+            }
+        );
+    }
+
+    #[quickcheck]
+    fn pages_tile_the_pending_then_persisted_sequence(page: u8, per_page: u8, pending: u8) -> bool {
+        let (page, per_page) = (u32::from(page) + 1, u32::from(per_page % 100) + 1);
+        let s = split(pages(page, per_page), usize::from(pending));
+        let offset = u64::from(page - 1) * u64::from(per_page);
+        let taken = s.pending.len() as i64 + s.persisted_limit;
+        taken == i64::from(per_page)
+            && s.pending.start as u64 == offset.min(u64::from(pending))
+            && s.persisted_offset as u64 + s.pending.start as u64 == offset
+    }
+
+    #[test]
+    fn order_ids_are_what_the_service_mints() {
+        assert!(OrderId::parse("0192f1c2-7a4b-7cde-8f00-123456789abc").is_some());
+        for bad in ["é", "%C3%A9", "", &"a".repeat(65), "a b", "a'b"] {
+            assert!(OrderId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}
