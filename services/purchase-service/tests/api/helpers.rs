@@ -86,13 +86,14 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
         TestRabbit::new(),
     );
     let mut settings = purchase_settings(&database, &redis, &rabbit, strategy);
-    customize(&mut settings);
-    let (client, _) = start_purchase_service(settings.clone()).await;
-    let writer = Some(start_writer(&database, &redis, &rabbit).await);
+    // The test's own view of Redis goes straight to it, whatever the service's route.
     let store = ItemStore::new(
         common::redis::pool(&settings.redis).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
+    customize(&mut settings);
+    let (client, _) = start_purchase_service(settings.clone()).await;
+    let writer = Some(start_writer(&database, &redis, &rabbit).await);
     Stack {
         client,
         database,

@@ -1,6 +1,12 @@
-use crate::helpers::{assert_envelope, spawn_stack, token};
+//! A buyer's orders: only their own, pending until persisted, paginated, and read at a
+//! cost that depends on their orders alone.
+
+use crate::helpers::{assert_envelope, spawn_stack, spawn_stack_with, token};
+use events::StockEvent;
 use purchase_service::configuration::Strategy;
+use redis::AsyncCommands;
 use serde_json::json;
+use testkit::ChaosProxy;
 
 #[actix_web::test]
 async fn orders_show_only_the_callers_own_and_turn_confirmed() {
@@ -86,5 +92,107 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
             .await,
         422,
         "VALIDATION_FAILED",
+    );
+}
+
+#[actix_web::test]
+async fn malformed_or_over_long_order_ids_are_404() {
+    let stack = spawn_stack(Strategy::Lua).await;
+    for id in ["%C3%A9", "%00", &"a".repeat(65), "a%20b", "x'--"] {
+        assert_envelope(
+            &stack
+                .client
+                .get(&format!("/api/v1/orders/{id}"), Some(&token(1)))
+                .await,
+            404,
+            "NOT_FOUND",
+        );
+    }
+}
+
+#[actix_web::test]
+async fn pages_of_pending_orders_hold_per_page_at_most() {
+    let mut stack = spawn_stack(Strategy::Lua).await;
+    stack.writer.take().unwrap().send(true).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let item = stack.item(10, None).await;
+    let mut bought = Vec::new();
+    for _ in 0..5 {
+        let response = stack.buy(1, item, json!(1)).await;
+        bought.push(response.body["order"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut listed = Vec::new();
+    for (page, expected) in [(1, 2), (2, 2), (3, 1), (4, 0)] {
+        let response = stack
+            .client
+            .get(
+                &format!("/api/v1/orders?page={page}&per_page=2"),
+                Some(&token(1)),
+            )
+            .await;
+        assert_eq!(response.body["total"], 5);
+        let data = response.body["data"].as_array().unwrap();
+        assert_eq!(data.len(), expected, "page {page}: {}", response.body);
+        listed.extend(data.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+    }
+    bought.reverse();
+    assert_eq!(listed, bought, "newest first, each once");
+}
+
+#[actix_web::test]
+async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
+    let target = testkit::redis_url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = ChaosProxy::start(target).await;
+    let mut stack = spawn_stack_with(Strategy::Lua, |s| s.redis.port = proxy.port).await;
+    stack.writer.take().unwrap().send(true).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let item = stack.item(100, None).await;
+    let mine = stack.buy(1, item, json!(1)).await;
+    assert_eq!(mine.status, 200);
+    // A broker or writer outage: thousands of other buyers' orders wait in the outbox.
+    let outbox = stack.store.keys(item).outbox();
+    let mut redis = stack.redis.connection().await;
+    let mut pipe = redis::pipe();
+    for n in 0..3_000u64 {
+        let event = StockEvent {
+            version: events::EVENT_VERSION,
+            order_id: format!("other-{n}"),
+            user_id: 1_000 + n,
+            item_id: item,
+            quantity: 1,
+            purchased_at_ms: 1_700_000_000_000,
+            request_id: Some("0123456789abcdef0123456789abcdef".into()),
+        };
+        pipe.hset(&outbox, &event.order_id, event.to_json())
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut redis).await.unwrap();
+    let before = proxy.bytes_from_server();
+    let listed = stack.client.get("/api/v1/orders", Some(&token(1))).await;
+    let read = proxy.bytes_from_server() - before;
+    assert_eq!(listed.body["total"], 1, "{}", listed.body);
+    assert_eq!(listed.body["data"][0]["id"], mine.body["order"]["id"]);
+    let single = stack
+        .client
+        .get(
+            &format!(
+                "/api/v1/orders/{}",
+                mine.body["order"]["id"].as_str().unwrap()
+            ),
+            Some(&token(1)),
+        )
+        .await;
+    assert_eq!(single.body["status"], "pending");
+    let outbox_size: u64 = redis.hlen(&outbox).await.unwrap();
+    assert_eq!(outbox_size, 3_001);
+    assert!(
+        read < 16 * 1024,
+        "listing one buyer's orders read {read} bytes from Redis (the outbox holds ~500 KB)"
     );
 }

@@ -177,6 +177,10 @@ async fn a_retried_idempotency_key_returns_the_same_order() {
         let again = stack.buy_with_key(1, item, 2, "retry-me").await;
         assert_eq!(again.status, 200);
         assert_eq!(again.body["order"]["id"], first.body["order"]["id"]);
+        assert_eq!(
+            again.body["order"]["purchased_at"], first.body["order"]["purchased_at"],
+            "a replay answers the original purchase"
+        );
         assert_eq!(stack.redis_stock(item).await, 8);
         let other_user = stack.buy_with_key(2, item, 2, "retry-me").await;
         assert_ne!(
@@ -188,5 +192,40 @@ async fn a_retried_idempotency_key_returns_the_same_order() {
             .await;
         let after_persist = stack.buy_with_key(1, item, 2, "retry-me").await;
         assert_eq!(after_persist.body["order"]["status"], "confirmed");
+    }
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_reused_for_another_quantity_is_refused_and_changes_nothing() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(10, None).await;
+        let first = stack.buy_with_key(1, item, 2, "reused").await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        let other = stack.buy_with_key(1, item, 3, "reused").await;
+        assert_envelope(&other, 422, "IDEMPOTENCY_KEY_REUSED");
+        assert_eq!(stack.redis_stock(item).await, 8, "{strategy:?}");
+        let replay = stack.buy_with_key(1, item, 2, "reused").await;
+        assert_eq!(replay.body["order"]["id"], first.body["order"]["id"]);
+        stack.assert_conserved(item, 10, &confirmed(&[first])).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_unexpected_reply_from_redis_is_a_500_never_a_business_answer() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item(10, None).await;
+        let key = stack.store.keys(item).idempotency(1, "mangled");
+        stack
+            .redis
+            .connection()
+            .await
+            .set_ex::<_, _, ()>(&key, "not-a-record", 60)
+            .await
+            .unwrap();
+        let response = stack.buy_with_key(1, item, 1, "mangled").await;
+        assert_envelope(&response, 500, "INTERNAL_ERROR");
+        assert_eq!(stack.redis_stock(item).await, 10, "{strategy:?}");
     }
 }
