@@ -187,3 +187,40 @@ impl ItemStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::config::RedisSettings;
+    use testkit::TestRedis;
+
+    fn store(redis: &TestRedis) -> ItemStore {
+        let settings = RedisSettings {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            password: String::new(),
+            db: 0,
+            pool_size: 2,
+            key_prefix: redis.prefix.clone(),
+            response_timeout_ms: 2000,
+        };
+        ItemStore::new(
+            common::redis::pool(&settings).unwrap(),
+            Keyspace::new(redis.prefix.clone()),
+        )
+    }
+
+    #[tokio::test]
+    async fn taking_back_stock_never_goes_below_zero() {
+        let redis = TestRedis::new();
+        let store = store(&redis);
+        store.add_stock(1, 10).await.unwrap();
+        assert_eq!(store.take_back_stock(1, 4).await.unwrap(), 0);
+        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(6)]);
+        // 6 left of a restock of 10 whose MySQL write failed: 4 of it sold meanwhile.
+        assert_eq!(store.take_back_stock(1, 10).await.unwrap(), 4);
+        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(0)]);
+        assert_eq!(store.take_back_stock(2, 3).await.unwrap(), 3, "no stock at all");
+        assert_eq!(store.stocks(&[2]).await.unwrap(), [None]);
+    }
+}

@@ -6,10 +6,12 @@
 mod chaosproxy;
 mod http;
 mod rabbit;
+mod redis_server;
 
 pub use chaosproxy::ChaosProxy;
 pub use http::{Client, Response};
 pub use rabbit::{Message, TestRabbit, rabbit_url};
+pub use redis_server::RedisServer;
 
 use common::config::{DatabaseSettings, JwtSettings, RedisSettings};
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};

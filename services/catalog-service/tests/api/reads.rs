@@ -117,3 +117,38 @@ async fn absent_and_deleted_items_are_404_and_bad_ids_422() {
         assert_eq!(error_fields(&response), ["id"]);
     }
 }
+
+#[actix_web::test]
+async fn one_bad_stock_figure_in_redis_never_fails_a_page() {
+    let app = spawn_app().await;
+    let good = app.item_with_stock(5).await;
+    let negative = app.item_with_stock(7).await;
+    let garbled = app.item_with_stock(9).await;
+    let mut redis = app.redis.connection().await;
+    redis
+        .set::<_, _, ()>(app.keys(negative).stock(), -3)
+        .await
+        .unwrap();
+    redis
+        .set::<_, _, ()>(app.keys(garbled).stock(), "lots")
+        .await
+        .unwrap();
+    let page = app.client.get("/api/v1/items", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let stock_of = |id: u64| {
+        page.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["stock"].clone())
+    };
+    assert_eq!(stock_of(good), Some(json!(5)));
+    assert_eq!(stock_of(negative), Some(json!(7)), "MySQL's figure instead");
+    assert_eq!(stock_of(garbled), Some(json!(9)), "MySQL's figure instead");
+    let one = app
+        .client
+        .get(&format!("/api/v1/items/{negative}"), None)
+        .await;
+    assert_eq!(one.status, 200);
+}

@@ -8,3 +8,4 @@ mod orders;
 mod outcomes;
 mod purchase;
 mod races;
+mod shutdown;
