@@ -220,7 +220,43 @@ mod tests {
         // 6 left of a restock of 10 whose MySQL write failed: 4 of it sold meanwhile.
         assert_eq!(store.take_back_stock(1, 10).await.unwrap(), 4);
         assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(0)]);
-        assert_eq!(store.take_back_stock(2, 3).await.unwrap(), 3, "no stock at all");
+        assert_eq!(
+            store.take_back_stock(2, 3).await.unwrap(),
+            3,
+            "no stock at all"
+        );
         assert_eq!(store.stocks(&[2]).await.unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn each_republish_of_an_order_doubles_its_wait_up_to_the_cap() {
+        use redis::AsyncCommands;
+        let redis = TestRedis::new();
+        let store = store(&redis);
+        let keys = store.keys(1);
+        let mut conn = redis.connection().await;
+        conn.hset::<_, _, _, ()>(keys.outbox(), "o-1", "{}")
+            .await
+            .unwrap();
+        conn.zadd::<_, _, _, ()>(keys.outbox_times(), "o-1", 0)
+            .await
+            .unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            store
+                .back_off(&[(1, "o-1")], 1_000, 100, 1_600)
+                .await
+                .unwrap();
+            let due: i64 = conn.zscore(keys.outbox_times(), "o-1").await.unwrap();
+            waits.push(due - 1_000);
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1_600, 1_600]);
+        // An order persisted meanwhile is left alone.
+        store
+            .back_off(&[(1, "gone")], 1_000, 100, 1_600)
+            .await
+            .unwrap();
+        let scheduled: u64 = conn.zcard(keys.outbox_times()).await.unwrap();
+        assert_eq!(scheduled, 1);
     }
 }

@@ -23,7 +23,10 @@ async fn production_refuses_a_redis_that_evicts_keys() {
     let database = TestDatabase::new().await;
     let refused =
         Application::build(settings_for(&database, &evicting, Environment::Production)).await;
-    let error = refused.err().expect("production must not start").to_string();
+    let error = refused
+        .err()
+        .expect("production must not start")
+        .to_string();
     assert!(error.contains("maxmemory-policy is allkeys-lru"), "{error}");
     assert!(
         Application::build(settings_for(&database, &evicting, Environment::Local))

@@ -5,4 +5,5 @@ mod eviction;
 mod helpers;
 mod lock;
 mod reads;
+mod sync_race;
 mod warmup;

@@ -143,3 +143,73 @@ async fn sync_stock_during_a_purchase_race_keeps_conservation() {
     assert_eq!(report[0].redis.after, 0);
     assert_eq!(report[0].redis.shortfall, 0);
 }
+
+#[actix_web::test]
+async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fixed() {
+    let stack = spawn_stack(Strategy::Lua).await;
+    // On sale in Redis, unknown to MySQL: stock-writer can never apply these orders.
+    let item = 900_001;
+    stack
+        .store
+        .put(&inventory::store::ItemState {
+            id: item,
+            stock: 10,
+            max_per_user: None,
+            on_sale: true,
+        })
+        .await
+        .unwrap();
+    let placed = confirmed(&buy_many(&stack.client, item, 3).await);
+    assert_eq!(placed.len(), 3);
+    let store = &stack.store;
+    testkit::eventually(20, "the refused orders parked", || async {
+        store.parked_counts(&[item]).await.unwrap() == [3]
+    })
+    .await;
+    assert_eq!(store.outbox_len(item).await.unwrap(), 0);
+    // Many relay periods (100 ms, due after 300 ms, republish after 1 s) later, nothing
+    // was republished: each refused order reached the dead-letter queue once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let dead = stack
+        .rabbit
+        .drain(&stack.rabbit.topology().dead_letter_queue)
+        .await;
+    assert_eq!(dead.len(), 3);
+    let parked = stock_writer::dlq::list(store).await.unwrap();
+    assert_eq!(parked.len(), 3);
+    assert!(
+        parked.iter().all(|p| p.reason.contains("unknown item")),
+        "{parked:?}"
+    );
+    let event = events::StockEvent::parse(parked[0].event.as_bytes()).unwrap();
+    let listed = stack
+        .client
+        .get(
+            &format!("/api/v1/orders/{}", event.order_id),
+            Some(&token(event.user_id)),
+        )
+        .await;
+    assert_eq!(
+        listed.body["status"], "pending",
+        "a parked order is still its buyer's pending order"
+    );
+
+    // The operator fixes the cause, then replays.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "INSERT INTO items (id, name, price, stock) VALUES ({item}, 'Fixed', 100, 10)"
+        )),
+        &mut stack.mysql().await,
+    )
+    .await
+    .unwrap();
+    let replayed = stock_writer::dlq::replay(store, None).await.unwrap();
+    assert_eq!(replayed.len(), 3);
+    assert!(
+        stock_writer::dlq::replay(store, Some("no-such-order"))
+            .await
+            .is_err()
+    );
+    stack.assert_conserved(item, 10, &placed).await;
+    assert_eq!(store.parked_counts(&[item]).await.unwrap(), [0]);
+}

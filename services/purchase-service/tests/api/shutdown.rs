@@ -56,9 +56,10 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
     assert_eq!(due.len(), 40);
     for response in &responses {
         let order = &response.body["order"];
-        let purchased_at = chrono::DateTime::parse_from_rfc3339(order["purchased_at"].as_str().unwrap())
-            .unwrap()
-            .timestamp_millis();
+        let purchased_at =
+            chrono::DateTime::parse_from_rfc3339(order["purchased_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
         let (_, due_at) = due
             .iter()
             .find(|(id, _)| id == order["id"].as_str().unwrap())
