@@ -87,7 +87,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
         "auth.login_max_attempts_per_address",
     ),
+    var(
+        "LOGIN_MAX_ATTEMPTS_PER_EMAIL",
+        "auth.login_max_attempts_per_email",
+    ),
     var("LOGIN_DECAY_SECONDS", "auth.login_decay_seconds"),
+    var("REFRESH_MAX_ATTEMPTS", "auth.refresh_max_attempts"),
+    var("REFRESH_DECAY_SECONDS", "auth.refresh_decay_seconds"),
 ];
 
 /// Where the service runs: `production` turns off conveniences meant for development.
@@ -121,7 +127,8 @@ pub struct AppSettings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub body_limit_bytes: usize,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted gateway).
+    /// Take the client address from the rightmost `X-Forwarded-For` entry (only behind a
+    /// trusted gateway; see `client`).
     pub trust_forwarded_for: bool,
     pub shutdown_timeout_secs: u64,
 }

@@ -1,8 +1,9 @@
 //! What every service shares and nothing more: configuration, telemetry, the error
-//! envelope, request input, JWT verification with revocation, the authenticated-user
-//! extractors, Redis access, and the operational endpoints.
+//! envelope, request input, the client address, JWT verification with revocation, the
+//! authenticated-user extractors, Redis access, and the operational endpoints.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;

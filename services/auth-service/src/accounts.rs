@@ -3,10 +3,11 @@
 
 use crate::domain::{Credentials, Registration};
 use crate::password::PasswordHasher;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, RefreshLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
 use common::auth::{AuthUser, Authenticator, reject};
+use common::client::ClientAddress;
 use common::jwt::{Role, now_secs};
 use common::{ApiError, ValidationErrors};
 use db::DbPool;
@@ -17,6 +18,7 @@ pub struct Accounts {
     pub hasher: PasswordHasher,
     pub issuer: TokenIssuer,
     pub throttle: LoginThrottle,
+    pub refresh_limit: RefreshLimit,
     pub authenticator: Authenticator,
 }
 
@@ -56,13 +58,15 @@ impl Accounts {
         Ok((user, token))
     }
 
+    /// Every attempt is counted before the password is checked (so racing guesses
+    /// cannot outrun the limit); a successful one is given back.
     pub async fn login(
         &self,
         credentials: Credentials,
-        address: &str,
+        address: &ClientAddress,
     ) -> Result<IssuedToken, ApiError> {
         let email = credentials.email.as_str();
-        self.throttle.check(email, address).await?;
+        self.throttle.begin(email, address).await?;
         let user = users::find_by_email(&mut *self.conn().await?, email).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let valid = self
@@ -71,12 +75,14 @@ impl Accounts {
             .await?;
         match user {
             Some(user) if valid => {
-                self.throttle.record_success(email, address).await?;
+                if let Err(error) = self.throttle.succeeded(email, address).await {
+                    // Costs the owner one attempt at worst: not worth refusing the login.
+                    tracing::warn!(%error, "could not give back a successful login's attempt");
+                }
                 tracing::info!(user_id = user.id, "login succeeded");
                 Ok(self.issuer.issue(user.id, user.role())?)
             }
             _ => {
-                self.throttle.record_failure(email, address).await?;
                 tracing::info!("login failed");
                 Err(ApiError::InvalidCredentials)
             }
@@ -97,7 +103,8 @@ impl Accounts {
 
     /// Exchanges a token (expired but within the refresh window is fine, revoked never)
     /// for a new one; the old one is revoked. The role is re-read, so a demotion takes
-    /// effect at the next refresh.
+    /// effect at the next refresh. Counted per user only once the token is known good,
+    /// so nobody can spend another user's refreshes without their token.
     pub async fn refresh(&self, token: &str) -> Result<IssuedToken, ApiError> {
         let claims = self
             .authenticator
@@ -105,6 +112,7 @@ impl Accounts {
             .verify_for_refresh(token, now_secs())
             .map_err(reject)?;
         let caller = self.authenticator.admit(claims).await?;
+        self.refresh_limit.count(caller.id).await?;
         let user = self.me(&caller).await?;
         if !self.authenticator.revoke(&caller.claims).await? {
             return Err(ApiError::Unauthenticated);

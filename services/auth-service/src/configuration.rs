@@ -12,15 +12,24 @@ port = 8081
 bcrypt_rounds = 12
 login_max_attempts = 5
 login_max_attempts_per_address = 20
+login_max_attempts_per_email = 100
 login_decay_seconds = 60
+refresh_max_attempts = 10
+refresh_decay_seconds = 3600
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSection {
     pub bcrypt_rounds: u32,
+    /// Per (email, client address) pair.
     pub login_max_attempts: u64,
     pub login_max_attempts_per_address: u64,
+    /// Per email across all addresses: a ceiling well above the pair's.
+    pub login_max_attempts_per_email: u64,
     pub login_decay_seconds: u64,
+    /// Refreshes per user per `refresh_decay_seconds`.
+    pub refresh_max_attempts: u64,
+    pub refresh_decay_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,12 +26,16 @@ enum Command {
     },
     /// Create the demo accounts (local/testing environments only; idempotent).
     Seed,
-    /// Create an admin, or promote an existing user (password from ADMIN_PASSWORD or stdin).
+    /// Create an admin (password from ADMIN_PASSWORD or stdin); an existing account is
+    /// refused unless --promote is given.
     CreateAdmin {
         #[arg(long)]
         email: String,
         #[arg(long, default_value = "Administrator")]
         name: String,
+        /// Make an existing account with this email an admin; its password is NOT changed.
+        #[arg(long)]
+        promote: bool,
     },
 }
 
@@ -79,10 +83,22 @@ async fn main() -> anyhow::Result<()> {
                 created.join(", ")
             );
         }
-        Command::CreateAdmin { email, name } => {
-            match admin::create_admin(&settings, &email, &name).await? {
+        Command::CreateAdmin {
+            email,
+            name,
+            promote,
+        } => {
+            let outcome =
+                admin::create_admin(&settings, &email, &name, promote, admin::read_password)
+                    .await?;
+            match outcome {
                 Outcome::Created(id) => println!("created admin {email} (id {id})"),
-                Outcome::Promoted(id) => println!("promoted {email} (id {id}) to admin"),
+                Outcome::Promoted(id) => println!(
+                    "promoted existing user {email} (id {id}) to admin; its password is unchanged"
+                ),
+                Outcome::AlreadyAdmin(id) => println!(
+                    "existing user {email} (id {id}) is already an admin; nothing was changed"
+                ),
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::users::User;
 use actix_web::{HttpRequest, HttpResponse, web};
 use common::ApiError;
 use common::auth::{AuthUser, bearer_token};
+use common::client::ClientAddress;
 use common::input::JsonObject;
 use serde_json::{Value, json};
 
@@ -21,22 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(logout))
             .route("/refresh", web::post().to(refresh)),
     );
-}
-
-/// Whether the client address may be read from `X-Forwarded-For` (behind the gateway).
-#[derive(Clone, Copy)]
-pub struct TrustForwardedFor(pub bool);
-
-fn client_address(req: &HttpRequest) -> String {
-    let trust = req.app_data::<TrustForwardedFor>().is_some_and(|t| t.0);
-    let address = if trust {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned)
-    } else {
-        req.peer_addr().map(|a| a.ip().to_string())
-    };
-    address.unwrap_or_else(|| "unknown".into())
 }
 
 fn user_json(user: &User) -> Value {
@@ -67,11 +52,11 @@ async fn register(
 
 async fn login(
     accounts: web::Data<Accounts>,
-    req: HttpRequest,
+    address: ClientAddress,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
     let credentials = Credentials::parse(&body).map_err(ApiError::Validation)?;
-    let issued = accounts.login(credentials, &client_address(&req)).await?;
+    let issued = accounts.login(credentials, &address).await?;
     Ok(HttpResponse::Ok().json(token_json(&issued)))
 }
 

@@ -4,12 +4,13 @@
 use crate::accounts::Accounts;
 use crate::configuration::Settings;
 use crate::password::PasswordHasher;
-use crate::routes::{self, TrustForwardedFor};
-use crate::throttle::LoginThrottle;
+use crate::routes;
+use crate::throttle::{AttemptCounters, LoginThrottle, RefreshLimit};
 use crate::tokens::TokenIssuer;
 use actix_web::dev::Server;
 use actix_web::web;
 use common::auth::Authenticator;
+use common::client::TrustForwardedFor;
 use common::http::Readiness;
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
@@ -33,16 +34,25 @@ impl Application {
             redis: redis.clone(),
             keys: keys.clone(),
         };
+        let counters = AttemptCounters {
+            redis: redis.clone(),
+            keys,
+        };
         let accounts = Accounts {
             db: db.clone(),
             hasher: PasswordHasher::new(settings.auth.bcrypt_rounds).await?,
             issuer: TokenIssuer::from_settings(&settings.jwt)?,
             throttle: LoginThrottle {
-                redis: redis.clone(),
-                keys,
-                max_per_email: settings.auth.login_max_attempts,
+                counters: counters.clone(),
+                max_per_pair: settings.auth.login_max_attempts,
                 max_per_address: settings.auth.login_max_attempts_per_address,
+                max_per_email: settings.auth.login_max_attempts_per_email,
                 decay_secs: settings.auth.login_decay_seconds,
+            },
+            refresh_limit: RefreshLimit {
+                counters,
+                max_per_user: settings.auth.refresh_max_attempts,
+                window_secs: settings.auth.refresh_decay_seconds,
             },
             authenticator: authenticator.clone(),
         };

@@ -8,7 +8,7 @@ use testkit::{Client, Response, TestDatabase, TestRedis};
 pub struct TestApp {
     pub client: Client,
     pub database: TestDatabase,
-    pub _redis: TestRedis,
+    pub redis: TestRedis,
     pub settings: Settings,
 }
 
@@ -35,7 +35,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         client,
         database,
-        _redis: redis,
+        redis,
         settings,
     }
 }
@@ -59,6 +59,38 @@ impl TestApp {
                 &json!({ "email": email, "password": password }),
             )
             .await
+    }
+
+    /// A login as the gateway forwards it from `address` (the app must trust
+    /// `X-Forwarded-For`).
+    pub async fn login_from(&self, address: &str, email: &str, password: &str) -> Response {
+        let body = json!({ "email": email, "password": password });
+        self.client
+            .send(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                &[("X-Forwarded-For", address)],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+    }
+
+    pub async fn refresh(&self, token: &str) -> Response {
+        self.client
+            .post("/api/v1/auth/refresh", Some(token), &Value::Null)
+            .await
+    }
+
+    /// The keys under this test's prefix whose name contains `part`.
+    pub async fn redis_keys(&self, part: &str) -> Vec<String> {
+        let mut conn = self.redis.connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        keys.into_iter().filter(|k| k.contains(part)).collect()
     }
 
     /// Registers a user and returns a token from logging in.

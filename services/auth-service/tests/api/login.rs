@@ -1,4 +1,5 @@
-use crate::helpers::{assert_envelope, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_envelope, spawn_app, spawn_app_with};
+use redis::AsyncCommands;
 
 #[actix_web::test]
 async fn login_returns_a_token_that_authenticates() {
@@ -38,7 +39,7 @@ async fn login_validation_is_422() {
 }
 
 #[actix_web::test]
-async fn failed_logins_are_rate_limited_per_email() {
+async fn failed_logins_are_rate_limited_per_email_and_address() {
     let app = spawn_app_with(|s| {
         s.auth.login_max_attempts = 3;
         s.auth.login_decay_seconds = 120;
@@ -83,7 +84,7 @@ async fn failed_logins_are_rate_limited_per_address() {
 }
 
 #[actix_web::test]
-async fn a_successful_login_clears_the_email_count() {
+async fn a_successful_login_clears_the_count_of_its_email_and_address() {
     let app = spawn_app_with(|s| s.auth.login_max_attempts = 3).await;
     app.register("Sam", "sam@example.com", "password123").await;
     for _ in 0..2 {
@@ -100,4 +101,111 @@ async fn a_successful_login_clears_the_email_count() {
         app.login("sam@example.com", "password123").await.status,
         200
     );
+}
+
+fn count(responses: &[testkit::Response], status: u16) -> usize {
+    responses.iter().filter(|r| r.status == status).count()
+}
+
+#[actix_web::test]
+async fn forty_parallel_wrong_passwords_get_exactly_the_limit_of_answers() {
+    let app = spawn_app_with(|s| {
+        s.auth.login_max_attempts = 5;
+        s.auth.login_decay_seconds = 300;
+    })
+    .await;
+    app.register("Rae", "rae@example.com", "password123").await;
+    let attempts = (0..40).map(|_| app.login("rae@example.com", "wrong-password"));
+    let responses = futures_util::future::join_all(attempts).await;
+    assert_eq!(
+        count(&responses, 401),
+        5,
+        "the limit decides, not the timing"
+    );
+    assert_eq!(count(&responses, 429), 35);
+    assert_every_login_counter_expires(&app, 300).await;
+}
+
+async fn assert_every_login_counter_expires(app: &TestApp, decay_secs: i64) {
+    let keys = app.redis_keys("login:").await;
+    assert!(!keys.is_empty());
+    let mut conn = app.redis.connection().await;
+    for key in keys {
+        let ttl: i64 = conn.ttl(&key).await.unwrap();
+        assert!((1..=decay_secs).contains(&ttl), "{key} has TTL {ttl}");
+    }
+}
+
+#[actix_web::test]
+async fn an_attacker_at_another_address_cannot_lock_the_owner_out() {
+    let app = spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.login_max_attempts = 5;
+    })
+    .await;
+    app.register("Olive", "olive@example.com", "password123")
+        .await;
+    let attacker = "198.51.100.7";
+    for _ in 0..5 {
+        let guess = app
+            .login_from(attacker, "olive@example.com", "guess-guess")
+            .await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    let locked = app
+        .login_from(attacker, "olive@example.com", "password123")
+        .await;
+    assert_envelope(&locked, 429, "TOO_MANY_REQUESTS");
+    let owner = app
+        .login_from("203.0.113.20", "olive@example.com", "password123")
+        .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}
+
+#[actix_web::test]
+async fn failures_from_many_addresses_reach_the_per_email_ceiling() {
+    let app = spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.login_max_attempts = 5;
+        s.auth.login_max_attempts_per_email = 8;
+    })
+    .await;
+    app.register("Pia", "pia@example.com", "password123").await;
+    for i in 0..8 {
+        let address = format!("198.51.100.{i}");
+        let guess = app
+            .login_from(&address, "pia@example.com", "guess-guess")
+            .await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    let ceiling = app
+        .login_from("203.0.113.20", "pia@example.com", "password123")
+        .await;
+    assert_envelope(&ceiling, 429, "TOO_MANY_REQUESTS");
+    // The refused attempt was given back to that address's counter.
+    let mut conn = app.redis.connection().await;
+    let key = format!("{}login:addr:{{203.0.113.20}}", app.redis.prefix);
+    let count: Option<u64> = conn.get(&key).await.unwrap();
+    assert_eq!(count.unwrap_or(0), 0);
+}
+
+#[actix_web::test]
+async fn successful_logins_use_up_none_of_the_owners_attempts() {
+    let app = spawn_app_with(|s| {
+        s.auth.login_max_attempts = 3;
+        s.auth.login_max_attempts_per_address = 4;
+        s.auth.login_max_attempts_per_email = 4;
+    })
+    .await;
+    app.register("Ned", "ned@example.com", "password123").await;
+    for _ in 0..10 {
+        let login = app.login("ned@example.com", "password123").await;
+        assert_eq!(login.status, 200, "{}", login.body);
+    }
+    for _ in 0..3 {
+        let guess = app.login("ned@example.com", "guess-guess").await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    let locked = app.login("ned@example.com", "password123").await;
+    assert_envelope(&locked, 429, "TOO_MANY_REQUESTS");
 }

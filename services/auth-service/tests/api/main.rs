@@ -1,5 +1,6 @@
 //! auth-service over real HTTP against the machine's real MariaDB and Redis.
 
+mod admin;
 mod helpers;
 mod login;
 mod register;

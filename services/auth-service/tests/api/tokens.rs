@@ -1,7 +1,7 @@
-use crate::helpers::{TestApp, assert_envelope, spawn_app};
+use crate::helpers::{TestApp, assert_envelope, spawn_app, spawn_app_with};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::jwt::now_secs;
+use common::jwt::{Role, now_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -190,4 +190,67 @@ async fn forged_and_malformed_tokens_are_401() {
             .await;
         assert_eq!(refresh.status, 401, "refresh accepted a token with {what}");
     }
+}
+
+#[actix_web::test]
+async fn refreshes_past_the_limit_are_429_and_revoke_nothing() {
+    let limit = 4;
+    let app = spawn_app_with(|s| {
+        s.auth.refresh_max_attempts = limit as u64;
+        s.auth.refresh_decay_seconds = 3600;
+    })
+    .await;
+    let mut token = app.user_token("often@example.com").await;
+    for _ in 0..limit {
+        let refreshed = app.refresh(&token).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+        token = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    }
+    let revoked = app.redis_keys("revoked:").await;
+    assert_eq!(revoked.len(), limit);
+    let refused = app.refresh(&token).await;
+    assert_envelope(&refused, 429, "TOO_MANY_REQUESTS");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after));
+    assert_eq!(app.redis_keys("revoked:").await, revoked);
+    assert_eq!(
+        app.me(&token).await.status,
+        200,
+        "the token was not revoked"
+    );
+}
+
+#[actix_web::test]
+async fn only_good_tokens_spend_a_users_refreshes() {
+    let app = spawn_app_with(|s| s.auth.refresh_max_attempts = 2).await;
+    let (token, claims) = user_claims(&app).await;
+    let user_id: u64 = claims["sub"].as_str().unwrap().parse().unwrap();
+    let stranger_keys = common::jwt::generate_key_pair().unwrap();
+    let forger = auth_service::tokens::TokenIssuer::from_private_pem(
+        stranger_keys.private_pem.as_bytes(),
+        60,
+    )
+    .unwrap();
+    let forged = forger.issue(user_id, Role::User).unwrap().token;
+    let second_login = app.login("claims@example.com", "password123").await;
+    let revoked = second_login.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.client
+        .post("/api/v1/auth/logout", Some(&revoked), &Value::Null)
+        .await;
+    for _ in 0..5 {
+        assert_envelope(&app.refresh(&forged).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&app.refresh(&revoked).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&app.refresh("not-a-jwt").await, 401, "UNAUTHENTICATED");
+    }
+    let refreshed = app.refresh(&token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let next = refreshed.body["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.refresh(next).await.status,
+        200,
+        "the user's second refresh"
+    );
 }
