@@ -131,7 +131,9 @@ impl Stack {
             env.retain(|(name, _)| name != k);
             env.push((k.to_string(), v.to_string()));
         }
-        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, free_port())).collect();
+        // Port 0: each service binds a free port itself and logs it (a port picked here
+        // and bound later could be taken meanwhile by a test running in parallel).
+        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, 0)).collect();
         let gateway_port = free_port();
         let mut stack = Stack {
             gateway: Client::new(format!("http://127.0.0.1:{gateway_port}")),
@@ -146,6 +148,12 @@ impl Stack {
         };
         for service in SERVICES {
             stack.start_service(service);
+        }
+        for service in SERVICES {
+            let port = stack.bound_port(service).await;
+            if let Some(entry) = stack.ports.iter_mut().find(|(s, _)| *s == service) {
+                entry.1 = port;
+            }
         }
         stack.start_gateway();
         stack.wait_ready().await;
@@ -177,6 +185,8 @@ impl Stack {
         command.output().expect("run service CLI")
     }
 
+    /// Starts a service on its known port, or on a port of its own choosing the first
+    /// time (see [`Self::bound_port`]).
     pub fn start_service(&mut self, service: &str) {
         let log = std::fs::File::create(self.dir.join(format!("{service}.log"))).expect("log file");
         let child = Command::new(bin_dir().join(service))
@@ -195,6 +205,30 @@ impl Stack {
             let (_, mut child) = self.children.remove(index);
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// The port a service started with `APP_PORT=0` bound, read from its `listening` log
+    /// line.
+    async fn bound_port(&self, service: &str) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let port = self.log(service).lines().find_map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).ok()?;
+                (line["message"] == "listening")
+                    .then(|| line["port"].as_u64())??
+                    .try_into()
+                    .ok()
+            });
+            if let Some(port) = port {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} never said where it listens; log: {}",
+                self.log(service)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
