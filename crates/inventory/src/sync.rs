@@ -52,6 +52,7 @@ impl ItemStore {
             .key(keys.outbox())
             .key(keys.outbox_times())
             .key(keys.parked())
+            .key(keys.outbox_tries())
             .arg(mysql.stock)
             .arg(u8::from(mysql.on_sale))
             .arg(mysql.max_per_user.unwrap_or(0))

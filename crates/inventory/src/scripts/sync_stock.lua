@@ -1,7 +1,7 @@
 -- Sets an item's Redis state from MySQL's figures as one atomic step: stock = MySQL stock
 -- minus what was sold in Redis and is not persisted yet (the outbox, and parked orders),
 -- dropping outbox entries MySQL already has.
--- KEYS: stock, meta, outbox, outbox times, parked.
+-- KEYS: stock, meta, outbox, outbox times, parked, outbox tries.
 -- ARGV: MySQL stock, on-sale flag, limit, then the outbox order ids MySQL has.
 local persisted = {}
 for i = 4, #ARGV do persisted[ARGV[i]] = true end
@@ -11,6 +11,7 @@ for i = 1, #entries, 2 do
   if persisted[entries[i]] then
     redis.call('HDEL', KEYS[3], entries[i])
     redis.call('ZREM', KEYS[4], entries[i])
+    redis.call('HDEL', KEYS[6], entries[i])
     cleaned = cleaned + 1
   else
     pending = pending + cjson.decode(entries[i + 1])['quantity']
