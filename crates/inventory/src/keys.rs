@@ -4,6 +4,11 @@
 
 use common::redis::Keyspace;
 
+/// The field of an item's meta hash that says whether it is on sale (`1`/`0`).
+pub const ON_SALE: &str = "on_sale";
+/// The field of an item's meta hash holding the per-user limit (0: none).
+pub const LIMIT: &str = "limit";
+
 /// The keys of one item.
 #[derive(Debug, Clone)]
 pub struct ItemKeys {
@@ -26,7 +31,7 @@ impl ItemKeys {
         self.named("stock")
     }
 
-    /// Hash: `on_sale` (1/0) and `limit` (per-user limit, 0 = none).
+    /// Hash: [`ON_SALE`] (1/0) and [`LIMIT`] (per-user limit, 0 = none).
     pub fn meta(&self) -> String {
         self.named("meta")
     }

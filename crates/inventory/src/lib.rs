@@ -7,6 +7,7 @@ pub mod keys;
 pub mod lock;
 pub mod outbox;
 pub mod parked;
+pub mod purchase;
 pub mod settle;
 pub mod store;
 pub mod sync;

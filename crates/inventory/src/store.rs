@@ -3,7 +3,7 @@
 //! catalog's reads and admin writes, the start-up warm-up and sync-stock.
 
 use crate::Error;
-use crate::keys::ItemKeys;
+use crate::keys::{ItemKeys, LIMIT, ON_SALE};
 use common::redis::{Keyspace, RedisPool};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
@@ -104,8 +104,8 @@ impl ItemStore {
             .hset_multiple(
                 keys.meta(),
                 &[
-                    ("on_sale", u32::from(state.on_sale)),
-                    ("limit", state.max_per_user.unwrap_or(0)),
+                    (ON_SALE, u32::from(state.on_sale)),
+                    (LIMIT, state.max_per_user.unwrap_or(0)),
                 ],
             )
             .ignore()
@@ -128,11 +128,11 @@ impl ItemStore {
                 let keys = self.keys(state.id);
                 pipe.set_nx(keys.stock(), state.stock);
                 if state.on_sale {
-                    pipe.hset_nx(keys.meta(), "on_sale", 1).ignore();
+                    pipe.hset_nx(keys.meta(), ON_SALE, 1).ignore();
                 } else {
-                    pipe.hset(keys.meta(), "on_sale", 0).ignore();
+                    pipe.hset(keys.meta(), ON_SALE, 0).ignore();
                 }
-                pipe.hset_nx(keys.meta(), "limit", state.max_per_user.unwrap_or(0))
+                pipe.hset_nx(keys.meta(), LIMIT, state.max_per_user.unwrap_or(0))
                     .ignore()
                     .sadd(self.known_items(), state.id)
                     .ignore();
@@ -145,19 +145,15 @@ impl ItemStore {
 
     pub async fn set_on_sale(&self, item_id: u64, on_sale: bool) -> Result<(), Error> {
         let mut conn = self.redis.get().await?;
-        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), "on_sale", u32::from(on_sale))
+        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), ON_SALE, u32::from(on_sale))
             .await?;
         Ok(())
     }
 
     pub async fn set_limit(&self, item_id: u64, max_per_user: Option<u32>) -> Result<(), Error> {
         let mut conn = self.redis.get().await?;
-        conn.hset::<_, _, _, ()>(
-            self.keys(item_id).meta(),
-            "limit",
-            max_per_user.unwrap_or(0),
-        )
-        .await?;
+        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), LIMIT, max_per_user.unwrap_or(0))
+            .await?;
         Ok(())
     }
 

@@ -31,6 +31,16 @@ pub enum Strategy {
     Lock,
 }
 
+impl Strategy {
+    /// As `PURCHASE_STRATEGY` spells it (and metrics label it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Lua => "lua",
+            Strategy::Lock => "lock",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct PurchaseSection {
     pub strategy: Strategy,

@@ -3,10 +3,10 @@
 //! survives broker outages and crashes, and shows a buyer their orders.
 
 pub mod configuration;
+pub mod domain;
 pub mod listing;
 pub mod orders;
 pub mod publishing;
-pub mod purchase;
 pub mod purchases;
 pub mod relay;
 pub mod routes;

@@ -3,20 +3,19 @@
 //! wait for it.
 
 use crate::configuration::{PurchaseSection, Strategy};
+use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::{Order, OrderStatus};
 use crate::orders;
 use crate::publishing::PublishQueue;
-use crate::purchase::lock::LockStrategy;
-use crate::purchase::lua::LuaStrategy;
-use crate::purchase::{
-    Attempt, AttemptError, IdempotencyKey, IdempotencyRecord, Outcome, Quantity,
-};
 use chrono::{DateTime, Utc};
 use common::ApiError;
 use db::DbPool;
 use events::StockEvent;
-use inventory::ItemStore;
+use inventory::purchase::{
+    AttemptError, Idempotency, IdempotencyRecord, Outcome, Purchase, WatchHook,
+};
 use inventory::settle::Settled;
+use inventory::{DistributedLock, ItemStore};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,38 +37,13 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone)]
-pub enum Taker {
-    Lua(LuaStrategy),
-    Lock(LockStrategy),
-}
-
-impl Taker {
-    fn name(&self) -> &'static str {
-        match self {
-            Taker::Lua(_) => "lua",
-            Taker::Lock(_) => "lock",
-        }
-    }
-
-    pub fn strategy(&self) -> Strategy {
-        match self {
-            Taker::Lua(_) => Strategy::Lua,
-            Taker::Lock(_) => Strategy::Lock,
-        }
-    }
-
-    async fn attempt(&self, attempt: &Attempt, now_ms: i64) -> Result<Outcome, AttemptError> {
-        match self {
-            Taker::Lua(lua) => lua.attempt(attempt, now_ms).await,
-            Taker::Lock(lock) => lock.attempt(attempt, now_ms).await,
-        }
-    }
-}
-
-#[derive(Clone)]
 pub struct Purchases {
-    pub taker: Taker,
+    pub strategy: Strategy,
     pub store: ItemStore,
+    /// The item locks of the `lock` strategy.
+    pub lock: DistributedLock,
+    /// (lock strategy) runs between the reads and EXEC; tests use it.
+    pub after_watch: Option<WatchHook>,
     pub db: DbPool,
     pub publishing: PublishQueue,
     pub settings: PurchaseSection,
@@ -79,32 +53,44 @@ pub struct Purchases {
 /// First pause between two looks at an unknown outcome; it doubles up to a second.
 const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 impl Purchases {
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, ApiError> {
-        let now = now_ms();
-        let attempt = Attempt {
-            event: StockEvent {
-                version: events::EVENT_VERSION,
-                order_id: uuid::Uuid::now_v7().to_string(),
-                user_id: request.user_id,
-                item_id: request.item_id,
-                quantity: request.quantity.get(),
-                purchased_at_ms: now,
-                request_id: request.request_id,
-            },
-            idempotency_key: request.idempotency_key,
-            idempotency_ttl_secs: self.settings.idempotency_ttl_secs,
+        let event = StockEvent {
+            version: events::EVENT_VERSION,
+            order_id: uuid::Uuid::now_v7().to_string(),
+            user_id: request.user_id,
+            item_id: request.item_id,
+            quantity: request.quantity.get(),
+            purchased_at_ms: Utc::now().timestamp_millis(),
+            request_id: request.request_id,
         };
-        let outcome = match self.taker.attempt(&attempt, now).await {
+        let event_json = event.to_json();
+        let purchase = Purchase {
+            item_id: event.item_id,
+            user_id: event.user_id,
+            quantity: event.quantity,
+            order_id: &event.order_id,
+            event_json: &event_json,
+            now_ms: event.purchased_at_ms,
+            idempotency: request.idempotency_key.as_ref().map(|key| Idempotency {
+                key: key.as_str(),
+                ttl_secs: self.settings.idempotency_ttl_secs,
+            }),
+        };
+        let attempted = match self.strategy {
+            Strategy::Lua => self.store.purchase_by_script(&purchase).await,
+            Strategy::Lock => {
+                self.store
+                    .purchase_under_lock(&purchase, &self.lock, self.after_watch.as_ref())
+                    .await
+            }
+        };
+        let outcome = match attempted {
             Ok(outcome) => outcome,
             Err(AttemptError::Unknown(error)) => {
-                tracing::warn!(order_id = %attempt.event.order_id, %error, "purchase outcome unknown; settling it");
+                tracing::warn!(order_id = %event.order_id, %error, "purchase outcome unknown; settling it");
                 self.count("unknown");
-                self.settle(&attempt).await?
+                self.settle(&event).await?
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
@@ -117,8 +103,7 @@ impl Purchases {
                 // Debug, not info: the request's own log line and the event's request id
                 // already tie the request to the order, and a second line per purchase
                 // cost a tenth of the service's CPU under load.
-                tracing::debug!(order_id = %attempt.event.order_id, item_id = request.item_id, "purchase placed");
-                let event = &attempt.event;
+                tracing::debug!(order_id = %event.order_id, item_id = event.item_id, "purchase placed");
                 if let Err(error) = self
                     .store
                     .index_pending(event.user_id, &event.order_id, event.item_id)
@@ -126,10 +111,11 @@ impl Purchases {
                 {
                     tracing::warn!(order_id = %event.order_id, %error, "could not list the order among the buyer's pending ones; it shows once persisted");
                 }
-                self.publishing.offer(event.clone());
-                Ok(Order::pending(event))
+                let order = Order::pending(&event);
+                self.publishing.offer(event);
+                Ok(order)
             }
-            Outcome::Duplicate(record) => self.replay(request.item_id, record).await,
+            Outcome::Duplicate(record) => self.replay(event.item_id, record).await,
             Outcome::KeyReused(_) => Err(ApiError::IdempotencyKeyReused),
             Outcome::NotOnSale => Err(ApiError::NotFound),
             Outcome::InsufficientStock { current_stock } => {
@@ -169,12 +155,11 @@ impl Purchases {
         })
     }
 
-    /// Finds out whether an attempt whose reply never came was taken: [`Outcome::Placed`]
+    /// Finds out whether a purchase whose reply never came was taken: [`Outcome::Placed`]
     /// if it was, [`Outcome::Void`] if it certainly was not (and now never will be).
     /// Keeps looking while Redis or MySQL cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`,
     /// then answers `OUTCOME_UNKNOWN` with the order id.
-    async fn settle(&self, attempt: &Attempt) -> Result<Outcome, ApiError> {
-        let event = &attempt.event;
+    async fn settle(&self, event: &StockEvent) -> Result<Outcome, ApiError> {
         let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
         let mut pause = FIRST_SETTLE_PAUSE;
         loop {
@@ -214,7 +199,7 @@ impl Purchases {
     fn count(&self, outcome: &'static str) {
         self.outcomes
             .get_or_create(&OutcomeLabels {
-                strategy: self.taker.name(),
+                strategy: self.strategy.name(),
                 outcome,
             })
             .inc();

@@ -1,7 +1,7 @@
 //! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`.
 
+use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::Order;
-use crate::purchase::{IdempotencyKey, Quantity};
 use crate::purchases::{PurchaseRequest, Purchases};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::ApiError;

@@ -5,9 +5,7 @@
 
 use crate::configuration::{Settings, Strategy};
 use crate::publishing::{PublishQueue, PublishSettings};
-use crate::purchase::lock::LockStrategy;
-use crate::purchase::lua::LuaStrategy;
-use crate::purchases::{Purchases, Taker};
+use crate::purchases::Purchases;
 use crate::relay::Relay;
 use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
@@ -43,30 +41,17 @@ impl Application {
         let redis = common::redis::connect(&settings.redis, settings.app.env).await?;
         let keys = Keyspace::new(settings.redis.key_prefix.clone());
         let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let taker = match settings.purchase.strategy {
-            Strategy::Lua => {
-                let lua = LuaStrategy {
-                    redis: redis.clone(),
-                    keys: keys.clone(),
-                };
-                if let Err(error) = lua.preload().await {
-                    tracing::warn!(%error, "could not preload the purchase script; it loads on first use");
-                }
-                Taker::Lua(lua)
-            }
-            Strategy::Lock => Taker::Lock(LockStrategy {
-                redis: redis.clone(),
-                keys: keys.clone(),
-                lock: DistributedLock::new(redis.clone(), settings.lock.clone()),
-                after_watch: None,
-            }),
-        };
+        let store = ItemStore::new(redis.clone(), keys.clone());
+        if settings.purchase.strategy == Strategy::Lua
+            && let Err(error) = store.preload_purchase_script().await
+        {
+            tracing::warn!(%error, "could not preload the purchase script; it loads on first use");
+        }
         let publisher = Arc::new(Publisher::new(
             settings.rabbitmq.url(),
             Topology::new(&settings.rabbitmq.prefix),
             Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ));
-        let store = ItemStore::new(redis.clone(), keys.clone());
         let mut metrics = Metrics::new(&settings.app.name);
         let outcomes = Family::default();
         metrics.registry_mut().register(
@@ -86,8 +71,10 @@ impl Application {
             stopped.clone(),
         );
         let purchases = Purchases {
-            taker,
+            strategy: settings.purchase.strategy,
             store: store.clone(),
+            lock: DistributedLock::new(redis.clone(), settings.lock.clone()),
+            after_watch: None,
             db: db.clone(),
             publishing,
             settings: settings.purchase.clone(),

@@ -3,7 +3,6 @@
 
 mod faults;
 mod helpers;
-mod lock_strategy;
 mod orders;
 mod outcomes;
 mod purchase;

@@ -1,104 +1,50 @@
-//! Taking a purchase in Redis: the request, the possible outcomes, and the two
-//! strategies that produce them ([`lua`], the default, and [`lock`], the reference
-//! design kept for comparison). Both write the same state: stock decremented, the user's
-//! count raised, the order in the item's outbox and the idempotency key recorded. Both
-//! honour an order id voided by [`inventory::settle`], and both say whether a failure
-//! left the outcome unknown ([`AttemptError`]).
+//! Taking a purchase in an item's Redis state, two ways that write the same state (stock
+//! decremented, the buyer's count raised, the order in the outbox, the idempotency key
+//! recorded): [`ItemStore::purchase_by_script`], one atomic script (the default), and
+//! [`ItemStore::purchase_under_lock`], the reference design kept for comparison. Both
+//! honour an order id voided by [`crate::settle`], and both say whether a failure left
+//! the outcome unknown ([`AttemptError`]).
 
-pub mod lock;
-pub mod lua;
+mod locked;
+mod script;
 
-use common::ValidationErrors;
-use common::input::JsonObject;
-use events::StockEvent;
-use inventory::ItemKeys;
+pub use locked::WatchHook;
 
-pub const MAX_QUANTITY: i64 = 1000;
+use crate::keys::ItemKeys;
 
-/// Units to buy: 1..=1000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantity(u32);
-
-impl Quantity {
-    pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let quantity = errors.check(
-            "quantity",
-            body.integer("quantity").and_then(|q| {
-                if (1..=MAX_QUANTITY).contains(&q) {
-                    Ok(Quantity(q as u32))
-                } else {
-                    Err(format!(
-                        "The quantity must be between 1 and {MAX_QUANTITY}."
-                    ))
-                }
-            }),
-        );
-        quantity.ok_or(errors)
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-/// A client's `Idempotency-Key`: 1..=128 characters of letters, digits and `-_.:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let valid = (1..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if valid {
-            Ok(IdempotencyKey(raw.to_owned()))
-        } else {
-            Err(
-                "The Idempotency-Key header must be 1-128 letters, digits or -_.: characters."
-                    .into(),
-            )
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A purchase about to be attempted; the event is minted before Redis is asked, so
-/// the script can store it in the outbox in the same atomic step.
+/// A purchase about to be attempted. The order id and the event are minted before Redis
+/// is asked, so the order can enter the outbox in the same atomic step.
 #[derive(Debug, Clone)]
-pub struct Attempt {
-    pub event: StockEvent,
-    pub idempotency_key: Option<IdempotencyKey>,
-    pub idempotency_ttl_secs: u64,
+pub struct Purchase<'a> {
+    pub item_id: u64,
+    pub user_id: u64,
+    pub quantity: u32,
+    pub order_id: &'a str,
+    /// The stock event as it goes into the outbox (and later to RabbitMQ).
+    pub event_json: &'a str,
+    /// When it is taken, in Unix milliseconds (also the idempotency record's time).
+    pub now_ms: i64,
+    pub idempotency: Option<Idempotency<'a>>,
 }
 
-impl Attempt {
-    pub fn keys(&self, keys: &common::redis::Keyspace) -> ItemKeys {
-        ItemKeys::new(keys, self.event.item_id)
-    }
+/// A client's idempotency key and how long it is remembered.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub ttl_secs: u64,
+}
 
+impl Purchase<'_> {
     /// The idempotency key's Redis key (a placeholder of the same item when there is
     /// none, so the script's key list is always complete and in one slot).
-    pub fn idempotency_redis_key(&self, keys: &ItemKeys) -> String {
-        let key = self.idempotency_key.as_ref().map_or("-", |k| k.as_str());
-        keys.idempotency(self.event.user_id, key)
-    }
-
-    pub fn void_key(&self, keys: &ItemKeys) -> String {
-        keys.void(&self.event.order_id)
+    fn idempotency_key(&self, keys: &ItemKeys) -> String {
+        let key = self.idempotency.map_or("-", |i| i.key);
+        keys.idempotency(self.user_id, key)
     }
 
     /// 0 tells the script there is no idempotency key.
-    pub fn idempotency_ttl(&self) -> u64 {
-        if self.idempotency_key.is_some() {
-            self.idempotency_ttl_secs.max(1)
-        } else {
-            0
-        }
+    fn idempotency_ttl(&self) -> u64 {
+        self.idempotency.map_or(0, |i| i.ttl_secs.max(1))
     }
 }
 
@@ -131,12 +77,12 @@ pub enum AttemptError {
     /// Nothing was written (Redis refused the connection, answered an error, or the
     /// failure came before the write was sent).
     #[error("purchase not taken: {0}")]
-    NotTaken(#[source] inventory::Error),
+    NotTaken(#[source] crate::Error),
     /// The write was sent and its reply never came: the purchase may have happened.
     #[error("purchase outcome unknown: {0}")]
-    Unknown(#[source] inventory::Error),
-    /// Redis answered the script with something it never returns: a defect.
-    #[error("unexpected reply from the purchase script: {0:?}")]
+    Unknown(#[source] crate::Error),
+    /// Redis answered with something the purchase never returns: a defect.
+    #[error("unexpected reply to a purchase: {0:?}")]
     UnexpectedReply(Vec<String>),
 }
 
@@ -160,8 +106,8 @@ impl AttemptError {
 }
 
 /// The failures of commands that write nothing: they leave the purchase not taken.
-impl From<inventory::Error> for AttemptError {
-    fn from(error: inventory::Error) -> Self {
+impl From<crate::Error> for AttemptError {
+    fn from(error: crate::Error) -> Self {
         AttemptError::NotTaken(error)
     }
 }
@@ -207,10 +153,10 @@ impl IdempotencyRecord {
         })
     }
 
-    pub fn of(event: &StockEvent) -> String {
+    fn of(purchase: &Purchase) -> String {
         format!(
             "{}:{}:{}",
-            event.order_id, event.quantity, event.purchased_at_ms
+            purchase.order_id, purchase.quantity, purchase.now_ms
         )
     }
 }
@@ -218,41 +164,6 @@ impl IdempotencyRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quickcheck_macros::quickcheck;
-
-    fn quantity(json: &str) -> Result<Quantity, ValidationErrors> {
-        Quantity::parse(&JsonObject::parse(json.as_bytes()).unwrap())
-    }
-
-    #[test]
-    fn quantity_must_be_an_integer_from_1_to_1000() {
-        assert_eq!(quantity(r#"{"quantity": 1}"#).unwrap().get(), 1);
-        assert_eq!(quantity(r#"{"quantity": 1000}"#).unwrap().get(), 1000);
-        for bad in [
-            r#"{"quantity": 0}"#,
-            r#"{"quantity": 2000}"#,
-            r#"{"quantity": "abc"}"#,
-            r#"{"quantity": 1.5}"#,
-            "{}",
-            r#"{"quantity": null}"#,
-        ] {
-            let errors = quantity(bad).unwrap_err();
-            assert_eq!(errors.fields().collect::<Vec<_>>(), ["quantity"], "{bad}");
-        }
-    }
-
-    #[quickcheck]
-    fn any_integer_quantity_is_accepted_exactly_in_range(q: i64) -> bool {
-        quantity(&format!(r#"{{"quantity": {q}}}"#)).is_ok() == (1..=1000).contains(&q)
-    }
-
-    #[test]
-    fn idempotency_keys_are_bounded_and_plain() {
-        assert!(IdempotencyKey::parse("order-2024-11-24:abc_1.2").is_ok());
-        for bad in ["", "has space", "quote\"", &"k".repeat(129), "ünï"] {
-            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn idempotency_records_round_trip() {

@@ -1,82 +1,46 @@
-//! The default strategy: one Lua script does every check and every write atomically in
-//! one round trip (EVALSHA; redis-rs reloads the script on NOSCRIPT). No lock, no retry,
-//! no WATCH conflict: Redis runs scripts one at a time.
+//! The default way: one Lua script (`scripts/purchase.lua`) does every check and every
+//! write atomically in one round trip (EVALSHA; redis-rs reloads it on NOSCRIPT).
 
-use super::{Attempt, AttemptError, IdempotencyRecord, Outcome};
-use common::redis::{Keyspace, RedisPool};
+use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
+use crate::ItemStore;
 use redis::Script;
 use std::sync::LazyLock;
 
-/// KEYS: stock, meta, bought, outbox, outbox times, idempotency key, void marker.
-/// ARGV: user id, quantity, order id, event JSON, now (ms), idempotency TTL (0 = none).
-/// An idempotency key remembers `order_id:quantity:purchased_at_ms`; reused for another
-/// quantity it is refused.
-pub const PURCHASE_LUA: &str = r#"
-if redis.call('EXISTS', KEYS[7]) == 1 then return {'VOID'} end
-local ttl = tonumber(ARGV[6])
-if ttl > 0 then
-  local prior = redis.call('GET', KEYS[6])
-  if prior then
-    if string.match(prior, '^[^:]*:(%d+)') ~= ARGV[2] then return {'KEY_REUSED', prior} end
-    return {'DUPLICATE', prior}
-  end
-end
-if redis.call('HGET', KEYS[2], 'on_sale') ~= '1' then return {'NOT_ON_SALE'} end
-local stock = tonumber(redis.call('GET', KEYS[1]))
-if not stock then return {'NOT_ON_SALE'} end
-local quantity = tonumber(ARGV[2])
-if quantity > stock then return {'INSUFFICIENT_STOCK', tostring(stock)} end
-local limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or '0')
-if limit > 0 then
-  local bought = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-  if bought + quantity > limit then
-    return {'LIMIT_EXCEEDED', tostring(limit), tostring(bought)}
-  end
-end
-redis.call('DECRBY', KEYS[1], quantity)
-redis.call('HINCRBY', KEYS[3], ARGV[1], quantity)
-redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-redis.call('ZADD', KEYS[5], ARGV[5], ARGV[3])
-if ttl > 0 then
-  redis.call('SET', KEYS[6], ARGV[3] .. ':' .. ARGV[2] .. ':' .. ARGV[5], 'EX', ttl)
-end
-return {'OK', tostring(stock - quantity)}
-"#;
+/// The script's source, for tools that run it outside the service (the benchmark's
+/// redis-benchmark ceiling).
+pub const PURCHASE_LUA: &str = include_str!("../scripts/purchase.lua");
 
 static PURCHASE: LazyLock<Script> = LazyLock::new(|| Script::new(PURCHASE_LUA));
 
-#[derive(Clone)]
-pub struct LuaStrategy {
-    pub redis: RedisPool,
-    pub keys: Keyspace,
-}
-
-impl LuaStrategy {
-    /// Loads the script so the first purchase is already an EVALSHA.
-    pub async fn preload(&self) -> Result<(), inventory::Error> {
-        let mut conn = self.redis.get().await?;
+impl ItemStore {
+    /// Loads the purchase script so the first purchase is already an EVALSHA.
+    pub async fn preload_purchase_script(&self) -> Result<(), crate::Error> {
+        let mut conn = self.redis().get().await?;
         PURCHASE.prepare_invoke().load_async(&mut conn).await?;
         Ok(())
     }
 
-    pub async fn attempt(&self, attempt: &Attempt, now_ms: i64) -> Result<Outcome, AttemptError> {
-        let keys = attempt.keys(&self.keys);
-        let event = &attempt.event;
-        let mut conn = self.redis.get().await?;
+    /// Takes a purchase with the atomic script.
+    pub async fn purchase_by_script(
+        &self,
+        purchase: &Purchase<'_>,
+    ) -> Result<Outcome, AttemptError> {
+        let keys = self.keys(purchase.item_id);
+        let mut conn = self.redis().get().await?;
         let reply: Vec<String> = PURCHASE
             .key(keys.stock())
             .key(keys.meta())
             .key(keys.bought())
             .key(keys.outbox())
             .key(keys.outbox_times())
-            .key(attempt.idempotency_redis_key(&keys))
-            .key(attempt.void_key(&keys))
-            .arg(event.user_id)
-            .arg(event.quantity)
-            .arg(&event.order_id)
-            .arg(event.to_json())
-            .arg(now_ms)
-            .arg(attempt.idempotency_ttl())
+            .key(purchase.idempotency_key(&keys))
+            .key(keys.void(purchase.order_id))
+            .arg(purchase.user_id)
+            .arg(purchase.quantity)
+            .arg(purchase.order_id)
+            .arg(purchase.event_json)
+            .arg(purchase.now_ms)
+            .arg(purchase.idempotency_ttl())
             .invoke_async(&mut conn)
             .await
             .map_err(AttemptError::of_write)?;
@@ -93,12 +57,10 @@ fn record(reply: &[String]) -> Option<IdempotencyRecord> {
 }
 
 /// Turns the script's reply into an outcome; `None` for a reply it never gives.
-pub fn parse_reply(reply: &[String]) -> Option<Outcome> {
+fn parse_reply(reply: &[String]) -> Option<Outcome> {
     let expected_len = match reply.first()?.as_str() {
-        "OK" => 2,
-        "DUPLICATE" | "KEY_REUSED" => 2,
+        "OK" | "DUPLICATE" | "KEY_REUSED" | "INSUFFICIENT_STOCK" => 2,
         "VOID" | "NOT_ON_SALE" => 1,
-        "INSUFFICIENT_STOCK" => 2,
         "LIMIT_EXCEEDED" => 3,
         _ => return None,
     };

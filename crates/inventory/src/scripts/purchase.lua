@@ -1,0 +1,35 @@
+-- Takes a purchase atomically: every check and every write in one step (Redis runs
+-- scripts one at a time, so no lock, no retry, no WATCH conflict).
+-- KEYS: stock, meta, bought, outbox, outbox times, idempotency key, void marker.
+-- ARGV: user id, quantity, order id, event JSON, now (ms), idempotency TTL (0 = none).
+-- An idempotency key remembers `order_id:quantity:purchased_at_ms`; reused for another
+-- quantity it is refused. A voided order id (see rule_out.lua) does nothing.
+if redis.call('EXISTS', KEYS[7]) == 1 then return {'VOID'} end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  local prior = redis.call('GET', KEYS[6])
+  if prior then
+    if string.match(prior, '^[^:]*:(%d+)') ~= ARGV[2] then return {'KEY_REUSED', prior} end
+    return {'DUPLICATE', prior}
+  end
+end
+if redis.call('HGET', KEYS[2], 'on_sale') ~= '1' then return {'NOT_ON_SALE'} end
+local stock = tonumber(redis.call('GET', KEYS[1]))
+if not stock then return {'NOT_ON_SALE'} end
+local quantity = tonumber(ARGV[2])
+if quantity > stock then return {'INSUFFICIENT_STOCK', tostring(stock)} end
+local limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or '0')
+if limit > 0 then
+  local bought = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+  if bought + quantity > limit then
+    return {'LIMIT_EXCEEDED', tostring(limit), tostring(bought)}
+  end
+end
+redis.call('DECRBY', KEYS[1], quantity)
+redis.call('HINCRBY', KEYS[3], ARGV[1], quantity)
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[3])
+if ttl > 0 then
+  redis.call('SET', KEYS[6], ARGV[3] .. ':' .. ARGV[2] .. ':' .. ARGV[5], 'EX', ttl)
+end
+return {'OK', tostring(stock - quantity)}

@@ -1,0 +1,270 @@
+//! Both ways of taking a purchase against the real Redis: the reference's cases for the
+//! lock strategy (the test holds the lock or touches a watched key itself), and what
+//! each way does when its reply never comes, staged with a chaos proxy that delays one
+//! direction: the outcome is unknown, and settling it is final.
+
+use common::config::{LockSettings, RedisSettings};
+use common::redis::{Keyspace, RedisPool};
+use inventory::purchase::{AttemptError, Outcome, Purchase, WatchHook};
+use inventory::settle::Settled;
+use inventory::store::ItemState;
+use inventory::{DistributedLock, ItemStore};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{ChaosProxy, TestRedis};
+
+fn settings(redis: &TestRedis, port: u16) -> RedisSettings {
+    RedisSettings {
+        host: "127.0.0.1".into(),
+        port,
+        password: String::new(),
+        db: 0,
+        pool_size: 4,
+        key_prefix: redis.prefix.clone(),
+        response_timeout_ms: 300,
+    }
+}
+
+fn redis_port() -> u16 {
+    testkit::redis_url()
+        .trim_start_matches("redis://")
+        .split(['/', ':'])
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("the test Redis port")
+}
+
+/// Item 1 on sale with `stock`; the store goes straight to Redis.
+async fn item(stock: u32) -> (TestRedis, ItemStore) {
+    let redis = TestRedis::new();
+    let store = ItemStore::new(
+        common::redis::pool(&settings(&redis, redis_port())).unwrap(),
+        Keyspace::new(redis.prefix.clone()),
+    );
+    store
+        .put(&ItemState {
+            id: 1,
+            stock,
+            max_per_user: None,
+            on_sale: true,
+        })
+        .await
+        .unwrap();
+    (redis, store)
+}
+
+/// The same item seen through `proxy` (300 ms reply timeout).
+fn through(redis: &TestRedis, proxy: &ChaosProxy) -> ItemStore {
+    ItemStore::new(
+        common::redis::pool(&settings(redis, proxy.port)).unwrap(),
+        Keyspace::new(redis.prefix.clone()),
+    )
+}
+
+async fn redis_proxy() -> Arc<ChaosProxy> {
+    Arc::new(ChaosProxy::start(([127, 0, 0, 1], redis_port()).into()).await)
+}
+
+fn lock(redis: RedisPool) -> DistributedLock {
+    DistributedLock::new(
+        redis,
+        LockSettings {
+            max_retries: 5,
+            retry_delay_min_us: 1_000,
+            retry_delay_max_us: 3_000,
+            ttl_ms: 5_000,
+        },
+    )
+}
+
+fn purchase(order_id: &str, quantity: u32) -> Purchase<'_> {
+    Purchase {
+        item_id: 1,
+        user_id: 1,
+        quantity,
+        order_id,
+        event_json: "{}",
+        now_ms: 1,
+        idempotency: None,
+    }
+}
+
+async fn stock_and_outbox(redis: &TestRedis, store: &ItemStore) -> (i64, u64) {
+    let stock: i64 = redis
+        .connection()
+        .await
+        .get(store.keys(1).stock())
+        .await
+        .unwrap();
+    (stock, store.outbox_len(1).await.unwrap())
+}
+
+#[tokio::test]
+async fn under_lock_the_success_path_writes_stock_outbox_and_count() {
+    let (redis, store) = item(10).await;
+    let outcome = store
+        .purchase_under_lock(&purchase("o-1", 4), &lock(store.redis().clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Placed);
+    assert_eq!(stock_and_outbox(&redis, &store).await, (6, 1));
+    let mut conn = redis.connection().await;
+    let bought: i64 = conn.hget(store.keys(1).bought(), 1).await.unwrap();
+    assert_eq!(bought, 4);
+    let lock_left: bool = conn.exists(store.keys(1).lock()).await.unwrap();
+    assert!(!lock_left, "the lock is released");
+}
+
+#[tokio::test]
+async fn under_lock_insufficient_stock_writes_nothing() {
+    let (redis, store) = item(3).await;
+    let outcome = store
+        .purchase_under_lock(&purchase("o-1", 4), &lock(store.redis().clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::InsufficientStock { current_stock: 3 });
+    assert_eq!(stock_and_outbox(&redis, &store).await, (3, 0));
+}
+
+#[tokio::test]
+async fn a_change_to_a_watched_key_aborts_exec_and_decrements_nothing() {
+    let (redis, store) = item(10).await;
+    let stock_key = store.keys(1).stock();
+    let client = redis::Client::open(testkit::redis_url()).unwrap();
+    let hook: WatchHook = Arc::new(move || {
+        let (client, key) = (client.clone(), stock_key.clone());
+        Box::pin(async move {
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            conn.set::<_, _, ()>(&key, 9).await.unwrap();
+        })
+    });
+    let outcome = store
+        .purchase_under_lock(
+            &purchase("o-1", 4),
+            &lock(store.redis().clone()),
+            Some(&hook),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Busy);
+    assert_eq!(
+        stock_and_outbox(&redis, &store).await,
+        (9, 0),
+        "only the concurrent change; nothing decremented"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_never_acquired_is_busy_and_changes_nothing() {
+    let (redis, store) = item(10).await;
+    let mut conn = redis.connection().await;
+    conn.set::<_, _, ()>(store.keys(1).lock(), "someone-else")
+        .await
+        .unwrap();
+    // The number of attempts (1 + LOCK_MAX_RETRIES) is checked in the lock's own tests.
+    let outcome = store
+        .purchase_under_lock(&purchase("o-1", 1), &lock(store.redis().clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Busy);
+    assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
+    let holder: String = conn.get(store.keys(1).lock()).await.unwrap();
+    assert_eq!(holder, "someone-else");
+}
+
+#[tokio::test]
+async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing() {
+    let proxy = redis_proxy().await;
+    let (redis, store) = item(10).await;
+    let slow = through(&redis, &proxy);
+    slow.preload_purchase_script().await.unwrap();
+    proxy.delay_requests(Duration::from_millis(800));
+    let outcome = slow.purchase_by_script(&purchase("ruled-out-1", 2)).await;
+    assert!(
+        matches!(outcome, Err(AttemptError::Unknown(_))),
+        "{outcome:?}"
+    );
+    // Settled straight at Redis, before the delayed script gets there.
+    assert_eq!(
+        store.rule_out(1, "ruled-out-1").await.unwrap(),
+        Settled::RuledOut
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
+    assert_eq!(
+        store
+            .purchase_by_script(&purchase("ruled-out-1", 2))
+            .await
+            .unwrap(),
+        Outcome::Void
+    );
+    assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
+}
+
+/// A hook that sets one of the proxy's delays between the lock strategy's reads and
+/// its EXEC.
+fn delay_before_exec(proxy: &Arc<ChaosProxy>, replies: bool) -> WatchHook {
+    let proxy = proxy.clone();
+    Arc::new(move || {
+        if replies {
+            proxy.delay_replies(Duration::from_millis(800));
+        } else {
+            proxy.delay_requests(Duration::from_millis(800));
+        }
+        Box::pin(async {})
+    })
+}
+
+#[tokio::test]
+async fn an_exec_whose_reply_never_came_is_unknown_and_settles_as_placed() {
+    let proxy = redis_proxy().await;
+    let (redis, store) = item(10).await;
+    let slow = through(&redis, &proxy);
+    let outcome = slow
+        .purchase_under_lock(
+            &purchase("exec-late-1", 4),
+            &lock(slow.redis().clone()),
+            Some(&delay_before_exec(&proxy, true)),
+        )
+        .await;
+    proxy.delay_replies(Duration::ZERO);
+    assert!(
+        matches!(outcome, Err(AttemptError::Unknown(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.rule_out(1, "exec-late-1").await.unwrap(),
+        Settled::InOutbox
+    );
+    assert_eq!(stock_and_outbox(&redis, &store).await, (6, 1));
+}
+
+#[tokio::test]
+async fn an_exec_that_reaches_redis_after_its_order_was_ruled_out_is_aborted() {
+    let proxy = redis_proxy().await;
+    let (redis, store) = item(10).await;
+    let slow = through(&redis, &proxy);
+    let outcome = slow
+        .purchase_under_lock(
+            &purchase("exec-void-1", 4),
+            &lock(slow.redis().clone()),
+            Some(&delay_before_exec(&proxy, false)),
+        )
+        .await;
+    proxy.delay_requests(Duration::ZERO);
+    assert!(
+        matches!(outcome, Err(AttemptError::Unknown(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.rule_out(1, "exec-void-1").await.unwrap(),
+        Settled::RuledOut
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        stock_and_outbox(&redis, &store).await,
+        (10, 0),
+        "the watched void marker aborted the late EXEC"
+    );
+}
