@@ -2,6 +2,7 @@
 //! diesel_async's sync wrapper, so no libmysqlclient is needed), and the pooled
 //! pure-Rust connection.
 
+pub mod orders;
 pub mod schema;
 
 use anyhow::{Context, anyhow};

@@ -89,7 +89,7 @@ impl Purchases {
         let mut pending = self.pending_orders(user_id).await?;
         let mut conn = db::connection(&self.db).await?;
         let ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
-        let already_persisted = orders::persisted_among(&mut conn, &ids).await?;
+        let already_persisted = db::orders::persisted_among(&mut conn, &ids).await?;
         pending.retain(|event| !already_persisted.contains(&event.order_id));
         pending.sort_by(|a, b| {
             (b.purchased_at_ms, &b.order_id).cmp(&(a.purchased_at_ms, &a.order_id))

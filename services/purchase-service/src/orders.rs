@@ -48,18 +48,3 @@ pub async fn find(conn: &mut AsyncMysqlConnection, id: &str) -> QueryResult<Opti
         .await
         .optional()
 }
-
-/// Which of these order ids are persisted.
-pub async fn persisted_among(
-    conn: &mut AsyncMysqlConnection,
-    ids: &[&str],
-) -> QueryResult<Vec<String>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    orders::table
-        .filter(orders::id.eq_any(ids))
-        .select(orders::id)
-        .load(conn)
-        .await
-}

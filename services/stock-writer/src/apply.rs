@@ -106,10 +106,7 @@ async fn apply_all_or_none(
     let outcome = conn
         .transaction(async |c| {
             let ids: Vec<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
-            let persisted: HashSet<String> = orders::table
-                .filter(orders::id.eq_any(&ids))
-                .select(orders::id)
-                .load::<String>(&mut *c)
+            let persisted: HashSet<String> = db::orders::persisted_among(&mut *c, &ids)
                 .await?
                 .into_iter()
                 .collect();

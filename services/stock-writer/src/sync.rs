@@ -10,7 +10,7 @@
 //! writing the on-sale flag (which would put a deleted item back on sale).
 
 use db::DbPool;
-use db::schema::{items, orders};
+use db::schema::items;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use inventory::sync::{MysqlFigures, Synced};
@@ -84,15 +84,7 @@ impl StockSync {
             let (mysql_stock, max_per_user, deleted_at) =
                 row.ok_or(SyncError::UnknownItem(item_id))?;
             let outbox_ids = self.store.outbox_order_ids(item_id).await?;
-            let persisted_order_ids: Vec<String> = if outbox_ids.is_empty() {
-                Vec::new()
-            } else {
-                orders::table
-                    .filter(orders::id.eq_any(&outbox_ids))
-                    .select(orders::id)
-                    .load(&mut *c)
-                    .await?
-            };
+            let persisted_order_ids = db::orders::persisted_among(&mut *c, &outbox_ids).await?;
             let synced = self
                 .store
                 .sync(
