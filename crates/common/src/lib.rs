@@ -11,6 +11,7 @@ pub mod input;
 pub mod jwt;
 pub mod metrics;
 pub mod redis;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use error::{ApiError, ValidationErrors};

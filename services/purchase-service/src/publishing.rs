@@ -18,13 +18,14 @@
 //! waits for the confirms and marks them before it ends, so a restart leaves the relay
 //! nothing to republish.
 
+use common::shutdown::Shutdown;
 use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use inventory::ItemStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Confirmed orders are marked in Redis at least this often, or per this many.
@@ -44,17 +45,17 @@ pub struct PublishQueue {
 }
 
 impl PublishQueue {
-    /// Starts the publishing task on the current runtime. Once `stop` turns true (or
+    /// Starts the publishing task on the current runtime. Once shutdown is requested (or
     /// every handle is dropped) it drains: publishes what is queued, waits for the
     /// confirms, marks them, and ends.
     pub fn start(
         publisher: Arc<Publisher>,
         store: ItemStore,
         settings: PublishSettings,
-        stop: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> (Self, JoinHandle<()>) {
         let (events, queued) = mpsc::channel(settings.capacity.max(1));
-        let task = tokio::spawn(publish_queued(publisher, store, queued, settings, stop));
+        let task = tokio::spawn(publish_queued(publisher, store, queued, settings, shutdown));
         (PublishQueue { events }, task)
     }
 
@@ -70,7 +71,7 @@ async fn publish_queued(
     store: ItemStore,
     mut queued: mpsc::Receiver<StockEvent>,
     settings: PublishSettings,
-    mut stop: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let max_in_flight = settings.max_in_flight.max(1);
     let mut in_flight = FuturesUnordered::new();
@@ -99,7 +100,7 @@ async fn publish_queued(
                 mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
                 failures.log_if_due();
             }
-            Ok(()) = stop.changed(), if !*stop.borrow() => {
+            () = shutdown.requested(), if !queued.is_closed() => {
                 tracing::info!(queued = queued.len(), in_flight = in_flight.len(), "draining the publish queue");
                 queued.close();
             }

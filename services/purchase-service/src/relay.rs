@@ -7,12 +7,12 @@
 //! get every order every half minute.
 
 use crate::publishing::{FailedPublishes, publish};
+use common::shutdown::Shutdown;
 use events::{Publisher, StockEvent};
 use futures_util::StreamExt;
 use inventory::ItemStore;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 const BATCH_PER_ITEM: usize = 2000;
 
@@ -30,24 +30,23 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Runs until `stop` turns true. After a pass that republished something it goes
-    /// again at once, so a backlog left by a broker outage drains at the broker's pace
-    /// rather than one batch per interval.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Runs until shutdown. After a pass that republished something it goes again at
+    /// once, so a backlog left by a broker outage drains at the broker's pace rather
+    /// than one batch per interval.
+    pub async fn run(self, mut shutdown: Shutdown) {
         loop {
             match self.tick().await {
                 Ok(0) => {}
                 Ok(count) => {
                     tracing::info!(count, "relay republished outbox orders");
-                    if !*stop.borrow() {
+                    if !shutdown.is_requested() {
                         continue;
                     }
                 }
                 Err(error) => tracing::warn!(%error, "relay tick failed"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = stop.changed() => return,
+            if !shutdown.sleep(self.interval).await {
+                return;
             }
         }
     }

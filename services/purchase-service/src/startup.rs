@@ -15,19 +15,19 @@ use common::http::Readiness;
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
+use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
 use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct Application {
     port: u16,
     server: Server,
     /// Tells the publishing task to drain and the relay to stop.
-    stop: watch::Sender<bool>,
+    shutdown: ShutdownSwitch,
     background: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
     pub purchases: Purchases,
@@ -59,7 +59,7 @@ impl Application {
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
         );
-        let (stop, stopped) = watch::channel(false);
+        let shutdown = ShutdownSwitch::new();
         let (publishing, publishing_task) = PublishQueue::start(
             publisher.clone(),
             store.clone(),
@@ -68,7 +68,7 @@ impl Application {
                 max_in_flight: settings.purchase.max_publishes_in_flight,
                 republish_after_ms: settings.purchase.republish_after_ms,
             },
-            stopped.clone(),
+            shutdown.subscribe(),
         );
         let purchases = Purchases {
             strategy: settings.purchase.strategy,
@@ -88,7 +88,7 @@ impl Application {
             republish_after_ms: settings.purchase.republish_after_ms,
             max_in_flight: settings.purchase.max_publishes_in_flight,
         };
-        let relay_task = tokio::spawn(relay.run(stopped));
+        let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
 
         let authenticator = Authenticator {
             verifier: JwtVerifier::from_settings(&settings.jwt)?,
@@ -119,7 +119,7 @@ impl Application {
         Ok(Application {
             port,
             server,
-            stop,
+            shutdown,
             background: vec![publishing_task, relay_task],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
@@ -151,7 +151,7 @@ impl Application {
             signalled.abort();
             Instant::now()
         };
-        let _ = self.stop.send(true);
+        self.shutdown.trigger();
         let remaining = self.shutdown_timeout.saturating_sub(since.elapsed());
         let drained = tokio::time::timeout(remaining, async {
             for task in self.background {

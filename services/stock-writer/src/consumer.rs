@@ -8,6 +8,7 @@
 use crate::apply::{Applied, apply_batch};
 use crate::metrics::WriterMetrics;
 use anyhow::anyhow;
+use common::shutdown::Shutdown;
 use db::DbPool;
 use events::{Publisher, StockEvent, Topology};
 use futures_util::{FutureExt, StreamExt};
@@ -19,7 +20,6 @@ use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 pub struct Consumer {
     pub url: String,
@@ -35,25 +35,17 @@ pub struct Consumer {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Sleeps, or returns false at once if a stop was requested.
-async fn pause(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => !*stop.borrow(),
-        _ = stop.changed() => false,
-    }
-}
-
 impl Consumer {
-    /// Consumes until `stop` turns true, reconnecting after any failure.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Consumes until shutdown, reconnecting after any failure.
+    pub async fn run(self, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(200);
-        while !*stop.borrow() {
-            match self.session(&mut stop).await {
+        while !shutdown.is_requested() {
+            match self.session(&mut shutdown).await {
                 Ok(()) => break,
                 Err(error) => {
                     self.connected.store(false, Ordering::Relaxed);
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "consumer session ended; reconnecting");
-                    if !pause(&mut stop, backoff).await {
+                    if !shutdown.sleep(backoff).await {
                         break;
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -64,7 +56,7 @@ impl Consumer {
         tracing::info!("consumer stopped");
     }
 
-    async fn session(&self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn session(&self, shutdown: &mut Shutdown) -> anyhow::Result<()> {
         let (connection, channel) = events::publisher::connect(&self.url, Duration::from_secs(5))
             .await
             .map_err(|e| anyhow!(e))?;
@@ -84,7 +76,7 @@ impl Consumer {
         tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
         loop {
             let first = tokio::select! {
-                _ = stop.changed() => {
+                () = shutdown.requested() => {
                     // Everything handled so far is acked; closing requeues nothing else.
                     let _ = connection.close(200, "shutting down".into()).await;
                     return Ok(());
@@ -101,21 +93,17 @@ impl Consumer {
                     Some(None) | None => break,
                 }
             }
-            self.handle(&batch, stop).await?;
+            self.handle(&batch, shutdown).await?;
         }
     }
 
     /// Applies, dead-letters, cleans up and acks one batch. An error leaves the batch
     /// unacked (it will be redelivered).
-    async fn handle(
-        &self,
-        batch: &[Delivery],
-        stop: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, batch: &[Delivery], shutdown: &mut Shutdown) -> anyhow::Result<()> {
         let parsed: Vec<Result<StockEvent, String>> =
             batch.iter().map(|d| StockEvent::parse(&d.data)).collect();
         let events: Vec<&StockEvent> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut outcomes = self.apply_with_retry(&events, stop).await?.into_iter();
+        let mut outcomes = self.apply_with_retry(&events, shutdown).await?.into_iter();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut persisted = Vec::new();
         for (delivery, parsed) in batch.iter().zip(&parsed) {
@@ -162,7 +150,7 @@ impl Consumer {
     async fn apply_with_retry(
         &self,
         events: &[&StockEvent],
-        stop: &mut watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> anyhow::Result<Vec<Applied>> {
         if events.is_empty() {
             return Ok(Vec::new());
@@ -177,7 +165,7 @@ impl Consumer {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(error) => {
                     tracing::warn!(%error, events = events.len(), "MySQL unavailable; batch kept for retry");
-                    if !pause(stop, backoff).await {
+                    if !shutdown.sleep(backoff).await {
                         return Err(anyhow!(
                             "stopping with an unapplied batch (it will be redelivered)"
                         ));

@@ -2,13 +2,13 @@
 //! MySQL commit, and how many orders wait in the outboxes or are parked (read from Redis
 //! every few seconds).
 
+use common::shutdown::Shutdown;
 use inventory::ItemStore;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// How often the outbox and parked gauges are read from Redis.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -102,15 +102,14 @@ impl OutboxGauges {
         Ok(())
     }
 
-    /// Refreshes the gauges every few seconds until `stop` turns true.
-    pub async fn run(self, store: ItemStore, mut stop: watch::Receiver<bool>) {
+    /// Refreshes the gauges every few seconds until shutdown.
+    pub async fn run(self, store: ItemStore, mut shutdown: Shutdown) {
         loop {
             if let Err(error) = self.refresh(&store).await {
                 tracing::debug!(%error, "could not read the outbox gauges");
             }
-            tokio::select! {
-                _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
-                _ = stop.changed() => return,
+            if !shutdown.sleep(GAUGE_INTERVAL).await {
+                return;
             }
         }
     }

@@ -9,19 +9,19 @@ use actix_web::dev::Server;
 use common::http::Readiness;
 use common::metrics::Metrics;
 use common::redis::Keyspace;
+use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct Application {
     port: u16,
     server: Server,
     consumer: JoinHandle<()>,
-    stop: watch::Sender<bool>,
+    shutdown: ShutdownSwitch,
 }
 
 pub fn store(settings: &Settings) -> anyhow::Result<ItemStore> {
@@ -71,9 +71,9 @@ impl Application {
             metrics: writer_metrics,
             connected: connected.clone(),
         };
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(gauges.run(store.clone(), stopped.clone()));
-        let consumer = tokio::spawn(consumer.run(stopped));
+        let shutdown = ShutdownSwitch::new();
+        tokio::spawn(gauges.run(store.clone(), shutdown.subscribe()));
+        let consumer = tokio::spawn(consumer.run(shutdown.subscribe()));
 
         let readiness = Readiness::default()
             .with_redis(store.redis().clone())
@@ -93,7 +93,7 @@ impl Application {
             port,
             server,
             consumer,
-            stop,
+            shutdown,
         })
     }
 
@@ -101,21 +101,21 @@ impl Application {
         self.port
     }
 
-    /// A handle that stops the consumer (what SIGTERM does), for tests.
-    pub fn stopper(&self) -> watch::Sender<bool> {
-        self.stop.clone()
+    /// A handle that stops the writer (what SIGTERM does), for tests.
+    pub fn stopper(&self) -> ShutdownSwitch {
+        self.shutdown.clone()
     }
 
     /// Runs until SIGINT/SIGTERM; then the consumer finishes its batch, acks what was
     /// committed, and closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let server = self.server.handle();
-        let mut stopped = self.stop.subscribe();
+        let mut stopped = self.shutdown.subscribe();
         tokio::select! {
             served = self.server => served?,
-            _ = stopped.changed() => server.stop(true).await,
+            () = stopped.requested() => server.stop(true).await,
         }
-        let _ = self.stop.send(true);
+        self.shutdown.trigger();
         self.consumer.await?;
         Ok(())
     }

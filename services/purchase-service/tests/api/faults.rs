@@ -28,7 +28,7 @@ async fn a_writer_stopped_during_purchases_catches_up_when_restarted() {
     let mut stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item(200, None).await;
     let mut responses = buy_many(&stack.client, item, 40).await;
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     responses.extend(buy_many(&stack.client, item, 60).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -64,7 +64,7 @@ async fn purchases_go_on_while_rabbitmq_is_unreachable_and_persist_when_it_retur
 #[actix_web::test]
 async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catches_up() {
     let mut stack = spawn_stack(Strategy::Lua).await;
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let item = stack.item(100, None).await;
     let placed = confirmed(&buy_many(&stack.client, item, 20).await);

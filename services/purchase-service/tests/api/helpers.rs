@@ -3,6 +3,7 @@
 
 use common::jwt::Role;
 use common::redis::Keyspace;
+use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use inventory::ItemStore;
@@ -13,7 +14,6 @@ use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
 use testkit::{Client, Response, TestDatabase, TestRabbit, TestRedis};
-use tokio::sync::watch;
 
 pub struct Stack {
     pub client: Client,
@@ -21,7 +21,7 @@ pub struct Stack {
     pub redis: TestRedis,
     pub rabbit: TestRabbit,
     pub settings: Settings,
-    pub writer: Option<watch::Sender<bool>>,
+    pub writer: Option<ShutdownSwitch>,
     pub store: ItemStore,
 }
 
@@ -60,7 +60,7 @@ pub async fn start_writer(
     database: &TestDatabase,
     redis: &TestRedis,
     rabbit: &TestRabbit,
-) -> watch::Sender<bool> {
+) -> ShutdownSwitch {
     let mut settings = stock_writer::configuration::Settings::load().expect("writer settings");
     settings.app.port = 0;
     settings.app.host = "127.0.0.1".into();

@@ -12,7 +12,7 @@ use testkit::ChaosProxy;
 async fn orders_show_only_the_callers_own_and_turn_confirmed() {
     let mut stack = spawn_stack(Strategy::Lua).await;
     // Without a writer the orders stay pending.
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let item = stack.item(10, None).await;
     let mine = stack.buy(1, item, json!(1)).await;
@@ -113,7 +113,7 @@ async fn malformed_or_over_long_order_ids_are_404() {
 #[actix_web::test]
 async fn pages_of_pending_orders_hold_per_page_at_most() {
     let mut stack = spawn_stack(Strategy::Lua).await;
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let item = stack.item(10, None).await;
     let mut bought = Vec::new();
@@ -150,7 +150,7 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
         .unwrap();
     let proxy = ChaosProxy::start(target).await;
     let mut stack = spawn_stack_with(Strategy::Lua, |s| s.redis.port = proxy.port).await;
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let item = stack.item(100, None).await;
     let mine = stack.buy(1, item, json!(1)).await;

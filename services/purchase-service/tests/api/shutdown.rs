@@ -18,7 +18,7 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
         s.purchase.relay_interval_ms = 3_600_000;
     })
     .await;
-    stack.writer.take().unwrap().send(true).unwrap();
+    stack.writer.take().unwrap().trigger();
     let item = stack.item(100, None).await;
     // The broker's confirms come late, so publishes are still in flight at the stop.
     let broker = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;

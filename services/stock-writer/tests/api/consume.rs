@@ -98,7 +98,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_consumption_goes_on() {
 async fn a_backlog_is_applied_in_batches() {
     let writer = spawn_writer_with(|s| s.writer.batch_max = 50).await;
     writer.insert_item(1, 1000).await;
-    writer.stop.send(true).unwrap();
+    writer.stop.trigger();
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..300 {
         writer.publish(&event(&format!("order-{i:04}"), 1, 1)).await;
@@ -111,5 +111,5 @@ async fn a_backlog_is_applied_in_batches() {
     tokio::spawn(second.run_until_stopped());
     writer.wait_for_orders(300).await;
     assert_eq!(writer.stock(1).await, 700);
-    stop.send(true).unwrap();
+    stop.trigger();
 }

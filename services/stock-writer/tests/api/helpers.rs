@@ -1,6 +1,7 @@
 //! `spawn_writer`: the real stock-writer with its own database, key prefix and queues,
 //! optionally behind chaos proxies; and helpers to publish events and read results.
 
+use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use events::{Publisher, StockEvent};
@@ -9,14 +10,13 @@ use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::startup::Application;
 use testkit::{TestDatabase, TestRabbit, TestRedis};
-use tokio::sync::watch;
 
 pub struct Writer {
     pub database: TestDatabase,
     pub redis: TestRedis,
     pub rabbit: TestRabbit,
     pub settings: Settings,
-    pub stop: watch::Sender<bool>,
+    pub stop: ShutdownSwitch,
     pub publisher: Publisher,
 }
 
@@ -140,6 +140,6 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
     }
 }
