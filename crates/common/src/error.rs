@@ -51,6 +51,11 @@ pub enum ApiError {
     Forbidden,
     #[error("Resource not found.")]
     NotFound,
+    /// A known path asked with a method it does not serve; `allowed` is the `Allow` header.
+    #[error("The method is not allowed for this resource.")]
+    MethodNotAllowed { allowed: String },
+    #[error("The email has already been taken.")]
+    EmailTaken,
     #[error("The given data was invalid.")]
     Validation(ValidationErrors),
     #[error("Insufficient stock.")]
@@ -88,6 +93,8 @@ impl ApiError {
             ApiError::InvalidCredentials => "INVALID_CREDENTIALS",
             ApiError::Forbidden => "FORBIDDEN",
             ApiError::NotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::EmailTaken => "EMAIL_TAKEN",
             ApiError::Validation(_) => "VALIDATION_FAILED",
             ApiError::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             ApiError::PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
@@ -171,6 +178,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -201,6 +210,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unauthenticated) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allowed } = self {
+            response.insert_header((header::ALLOW, allowed.as_str()));
         }
         response.json(Value::Object(body))
     }
@@ -276,6 +288,28 @@ mod tests {
         assert_eq!(body["error_code"], "OUTCOME_UNKNOWN");
         assert_eq!(body["order_id"], "0192-ab");
         assert_eq!(retry_after, None);
+    }
+
+    #[actix_web::test]
+    async fn method_not_allowed_lists_the_allowed_methods() {
+        let response = ApiError::MethodNotAllowed {
+            allowed: "GET, POST".into(),
+        }
+        .error_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers().get(header::ALLOW).unwrap(), "GET, POST");
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error_code"], "METHOD_NOT_ALLOWED");
+        assert!(body["message"].is_string());
+    }
+
+    #[actix_web::test]
+    async fn a_taken_email_is_a_conflict() {
+        let (status, body, _) = body_of(ApiError::EmailTaken).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error_code"], "EMAIL_TAKEN");
+        assert_eq!(body["message"], "The email has already been taken.");
     }
 
     #[actix_web::test]

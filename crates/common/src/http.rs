@@ -1,14 +1,21 @@
 //! What every service's actix app shares: extractor error handlers that answer in the
-//! JSON envelope, the 404 for unknown routes, and the operational endpoints
-//! `/healthz`, `/readyz` and `/metrics`.
+//! JSON envelope, the 404 for unknown routes, the 405 (with `Allow`) for a known route
+//! asked with another method, and the operational endpoints `/healthz`, `/readyz` and
+//! `/metrics`.
+//!
+//! A route is registered as a `web::resource` holding its methods, not with
+//! `.route(path, method)`: that form guards the whole path by the method, so any other
+//! method would fall through to the 404.
 
 use crate::config::AppSettings;
 use crate::error::{ApiError, ValidationErrors};
 use crate::input::BodyLimit;
 use crate::metrics::Metrics;
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use futures_util::future::BoxFuture;
 use serde_json::json;
 use std::net::TcpListener;
@@ -69,6 +76,7 @@ where
     let body_limit = app.body_limit_bytes;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(method_not_allowed_envelope))
             .wrap(from_fn(crate::telemetry::observe))
             .app_data(metrics.clone())
             .app_data(readiness.clone())
@@ -103,9 +111,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                         .into()
                 }),
         )
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
+        .service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .default_service(web::to(not_found));
 }
 
@@ -124,6 +132,27 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
+}
+
+/// actix answers a resource asked with a method it has no route for by a bare 405 that
+/// lists the resource's methods in `Allow`; this gives it the JSON envelope, same `Allow`.
+async fn method_not_allowed_envelope(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(request).await?;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return Ok(response.map_into_left_body());
+    }
+    let allowed = response
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (request, _) = response.into_parts();
+    let answer = ApiError::MethodNotAllowed { allowed }.error_response();
+    Ok(ServiceResponse::new(request, answer).map_into_right_body())
 }
 
 async fn not_found(_: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -164,4 +193,62 @@ async fn metrics(metrics: Option<web::Data<Metrics>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.map(|m| m.encode()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+    use serde_json::Value;
+
+    async fn answer(method: &str, path: &str) -> (StatusCode, Option<String>, Value) {
+        let app = init_service(
+            App::new()
+                .wrap(from_fn(method_not_allowed_envelope))
+                .service(
+                    web::resource("/things")
+                        .route(web::get().to(HttpResponse::Ok))
+                        .route(web::post().to(HttpResponse::Created)),
+                )
+                .configure(|cfg| configure(cfg, 1024)),
+        )
+        .await;
+        let request = TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(path)
+            .to_request();
+        let response = call_service(&app, request).await;
+        let status = response.status();
+        let allow = response
+            .headers()
+            .get(header::ALLOW)
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, allow, read_body_json(response).await)
+    }
+
+    #[actix_web::test]
+    async fn a_known_path_with_another_method_is_405_with_allow_in_the_envelope() {
+        for (method, path, allowed) in [
+            ("PUT", "/things", "GET, POST"),
+            ("QUERY", "/things", "GET, POST"),
+            ("DELETE", "/healthz", "GET"),
+            ("POST", "/metrics", "GET"),
+        ] {
+            let (status, allow, body) = answer(method, path).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+            assert_eq!(body["error_code"], "METHOD_NOT_ALLOWED");
+            assert!(body["message"].is_string());
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_path_stays_404_whatever_the_method() {
+        for method in ["GET", "PUT", "QUERY"] {
+            let (status, allow, body) = answer(method, "/nothing/here").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+            assert_eq!(allow, None);
+            assert_eq!(body["error_code"], "NOT_FOUND");
+        }
+    }
 }

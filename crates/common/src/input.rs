@@ -73,6 +73,21 @@ impl JsonObject {
     pub fn contains(&self, field: &str) -> bool {
         self.0.contains_key(field)
     }
+
+    /// The errors a body with exactly the fields `known` starts from: one per other
+    /// field, by name. A misspelt or unsupported field is refused, never silently
+    /// ignored (the contract's `additionalProperties: false`).
+    pub fn unknown_fields(&self, known: &[&str]) -> ValidationErrors {
+        let mut errors = ValidationErrors::default();
+        for field in self
+            .0
+            .keys()
+            .filter(|field| !known.contains(&field.as_str()))
+        {
+            errors.add(field, format!("The {field} field is not allowed."));
+        }
+        errors
+    }
 }
 
 fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, String> {
@@ -81,10 +96,19 @@ fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, String> {
         .ok_or_else(|| format!("The {field} must be a string."))
 }
 
+/// A JSON number with no fractional part, as JSON Schema counts integers: `382.0` is
+/// 382. Integers beyond `i64` saturate, so the field's own bounds name the limit.
 fn as_integer(field: &str, value: &Value) -> Result<i64, String> {
-    value
-        .as_i64()
-        .ok_or_else(|| format!("The {field} must be an integer."))
+    let not_an_integer = || format!("The {field} must be an integer.");
+    match value {
+        Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
+            (Some(integer), _, _) => Ok(integer),
+            (None, Some(_), _) => Ok(i64::MAX),
+            (None, None, Some(float)) if float.fract() == 0.0 => Ok(float as i64),
+            _ => Err(not_an_integer()),
+        },
+        _ => Err(not_an_integer()),
+    }
 }
 
 impl FromRequest for JsonObject {
@@ -118,7 +142,8 @@ impl FromRequest for JsonObject {
     }
 }
 
-/// `?page=&per_page=`: page ≥ 1 (default 1), per_page 1..=100 (default 20).
+/// `?page=&per_page=`: page 1..=[`Pagination::MAX_PAGE`] (default 1), per_page 1..=100
+/// (default 20). A page past the last one is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pagination {
     pub page: u32,
@@ -128,13 +153,19 @@ pub struct Pagination {
 impl Pagination {
     pub const DEFAULT_PER_PAGE: u32 = 20;
     pub const MAX_PER_PAGE: u32 = 100;
+    /// The last page that starts within `u32::MAX` rows (any later one would be empty).
+    pub const MAX_PAGE: u32 = u32::MAX / Self::MAX_PER_PAGE;
 
     pub fn parse(page: Option<&str>, per_page: Option<&str>) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let page = errors.check(
             "page",
-            parse_bounded(page, 1, 1, u32::MAX / Self::MAX_PER_PAGE)
-                .map_err(|_| "The page must be an integer of at least 1.".to_owned()),
+            parse_bounded(page, 1, 1, Self::MAX_PAGE).map_err(|_| {
+                format!(
+                    "The page must be an integer between 1 and {}.",
+                    Self::MAX_PAGE
+                )
+            }),
         );
         let per_page = errors.check(
             "per_page",
@@ -212,6 +243,24 @@ mod tests {
         assert_eq!(errors.fields().collect::<Vec<_>>(), ["page", "per_page"]);
     }
 
+    #[test]
+    fn the_last_page_is_the_documented_bound() {
+        assert_eq!(Pagination::MAX_PAGE, 42_949_672);
+        let last = Pagination::parse(Some("42949672"), Some("100")).unwrap();
+        assert_eq!(last.offset(), 4_294_967_100);
+        for page in ["42949673", "381122915193860944560128"] {
+            let errors = Pagination::parse(Some(page), None).unwrap_err();
+            assert_eq!(
+                errors,
+                ValidationErrors::single(
+                    "page",
+                    "The page must be an integer between 1 and 42949672."
+                ),
+                "{page}"
+            );
+        }
+    }
+
     fn object(json: &str) -> JsonObject {
         JsonObject::parse(json.as_bytes()).expect("a JSON object")
     }
@@ -247,6 +296,45 @@ mod tests {
         assert_eq!(
             body.string("email").unwrap_err(),
             "The email field is required."
+        );
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_spelling() {
+        let body = object(r#"{"a": 382.0, "b": 1e2, "c": -0.0, "d": -7.0, "e": 382.5}"#);
+        assert_eq!(body.integer("a"), Ok(382));
+        assert_eq!(body.integer("b"), Ok(100));
+        assert_eq!(body.integer("c"), Ok(0));
+        assert_eq!(body.optional_integer("d"), Ok(Some(-7)));
+        assert_eq!(body.integer("e").unwrap_err(), "The e must be an integer.");
+    }
+
+    #[test]
+    fn integers_beyond_i64_saturate_so_bounds_report_them() {
+        let body = object(
+            r#"{"big": 18446744073709551615, "huge": 1e300, "tiny": -1e300, "more": 99999999999999999999}"#,
+        );
+        assert_eq!(body.integer("big"), Ok(i64::MAX));
+        assert_eq!(body.integer("huge"), Ok(i64::MAX));
+        assert_eq!(body.integer("tiny"), Ok(i64::MIN));
+        assert_eq!(body.integer("more"), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let body = object(r#"{"quantity": 1, "quantiy": 2, "x-extra": null}"#);
+        let errors = body.unknown_fields(&["quantity"]);
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["quantiy", "x-extra"]);
+        assert_eq!(errors, {
+            let mut expected = ValidationErrors::default();
+            expected.add("quantiy", "The quantiy field is not allowed.");
+            expected.add("x-extra", "The x-extra field is not allowed.");
+            expected
+        });
+        assert!(
+            object(r#"{"quantity": 1}"#)
+                .unknown_fields(&["quantity"])
+                .is_empty()
         );
     }
 }

@@ -125,6 +125,15 @@ async fn every_documented_operation_answers_as_documented() {
         )
         .await;
     contract.check("post", "/api/v1/auth/register", &register);
+    let taken = gw
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"name": "Ann", "email": "ANN@example.com", "password": "other-password"}),
+        )
+        .await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    contract.check("post", "/api/v1/auth/register", &taken);
     contract.check(
         "post",
         "/api/v1/auth/register",
@@ -365,6 +374,71 @@ async fn every_documented_operation_answers_as_documented() {
     contract.check("get", "/metrics", &service.get("/metrics", None).await);
 
     contract.assert_all_operations_checked();
+}
+
+/// The methods the document gives `path`, upper-case.
+fn documented_methods(item: &Value) -> BTreeSet<String> {
+    item.as_object()
+        .expect("path item")
+        .keys()
+        .filter(|key| ["get", "post", "patch", "delete", "put"].contains(&key.as_str()))
+        .map(|method| method.to_uppercase())
+        .collect()
+}
+
+#[actix_web::test]
+async fn other_methods_on_documented_paths_are_405_with_the_documented_methods_in_allow() {
+    let stack = Stack::start().await;
+    let doc = Contract::load().doc;
+    let service = testkit::Client::new(format!(
+        "http://127.0.0.1:{}",
+        stack.port("catalog-service")
+    ));
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let documented = documented_methods(item);
+        let concrete = path.replace("{id}", "1");
+        // Paths with their own `servers` are each service's own, not the gateway's.
+        let served_by_gateway = item.get("servers").is_none();
+        let client = if served_by_gateway {
+            &stack.gateway
+        } else {
+            let at_gateway = stack.gateway.get(&concrete, None).await;
+            assert_eq!(
+                at_gateway.status, 404,
+                "{path} is not routed by the gateway"
+            );
+            &service
+        };
+        // TRACE never reaches a service behind nginx; the others are the services' own.
+        for method in ["TRACE", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"] {
+            if documented.contains(method) {
+                continue;
+            }
+            let response = client.send(method, &concrete, None, &[], None).await;
+            assert_eq!(response.status, 405, "{method} {path}: {}", response.body);
+            assert_eq!(
+                response.body["error_code"], "METHOD_NOT_ALLOWED",
+                "{method} {path}"
+            );
+            assert!(response.body["message"].is_string());
+            let allowed: BTreeSet<String> = response
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert_eq!(allowed, documented, "{method} {path}: Allow");
+        }
+    }
+    for method in ["TRACE", "PUT", "GET"] {
+        let unknown = stack
+            .gateway
+            .send(method, "/api/v1/nowhere", None, &[], None)
+            .await;
+        assert_eq!(unknown.status, 404, "{method} on an unknown path");
+        assert_eq!(unknown.body["error_code"], "NOT_FOUND");
+    }
 }
 
 #[test]

@@ -6,10 +6,10 @@ use crate::password::PasswordHasher;
 use crate::throttle::{LoginThrottle, RefreshLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
+use common::ApiError;
 use common::auth::{AuthUser, Authenticator, reject};
 use common::client::ClientAddress;
 use common::jwt::{Role, now_secs};
-use common::{ApiError, ValidationErrors};
 use db::DbPool;
 
 #[derive(Clone)]
@@ -39,7 +39,7 @@ impl Accounts {
             .await?
             .is_some()
         {
-            return Err(email_taken());
+            return Err(ApiError::EmailTaken);
         }
         let password_hash = self.hasher.hash(registration.password.expose()).await?;
         let new = NewUser {
@@ -50,7 +50,7 @@ impl Accounts {
         };
         let user = match users::insert(&mut conn, new).await {
             Ok(user) => user,
-            Err(error) if db::is_unique_violation(&error) => return Err(email_taken()),
+            Err(error) if db::is_unique_violation(&error) => return Err(ApiError::EmailTaken),
             Err(error) => return Err(ApiError::internal(error)),
         };
         tracing::info!(user_id = user.id, "user registered");
@@ -119,11 +119,4 @@ impl Accounts {
         }
         Ok(self.issuer.issue(user.id, user.role())?)
     }
-}
-
-fn email_taken() -> ApiError {
-    ApiError::Validation(ValidationErrors::single(
-        "email",
-        "The email has already been taken.",
-    ))
 }

@@ -70,7 +70,7 @@ pub fn read_password() -> anyhow::Result<String> {
     if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
         return Ok(password);
     }
-    eprintln!("Admin password (8-72 bytes), then Enter:");
+    eprintln!("Admin password (8-72 characters), then Enter:");
     let mut line = String::new();
     std::io::stdin()
         .lock()

@@ -12,17 +12,19 @@ const MAX_LEN: usize = 255;
 pub struct UserName(String);
 
 impl UserName {
+    /// The length counts what was sent, surrounding blanks included, as the contract's
+    /// `maxLength` does; the stored name is trimmed.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err("The name field is required.".into());
         }
-        if trimmed.chars().count() > MAX_LEN {
+        if raw.chars().count() > MAX_LEN {
             return Err(format!(
                 "The name may not be greater than {MAX_LEN} characters."
             ));
         }
-        if trimmed.chars().any(char::is_control) {
+        if raw.chars().any(char::is_control) {
             return Err("The name may not contain control characters.".into());
         }
         Ok(UserName(trimmed.to_owned()))
@@ -63,26 +65,27 @@ impl UserEmail {
     }
 }
 
-/// A new password: 8..=72 bytes (bcrypt ignores anything past 72 bytes, so longer
-/// passwords would silently be truncated).
+/// A new password: 8..=72 characters, counted as the contract's `minLength`/`maxLength`
+/// count them (the hasher sees to it that bcrypt's 72-byte limit ignores none of them).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
 impl Password {
-    pub const MIN_BYTES: usize = 8;
-    pub const MAX_BYTES: usize = 72;
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 72;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.len() < Self::MIN_BYTES {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
             return Err(format!(
                 "The password must be at least {} characters.",
-                Self::MIN_BYTES
+                Self::MIN_CHARS
             ));
         }
-        if raw.len() > Self::MAX_BYTES {
+        if chars > Self::MAX_CHARS {
             return Err(format!(
-                "The password may not be greater than {} bytes.",
-                Self::MAX_BYTES
+                "The password may not be greater than {} characters.",
+                Self::MAX_CHARS
             ));
         }
         Ok(Password(raw.to_owned()))
@@ -107,7 +110,7 @@ pub struct Registration {
 
 impl Registration {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&["name", "email", "password"]);
         let name = errors.check("name", body.string("name").and_then(UserName::parse));
         let email = errors.check("email", body.string("email").and_then(UserEmail::parse));
         let password = errors.check(
@@ -115,7 +118,7 @@ impl Registration {
             body.string("password").and_then(Password::parse),
         );
         match (name, email, password) {
-            (Some(name), Some(email), Some(password)) => Ok(Registration {
+            (Some(name), Some(email), Some(password)) if errors.is_empty() => Ok(Registration {
                 name,
                 email,
                 password,
@@ -134,22 +137,24 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&["email", "password"]);
         let email = errors.check("email", body.string("email").and_then(UserEmail::parse));
         let password = errors.check(
             "password",
             body.string("password").and_then(|p| {
                 if p.is_empty() {
                     Err("The password field is required.".to_owned())
-                } else if p.len() > 1024 {
-                    Err("The password may not be greater than 1024 bytes.".to_owned())
+                } else if p.chars().count() > 1024 {
+                    Err("The password may not be greater than 1024 characters.".to_owned())
                 } else {
                     Ok(p.to_owned())
                 }
             }),
         );
         match (email, password) {
-            (Some(email), Some(password)) => Ok(Credentials { email, password }),
+            (Some(email), Some(password)) if errors.is_empty() => {
+                Ok(Credentials { email, password })
+            }
             _ => Err(errors),
         }
     }
@@ -184,14 +189,15 @@ mod tests {
     }
 
     #[test]
-    fn password_bounds_are_in_bytes() {
+    fn password_bounds_are_in_characters() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"x".repeat(72)).is_ok());
         assert!(Password::parse(&"x".repeat(73)).is_err());
-        // 24 three-byte characters are 72 bytes; one more is over.
-        assert!(Password::parse(&"€".repeat(24)).is_ok());
-        assert!(Password::parse(&"€".repeat(25)).is_err());
+        // 72 three-byte characters are 216 bytes, and still 72 characters.
+        assert!(Password::parse(&"€".repeat(72)).is_ok());
+        assert!(Password::parse(&"€".repeat(73)).is_err());
+        assert!(Password::parse(&"€".repeat(7)).is_err());
     }
 
     #[test]
@@ -208,6 +214,29 @@ mod tests {
         assert_eq!(fields, ["email", "name", "password"]);
     }
 
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let body = JsonObject::parse(
+            br#"{"name": "Ann", "email": "ann@example.com", "password": "ann-password", "role": "admin"}"#,
+        )
+        .unwrap();
+        let errors = Registration::parse(&body).err().expect("refused");
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["role"]);
+        let body = JsonObject::parse(
+            br#"{"email": "ann@example.com", "password": "x", "remember": true}"#,
+        )
+        .unwrap();
+        let errors = Credentials::parse(&body).err().expect("refused");
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["remember"]);
+    }
+
+    #[test]
+    fn names_are_held_to_the_contract_as_sent() {
+        assert!(UserName::parse("Ann\n").is_err());
+        assert!(UserName::parse(&format!("  {}", "a".repeat(MAX_LEN - 1))).is_err());
+        assert_eq!(UserName::parse("  Ann ").unwrap().as_str(), "Ann");
+    }
+
     #[quickcheck]
     fn parsed_names_are_trimmed_and_bounded(raw: String) -> bool {
         match UserName::parse(&raw) {
@@ -216,8 +245,9 @@ mod tests {
                 n == n.trim() && !n.is_empty() && n.chars().count() <= MAX_LEN
             }
             Err(_) => {
-                let t = raw.trim();
-                t.is_empty() || t.chars().count() > MAX_LEN || t.chars().any(char::is_control)
+                raw.trim().is_empty()
+                    || raw.chars().count() > MAX_LEN
+                    || raw.chars().any(char::is_control)
             }
         }
     }
@@ -231,7 +261,7 @@ mod tests {
     }
 
     #[quickcheck]
-    fn passwords_accept_exactly_8_to_72_bytes(raw: String) -> bool {
-        Password::parse(&raw).is_ok() == (8..=72).contains(&raw.len())
+    fn passwords_accept_exactly_8_to_72_characters(raw: String) -> bool {
+        Password::parse(&raw).is_ok() == (8..=72).contains(&raw.chars().count())
     }
 }

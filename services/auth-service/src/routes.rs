@@ -15,12 +15,15 @@ use serde_json::{Value, json};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/auth")
-            .route("/register", web::post().to(register))
-            .route("/login", web::post().to(login))
-            .route("/me", web::post().to(me))
-            .route("/me", web::get().to(me))
-            .route("/logout", web::post().to(logout))
-            .route("/refresh", web::post().to(refresh)),
+            .service(web::resource("/register").route(web::post().to(register)))
+            .service(web::resource("/login").route(web::post().to(login)))
+            .service(
+                web::resource("/me")
+                    .route(web::get().to(me))
+                    .route(web::post().to(me)),
+            )
+            .service(web::resource("/logout").route(web::post().to(logout)))
+            .service(web::resource("/refresh").route(web::post().to(refresh))),
     );
 }
 

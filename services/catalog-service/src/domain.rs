@@ -16,17 +16,19 @@ pub const MAX_PER_USER: i64 = 1_000_000;
 pub struct ItemName(String);
 
 impl ItemName {
+    /// The length counts what was sent, surrounding blanks included, as the contract's
+    /// `maxLength` does; the stored name is trimmed.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err("The name field is required.".into());
         }
-        if trimmed.chars().count() > MAX_NAME_CHARS {
+        if raw.chars().count() > MAX_NAME_CHARS {
             return Err(format!(
                 "The name may not be greater than {MAX_NAME_CHARS} characters."
             ));
         }
-        if trimmed.chars().any(char::is_control) {
+        if raw.chars().any(char::is_control) {
             return Err("The name may not contain control characters.".into());
         }
         Ok(ItemName(trimmed.to_owned()))
@@ -79,8 +81,10 @@ pub struct NewItem {
 }
 
 impl NewItem {
+    pub const FIELDS: [&str; 5] = ["name", "description", "price", "stock", "max_per_user"];
+
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&Self::FIELDS);
         let name = errors.check("name", body.string("name").and_then(ItemName::parse));
         let description = errors.check(
             "description",
@@ -93,7 +97,9 @@ impl NewItem {
             body.optional_integer("max_per_user").and_then(max_per_user),
         );
         match (name, description, price, stock, max_per_user) {
-            (Some(name), Some(description), Some(price), Some(stock), Some(max_per_user)) => {
+            (Some(name), Some(description), Some(price), Some(stock), Some(max_per_user))
+                if errors.is_empty() =>
+            {
                 Ok(NewItem {
                     name,
                     description,
@@ -118,8 +124,11 @@ pub struct ItemChanges {
 }
 
 impl ItemChanges {
+    /// `stock` is known so that it is refused with the way to change it.
+    pub const FIELDS: [&str; 5] = ["name", "description", "price", "max_per_user", "stock"];
+
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&Self::FIELDS);
         let mut changes = ItemChanges::default();
         if body.contains("name") {
             changes.name = errors.check("name", body.string("name").and_then(ItemName::parse));
@@ -165,13 +174,16 @@ pub struct RestockQuantity(u32);
 
 impl RestockQuantity {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&["quantity"]);
         let quantity = errors.check(
             "quantity",
             body.integer("quantity")
                 .and_then(|q| bounded("quantity", q, 1, MAX_STOCK).map(|q| q as u32)),
         );
-        quantity.map(RestockQuantity).ok_or(errors)
+        match quantity {
+            Some(quantity) if errors.is_empty() => Ok(RestockQuantity(quantity)),
+            _ => Err(errors),
+        }
     }
 
     pub fn get(self) -> u32 {
@@ -232,6 +244,64 @@ mod tests {
             fields(ItemChanges::parse(&body("{}")).unwrap_err()),
             ["body"]
         );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name_in_every_body() {
+        let item = r#""name": "Lamp", "price": 1, "stock": 1"#;
+        assert_eq!(
+            fields(NewItem::parse(&body(&format!(r#"{{{item}, "colour": "red"}}"#))).unwrap_err()),
+            ["colour"]
+        );
+        assert_eq!(
+            fields(ItemChanges::parse(&body(r#"{"price": 5, "prise": 6}"#)).unwrap_err()),
+            ["prise"]
+        );
+        assert_eq!(
+            fields(ItemChanges::parse(&body(r#"{"x-unknown": 42}"#)).unwrap_err()),
+            ["x-unknown"]
+        );
+        assert_eq!(
+            fields(RestockQuantity::parse(&body(r#"{"quantity": 1, "note": "x"}"#)).unwrap_err()),
+            ["note"]
+        );
+    }
+
+    #[test]
+    fn integral_numbers_are_accepted_as_integers() {
+        let item =
+            NewItem::parse(&body(r#"{"name": "Lamp", "price": 5282.0, "stock": 17.0}"#)).unwrap();
+        assert_eq!((item.price, item.stock), (5282, 17));
+        assert_eq!(
+            RestockQuantity::parse(&body(r#"{"quantity": 3778.0}"#)).map(RestockQuantity::get),
+            Ok(3778)
+        );
+    }
+
+    #[test]
+    fn names_are_held_to_the_contract_as_sent() {
+        // Control characters anywhere, even where trimming would drop them.
+        for name in [r"La\u0000mp", r"Lamp\n", r"\u0085Lamp", r"La\u009fmp"] {
+            assert_eq!(
+                NewItem::parse(&body(&format!(
+                    r#"{{"name": "{name}", "price": 1, "stock": 1}}"#
+                )))
+                .unwrap_err(),
+                ValidationErrors::single("name", "The name may not contain control characters."),
+                "{name}"
+            );
+        }
+        // maxLength counts the blanks that were sent.
+        let padded = format!("  {}", "x".repeat(MAX_NAME_CHARS - 1));
+        assert!(ItemName::parse(&padded).is_err());
+        assert_eq!(
+            ItemName::parse(&format!(" {} ", "x".repeat(MAX_NAME_CHARS - 2)))
+                .unwrap()
+                .as_str()
+                .len(),
+            MAX_NAME_CHARS - 2
+        );
+        assert!(ItemName::parse(" \u{3000} ").is_err());
     }
 
     #[quickcheck]

@@ -12,12 +12,18 @@ use std::collections::HashMap;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/items")
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/{id}", web::get().to(show))
-            .route("/{id}", web::patch().to(update))
-            .route("/{id}", web::delete().to(delete))
-            .route("/{id}/restock", web::post().to(restock)),
+            .service(
+                web::resource("")
+                    .route(web::get().to(list))
+                    .route(web::post().to(create)),
+            )
+            .service(
+                web::resource("/{id}")
+                    .route(web::get().to(show))
+                    .route(web::patch().to(update))
+                    .route(web::delete().to(delete)),
+            )
+            .service(web::resource("/{id}/restock").route(web::post().to(restock))),
     );
 }
 

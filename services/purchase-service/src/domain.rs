@@ -12,7 +12,7 @@ pub struct Quantity(u32);
 
 impl Quantity {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        let mut errors = body.unknown_fields(&["quantity"]);
         let quantity = errors.check(
             "quantity",
             body.integer("quantity").and_then(|q| {
@@ -25,7 +25,10 @@ impl Quantity {
                 }
             }),
         );
-        quantity.ok_or(errors)
+        match quantity {
+            Some(quantity) if errors.is_empty() => Ok(quantity),
+            _ => Err(errors),
+        }
     }
 
     pub fn get(self) -> u32 {
@@ -97,6 +100,17 @@ mod tests {
             let errors = quantity(bad).unwrap_err();
             assert_eq!(errors.fields().collect::<Vec<_>>(), ["quantity"], "{bad}");
         }
+    }
+
+    #[test]
+    fn an_integral_quantity_is_an_integer_and_unknown_fields_are_refused() {
+        assert_eq!(quantity(r#"{"quantity": 208.0}"#).unwrap().get(), 208);
+        let errors =
+            quantity(r#"{"quantity": 1, "x-schemathesis-unknown-property": 42}"#).unwrap_err();
+        assert_eq!(
+            errors.fields().collect::<Vec<_>>(),
+            ["x-schemathesis-unknown-property"]
+        );
     }
 
     #[quickcheck]

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/items/{id}/purchase", web::post().to(purchase))
-        .route("/api/v1/orders", web::get().to(list_orders))
-        .route("/api/v1/orders/{id}", web::get().to(show_order));
+    cfg.service(web::resource("/api/v1/items/{id}/purchase").route(web::post().to(purchase)))
+        .service(web::resource("/api/v1/orders").route(web::get().to(list_orders)))
+        .service(web::resource("/api/v1/orders/{id}").route(web::get().to(show_order)));
 }
 
 fn order_json(order: &Order) -> Value {

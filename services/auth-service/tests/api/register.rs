@@ -28,7 +28,7 @@ async fn register_creates_a_user_with_a_hashed_password_and_a_working_token() {
 }
 
 #[actix_web::test]
-async fn duplicate_email_is_422_and_adds_no_row() {
+async fn duplicate_email_is_409_email_taken_and_adds_no_row() {
     let app = spawn_app().await;
     assert_eq!(
         app.register("A", "dup@example.com", "password123")
@@ -37,11 +37,9 @@ async fn duplicate_email_is_422_and_adds_no_row() {
         201
     );
     let again = app.register("B", "DUP@example.com", "password456").await;
-    assert_envelope(&again, 422, "VALIDATION_FAILED");
-    assert_eq!(
-        again.body["errors"]["email"][0],
-        "The email has already been taken."
-    );
+    // The request is well formed; it conflicts with an existing account.
+    assert_envelope(&again, 409, "EMAIL_TAKEN");
+    assert_eq!(again.body["message"], "The email has already been taken.");
     assert_eq!(app.count_users("dup@example.com").await, 1);
 }
 
@@ -56,7 +54,7 @@ async fn racing_registrations_of_one_email_give_exactly_one_201() {
     let created = responses.iter().filter(|r| r.status == 201).count();
     let refused = responses
         .iter()
-        .filter(|r| r.status == 422 && r.body["errors"]["email"].is_array())
+        .filter(|r| r.status == 409 && r.body["error_code"] == "EMAIL_TAKEN")
         .count();
     assert_eq!(created, 1);
     assert_eq!(refused, 11);
@@ -92,6 +90,14 @@ async fn invalid_fields_are_named() {
             json!({"name": 12, "email": ["a"], "password": true}),
             vec!["email", "name", "password"],
         ),
+        (
+            json!({"name": "A", "email": "a@example.com", "password": "password123", "role": "admin"}),
+            vec!["role"],
+        ),
+        (
+            json!({"name": "A\u{7}", "email": "a@example.com", "password": "password123"}),
+            vec!["name"],
+        ),
     ];
     for (body, fields) in cases {
         let response = app.client.post("/api/v1/auth/register", None, &body).await;
@@ -101,6 +107,53 @@ async fn invalid_fields_are_named() {
         assert_eq!(named, fields, "for {body}");
     }
     assert_eq!(app.count_users("a@example.com").await, 0);
+}
+
+#[actix_web::test]
+async fn passwords_are_counted_in_characters_and_every_one_counts() {
+    let app = spawn_app().await;
+    // 72 characters of three bytes: within the contract's maxLength, 216 bytes long.
+    let password = "€".repeat(72);
+    let registered = app.register("Euro", "euro@example.com", &password).await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    assert_eq!(app.login("euro@example.com", &password).await.status, 200);
+    let last_changed = format!("{}x", "€".repeat(71));
+    assert_envelope(
+        &app.login("euro@example.com", &last_changed).await,
+        401,
+        "INVALID_CREDENTIALS",
+    );
+    let too_long = app
+        .register("Euro", "euro2@example.com", &"€".repeat(73))
+        .await;
+    assert_envelope(&too_long, 422, "VALIDATION_FAILED");
+    assert_eq!(
+        too_long.body["errors"]["password"][0],
+        "The password may not be greater than 72 characters."
+    );
+}
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_listing_the_allowed_ones() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        ("PUT", "/api/v1/auth/me", "GET, POST"),
+        ("GET", "/api/v1/auth/register", "POST"),
+        ("QUERY", "/api/v1/auth/login", "POST"),
+        ("DELETE", "/api/v1/auth/logout", "POST"),
+        ("PATCH", "/healthz", "GET"),
+    ] {
+        let response = app.client.send(method, path, None, &[], None).await;
+        assert_envelope(&response, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(response.header("allow"), Some(allowed), "{method} {path}");
+    }
+    assert_envelope(
+        &app.client
+            .send("PUT", "/api/v1/auth/nowhere", None, &[], None)
+            .await,
+        404,
+        "NOT_FOUND",
+    );
 }
 
 #[actix_web::test]

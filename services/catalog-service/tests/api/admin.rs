@@ -126,6 +126,14 @@ async fn every_admin_field_is_validated_by_name() {
             json!({"name": "A", "price": 1, "stock": 1, "max_per_user": "two"}),
             vec!["max_per_user"],
         ),
+        (
+            json!({"name": "A", "price": 1, "stock": 1, "colour": "red"}),
+            vec!["colour"],
+        ),
+        (
+            json!({"name": "La\u{1c}mp", "price": 1, "stock": 1}),
+            vec!["name"],
+        ),
     ];
     for (body, fields) in create_cases {
         let response = app.create_item(body.clone()).await;
@@ -142,6 +150,10 @@ async fn every_admin_field_is_validated_by_name() {
         (json!({"name": null}), "name"),
         (json!({"price": 1.5}), "price"),
         (json!({"max_per_user": -3}), "max_per_user"),
+        (
+            json!({"price": 7, "x-schemathesis-unknown-property": 42}),
+            "x-schemathesis-unknown-property",
+        ),
     ] {
         let response = app
             .client
@@ -181,6 +193,61 @@ async fn every_admin_field_is_validated_by_name() {
     assert_envelope(&malformed, 422, "VALIDATION_FAILED");
     assert_eq!(app.mysql_stock(id).await, 4);
     assert_eq!(app.redis_stock(id).await, Some(4));
+    assert_eq!(app.client.get(&path, None).await.body["price"], 1000);
+}
+
+#[actix_web::test]
+async fn integral_numbers_are_integers_in_every_body() {
+    let app = spawn_app().await;
+    let created = app
+        .create_item(json!({"name": "Lamp", "price": 5282.0, "stock": 17.0, "max_per_user": 2.0}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        (
+            &created.body["price"],
+            &created.body["stock"],
+            &created.body["max_per_user"]
+        ),
+        (&json!(5282), &json!(17), &json!(2))
+    );
+    let id = created.body["id"].as_u64().unwrap();
+    let restocked = app.restock(id, json!(3778.0)).await;
+    assert_eq!(restocked.status, 200, "{}", restocked.body);
+    assert_eq!(restocked.body["stock"], 3795);
+    let patched = app
+        .client
+        .send(
+            "PATCH",
+            &format!("/api/v1/items/{id}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"price": 312.0}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["price"], 312);
+}
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_listing_the_allowed_ones() {
+    let app = spawn_app().await;
+    let id = app.item_with_stock(1).await;
+    for (method, path, allowed) in [
+        ("PUT", "/api/v1/items".to_owned(), "GET, POST"),
+        ("QUERY", format!("/api/v1/items/{id}"), "GET, PATCH, DELETE"),
+        ("PUT", format!("/api/v1/items/{id}"), "GET, PATCH, DELETE"),
+        ("GET", format!("/api/v1/items/{id}/restock"), "POST"),
+        ("POST", "/metrics".to_owned(), "GET"),
+    ] {
+        let response = app
+            .client
+            .send(method, &path, Some(&app.admin), &[], None)
+            .await;
+        assert_envelope(&response, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(response.header("allow"), Some(allowed), "{method} {path}");
+    }
+    assert_eq!(app.mysql_stock(id).await, 1);
 }
 
 #[actix_web::test]

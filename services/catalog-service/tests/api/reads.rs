@@ -37,6 +37,18 @@ async fn pagination_bounds_and_totals() {
     let beyond = app.client.get("/api/v1/items?page=9", None).await;
     assert_eq!(beyond.body["data"].as_array().unwrap().len(), 0);
     assert_eq!(beyond.body["total"], 25);
+    let last = app
+        .client
+        .get("/api/v1/items?page=42949672&per_page=100", None)
+        .await;
+    assert_eq!(last.status, 200, "{}", last.body);
+    assert_eq!(last.body["data"].as_array().unwrap().len(), 0);
+    let past_the_bound = app.client.get("/api/v1/items?page=42949673", None).await;
+    assert_envelope(&past_the_bound, 422, "VALIDATION_FAILED");
+    assert_eq!(
+        past_the_bound.body["errors"]["page"][0],
+        "The page must be an integer between 1 and 42949672."
+    );
 
     for (query, field) in [
         ("per_page=101", "per_page"),

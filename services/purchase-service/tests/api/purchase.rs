@@ -229,3 +229,49 @@ async fn an_unexpected_reply_from_redis_is_a_500_never_a_business_answer() {
         assert_eq!(stack.redis_stock(item).await, 10, "{strategy:?}");
     }
 }
+
+#[actix_web::test]
+async fn bodies_are_held_to_the_contract_integral_numbers_in_unknown_fields_out() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item(500, None).await;
+    let path = format!("/api/v1/items/{item}/purchase");
+    let extra = stack
+        .client
+        .post(
+            &path,
+            Some(&token(1)),
+            &json!({"quantity": 1, "x-schemathesis-unknown-property": 42}),
+        )
+        .await;
+    assert_envelope(&extra, 422, "VALIDATION_FAILED");
+    assert_eq!(
+        extra.body["errors"]["x-schemathesis-unknown-property"][0],
+        "The x-schemathesis-unknown-property field is not allowed."
+    );
+    assert_eq!(stack.redis_stock(item).await, 500);
+
+    let integral = stack.buy(1, item, json!(208.0)).await;
+    assert_eq!(integral.status, 200, "{}", integral.body);
+    assert_eq!(integral.body["order"]["quantity"], 208);
+    assert_eq!(stack.redis_stock(item).await, 292);
+}
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_listing_the_allowed_ones() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item(5, None).await;
+    for (method, path, allowed) in [
+        ("GET", format!("/api/v1/items/{item}/purchase"), "POST"),
+        ("PUT", "/api/v1/orders".to_owned(), "GET"),
+        ("DELETE", "/api/v1/orders/some-order".to_owned(), "GET"),
+        ("QUERY", "/readyz".to_owned(), "GET"),
+    ] {
+        let response = stack
+            .client
+            .send(method, &path, Some(&token(1)), &[], None)
+            .await;
+        assert_envelope(&response, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(response.header("allow"), Some(allowed), "{method} {path}");
+    }
+    assert_eq!(stack.redis_stock(item).await, 5);
+}
