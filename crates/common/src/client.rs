@@ -6,17 +6,7 @@
 //! appends puts its peer on the right). Otherwise, and whenever that entry is missing or
 //! is not an IP address, it is the TCP peer. `Forwarded` and `X-Real-IP` are never read.
 
-use actix_web::dev::Payload;
-use actix_web::http::header::{HeaderName, X_FORWARDED_FOR};
-use actix_web::{FromRequest, HttpRequest};
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
-/// Whether `X-Forwarded-For` was written by a trusted hop (the service is reachable only
-/// through the gateway); registered as app data.
-#[derive(Debug, Clone, Copy)]
-pub struct TrustForwardedFor(pub bool);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(IpAddr);
@@ -69,28 +59,9 @@ fn rightmost_entry(forwarded_for: &str) -> Option<IpAddr> {
         })
 }
 
-fn last_header_line<'a>(req: &'a HttpRequest, name: &HeaderName) -> Option<&'a str> {
-    req.headers().get_all(name).last()?.to_str().ok()
-}
-
-impl FromRequest for ClientAddress {
-    type Error = Infallible;
-    type Future = Ready<Result<Self, Infallible>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let trusted = req.app_data::<TrustForwardedFor>().is_some_and(|t| t.0);
-        let forwarded_for = trusted
-            .then(|| last_header_line(req, &X_FORWARDED_FOR))
-            .flatten();
-        let peer = req.peer_addr().map(|a| a.ip());
-        ready(Ok(ClientAddress::resolve(forwarded_for, peer)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
 
     const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
 
@@ -151,39 +122,5 @@ mod tests {
         assert_eq!(one.limit_key(), other.limit_key());
         let v4 = ClientAddress::resolve(Some("192.0.2.1"), None);
         assert_eq!(v4.limit_key(), "192.0.2.1");
-    }
-
-    fn extracted(request: TestRequest) -> IpAddr {
-        let request = request
-            .peer_addr(SocketAddr::new(PEER, 5555))
-            .to_http_request();
-        ClientAddress::extract(&request)
-            .into_inner()
-            .expect("infallible")
-            .ip()
-    }
-
-    #[test]
-    fn forwarding_headers_count_only_when_trusted_and_only_x_forwarded_for() {
-        let forged = || {
-            TestRequest::default()
-                .insert_header(("X-Real-IP", "203.0.113.1"))
-                .insert_header(("Forwarded", "for=203.0.113.2"))
-        };
-        assert_eq!(extracted(forged()), PEER, "untrusted: the peer");
-        assert_eq!(
-            extracted(forged().app_data(TrustForwardedFor(true))),
-            PEER,
-            "X-Real-IP and Forwarded are never read"
-        );
-        let trusted = forged()
-            .app_data(TrustForwardedFor(true))
-            .append_header(("X-Forwarded-For", "203.0.113.3, 192.0.2.4"))
-            .append_header(("X-Forwarded-For", "192.0.2.5"));
-        assert_eq!(extracted(trusted), "192.0.2.5".parse::<IpAddr>().unwrap());
-        let untrusted = TestRequest::default()
-            .app_data(TrustForwardedFor(false))
-            .insert_header(("X-Forwarded-For", "192.0.2.4"));
-        assert_eq!(extracted(untrusted), PEER);
     }
 }

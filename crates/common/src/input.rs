@@ -1,30 +1,23 @@
-//! Request input: a JSON object body read under a size limit, and typed access to its
-//! fields with the per-field messages of a 422 answer. Domain types parse from what
-//! these accessors return, so handlers never see raw input.
+//! Request input, free of any web framework: a JSON object body with typed access to
+//! its fields (the per-field messages of a 422 answer), and pagination. Domain types
+//! parse from what these accessors return, so handlers never see raw input; the web
+//! layer reads bodies into a [`JsonObject`] under the size limit.
 
-use crate::error::{ApiError, ValidationErrors};
-use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
-use futures_util::StreamExt;
-use futures_util::future::LocalBoxFuture;
+use crate::validation::ValidationErrors;
 use serde_json::{Map, Value};
-
-/// The largest body a service reads; registered as app data from `BODY_LIMIT_BYTES`.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 /// A request body that must be a JSON object. An empty body reads as `{}`, so a missing
 /// field is reported by name rather than as a malformed body.
 #[derive(Debug, Clone, Default)]
 pub struct JsonObject(pub Map<String, Value>);
 
-fn body_error(message: &str) -> ApiError {
-    ApiError::validation("body", message)
+fn body_error(message: &str) -> ValidationErrors {
+    ValidationErrors::single("body", message)
 }
 
 impl JsonObject {
-    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+    /// A body's bytes as a JSON object; anything else is an error under `body`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ValidationErrors> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonObject::default());
         }
@@ -111,37 +104,6 @@ fn as_integer(field: &str, value: &Value) -> Result<i64, String> {
     }
 }
 
-impl FromRequest for JsonObject {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<BodyLimit>()
-            .map_or(16 * 1024, |limit| limit.0);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if declared.is_some_and(|length| length > limit) {
-                return Err(ApiError::PayloadTooLarge { limit_bytes: limit });
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| body_error("The request body could not be read."))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit_bytes: limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            JsonObject::parse(&body)
-        })
-    }
-}
-
 /// `?page=&per_page=`: page 1..=[`Pagination::MAX_PAGE`] (default 1), per_page 1..=100
 /// (default 20). A page past the last one is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,13 +144,14 @@ impl Pagination {
         }
     }
 
-    /// From a query string's `page` and `per_page`; a bad value is a 422 naming it.
-    pub fn from_query(query: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+    /// From a query string's `page` and `per_page`; a bad value is an error naming it.
+    pub fn from_query(
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, ValidationErrors> {
         Self::parse(
             query.get("page").map(String::as_str),
             query.get("per_page").map(String::as_str),
         )
-        .map_err(ApiError::Validation)
     }
 
     pub fn offset(&self) -> i64 {

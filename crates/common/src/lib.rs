@@ -1,17 +1,17 @@
-//! What every service shares and nothing more: configuration, telemetry, the error
-//! envelope, request input, the client address, JWT verification with revocation, the
-//! authenticated-user extractors, Redis access, and the operational endpoints.
+//! What every service shares and nothing more, free of any web framework:
+//! configuration, tracing setup, input and its validation errors, the client address
+//! rule, JWT verification with revocation, Redis access and key naming, metrics, and
+//! graceful shutdown. The HTTP side of all this is the `web` crate.
 
 pub mod auth;
 pub mod client;
 pub mod config;
-pub mod error;
-pub mod http;
 pub mod input;
 pub mod jwt;
 pub mod metrics;
 pub mod redis;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validation;
 
-pub use error::{ApiError, ValidationErrors};
+pub use validation::ValidationErrors;

@@ -6,7 +6,6 @@ pub mod orders;
 pub mod schema;
 
 use anyhow::{Context, anyhow};
-use common::ApiError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
@@ -17,6 +16,16 @@ use std::time::Duration;
 pub use diesel_async::pooled_connection::deadpool::{Object as PooledConnection, PoolError};
 
 pub type DbPool = Pool<AsyncMysqlConnection>;
+
+/// What a query can run into: MySQL out of reach (the pool gave no connection in
+/// time), or the query itself failing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no MySQL connection available: {0}")]
+    Unavailable(#[from] PoolError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -116,14 +125,9 @@ pub async fn ping(pool: &DbPool) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A pooled connection, or 503 `SYSTEM_BUSY` when MySQL cannot be reached in time.
-pub async fn connection(pool: &DbPool) -> Result<PooledConnection<AsyncMysqlConnection>, ApiError> {
-    pool.get().await.map_err(|error| {
-        tracing::error!(%error, "no MySQL connection available");
-        ApiError::SystemBusy {
-            retry_after_secs: 1,
-        }
-    })
+/// A pooled connection, or [`Error::Unavailable`] when MySQL cannot be reached in time.
+pub async fn connection(pool: &DbPool) -> Result<PooledConnection<AsyncMysqlConnection>, Error> {
+    Ok(pool.get().await?)
 }
 
 /// The `/readyz` check of a service that uses MySQL.

@@ -1,8 +1,11 @@
-//! The Redis side of inventory, shared by catalog-service, purchase-service and
-//! stock-writer: the key layout (every key of one item carries the hash tag `{<id>}`, so
-//! an item's keys share a Redis Cluster slot and one script may touch them together),
-//! the item state store, and the distributed lock that serializes work on one item.
+//! What the system keeps in Redis, and every Redis script it runs (`src/scripts/*.lua`),
+//! shared by the services: the key layout (every key of one item carries the hash tag
+//! `{<id>}`, so an item's keys share a Redis Cluster slot and one script may touch them
+//! together), an item's sale state and the purchases that change it, the outbox and
+//! parked orders, the distributed lock that serializes work on one item, and the attempt
+//! counters behind auth-service's limits.
 
+pub mod attempts;
 pub mod keys;
 pub mod lock;
 pub mod outbox;
@@ -27,24 +30,4 @@ pub enum Error {
     Pool(#[from] deadpool_redis::PoolError),
     #[error("unexpected reply from Redis: {0}")]
     UnexpectedReply(String),
-}
-
-/// An inventory failure is transient from a client's point of view (busy, retry),
-/// except a reply nobody expected, which is a defect: 500, with the reply logged.
-impl From<Error> for common::ApiError {
-    fn from(error: Error) -> Self {
-        match error {
-            Error::LockBusy { key, attempts } => {
-                tracing::warn!(%key, attempts, "lock retries exhausted");
-                common::ApiError::SystemBusy {
-                    retry_after_secs: 1,
-                }
-            }
-            Error::Redis(e) => e.into(),
-            Error::Pool(e) => e.into(),
-            Error::UnexpectedReply(reply) => {
-                common::ApiError::internal(Error::UnexpectedReply(reply))
-            }
-        }
-    }
 }

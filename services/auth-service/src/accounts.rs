@@ -1,16 +1,42 @@
 //! The account use cases behind the auth endpoints: register, log in, look up, log out,
-//! refresh. Free of HTTP: handlers parse input into domain types and call these.
+//! refresh. Free of HTTP: handlers parse input into domain types, call these, and map
+//! an [`AccountError`] to the HTTP answer.
 
 use crate::domain::{Credentials, Registration};
 use crate::password::PasswordHasher;
 use crate::throttle::{LoginThrottle, RefreshLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
-use common::ApiError;
-use common::auth::{AuthUser, Authenticator, reject};
+use common::auth::{AuthError, Authenticator, Caller, reject};
 use common::client::ClientAddress;
 use common::jwt::{Role, now_secs};
 use db::DbPool;
+
+/// Why an account operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the email has already been taken")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error(transparent)]
+    Database(#[from] db::Error),
+    #[error(transparent)]
+    Redis(#[from] inventory::Error),
+    /// Hashing or signing failed: a defect.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for AccountError {
+    fn from(error: diesel::result::Error) -> Self {
+        AccountError::Database(error.into())
+    }
+}
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -25,21 +51,21 @@ pub struct Accounts {
 impl Accounts {
     async fn conn(
         &self,
-    ) -> Result<db::PooledConnection<diesel_async::AsyncMysqlConnection>, ApiError> {
-        db::connection(&self.db).await
+    ) -> Result<db::PooledConnection<diesel_async::AsyncMysqlConnection>, AccountError> {
+        Ok(db::connection(&self.db).await?)
     }
 
     pub async fn register(
         &self,
         registration: Registration,
-    ) -> Result<(User, IssuedToken), ApiError> {
+    ) -> Result<(User, IssuedToken), AccountError> {
         let mut conn = self.conn().await?;
         // Checked first only to spare a bcrypt hash; the UNIQUE index decides races.
         if users::find_by_email(&mut conn, registration.email.as_str())
             .await?
             .is_some()
         {
-            return Err(ApiError::EmailTaken);
+            return Err(AccountError::EmailTaken);
         }
         let password_hash = self.hasher.hash(registration.password.expose()).await?;
         let new = NewUser {
@@ -50,8 +76,8 @@ impl Accounts {
         };
         let user = match users::insert(&mut conn, new).await {
             Ok(user) => user,
-            Err(error) if db::is_unique_violation(&error) => return Err(ApiError::EmailTaken),
-            Err(error) => return Err(ApiError::internal(error)),
+            Err(error) if db::is_unique_violation(&error) => return Err(AccountError::EmailTaken),
+            Err(error) => return Err(error.into()),
         };
         tracing::info!(user_id = user.id, "user registered");
         let token = self.issuer.issue(user.id, user.role())?;
@@ -64,7 +90,7 @@ impl Accounts {
         &self,
         credentials: Credentials,
         address: &ClientAddress,
-    ) -> Result<IssuedToken, ApiError> {
+    ) -> Result<IssuedToken, AccountError> {
         let email = credentials.email.as_str();
         self.throttle.begin(email, address).await?;
         let user = users::find_by_email(&mut *self.conn().await?, email).await?;
@@ -84,18 +110,18 @@ impl Accounts {
             }
             _ => {
                 tracing::info!("login failed");
-                Err(ApiError::InvalidCredentials)
+                Err(AccountError::InvalidCredentials)
             }
         }
     }
 
-    pub async fn me(&self, caller: &AuthUser) -> Result<User, ApiError> {
+    pub async fn me(&self, caller: &Caller) -> Result<User, AccountError> {
         users::find(&mut *self.conn().await?, caller.id)
             .await?
-            .ok_or(ApiError::Unauthenticated)
+            .ok_or(AccountError::Auth(AuthError::Unauthenticated))
     }
 
-    pub async fn logout(&self, caller: &AuthUser) -> Result<(), ApiError> {
+    pub async fn logout(&self, caller: &Caller) -> Result<(), AccountError> {
         self.authenticator.revoke(&caller.claims).await?;
         tracing::info!(user_id = caller.id, "logged out");
         Ok(())
@@ -105,7 +131,7 @@ impl Accounts {
     /// for a new one; the old one is revoked. The role is re-read, so a demotion takes
     /// effect at the next refresh. Counted per user only once the token is known good,
     /// so nobody can spend another user's refreshes without their token.
-    pub async fn refresh(&self, token: &str) -> Result<IssuedToken, ApiError> {
+    pub async fn refresh(&self, token: &str) -> Result<IssuedToken, AccountError> {
         let claims = self
             .authenticator
             .verifier
@@ -115,7 +141,7 @@ impl Accounts {
         self.refresh_limit.count(caller.id).await?;
         let user = self.me(&caller).await?;
         if !self.authenticator.revoke(&caller.claims).await? {
-            return Err(ApiError::Unauthenticated);
+            return Err(AuthError::Unauthenticated.into());
         }
         Ok(self.issuer.issue(user.id, user.role())?)
     }

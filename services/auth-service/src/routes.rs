@@ -1,16 +1,32 @@
 //! HTTP handlers for `/api/v1/auth/*`: parse the input, call [`Accounts`], shape the
-//! answer. Nothing else happens here.
+//! answer, and map an [`AccountError`] to its status. Nothing else happens here.
 
-use crate::accounts::Accounts;
+use crate::accounts::{AccountError, Accounts};
 use crate::domain::{Credentials, Registration};
 use crate::tokens::IssuedToken;
 use crate::users::User;
 use actix_web::{HttpRequest, HttpResponse, web};
-use common::ApiError;
-use common::auth::{AuthUser, bearer_token};
-use common::client::ClientAddress;
-use common::input::JsonObject;
 use serde_json::{Value, json};
+use web_layer::ApiError;
+use web_layer::auth::{AuthUser, bearer_token};
+use web_layer::client::ClientIp;
+use web_layer::input::JsonBody;
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::EmailTaken => ApiError::EmailTaken,
+            AccountError::InvalidCredentials => ApiError::InvalidCredentials,
+            AccountError::TooManyRequests { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            AccountError::Auth(error) => error.into(),
+            AccountError::Database(error) => error.into(),
+            AccountError::Redis(error) => error.into(),
+            AccountError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -39,10 +55,7 @@ fn token_json(issued: &IssuedToken) -> Value {
     })
 }
 
-async fn register(
-    accounts: web::Data<Accounts>,
-    body: JsonObject,
-) -> Result<HttpResponse, ApiError> {
+async fn register(accounts: web::Data<Accounts>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let registration = Registration::parse(&body).map_err(ApiError::Validation)?;
     let (user, issued) = accounts.register(registration).await?;
     Ok(HttpResponse::Created().json(json!({
@@ -55,8 +68,8 @@ async fn register(
 
 async fn login(
     accounts: web::Data<Accounts>,
-    address: ClientAddress,
-    body: JsonObject,
+    ClientIp(address): ClientIp,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let credentials = Credentials::parse(&body).map_err(ApiError::Validation)?;
     let issued = accounts.login(credentials, &address).await?;

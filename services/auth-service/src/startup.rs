@@ -5,16 +5,13 @@ use crate::accounts::Accounts;
 use crate::configuration::Settings;
 use crate::password::PasswordHasher;
 use crate::routes;
-use crate::throttle::{AttemptCounters, LoginThrottle, RefreshLimit};
+use crate::throttle::{LoginThrottle, RefreshLimit};
 use crate::tokens::TokenIssuer;
 use actix_web::dev::Server;
 use actix_web::web;
-use common::auth::Authenticator;
-use common::client::TrustForwardedFor;
-use common::http::Readiness;
-use common::jwt::JwtVerifier;
-use common::metrics::Metrics;
-use common::redis::Keyspace;
+use inventory::attempts::AttemptCounters;
+use web_layer::bootstrap::Infrastructure;
+use web_layer::client::TrustForwardedFor;
 
 pub struct Application {
     port: u16,
@@ -23,27 +20,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.database.run_migrations {
-            db::run_migrations(&settings.database.url()).await?;
-        }
-        let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let redis = common::redis::connect(&settings.redis, settings.app.env).await?;
-        let keys = Keyspace::new(settings.redis.key_prefix.clone());
-        let authenticator = Authenticator {
-            verifier: JwtVerifier::from_settings(&settings.jwt)?,
-            redis: redis.clone(),
-            keys: keys.clone(),
-        };
-        let counters = AttemptCounters {
-            redis: redis.clone(),
-            keys,
-        };
+        let infrastructure =
+            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let authenticator = infrastructure.authenticator(&settings.jwt)?;
+        let counters = AttemptCounters::new(infrastructure.redis.clone());
+        let keys = &infrastructure.keys;
         let accounts = Accounts {
-            db: db.clone(),
+            db: infrastructure.db.clone(),
             hasher: PasswordHasher::new(settings.auth.bcrypt_rounds).await?,
             issuer: TokenIssuer::from_settings(&settings.jwt)?,
             throttle: LoginThrottle {
                 counters: counters.clone(),
+                keys: keys.clone(),
                 max_per_pair: settings.auth.login_max_attempts,
                 max_per_address: settings.auth.login_max_attempts_per_address,
                 max_per_email: settings.auth.login_max_attempts_per_email,
@@ -51,25 +39,19 @@ impl Application {
             },
             refresh_limit: RefreshLimit {
                 counters,
+                keys: keys.clone(),
                 max_per_user: settings.auth.refresh_max_attempts,
                 window_secs: settings.auth.refresh_decay_seconds,
             },
             authenticator: authenticator.clone(),
         };
-        let readiness = Readiness::default()
-            .with_redis(redis)
-            .with_check("mysql", db::readiness_check(db.clone()));
-
-        let metrics = Metrics::new(&settings.app.name);
         let accounts = web::Data::new(accounts);
-        let authenticator = web::Data::new(authenticator);
         let trust = TrustForwardedFor(settings.app.trust_forwarded_for);
-        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
-            cfg.app_data(accounts.clone())
-                .app_data(authenticator.clone())
-                .app_data(trust);
-            routes::configure(cfg);
-        })?;
+        let (port, server) =
+            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
+                cfg.app_data(accounts.clone()).app_data(trust);
+                routes::configure(cfg);
+            })?;
         Ok(Application { port, server })
     }
 

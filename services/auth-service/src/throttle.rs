@@ -1,9 +1,7 @@
-//! Attempt limits kept in Redis: login throttling and the refresh limit.
-//!
-//! An attempt is counted BEFORE it is decided, by a Lua script that checks its counters
-//! and, only when none is at its limit, increments them all; so racing requests cannot
-//! all slip past a check before any of them is counted. Every counter expires one window
-//! after its first count (`EXPIRE NX`), so no key outlives its window.
+//! The policies of auth-service's attempt limits: login throttling and the refresh
+//! limit. The counting itself ([`inventory::attempts`]) counts an attempt before it is
+//! decided, atomically over all its counters, so racing requests cannot all slip past
+//! a check; every counter expires one window after its first count.
 //!
 //! Logins are counted three ways (the policy is in README's Security section): per
 //! (email, address) pair, per address, and per email across all addresses with a much
@@ -21,102 +19,23 @@
 //! atomically, so none ever admits more than its limit; between the two calls an address
 //! may look one attempt fuller than it is, which can refuse, never admit.
 
-use common::ApiError;
+use crate::accounts::AccountError;
 use common::client::ClientAddress;
-use common::redis::{Keyspace, RedisPool};
-use redis::Script;
-use std::sync::LazyLock;
+use common::redis::Keyspace;
+use inventory::attempts::{AttemptCounters, Counter};
 
-/// KEYS: the counters. ARGV[1]: the window in seconds; ARGV[1 + i]: the limit of KEYS[i].
-/// Returns 0 when the attempt was counted on every counter, otherwise the seconds until
-/// the last of the counters at their limit expires (and counts nothing).
-const COUNT_LUA: &str = r#"
-local wait = 0
-for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
-    local ttl = redis.call('TTL', key)
-    if ttl < 0 then
-      redis.call('EXPIRE', key, ARGV[1])
-      ttl = tonumber(ARGV[1])
-    end
-    wait = math.max(wait, ttl, 1)
-  end
-end
-if wait > 0 then return wait end
-for _, key in ipairs(KEYS) do
-  redis.call('INCR', key)
-  redis.call('EXPIRE', key, ARGV[1], 'NX')
-end
-return 0
-"#;
-
-/// KEYS: the counters. ARGV[1]: how many of the first KEYS to delete; the others are
-/// decremented, never below zero (one may have expired since it was counted).
-const GIVE_BACK_LUA: &str = r#"
-local cleared = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  if i <= cleared then
-    redis.call('DEL', key)
-  elseif tonumber(redis.call('GET', key) or '0') > 0 then
-    redis.call('DECR', key)
-  end
-end
-return 0
-"#;
-
-static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(COUNT_LUA));
-static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| Script::new(GIVE_BACK_LUA));
-
-/// A counter and the count at which it refuses.
-struct Counter {
-    key: String,
-    limit: u64,
-}
-
-/// Runs the counting scripts; shared by the login and the refresh limits.
-#[derive(Clone)]
-pub struct AttemptCounters {
-    pub redis: RedisPool,
-    pub keys: Keyspace,
-}
-
-impl AttemptCounters {
-    /// Counts one attempt on every counter (all in one slot), or on none when any is at
-    /// its limit: then 429 with the seconds until the last of those expires.
-    async fn count(&self, counters: &[Counter], window_secs: u64) -> Result<(), ApiError> {
-        let mut invocation = COUNT.prepare_invoke();
-        invocation.arg(window_secs);
-        for counter in counters {
-            invocation.key(&counter.key).arg(counter.limit);
-        }
-        let mut conn = self.redis.get().await?;
-        let wait: u64 = invocation.invoke_async(&mut conn).await?;
-        if wait == 0 {
-            Ok(())
-        } else {
-            Err(ApiError::TooManyRequests {
-                retry_after_secs: wait,
-            })
-        }
-    }
-
-    /// Gives a counted attempt back: `cleared` counters are deleted, `returned` ones
-    /// decremented (all in one slot).
-    async fn give_back(&self, cleared: &[&str], returned: &[&str]) -> Result<(), ApiError> {
-        let mut invocation = GIVE_BACK.prepare_invoke();
-        invocation.arg(cleared.len());
-        for key in cleared.iter().chain(returned) {
-            invocation.key(*key);
-        }
-        let mut conn = self.redis.get().await?;
-        invocation.invoke_async::<()>(&mut conn).await?;
-        Ok(())
+/// 429 when an attempt was refused, with the seconds to wait.
+fn refused(wait: Option<u64>) -> Result<(), AccountError> {
+    match wait {
+        None => Ok(()),
+        Some(retry_after_secs) => Err(AccountError::TooManyRequests { retry_after_secs }),
     }
 }
 
 #[derive(Clone)]
 pub struct LoginThrottle {
     pub counters: AttemptCounters,
+    pub keys: Keyspace,
     /// Per (email, address) pair: `LOGIN_MAX_ATTEMPTS`.
     pub max_per_pair: u64,
     pub max_per_address: u64,
@@ -145,13 +64,13 @@ impl LoginKeys {
 impl LoginThrottle {
     /// Counts a login attempt before its password is checked; 429 when any of its
     /// counters is already at its limit.
-    pub async fn begin(&self, email: &str, address: &ClientAddress) -> Result<(), ApiError> {
-        let keys = LoginKeys::new(&self.counters.keys, email, address);
+    pub async fn begin(&self, email: &str, address: &ClientAddress) -> Result<(), AccountError> {
+        let keys = LoginKeys::new(&self.keys, email, address);
         let by_address = [Counter {
             key: keys.address.clone(),
             limit: self.max_per_address,
         }];
-        self.counters.count(&by_address, self.decay_secs).await?;
+        refused(self.counters.count(&by_address, self.decay_secs).await?)?;
         let by_email = [
             Counter {
                 key: keys.pair,
@@ -162,18 +81,22 @@ impl LoginThrottle {
                 limit: self.max_per_email,
             },
         ];
-        if let Err(refused) = self.counters.count(&by_email, self.decay_secs).await {
+        let wait = self.counters.count(&by_email, self.decay_secs).await?;
+        if wait.is_some() {
             self.counters.give_back(&[], &[&keys.address]).await?;
-            return Err(refused);
         }
-        Ok(())
+        refused(wait)
     }
 
     /// A successful login gives its attempt back and clears its pair's count. The
     /// address's and the email's earlier failures stand: one user logging in must not
     /// reset a guesser's count at the same address or for the same email elsewhere.
-    pub async fn succeeded(&self, email: &str, address: &ClientAddress) -> Result<(), ApiError> {
-        let keys = LoginKeys::new(&self.counters.keys, email, address);
+    pub async fn succeeded(
+        &self,
+        email: &str,
+        address: &ClientAddress,
+    ) -> Result<(), inventory::Error> {
+        let keys = LoginKeys::new(&self.keys, email, address);
         self.counters
             .give_back(&[&keys.pair], &[&keys.email])
             .await?;
@@ -186,21 +109,19 @@ impl LoginThrottle {
 #[derive(Clone)]
 pub struct RefreshLimit {
     pub counters: AttemptCounters,
+    pub keys: Keyspace,
     pub max_per_user: u64,
     pub window_secs: u64,
 }
 
 impl RefreshLimit {
     /// Counts a refresh by a verified, unrevoked token; 429 past the limit.
-    pub async fn count(&self, user_id: u64) -> Result<(), ApiError> {
+    pub async fn count(&self, user_id: u64) -> Result<(), AccountError> {
         let counter = Counter {
-            key: self
-                .counters
-                .keys
-                .key(format_args!("refresh:{{{user_id}}}")),
+            key: self.keys.key(format_args!("refresh:{{{user_id}}}")),
             limit: self.max_per_user,
         };
-        self.counters.count(&[counter], self.window_secs).await
+        refused(self.counters.count(&[counter], self.window_secs).await?)
     }
 }
 

@@ -5,11 +5,31 @@
 
 use crate::domain::{ItemChanges, NewItem, RestockQuantity};
 use crate::items::{self, Item};
-use common::ApiError;
 use common::input::Pagination;
 use db::DbPool;
 use diesel_async::AsyncConnection;
 use inventory::{DistributedLock, ItemStore};
+
+/// Why a catalog operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no such item")]
+    NotFound,
+    /// A restock would take the stock beyond what the column holds.
+    #[error("the stock would exceed its maximum")]
+    StockOutOfRange,
+    #[error(transparent)]
+    Database(#[from] db::Error),
+    /// Redis, or the item's lock (busy).
+    #[error(transparent)]
+    Inventory(#[from] inventory::Error),
+}
+
+impl From<diesel::result::Error> for CatalogError {
+    fn from(error: diesel::result::Error) -> Self {
+        CatalogError::Database(error.into())
+    }
+}
 
 /// An item as clients see it: MySQL's row with Redis's live stock.
 #[derive(Debug, Clone)]
@@ -28,7 +48,7 @@ pub struct Catalog {
 impl Catalog {
     /// One page of live items with their live stock (one Redis round trip for the page;
     /// MySQL's figure where Redis has none).
-    pub async fn page(&self, pagination: Pagination) -> Result<(Vec<ItemView>, i64), ApiError> {
+    pub async fn page(&self, pagination: Pagination) -> Result<(Vec<ItemView>, i64), CatalogError> {
         let mut conn = db::connection(&self.db).await?;
         let (rows, total) = items::page(&mut conn, pagination.offset(), pagination.limit()).await?;
         drop(conn);
@@ -45,14 +65,14 @@ impl Catalog {
         Ok((views, total))
     }
 
-    pub async fn get(&self, id: u64) -> Result<ItemView, ApiError> {
+    pub async fn get(&self, id: u64) -> Result<ItemView, CatalogError> {
         let item = items::find_live(&mut *db::connection(&self.db).await?, id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(CatalogError::NotFound)?;
         self.view(item).await
     }
 
-    async fn view(&self, item: Item) -> Result<ItemView, ApiError> {
+    async fn view(&self, item: Item) -> Result<ItemView, CatalogError> {
         let live = self.store.stocks(&[item.id]).await?;
         let stock = live
             .into_iter()
@@ -62,11 +82,11 @@ impl Catalog {
         Ok(ItemView { item, stock })
     }
 
-    pub async fn create(&self, new: NewItem) -> Result<ItemView, ApiError> {
+    pub async fn create(&self, new: NewItem) -> Result<ItemView, CatalogError> {
         let mut conn = db::connection(&self.db).await?;
         let mut primed = None;
         let created = conn
-            .transaction::<_, ApiError, _>(async |c| {
+            .transaction::<_, CatalogError, _>(async |c| {
                 let item = items::insert(&mut *c, &new).await?;
                 self.store.put(&item.state()).await?;
                 primed = Some(item.id);
@@ -90,17 +110,17 @@ impl Catalog {
         }
     }
 
-    pub async fn update(&self, id: u64, changes: ItemChanges) -> Result<ItemView, ApiError> {
+    pub async fn update(&self, id: u64, changes: ItemChanges) -> Result<ItemView, CatalogError> {
         let lock_key = self.store.keys(id).lock();
         self.lock
             .with_lock(&lock_key, async || {
                 let mut conn = db::connection(&self.db).await?;
                 let before = items::find_live(&mut conn, id)
                     .await?
-                    .ok_or(ApiError::NotFound)?;
+                    .ok_or(CatalogError::NotFound)?;
                 let mut limit_changed = false;
                 let outcome = conn
-                    .transaction::<_, ApiError, _>(async |c| {
+                    .transaction::<_, CatalogError, _>(async |c| {
                         items::update(&mut *c, id, &changes).await?;
                         if let Some(limit) = changes.max_per_user {
                             self.store.set_limit(id, limit).await?;
@@ -117,7 +137,7 @@ impl Catalog {
                 }
                 let after = items::find_live(&mut conn, id)
                     .await?
-                    .ok_or(ApiError::NotFound)?;
+                    .ok_or(CatalogError::NotFound)?;
                 drop(conn);
                 self.view(after).await
             })
@@ -126,14 +146,14 @@ impl Catalog {
 
     /// Soft-deletes an item. It goes off sale in Redis first, so no purchase can slip in
     /// between; if MySQL then fails, it goes back on sale.
-    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
+    pub async fn delete(&self, id: u64) -> Result<(), CatalogError> {
         let lock_key = self.store.keys(id).lock();
         self.lock
             .with_lock(&lock_key, async || {
                 let mut conn = db::connection(&self.db).await?;
                 items::find_live(&mut conn, id)
                     .await?
-                    .ok_or(ApiError::NotFound)?;
+                    .ok_or(CatalogError::NotFound)?;
                 self.store.set_on_sale(id, false).await?;
                 match items::soft_delete(&mut conn, id).await {
                     Ok(_) => {
@@ -149,7 +169,11 @@ impl Catalog {
             .await
     }
 
-    pub async fn restock(&self, id: u64, quantity: RestockQuantity) -> Result<ItemView, ApiError> {
+    pub async fn restock(
+        &self,
+        id: u64,
+        quantity: RestockQuantity,
+    ) -> Result<ItemView, CatalogError> {
         let lock_key = self.store.keys(id).lock();
         let quantity = quantity.get();
         self.lock
@@ -157,12 +181,12 @@ impl Catalog {
                 let mut conn = db::connection(&self.db).await?;
                 let mut added = false;
                 let outcome = conn
-                    .transaction::<_, ApiError, _>(async |c| {
+                    .transaction::<_, CatalogError, _>(async |c| {
                         if !items::add_stock(&mut *c, id, quantity)
                             .await
                             .map_err(out_of_range)?
                         {
-                            return Err(ApiError::NotFound);
+                            return Err(CatalogError::NotFound);
                         }
                         self.store.add_stock(id, quantity).await?;
                         added = true;
@@ -186,7 +210,7 @@ impl Catalog {
                 tracing::info!(item_id = id, quantity, "item restocked");
                 let item = items::find_live(&mut conn, id)
                     .await?
-                    .ok_or(ApiError::NotFound)?;
+                    .ok_or(CatalogError::NotFound)?;
                 drop(conn);
                 self.view(item).await
             })
@@ -194,7 +218,7 @@ impl Catalog {
     }
 
     /// Loads into Redis every item it does not know yet, never overwriting a live figure.
-    pub async fn warm_up(&self) -> Result<usize, ApiError> {
+    pub async fn warm_up(&self) -> Result<usize, CatalogError> {
         let rows = items::all(&mut *db::connection(&self.db).await?).await?;
         let states: Vec<_> = rows.iter().map(Item::state).collect();
         Ok(self.store.warm(&states).await?)
@@ -209,13 +233,10 @@ impl Catalog {
 }
 
 /// MySQL refuses a stock beyond `INT UNSIGNED`; that is the client's input at fault.
-fn out_of_range(error: diesel::result::Error) -> ApiError {
+fn out_of_range(error: diesel::result::Error) -> CatalogError {
     let message = error.to_string();
     if message.contains("Out of range") || message.contains("out of range") {
-        ApiError::validation(
-            "quantity",
-            "The quantity would take the stock beyond its maximum.",
-        )
+        CatalogError::StockOutOfRange
     } else {
         error.into()
     }

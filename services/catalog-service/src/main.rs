@@ -31,7 +31,11 @@ async fn main() -> anyhow::Result<()> {
                 .await?
         }
         Command::Seed => {
-            let catalog = startup::catalog(&settings, common::redis::pool(&settings.redis)?)?;
+            let catalog = startup::catalog(
+                &settings,
+                db::pool(&settings.database.url(), 1)?,
+                common::redis::pool(&settings.redis)?,
+            );
             let created = catalog_service::seed::seed(&catalog, settings.app.env).await?;
             println!("seeded {} item(s): {}", created.len(), created.join(", "));
         }

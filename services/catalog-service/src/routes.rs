@@ -1,13 +1,27 @@
 //! HTTP handlers for `/api/v1/items*` (purchase excepted): parse, call [`Catalog`], map.
 
-use crate::catalog::{Catalog, ItemView};
+use crate::catalog::{Catalog, CatalogError, ItemView};
 use crate::domain::{ItemChanges, NewItem, RestockQuantity};
 use actix_web::{HttpResponse, web};
-use common::ApiError;
-use common::auth::AdminUser;
-use common::input::{JsonObject, Pagination};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use web_layer::ApiError;
+use web_layer::auth::AdminUser;
+use web_layer::input::JsonBody;
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::NotFound => ApiError::NotFound,
+            CatalogError::StockOutOfRange => ApiError::validation(
+                "quantity",
+                "The quantity would take the stock beyond its maximum.",
+            ),
+            CatalogError::Database(error) => error.into(),
+            CatalogError::Inventory(error) => error.into(),
+        }
+    }
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -45,7 +59,7 @@ async fn list(
     catalog: web::Data<Catalog>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let pagination = Pagination::from_query(&query)?;
+    let pagination = web_layer::input::pagination(&query)?;
     let (items, total) = catalog.page(pagination).await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": items.iter().map(item_json).collect::<Vec<_>>(),
@@ -63,7 +77,7 @@ async fn show(catalog: web::Data<Catalog>, id: web::Path<u64>) -> Result<HttpRes
 async fn create(
     catalog: web::Data<Catalog>,
     _: AdminUser,
-    body: JsonObject,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewItem::parse(&body).map_err(ApiError::Validation)?;
     let view = catalog.create(new).await?;
@@ -74,7 +88,7 @@ async fn update(
     catalog: web::Data<Catalog>,
     _: AdminUser,
     id: web::Path<u64>,
-    body: JsonObject,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let changes = ItemChanges::parse(&body).map_err(ApiError::Validation)?;
     let view = catalog.update(id.into_inner(), changes).await?;
@@ -94,7 +108,7 @@ async fn restock(
     catalog: web::Data<Catalog>,
     _: AdminUser,
     id: web::Path<u64>,
-    body: JsonObject,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let quantity = RestockQuantity::parse(&body).map_err(ApiError::Validation)?;
     let view = catalog.restock(id.into_inner(), quantity).await?;

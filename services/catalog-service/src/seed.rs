@@ -21,7 +21,7 @@ pub async fn seed(catalog: &Catalog, env: Environment) -> anyhow::Result<Vec<Str
     }
     let mut created = Vec::new();
     for (name, description, price, stock) in DEMO_ITEMS {
-        let mut conn = db::connection(&catalog.db).await.map_err(anyhow_of)?;
+        let mut conn = db::connection(&catalog.db).await?;
         if crate::items::find_live_by_name(&mut conn, name)
             .await?
             .is_some()
@@ -36,12 +36,8 @@ pub async fn seed(catalog: &Catalog, env: Environment) -> anyhow::Result<Vec<Str
             stock,
             max_per_user: None,
         };
-        catalog.create(new).await.map_err(anyhow_of)?;
+        catalog.create(new).await?;
         created.push(name.to_owned());
     }
     Ok(created)
-}
-
-fn anyhow_of(error: common::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
 }

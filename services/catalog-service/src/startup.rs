@@ -6,28 +6,26 @@ use crate::configuration::Settings;
 use crate::routes;
 use actix_web::dev::Server;
 use actix_web::web;
-use common::auth::Authenticator;
-use common::http::Readiness;
-use common::jwt::JwtVerifier;
-use common::metrics::Metrics;
 use common::redis::{Keyspace, RedisPool};
+use db::DbPool;
 use inventory::{DistributedLock, ItemStore};
 use std::time::Duration;
+use web_layer::bootstrap::Infrastructure;
 
 pub struct Application {
     port: u16,
     server: Server,
 }
 
-pub fn catalog(settings: &Settings, redis: RedisPool) -> anyhow::Result<Catalog> {
-    Ok(Catalog {
-        db: db::pool(&settings.database.url(), settings.database.pool_size)?,
+pub fn catalog(settings: &Settings, db: DbPool, redis: RedisPool) -> Catalog {
+    Catalog {
+        db,
         store: ItemStore::new(
             redis.clone(),
             Keyspace::new(settings.redis.key_prefix.clone()),
         ),
         lock: DistributedLock::new(redis, settings.lock.clone()),
-    })
+    }
 }
 
 /// Warms Redis now, or keeps retrying in the background while a dependency is down.
@@ -50,33 +48,23 @@ async fn warm_up(catalog: Catalog) {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.database.run_migrations {
-            db::run_migrations(&settings.database.url()).await?;
-        }
+        let infrastructure =
+            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
         let catalog = catalog(
             &settings,
-            common::redis::connect(&settings.redis, settings.app.env).await?,
-        )?;
+            infrastructure.db.clone(),
+            infrastructure.redis.clone(),
+        );
         if catalog.warm_up().await.is_err() {
             tokio::spawn(warm_up(catalog.clone()));
         }
-        let authenticator = Authenticator {
-            verifier: JwtVerifier::from_settings(&settings.jwt)?,
-            redis: catalog.store.redis().clone(),
-            keys: Keyspace::new(settings.redis.key_prefix.clone()),
-        };
-        let readiness = Readiness::default()
-            .with_redis(catalog.store.redis().clone())
-            .with_check("mysql", db::readiness_check(catalog.db.clone()));
-
-        let metrics = Metrics::new(&settings.app.name);
+        let authenticator = infrastructure.authenticator(&settings.jwt)?;
         let catalog = web::Data::new(catalog);
-        let authenticator = web::Data::new(authenticator);
-        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
-            cfg.app_data(catalog.clone())
-                .app_data(authenticator.clone());
-            routes::configure(cfg);
-        })?;
+        let (port, server) =
+            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
+                cfg.app_data(catalog.clone());
+                routes::configure(cfg);
+            })?;
         Ok(Application { port, server })
     }
 

@@ -4,9 +4,9 @@
 
 use crate::domain::OrderId;
 use crate::orders::{self, OrderRow};
+use crate::purchases::PurchaseError;
 use crate::purchases::Purchases;
 use chrono::{DateTime, Utc};
-use common::ApiError;
 use common::input::Pagination;
 use events::StockEvent;
 
@@ -85,7 +85,7 @@ impl Purchases {
         &self,
         user_id: u64,
         pagination: Pagination,
-    ) -> Result<(Vec<Order>, i64), ApiError> {
+    ) -> Result<(Vec<Order>, i64), PurchaseError> {
         let mut pending = self.pending_orders(user_id).await?;
         let mut conn = db::connection(&self.db).await?;
         let ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
@@ -108,14 +108,14 @@ impl Purchases {
     }
 
     /// One of the user's orders; another user's, or an id that names no order, is 404.
-    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, ApiError> {
-        let order_id = OrderId::parse(order_id).ok_or(ApiError::NotFound)?;
+    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
+        let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
         let mut conn = db::connection(&self.db).await?;
         if let Some(row) = orders::find(&mut conn, order_id.as_str()).await? {
             return if row.user_id == user_id {
                 Ok(Order::confirmed(row))
             } else {
-                Err(ApiError::NotFound)
+                Err(PurchaseError::NotFound)
             };
         }
         drop(conn);
@@ -125,10 +125,10 @@ impl Purchases {
             .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
             .filter(|event| event.user_id == user_id)
             .map(|event| Order::pending(&event))
-            .ok_or(ApiError::NotFound)
+            .ok_or(PurchaseError::NotFound)
     }
 
-    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, ApiError> {
+    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, PurchaseError> {
         Ok(self
             .store
             .pending_of_user(user_id)

@@ -8,7 +8,6 @@ use crate::listing::{Order, OrderStatus};
 use crate::orders;
 use crate::publishing::PublishQueue;
 use chrono::{DateTime, Utc};
-use common::ApiError;
 use db::DbPool;
 use events::StockEvent;
 use inventory::purchase::{
@@ -20,6 +19,39 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::time::{Duration, Instant};
+
+/// Why a purchase (or an order lookup) did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum PurchaseError {
+    /// No such item on sale, or no such order of the caller's.
+    #[error("not found")]
+    NotFound,
+    #[error("insufficient stock: {current_stock} left")]
+    InsufficientStock { current_stock: u64 },
+    #[error("purchase limit {limit} reached ({already_bought} bought)")]
+    LimitExceeded { limit: u64, already_bought: u64 },
+    #[error("the idempotency key was used for another quantity")]
+    KeyReused,
+    /// Certainly not taken: the lock strategy's lock or EXEC lost, or the order id was
+    /// ruled out while settling.
+    #[error("busy; the purchase did not happen")]
+    Busy,
+    #[error("the outcome of order {order_id} is unknown")]
+    OutcomeUnknown { order_id: String },
+    #[error(transparent)]
+    Database(#[from] db::Error),
+    #[error(transparent)]
+    Inventory(#[from] inventory::Error),
+    /// Redis answered the purchase with something it never answers: a defect.
+    #[error(transparent)]
+    Unexpected(AttemptError),
+}
+
+impl From<diesel::result::Error> for PurchaseError {
+    fn from(error: diesel::result::Error) -> Self {
+        PurchaseError::Database(error.into())
+    }
+}
 
 /// What a buyer asked for, parsed.
 pub struct PurchaseRequest {
@@ -54,7 +86,7 @@ pub struct Purchases {
 const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 impl Purchases {
-    pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, ApiError> {
+    pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
         let event = StockEvent {
             version: events::EVENT_VERSION,
             order_id: uuid::Uuid::now_v7().to_string(),
@@ -94,7 +126,7 @@ impl Purchases {
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
-                return Err(ApiError::internal(error));
+                return Err(PurchaseError::Unexpected(error));
             }
         };
         self.count(outcome_label(&outcome));
@@ -116,28 +148,30 @@ impl Purchases {
                 Ok(order)
             }
             Outcome::Duplicate(record) => self.replay(event.item_id, record).await,
-            Outcome::KeyReused(_) => Err(ApiError::IdempotencyKeyReused),
-            Outcome::NotOnSale => Err(ApiError::NotFound),
+            Outcome::KeyReused(_) => Err(PurchaseError::KeyReused),
+            Outcome::NotOnSale => Err(PurchaseError::NotFound),
             Outcome::InsufficientStock { current_stock } => {
-                Err(ApiError::InsufficientStock { current_stock })
+                Err(PurchaseError::InsufficientStock { current_stock })
             }
             Outcome::LimitExceeded {
                 limit,
                 already_bought,
-            } => Err(ApiError::PurchaseLimitExceeded {
+            } => Err(PurchaseError::LimitExceeded {
                 limit,
                 already_bought,
             }),
             // Only a settle voids an order id, and the purchase it voids was ruled out:
             // nothing happened.
-            Outcome::Busy | Outcome::Void => Err(ApiError::SystemBusy {
-                retry_after_secs: 1,
-            }),
+            Outcome::Busy | Outcome::Void => Err(PurchaseError::Busy),
         }
     }
 
     /// The order an idempotency key produced, as it is now.
-    async fn replay(&self, item_id: u64, record: IdempotencyRecord) -> Result<Order, ApiError> {
+    async fn replay(
+        &self,
+        item_id: u64,
+        record: IdempotencyRecord,
+    ) -> Result<Order, PurchaseError> {
         let persisted =
             orders::find(&mut *db::connection(&self.db).await?, &record.order_id).await?;
         Ok(match persisted {
@@ -159,7 +193,7 @@ impl Purchases {
     /// if it was, [`Outcome::Void`] if it certainly was not (and now never will be).
     /// Keeps looking while Redis or MySQL cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`,
     /// then answers `OUTCOME_UNKNOWN` with the order id.
-    async fn settle(&self, event: &StockEvent) -> Result<Outcome, ApiError> {
+    async fn settle(&self, event: &StockEvent) -> Result<Outcome, PurchaseError> {
         let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
         let mut pause = FIRST_SETTLE_PAUSE;
         loop {
@@ -175,7 +209,7 @@ impl Purchases {
                 }
                 Err(error) => {
                     tracing::error!(order_id = %event.order_id, %error, "purchase outcome still unknown; answering OUTCOME_UNKNOWN");
-                    return Err(ApiError::OutcomeUnknown {
+                    return Err(PurchaseError::OutcomeUnknown {
                         order_id: event.order_id.clone(),
                     });
                 }

@@ -1,15 +1,40 @@
-//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`.
+//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`;
+//! and the one place a [`PurchaseError`] becomes a status.
 
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::Order;
-use crate::purchases::{PurchaseRequest, Purchases};
+use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use common::ApiError;
-use common::auth::AuthUser;
-use common::input::{JsonObject, Pagination};
-use common::telemetry::RequestId;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use web_layer::ApiError;
+use web_layer::auth::AuthUser;
+use web_layer::input::JsonBody;
+use web_layer::telemetry::RequestId;
+
+impl From<PurchaseError> for ApiError {
+    fn from(error: PurchaseError) -> Self {
+        match error {
+            PurchaseError::NotFound => ApiError::NotFound,
+            PurchaseError::InsufficientStock { current_stock } => {
+                ApiError::InsufficientStock { current_stock }
+            }
+            PurchaseError::LimitExceeded {
+                limit,
+                already_bought,
+            } => ApiError::PurchaseLimitExceeded {
+                limit,
+                already_bought,
+            },
+            PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
+            PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
+            PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },
+            PurchaseError::Database(error) => error.into(),
+            PurchaseError::Inventory(error) => error.into(),
+            PurchaseError::Unexpected(error) => ApiError::internal(error),
+        }
+    }
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/items/{id}/purchase").route(web::post().to(purchase)))
@@ -32,7 +57,7 @@ async fn purchase(
     caller: AuthUser,
     item_id: web::Path<u64>,
     req: HttpRequest,
-    body: JsonObject,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let quantity = Quantity::parse(&body).map_err(ApiError::Validation)?;
     let idempotency_key = req
@@ -65,7 +90,7 @@ async fn list_orders(
     caller: AuthUser,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let pagination = Pagination::from_query(&query)?;
+    let pagination = web_layer::input::pagination(&query)?;
     let (orders, total) = purchases.orders(caller.id, pagination).await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": orders.iter().map(order_json).collect::<Vec<_>>(),

@@ -10,11 +10,6 @@ use crate::relay::Relay;
 use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
-use common::auth::Authenticator;
-use common::http::Readiness;
-use common::jwt::JwtVerifier;
-use common::metrics::Metrics;
-use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
@@ -22,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+use web_layer::bootstrap::Infrastructure;
 
 pub struct Application {
     port: u16,
@@ -35,13 +31,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.database.run_migrations {
-            db::run_migrations(&settings.database.url()).await?;
-        }
-        let redis = common::redis::connect(&settings.redis, settings.app.env).await?;
-        let keys = Keyspace::new(settings.redis.key_prefix.clone());
-        let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let store = ItemStore::new(redis.clone(), keys.clone());
+        let mut infrastructure =
+            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
         if settings.purchase.strategy == Strategy::Lua
             && let Err(error) = store.preload_purchase_script().await
         {
@@ -52,9 +44,8 @@ impl Application {
             Topology::new(&settings.rabbitmq.prefix),
             Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ));
-        let mut metrics = Metrics::new(&settings.app.name);
         let outcomes = Family::default();
-        metrics.registry_mut().register(
+        infrastructure.metrics.registry_mut().register(
             "purchase_outcomes",
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
@@ -73,9 +64,9 @@ impl Application {
         let purchases = Purchases {
             strategy: settings.purchase.strategy,
             store: store.clone(),
-            lock: DistributedLock::new(redis.clone(), settings.lock.clone()),
+            lock: DistributedLock::new(infrastructure.redis.clone(), settings.lock.clone()),
             after_watch: None,
-            db: db.clone(),
+            db: infrastructure.db.clone(),
             publishing,
             settings: settings.purchase.clone(),
             outcomes,
@@ -90,31 +81,24 @@ impl Application {
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
 
-        let authenticator = Authenticator {
-            verifier: JwtVerifier::from_settings(&settings.jwt)?,
-            redis: redis.clone(),
-            keys,
-        };
-        let readiness = Readiness::default()
-            .with_redis(redis)
-            .with_check("mysql", db::readiness_check(db.clone()))
-            .with_check("rabbitmq", move || {
-                let publisher = publisher.clone();
-                async move {
-                    if publisher.is_connected().await {
-                        Ok(())
-                    } else {
-                        Err("not connected (purchases still succeed; the outbox holds them)".into())
-                    }
+        let authenticator = infrastructure.authenticator(&settings.jwt)?;
+        infrastructure.readiness = infrastructure.readiness.with_check("rabbitmq", move || {
+            let publisher = publisher.clone();
+            async move {
+                if publisher.is_connected().await {
+                    Ok(())
+                } else {
+                    Err("not connected (purchases still succeed; the outbox holds them)".into())
                 }
-            });
+            }
+        });
 
         let shared = web::Data::new(purchases.clone());
-        let authenticator = web::Data::new(authenticator);
-        let (port, server) = common::http::serve(&settings.app, metrics, readiness, move |cfg| {
-            cfg.app_data(shared.clone()).app_data(authenticator.clone());
-            routes::configure(cfg);
-        })?;
+        let (port, server) =
+            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
+                cfg.app_data(shared.clone());
+                routes::configure(cfg);
+            })?;
         tracing::info!(strategy = ?settings.purchase.strategy, "purchase strategy");
         Ok(Application {
             port,
@@ -141,7 +125,7 @@ impl Application {
     /// of the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let signalled = tokio::spawn(async {
-            common::http::shutdown_signal().await;
+            web_layer::http::shutdown_signal().await;
             Instant::now()
         });
         let served = self.server.await;

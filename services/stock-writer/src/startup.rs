@@ -6,8 +6,6 @@ use crate::consumer::Consumer;
 use crate::metrics::{OutboxGauges, WriterMetrics};
 use crate::sync::StockSync;
 use actix_web::dev::Server;
-use common::http::Readiness;
-use common::metrics::Metrics;
 use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
@@ -16,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use web_layer::bootstrap::Infrastructure;
 
 pub struct Application {
     port: u16,
@@ -43,18 +42,13 @@ pub fn stock_sync(settings: &Settings) -> anyhow::Result<StockSync> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.database.run_migrations {
-            db::run_migrations(&settings.database.url()).await?;
-        }
-        let db = db::pool(&settings.database.url(), settings.database.pool_size)?;
-        let store = ItemStore::new(
-            common::redis::connect(&settings.redis, settings.app.env).await?,
-            Keyspace::new(settings.redis.key_prefix.clone()),
-        );
+        let mut infrastructure =
+            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let db = infrastructure.db.clone();
+        let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
         let topology = Topology::new(&settings.rabbitmq.prefix);
-        let mut metrics = Metrics::new(&settings.app.name);
-        let writer_metrics = WriterMetrics::register(metrics.registry_mut());
-        let gauges = OutboxGauges::register(metrics.registry_mut());
+        let writer_metrics = WriterMetrics::register(infrastructure.metrics.registry_mut());
+        let gauges = OutboxGauges::register(infrastructure.metrics.registry_mut());
         let connected = Arc::new(AtomicBool::new(false));
         let consumer = Consumer {
             url: settings.rabbitmq.url(),
@@ -75,20 +69,17 @@ impl Application {
         tokio::spawn(gauges.run(store.clone(), shutdown.subscribe()));
         let consumer = tokio::spawn(consumer.run(shutdown.subscribe()));
 
-        let readiness = Readiness::default()
-            .with_redis(store.redis().clone())
-            .with_check("mysql", db::readiness_check(db.clone()))
-            .with_check("rabbitmq", move || {
-                let connected = connected.load(Ordering::Relaxed);
-                async move {
-                    if connected {
-                        Ok(())
-                    } else {
-                        Err("not consuming".into())
-                    }
+        infrastructure.readiness = infrastructure.readiness.with_check("rabbitmq", move || {
+            let connected = connected.load(Ordering::Relaxed);
+            async move {
+                if connected {
+                    Ok(())
+                } else {
+                    Err("not consuming".into())
                 }
-            });
-        let (port, server) = common::http::serve(&settings.app, metrics, readiness, |_| {})?;
+            }
+        });
+        let (port, server) = infrastructure.serve(&settings.app, None, |_| {})?;
         Ok(Application {
             port,
             server,

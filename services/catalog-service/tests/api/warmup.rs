@@ -62,9 +62,9 @@ async fn seeding_is_idempotent_and_refused_in_production() {
     let app = spawn_app_on(TestDatabase::new().await, TestRedis::new(), |_| {}).await;
     let catalog = catalog(
         &app.settings,
+        db::pool(&app.settings.database.url(), 2).unwrap(),
         common::redis::pool(&app.settings.redis).unwrap(),
-    )
-    .unwrap();
+    );
     assert_eq!(
         seed::seed(&catalog, Environment::Local)
             .await

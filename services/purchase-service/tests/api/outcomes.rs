@@ -6,12 +6,12 @@
 //! own is tested in crates/inventory/tests/purchase.rs).
 
 use crate::helpers::{Stack, assert_envelope, spawn_stack, token};
-use common::ApiError;
+
 use common::input::JsonObject;
 use purchase_service::configuration::Strategy;
 use purchase_service::domain::Quantity;
 use purchase_service::listing::Order;
-use purchase_service::purchases::{PurchaseRequest, Purchases};
+use purchase_service::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use purchase_service::startup::Application;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -107,7 +107,7 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy
     proxy.break_all();
     let refused = purchases.purchase(request(item, 1)).await;
     proxy.restore();
-    let Err(ApiError::OutcomeUnknown { order_id }) = refused else {
+    let Err(PurchaseError::OutcomeUnknown { order_id }) = refused else {
         panic!("expected OUTCOME_UNKNOWN, got {refused:?}");
     };
     // Redis never got it: the order does not exist, and stock is untouched.

@@ -5,41 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use common::validation::ValidationErrors;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
-use std::fmt;
-
-/// Field name → messages, as in the `errors` object of a 422 answer.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ValidationErrors(BTreeMap<String, Vec<String>>);
-
-impl ValidationErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_default()
-            .push(message.into());
-    }
-
-    /// Records the error of a parse result under `field` and hands back its value.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|message| self.add(field, message)).ok()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn single(field: &str, message: impl Into<String>) -> Self {
-        let mut errors = Self::default();
-        errors.add(field, message);
-        errors
-    }
-
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -87,6 +54,15 @@ impl ApiError {
         ApiError::Internal(error.into())
     }
 
+    /// 503 `SYSTEM_BUSY`, retry in a second: a dependency cannot serve the request now.
+    /// Every such answer is built here, and logs what failed.
+    pub fn busy(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "{what}");
+        ApiError::SystemBusy {
+            retry_after_secs: 1,
+        }
+    }
+
     pub fn error_code(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated => "UNAUTHENTICATED",
@@ -109,7 +85,7 @@ impl ApiError {
 
     fn details(&self) -> Map<String, Value> {
         let details = match self {
-            ApiError::Validation(errors) => json!({ "errors": errors.0 }),
+            ApiError::Validation(errors) => json!({ "errors": errors.as_map() }),
             ApiError::InsufficientStock { current_stock } => {
                 json!({ "current_stock": current_stock })
             }
@@ -146,28 +122,60 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
-        ApiError::Internal(error.into())
-    }
-}
-
 /// A Redis failure on a request path means the hot store is unreachable: the client may
 /// retry shortly, so it is `SYSTEM_BUSY`, not an internal error.
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
-        tracing::error!(error = %error, "redis command failed");
-        ApiError::SystemBusy {
-            retry_after_secs: 1,
-        }
+        ApiError::busy("redis command failed", &error)
     }
 }
 
 impl From<deadpool_redis::PoolError> for ApiError {
     fn from(error: deadpool_redis::PoolError) -> Self {
-        tracing::error!(error = %error, "no redis connection available");
-        ApiError::SystemBusy {
-            retry_after_secs: 1,
+        ApiError::busy("no redis connection available", &error)
+    }
+}
+
+/// MySQL out of reach is `SYSTEM_BUSY`; a query that fails is a defect.
+impl From<db::Error> for ApiError {
+    fn from(error: db::Error) -> Self {
+        match error {
+            db::Error::Unavailable(error) => {
+                ApiError::busy("no MySQL connection available", &error)
+            }
+            db::Error::Query(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+/// An inventory failure is transient from a client's point of view (busy, retry),
+/// except a reply nobody expected, which is a defect: 500, with the reply logged.
+impl From<inventory::Error> for ApiError {
+    fn from(error: inventory::Error) -> Self {
+        match error {
+            inventory::Error::LockBusy { key, attempts } => {
+                ApiError::busy("lock retries exhausted", &format!("{key} after {attempts}"))
+            }
+            inventory::Error::Redis(error) => error.into(),
+            inventory::Error::Pool(error) => error.into(),
+            error @ inventory::Error::UnexpectedReply(_) => ApiError::internal(error),
+        }
+    }
+}
+
+/// Every refused token is the same 401 (why is logged); a revocation list out of reach
+/// is `SYSTEM_BUSY`.
+impl From<common::auth::AuthError> for ApiError {
+    fn from(error: common::auth::AuthError) -> Self {
+        match error {
+            common::auth::AuthError::Unauthenticated => ApiError::Unauthenticated,
+            common::auth::AuthError::Redis(error) => error.into(),
         }
     }
 }
@@ -215,12 +223,6 @@ impl ResponseError for ApiError {
             response.insert_header((header::ALLOW, allowed.as_str()));
         }
         response.json(Value::Object(body))
-    }
-}
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
     }
 }
 

@@ -7,15 +7,16 @@
 //! `.route(path, method)`: that form guards the whole path by the method, so any other
 //! method would fall through to the 404.
 
-use crate::config::AppSettings;
-use crate::error::{ApiError, ValidationErrors};
+use crate::error::ApiError;
 use crate::input::BodyLimit;
-use crate::metrics::Metrics;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use common::config::AppSettings;
+use common::metrics::Metrics;
+use common::validation::ValidationErrors;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 use std::net::TcpListener;
@@ -42,7 +43,7 @@ impl Readiness {
         self
     }
 
-    pub fn with_redis(self, pool: crate::redis::RedisPool) -> Self {
+    pub fn with_redis(self, pool: common::redis::RedisPool) -> Self {
         self.with_check("redis", move || {
             let pool = pool.clone();
             async move {

@@ -1,0 +1,64 @@
+//! Attempt counters in Redis, for limits that must hold under races (login attempts,
+//! token refreshes): an attempt is counted BEFORE it is decided, by one script that
+//! checks every counter of the attempt and, only when none is at its limit, counts it
+//! on all of them, so racing requests cannot all slip past a check before any of them
+//! is counted. Every counter expires one window after its first count. Which counters
+//! an attempt has, and their limits, is the caller's policy.
+
+use crate::Error;
+use common::redis::RedisPool;
+use redis::Script;
+use std::sync::LazyLock;
+
+static COUNT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/count_attempt.lua")));
+static GIVE_BACK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/give_back_attempt.lua")));
+
+/// A counter and the count at which it refuses.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    pub key: String,
+    pub limit: u64,
+}
+
+#[derive(Clone)]
+pub struct AttemptCounters {
+    redis: RedisPool,
+}
+
+impl AttemptCounters {
+    pub fn new(redis: RedisPool) -> Self {
+        AttemptCounters { redis }
+    }
+
+    /// Counts one attempt on every counter (keys of one Redis Cluster slot), or on none
+    /// when any is at its limit: then `Some(seconds)` until the last of those expires.
+    pub async fn count(
+        &self,
+        counters: &[Counter],
+        window_secs: u64,
+    ) -> Result<Option<u64>, Error> {
+        let mut invocation = COUNT.prepare_invoke();
+        invocation.arg(window_secs);
+        for counter in counters {
+            invocation.key(&counter.key).arg(counter.limit);
+        }
+        let mut conn = self.redis.get().await?;
+        let wait: u64 = invocation.invoke_async(&mut conn).await?;
+        Ok((wait > 0).then_some(wait))
+    }
+
+    /// Gives a counted attempt back: `cleared` counters are deleted, `returned` ones
+    /// decremented (keys of one slot).
+    pub async fn give_back(&self, cleared: &[&str], returned: &[&str]) -> Result<(), Error> {
+        let mut invocation = GIVE_BACK.prepare_invoke();
+        invocation.arg(cleared.len());
+        for key in cleared.iter().chain(returned) {
+            invocation.key(*key);
+        }
+        let mut conn = self.redis.get().await?;
+        invocation.invoke_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! What every service connects to at start, built one way: migrations when
+//! `DB_RUN_MIGRATIONS` asks for them, the MySQL pool, Redis (checked for an evicting
+//! policy), the key prefix, the readiness checks of both and the metrics registry. Each
+//! service's `startup.rs` adds only what is its own.
+
+use crate::http::Readiness;
+use actix_web::dev::Server;
+use actix_web::web;
+use common::auth::Authenticator;
+use common::config::{AppSettings, DatabaseSettings, JwtSettings, RedisSettings};
+use common::jwt::JwtVerifier;
+use common::metrics::Metrics;
+use common::redis::{Keyspace, RedisPool};
+use db::DbPool;
+
+pub struct Infrastructure {
+    pub db: DbPool,
+    pub redis: RedisPool,
+    pub keys: Keyspace,
+    /// MySQL and Redis; a service adds its own checks (RabbitMQ) before serving.
+    pub readiness: Readiness,
+    /// Register a service's own metrics here before serving.
+    pub metrics: Metrics,
+}
+
+impl Infrastructure {
+    /// Connects lazily: a service starts while MySQL or Redis is down, and its
+    /// requests answer `SYSTEM_BUSY` until they are back.
+    pub async fn connect(
+        app: &AppSettings,
+        database: &DatabaseSettings,
+        redis: &RedisSettings,
+    ) -> anyhow::Result<Self> {
+        if database.run_migrations {
+            db::run_migrations(&database.url()).await?;
+        }
+        let db = db::pool(&database.url(), database.pool_size)?;
+        let redis_pool = common::redis::connect(redis, app.env).await?;
+        let readiness = Readiness::default()
+            .with_redis(redis_pool.clone())
+            .with_check("mysql", db::readiness_check(db.clone()));
+        Ok(Infrastructure {
+            db,
+            redis: redis_pool,
+            keys: Keyspace::new(redis.key_prefix.clone()),
+            readiness,
+            metrics: Metrics::new(&app.name),
+        })
+    }
+
+    /// Token verification with revocation, for services that authenticate callers.
+    pub fn authenticator(&self, jwt: &JwtSettings) -> anyhow::Result<Authenticator> {
+        Ok(Authenticator {
+            verifier: JwtVerifier::from_settings(jwt)?,
+            redis: self.redis.clone(),
+            keys: self.keys.clone(),
+        })
+    }
+
+    /// Serves the service's routes (`configure`), with the authenticator registered
+    /// when there is one; returns the bound port.
+    pub fn serve<F>(
+        self,
+        app: &AppSettings,
+        authenticator: Option<Authenticator>,
+        configure: F,
+    ) -> std::io::Result<(u16, Server)>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let authenticator = authenticator.map(web::Data::new);
+        crate::http::serve(app, self.metrics, self.readiness, move |cfg| {
+            if let Some(authenticator) = &authenticator {
+                cfg.app_data(authenticator.clone());
+            }
+            configure(cfg);
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! The web layer every service's HTTP side shares, and the only crate that knows actix:
+//! the error envelope and the one place that maps every layer's errors to a status,
+//! the extractors (body, caller, client address), the server with its operational
+//! endpoints (`/healthz`, `/readyz`, `/metrics`), the request-observing middleware, and
+//! the bootstrap of what every service connects to.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod client;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod telemetry;
+
+pub use error::ApiError;
