@@ -118,6 +118,19 @@ fn compose_and_the_native_run_set_the_same_variables_and_only_ones_the_code_read
 }
 
 #[test]
+fn every_service_image_is_built_from_the_one_recipe_with_its_own_name() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    let recipe = "deploy/docker/service.Dockerfile";
+    assert!(workspace_root().join(recipe).exists());
+    for service in SERVICES {
+        let build = &docs[0]["services"][service]["build"];
+        assert_eq!(build["dockerfile"].as_str(), Some(recipe), "{service}");
+        assert_eq!(build["args"]["SERVICE"].as_str(), Some(service), "{service}");
+    }
+}
+
+#[test]
 fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
     let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
     assert!(
