@@ -7,8 +7,8 @@
 //! users of the Laravel reference know (`DB_HOST`, `LOCK_MAX_RETRIES`, ...), listed in
 //! [`ENV_VARS`]. A missing or malformed value fails at start with the key named.
 
-pub use ::config::ConfigError;
-use ::config::{Config, File, FileFormat};
+pub use ::config::{Config, ConfigError};
+use ::config::{File, FileFormat};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
@@ -254,9 +254,71 @@ impl RabbitMqSettings {
     }
 }
 
-/// Loads a service's settings: `service_defaults` is the service's own TOML layered over
-/// the shared base, and `T` picks the sections the service reads.
-pub fn load<T: DeserializeOwned>(service_defaults: &str) -> Result<T, ConfigError> {
+/// A service's own settings: the section(s) only it reads (`[auth]`, `[purchase]`,
+/// `[writer]`), as a struct with that field, and the defaults it layers over the
+/// shared base (its name and port among them).
+pub trait OwnSettings: DeserializeOwned {
+    const DEFAULTS: &'static str;
+}
+
+/// The sections every service has (each with defaults in base.toml).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SharedSettings {
+    pub app: AppSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub jwt: JwtSettings,
+    pub lock: LockSettings,
+    pub rabbitmq: RabbitMqSettings,
+}
+
+/// A service's settings: the shared sections and its own (`service`); the service's
+/// own fields read through it as if they were the settings' own
+/// (`settings.purchase.strategy`).
+#[derive(Debug, Clone)]
+pub struct Settings<Own> {
+    pub app: AppSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub jwt: JwtSettings,
+    pub lock: LockSettings,
+    pub rabbitmq: RabbitMqSettings,
+    pub service: Own,
+}
+
+impl<Own: OwnSettings> Settings<Own> {
+    /// Loads the layers, later winning: the base, the service's defaults,
+    /// `$APP_CONFIG_DIR/$APP_ENV.toml`, `.env`, then the environment variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let config = layered(Own::DEFAULTS)?;
+        let shared: SharedSettings = config.clone().try_deserialize().map_err(name_the_env_var)?;
+        Ok(Settings {
+            app: shared.app,
+            database: shared.database,
+            redis: shared.redis,
+            jwt: shared.jwt,
+            lock: shared.lock,
+            rabbitmq: shared.rabbitmq,
+            service: config.try_deserialize().map_err(name_the_env_var)?,
+        })
+    }
+}
+
+impl<Own> std::ops::Deref for Settings<Own> {
+    type Target = Own;
+
+    fn deref(&self) -> &Own {
+        &self.service
+    }
+}
+
+impl<Own> std::ops::DerefMut for Settings<Own> {
+    fn deref_mut(&mut self) -> &mut Own {
+        &mut self.service
+    }
+}
+
+fn layered(service_defaults: &str) -> Result<Config, ConfigError> {
     // A missing .env file is normal; a malformed one is reported by the values it sets.
     let _ = dotenvy::dotenv();
     let app_env = std::env::var("APP_ENV").unwrap_or_else(|_| "local".into());
@@ -270,7 +332,7 @@ pub fn load<T: DeserializeOwned>(service_defaults: &str) -> Result<T, ConfigErro
     for var in ENV_VARS {
         builder = builder.set_override_option(var.key, std::env::var(var.name).ok())?;
     }
-    builder.build()?.try_deserialize().map_err(name_the_env_var)
+    builder.build().map_err(name_the_env_var)
 }
 
 /// Adds the environment variable's name to an error about a key, since that is the name
@@ -294,14 +356,7 @@ fn name_the_env_var(error: ConfigError) -> ConfigError {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
-    struct Sample {
-        app: AppSettings,
-        database: DatabaseSettings,
-        lock: LockSettings,
-    }
-
-    fn build(overrides: &[(&str, &str)]) -> Result<Sample, ConfigError> {
+    fn build(overrides: &[(&str, &str)]) -> Result<SharedSettings, ConfigError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .add_source(File::from_str("[app]\nport = 9000", FileFormat::Toml));

@@ -126,7 +126,11 @@ fn every_service_image_is_built_from_the_one_recipe_with_its_own_name() {
     for service in SERVICES {
         let build = &docs[0]["services"][service]["build"];
         assert_eq!(build["dockerfile"].as_str(), Some(recipe), "{service}");
-        assert_eq!(build["args"]["SERVICE"].as_str(), Some(service), "{service}");
+        assert_eq!(
+            build["args"]["SERVICE"].as_str(),
+            Some(service),
+            "{service}"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use crate::http::Readiness;
 use actix_web::dev::Server;
 use actix_web::web;
 use common::auth::Authenticator;
-use common::config::{AppSettings, DatabaseSettings, JwtSettings, RedisSettings};
+use common::config::{AppSettings, JwtSettings, Settings};
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
 use common::redis::{Keyspace, RedisPool};
@@ -26,11 +26,8 @@ pub struct Infrastructure {
 impl Infrastructure {
     /// Connects lazily: a service starts while MySQL or Redis is down, and its
     /// requests answer `SYSTEM_BUSY` until they are back.
-    pub async fn connect(
-        app: &AppSettings,
-        database: &DatabaseSettings,
-        redis: &RedisSettings,
-    ) -> anyhow::Result<Self> {
+    pub async fn connect<Own>(settings: &Settings<Own>) -> anyhow::Result<Self> {
+        let (app, database, redis) = (&settings.app, &settings.database, &settings.redis);
         if database.run_migrations {
             db::run_migrations(&database.url()).await?;
         }

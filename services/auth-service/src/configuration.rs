@@ -1,6 +1,6 @@
 //! auth-service settings: the shared sections plus its own `[auth]` section.
 
-use common::config::{AppSettings, DatabaseSettings, JwtSettings, RedisSettings};
+use common::config::OwnSettings;
 use serde::Deserialize;
 
 const DEFAULTS: &str = r#"
@@ -32,17 +32,14 @@ pub struct AuthSection {
     pub refresh_decay_seconds: u64,
 }
 
+/// What only auth-service reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub jwt: JwtSettings,
+pub struct AuthOwn {
     pub auth: AuthSection,
 }
 
-impl Settings {
-    pub fn load() -> Result<Self, common::config::ConfigError> {
-        common::config::load(DEFAULTS)
-    }
+impl OwnSettings for AuthOwn {
+    const DEFAULTS: &'static str = DEFAULTS;
 }
+
+pub type Settings = common::config::Settings<AuthOwn>;

@@ -20,8 +20,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let infrastructure =
-            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let infrastructure = Infrastructure::connect(&settings).await?;
         let authenticator = infrastructure.authenticator(&settings.jwt)?;
         let counters = AttemptCounters::new(infrastructure.redis.clone());
         let keys = &infrastructure.keys;

@@ -1,6 +1,6 @@
 //! catalog-service settings: the shared sections it reads.
 
-use common::config::{AppSettings, DatabaseSettings, JwtSettings, LockSettings, RedisSettings};
+use common::config::OwnSettings;
 use serde::Deserialize;
 
 const DEFAULTS: &str = r#"
@@ -9,17 +9,12 @@ name = "catalog-service"
 port = 8082
 "#;
 
+/// catalog-service reads only the shared sections.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub jwt: JwtSettings,
-    pub lock: LockSettings,
+pub struct CatalogOwn {}
+
+impl OwnSettings for CatalogOwn {
+    const DEFAULTS: &'static str = DEFAULTS;
 }
 
-impl Settings {
-    pub fn load() -> Result<Self, common::config::ConfigError> {
-        common::config::load(DEFAULTS)
-    }
-}
+pub type Settings = common::config::Settings<CatalogOwn>;

@@ -48,8 +48,7 @@ async fn warm_up(catalog: Catalog) {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let infrastructure =
-            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let infrastructure = Infrastructure::connect(&settings).await?;
         let catalog = catalog(
             &settings,
             infrastructure.db.clone(),

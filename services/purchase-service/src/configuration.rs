@@ -1,8 +1,6 @@
 //! purchase-service settings: the shared sections plus its own `[purchase]` section.
 
-use common::config::{
-    AppSettings, DatabaseSettings, JwtSettings, LockSettings, RabbitMqSettings, RedisSettings,
-};
+use common::config::OwnSettings;
 use serde::Deserialize;
 
 const DEFAULTS: &str = r#"
@@ -62,19 +60,14 @@ pub struct PurchaseSection {
     pub publish_queue_capacity: usize,
 }
 
+/// What only purchase-service reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub jwt: JwtSettings,
-    pub lock: LockSettings,
-    pub rabbitmq: RabbitMqSettings,
+pub struct PurchaseOwn {
     pub purchase: PurchaseSection,
 }
 
-impl Settings {
-    pub fn load() -> Result<Self, common::config::ConfigError> {
-        common::config::load(DEFAULTS)
-    }
+impl OwnSettings for PurchaseOwn {
+    const DEFAULTS: &'static str = DEFAULTS;
 }
+
+pub type Settings = common::config::Settings<PurchaseOwn>;

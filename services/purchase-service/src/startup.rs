@@ -31,8 +31,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let mut infrastructure =
-            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let mut infrastructure = Infrastructure::connect(&settings).await?;
         let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
         if settings.purchase.strategy == Strategy::Lua
             && let Err(error) = store.preload_purchase_script().await

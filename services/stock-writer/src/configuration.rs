@@ -1,8 +1,6 @@
 //! stock-writer settings: the shared sections plus its own `[writer]` section.
 
-use common::config::{
-    AppSettings, DatabaseSettings, LockSettings, RabbitMqSettings, RedisSettings,
-};
+use common::config::OwnSettings;
 use serde::Deserialize;
 
 const DEFAULTS: &str = r#"
@@ -24,19 +22,14 @@ pub struct WriterSection {
     pub batch_max: usize,
 }
 
+/// What only stock-writer reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub rabbitmq: RabbitMqSettings,
-    /// The item locks sync-stock takes, as catalog-service's admin writes do.
-    pub lock: LockSettings,
+pub struct WriterOwn {
     pub writer: WriterSection,
 }
 
-impl Settings {
-    pub fn load() -> Result<Self, common::config::ConfigError> {
-        common::config::load(DEFAULTS)
-    }
+impl OwnSettings for WriterOwn {
+    const DEFAULTS: &'static str = DEFAULTS;
 }
+
+pub type Settings = common::config::Settings<WriterOwn>;

@@ -42,8 +42,7 @@ pub fn stock_sync(settings: &Settings) -> anyhow::Result<StockSync> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let mut infrastructure =
-            Infrastructure::connect(&settings.app, &settings.database, &settings.redis).await?;
+        let mut infrastructure = Infrastructure::connect(&settings).await?;
         let db = infrastructure.db.clone();
         let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
         let topology = Topology::new(&settings.rabbitmq.prefix);
