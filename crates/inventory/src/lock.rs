@@ -108,7 +108,6 @@ impl DistributedLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::config::RedisSettings;
     use redis::AsyncCommands;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,16 +123,7 @@ mod tests {
     }
 
     fn pool() -> RedisPool {
-        common::redis::pool(&RedisSettings {
-            host: "127.0.0.1".into(),
-            port: 6379,
-            password: String::new(),
-            db: 0,
-            pool_size: 8,
-            key_prefix: String::new(),
-            response_timeout_ms: 2000,
-        })
-        .unwrap()
+        common::redis::pool(&TestRedis::new().settings()).unwrap()
     }
 
     #[tokio::test]

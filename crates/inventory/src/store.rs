@@ -187,21 +187,11 @@ impl ItemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::config::RedisSettings;
     use testkit::TestRedis;
 
     fn store(redis: &TestRedis) -> ItemStore {
-        let settings = RedisSettings {
-            host: "127.0.0.1".into(),
-            port: 6379,
-            password: String::new(),
-            db: 0,
-            pool_size: 2,
-            key_prefix: redis.prefix.clone(),
-            response_timeout_ms: 2000,
-        };
         ItemStore::new(
-            common::redis::pool(&settings).unwrap(),
+            common::redis::pool(&redis.settings()).unwrap(),
             Keyspace::new(redis.prefix.clone()),
         )
     }

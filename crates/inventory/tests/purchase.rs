@@ -14,32 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use testkit::{ChaosProxy, TestRedis};
 
-fn settings(redis: &TestRedis, port: u16) -> RedisSettings {
+/// The test Redis under this test's prefix, giving up on a reply after 300 ms.
+fn settings(redis: &TestRedis) -> RedisSettings {
     RedisSettings {
-        host: "127.0.0.1".into(),
-        port,
-        password: String::new(),
-        db: 0,
-        pool_size: 4,
-        key_prefix: redis.prefix.clone(),
         response_timeout_ms: 300,
+        ..redis.settings()
     }
-}
-
-fn redis_port() -> u16 {
-    testkit::redis_url()
-        .trim_start_matches("redis://")
-        .split(['/', ':'])
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("the test Redis port")
 }
 
 /// Item 1 on sale with `stock`; the store goes straight to Redis.
 async fn item(stock: u32) -> (TestRedis, ItemStore) {
     let redis = TestRedis::new();
     let store = ItemStore::new(
-        common::redis::pool(&settings(&redis, redis_port())).unwrap(),
+        common::redis::pool(&settings(&redis)).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
     store
@@ -57,13 +44,17 @@ async fn item(stock: u32) -> (TestRedis, ItemStore) {
 /// The same item seen through `proxy` (300 ms reply timeout).
 fn through(redis: &TestRedis, proxy: &ChaosProxy) -> ItemStore {
     ItemStore::new(
-        common::redis::pool(&settings(redis, proxy.port)).unwrap(),
+        common::redis::pool(&RedisSettings {
+            port: proxy.port,
+            ..settings(redis)
+        })
+        .unwrap(),
         Keyspace::new(redis.prefix.clone()),
     )
 }
 
 async fn redis_proxy() -> Arc<ChaosProxy> {
-    Arc::new(ChaosProxy::start(([127, 0, 0, 1], redis_port()).into()).await)
+    Arc::new(ChaosProxy::to_redis().await)
 }
 
 fn lock(redis: RedisPool) -> DistributedLock {

@@ -66,6 +66,21 @@ impl ChaosProxy {
         }
     }
 
+    /// A proxy in front of the MySQL server the tests use (`TEST_DB_URL`).
+    pub async fn to_mysql() -> Self {
+        Self::start(address_of(&crate::server_url(), 3306)).await
+    }
+
+    /// A proxy in front of the Redis server the tests use (`TEST_REDIS_URL`).
+    pub async fn to_redis() -> Self {
+        Self::start(address_of(&crate::redis_url(), 6379)).await
+    }
+
+    /// A proxy in front of the RabbitMQ broker the tests use (`TEST_AMQP_URL`).
+    pub async fn to_rabbitmq() -> Self {
+        Self::start(address_of(&crate::rabbit_url(), 5672)).await
+    }
+
     /// Drops every connection through the proxy and refuses new ones.
     pub fn break_all(&self) {
         self.broken.send_replace(true);
@@ -92,6 +107,49 @@ impl ChaosProxy {
     /// Bytes the server has sent through the proxy so far.
     pub fn bytes_from_server(&self) -> u64 {
         self.state.bytes_from_server.load(Ordering::SeqCst)
+    }
+}
+
+/// The server address of a `scheme://[user[:password]@]host[:port][/...]` URL.
+pub(crate) fn address_of(url: &str, default_port: u16) -> std::net::SocketAddr {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().expect("a port")),
+        None => (host_port, default_port),
+    };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    (
+        host.parse::<std::net::IpAddr>()
+            .expect("a loopback address"),
+        port,
+    )
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_come_from_the_test_urls() {
+        assert_eq!(
+            address_of("mysql://root:pw@127.0.0.1:3307", 3306),
+            "127.0.0.1:3307".parse().unwrap()
+        );
+        assert_eq!(
+            address_of("redis://127.0.0.1:6379/0", 6379),
+            "127.0.0.1:6379".parse().unwrap()
+        );
+        assert_eq!(
+            address_of("amqp://guest:guest@localhost/%2f", 5672),
+            "127.0.0.1:5672".parse().unwrap()
+        );
     }
 }
 

@@ -4,6 +4,29 @@
 use awc::http::header::HeaderMap;
 use serde_json::Value;
 
+/// Asserts the JSON error envelope: this status, this `error_code`, and a message.
+pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
+    assert_eq!(response.status, status, "body: {}", response.body);
+    assert_eq!(
+        response.body["error_code"], error_code,
+        "body: {}",
+        response.body
+    );
+    assert!(
+        response.body["message"].is_string(),
+        "body: {}",
+        response.body
+    );
+}
+
+/// The field names of a 422 answer's `errors`.
+pub fn error_fields(response: &Response) -> Vec<String> {
+    response.body["errors"]
+        .as_object()
+        .map(|errors| errors.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,

@@ -4,25 +4,24 @@
 //! for negative tests, and a small JSON HTTP client.
 
 mod chaosproxy;
+mod database;
+mod env;
 mod http;
 mod rabbit;
 mod redis_server;
 
 pub use chaosproxy::ChaosProxy;
-pub use http::{Client, Response};
+pub use database::{TestDatabase, TestItem, server_url};
+pub use env::TestEnv;
+pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, rabbit_url};
 pub use redis_server::RedisServer;
 
-use common::config::{DatabaseSettings, JwtSettings, RedisSettings};
+use common::config::{JwtSettings, RedisSettings};
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::path::PathBuf;
 use std::sync::OnceLock;
-
-/// The MySQL server tests use: `TEST_DB_URL`, default root on 127.0.0.1:3306.
-pub fn server_url() -> String {
-    std::env::var("TEST_DB_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
@@ -30,62 +29,6 @@ pub fn redis_url() -> String {
 
 fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
-}
-
-/// A database of its own, migrated, dropped when the value is dropped (even on panic).
-pub struct TestDatabase {
-    pub name: String,
-}
-
-impl TestDatabase {
-    pub async fn new() -> Self {
-        let name = format!("test_{}", unique_suffix());
-        db::create_database(&server_url(), &name)
-            .await
-            .expect("create the test database (is MariaDB up? scripts/test starts it)");
-        let database = TestDatabase { name };
-        db::run_migrations(&database.url())
-            .await
-            .expect("migrate the test database");
-        database
-    }
-
-    pub fn url(&self) -> String {
-        format!("{}/{}", server_url(), self.name)
-    }
-
-    /// Points service settings at this database.
-    pub fn apply(&self, settings: &mut DatabaseSettings) {
-        let url = server_url();
-        let rest = url.trim_start_matches("mysql://");
-        let (credentials, address) = rest.rsplit_once('@').unwrap_or(("root", rest));
-        let (username, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-        let (host, port) = address.rsplit_once(':').unwrap_or((address, "3306"));
-        settings.host = host.to_owned();
-        settings.port = port.parse().expect("TEST_DB_URL port");
-        settings.username = username.to_owned();
-        settings.password = password.to_owned();
-        settings.database = self.name.clone();
-        settings.run_migrations = false;
-        settings.pool_size = 8;
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside an async runtime, which cannot be blocked on: use a thread.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(db::drop_database(&server_url(), &name)))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(Ok(())))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
 }
 
 /// A Redis key prefix of its own; its keys are deleted when the value is dropped.
@@ -100,8 +43,27 @@ impl TestRedis {
         }
     }
 
+    /// Points settings at the test Redis (`TEST_REDIS_URL`) under this prefix.
     pub fn apply(&self, settings: &mut RedisSettings) {
+        let address = chaosproxy::address_of(&redis_url(), 6379);
+        settings.host = address.ip().to_string();
+        settings.port = address.port();
         settings.key_prefix = self.prefix.clone();
+    }
+
+    /// Settings for the test Redis under this prefix, for code below the services.
+    pub fn settings(&self) -> RedisSettings {
+        let mut settings = RedisSettings {
+            host: String::new(),
+            port: 0,
+            password: String::new(),
+            db: 0,
+            pool_size: 4,
+            key_prefix: String::new(),
+            response_timeout_ms: 2000,
+        };
+        self.apply(&mut settings);
+        settings
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {

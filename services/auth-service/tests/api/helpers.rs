@@ -3,12 +3,13 @@
 use auth_service::configuration::Settings;
 use auth_service::startup::Application;
 use serde_json::{Value, json};
-use testkit::{Client, Response, TestDatabase, TestRedis};
+use testkit::{Client, Response, TestEnv};
+
+pub use testkit::assert_envelope;
 
 pub struct TestApp {
     pub client: Client,
-    pub database: TestDatabase,
-    pub redis: TestRedis,
+    pub env: TestEnv,
     pub settings: Settings,
 }
 
@@ -17,15 +18,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let database = TestDatabase::new().await;
-    let redis = TestRedis::new();
-    let mut settings = Settings::load().expect("settings");
-    settings.app.port = 0;
-    settings.app.host = "127.0.0.1".into();
+    let env = TestEnv::new().await;
+    let mut settings: Settings = env.settings();
     settings.auth.bcrypt_rounds = 4;
-    database.apply(&mut settings.database);
-    redis.apply(&mut settings.redis);
-    testkit::keys().apply(&mut settings.jwt);
     customize(&mut settings);
     let app = Application::build(settings.clone())
         .await
@@ -34,8 +29,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         client,
-        database,
-        redis,
+        env,
         settings,
     }
 }
@@ -84,9 +78,9 @@ impl TestApp {
 
     /// The keys under this test's prefix whose name contains `part`.
     pub async fn redis_keys(&self, part: &str) -> Vec<String> {
-        let mut conn = self.redis.connection().await;
+        let mut conn = self.env.redis.connection().await;
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis.prefix))
+            .arg(format!("{}*", self.env.redis.prefix))
             .query_async(&mut conn)
             .await
             .expect("KEYS");
@@ -116,44 +110,26 @@ impl TestApp {
     }
 
     pub async fn count_users(&self, email: &str) -> i64 {
+        use db::schema::users;
         use diesel::prelude::*;
-        use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-        let mut conn = AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect");
-        db::schema::users::table
-            .filter(db::schema::users::email.eq(email))
+        use diesel_async::RunQueryDsl;
+        users::table
+            .filter(users::email.eq(email))
             .count()
-            .get_result(&mut conn)
+            .get_result(&mut self.env.database.connect().await)
             .await
             .expect("count")
     }
 
     pub async fn stored_hash(&self, email: &str) -> String {
+        use db::schema::users;
         use diesel::prelude::*;
-        use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-        let mut conn = AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect");
-        db::schema::users::table
-            .filter(db::schema::users::email.eq(email))
-            .select(db::schema::users::password_hash)
-            .first(&mut conn)
+        use diesel_async::RunQueryDsl;
+        users::table
+            .filter(users::email.eq(email))
+            .select(users::password_hash)
+            .first(&mut self.env.database.connect().await)
             .await
             .expect("user row")
     }
-}
-
-pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "body: {}", response.body);
-    assert_eq!(
-        response.body["error_code"], error_code,
-        "body: {}",
-        response.body
-    );
-    assert!(
-        response.body["message"].is_string(),
-        "body: {}",
-        response.body
-    );
 }

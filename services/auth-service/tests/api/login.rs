@@ -129,7 +129,7 @@ async fn forty_parallel_wrong_passwords_get_exactly_the_limit_of_answers() {
 async fn assert_every_login_counter_expires(app: &TestApp, decay_secs: i64) {
     let keys = app.redis_keys("login:").await;
     assert!(!keys.is_empty());
-    let mut conn = app.redis.connection().await;
+    let mut conn = app.env.redis.connection().await;
     for key in keys {
         let ttl: i64 = conn.ttl(&key).await.unwrap();
         assert!((1..=decay_secs).contains(&ttl), "{key} has TTL {ttl}");
@@ -183,8 +183,8 @@ async fn failures_from_many_addresses_reach_the_per_email_ceiling() {
         .await;
     assert_envelope(&ceiling, 429, "TOO_MANY_REQUESTS");
     // The refused attempt was given back to that address's counter.
-    let mut conn = app.redis.connection().await;
-    let key = format!("{}login:addr:{{203.0.113.20}}", app.redis.prefix);
+    let mut conn = app.env.redis.connection().await;
+    let key = format!("{}login:addr:{{203.0.113.20}}", app.env.redis.prefix);
     let count: Option<u64> = conn.get(&key).await.unwrap();
     assert_eq!(count.unwrap_or(0), 0);
 }

@@ -4,37 +4,29 @@ use catalog_service::configuration::Settings;
 use catalog_service::startup::Application;
 use common::jwt::Role;
 use common::redis::Keyspace;
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use inventory::ItemKeys;
+use inventory::keys::ON_SALE;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use testkit::{Client, Response, TestDatabase, TestRedis};
+use testkit::{Client, Response, TestEnv};
+
+pub use testkit::{assert_envelope, error_fields};
 
 pub struct TestApp {
     pub client: Client,
-    pub database: TestDatabase,
-    pub redis: TestRedis,
+    pub env: TestEnv,
     pub settings: Settings,
     pub admin: String,
     pub user: String,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(TestDatabase::new().await, TestRedis::new(), |_| {}).await
+    spawn_app_in(TestEnv::new().await, |_| {}).await
 }
 
-pub async fn spawn_app_on(
-    database: TestDatabase,
-    redis: TestRedis,
-    customize: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let mut settings = Settings::load().expect("settings");
-    settings.app.port = 0;
-    settings.app.host = "127.0.0.1".into();
-    database.apply(&mut settings.database);
-    redis.apply(&mut settings.redis);
-    testkit::keys().apply(&mut settings.jwt);
+/// The service in an environment the test may have prepared (rows, Redis figures).
+pub async fn spawn_app_in(env: TestEnv, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings: Settings = env.settings();
     customize(&mut settings);
     let app = Application::build(settings.clone())
         .await
@@ -43,8 +35,7 @@ pub async fn spawn_app_on(
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         client,
-        database,
-        redis,
+        env,
         settings,
         admin: testkit::keys().token_for(1, Role::Admin),
         user: testkit::keys().token_for(2, Role::User),
@@ -78,11 +69,12 @@ impl TestApp {
     }
 
     pub fn keys(&self, id: u64) -> ItemKeys {
-        ItemKeys::new(&Keyspace::new(self.redis.prefix.clone()), id)
+        ItemKeys::new(&Keyspace::new(self.env.redis.prefix.clone()), id)
     }
 
     pub async fn redis_stock(&self, id: u64) -> Option<i64> {
-        self.redis
+        self.env
+            .redis
             .connection()
             .await
             .get(self.keys(id).stock())
@@ -91,43 +83,16 @@ impl TestApp {
     }
 
     pub async fn redis_on_sale(&self, id: u64) -> Option<i64> {
-        self.redis
+        self.env
+            .redis
             .connection()
             .await
-            .hget(self.keys(id).meta(), "on_sale")
+            .hget(self.keys(id).meta(), ON_SALE)
             .await
             .unwrap()
     }
 
-    pub async fn mysql(&self) -> AsyncMysqlConnection {
-        AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect")
-    }
-
     pub async fn mysql_stock(&self, id: u64) -> u32 {
-        use db::schema::items;
-        items::table
-            .find(id)
-            .select(items::stock)
-            .first(&mut self.mysql().await)
-            .await
-            .expect("item row")
+        self.env.database.stock(id).await
     }
-}
-
-pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "body: {}", response.body);
-    assert_eq!(
-        response.body["error_code"], error_code,
-        "body: {}",
-        response.body
-    );
-}
-
-pub fn error_fields(response: &Response) -> Vec<String> {
-    response.body["errors"]
-        .as_object()
-        .map(|errors| errors.keys().cloned().collect())
-        .unwrap_or_default()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 async fn a_held_lock_gives_503_and_changes_nothing() {
     let app = spawn_app().await;
     let id = app.item_with_stock(10).await;
-    let mut redis = app.redis.connection().await;
+    let mut redis = app.env.redis.connection().await;
     redis
         .set::<_, _, ()>(app.keys(id).lock(), "another-admin")
         .await
@@ -39,7 +39,7 @@ async fn a_held_lock_gives_503_and_changes_nothing() {
 async fn a_waiting_operation_proceeds_once_the_lock_is_released() {
     let app = spawn_app().await;
     let id = app.item_with_stock(10).await;
-    let mut redis = app.redis.connection().await;
+    let mut redis = app.env.redis.connection().await;
     let lock_key = app.keys(id).lock();
     redis
         .set::<_, _, ()>(&lock_key, "another-admin")

@@ -70,7 +70,7 @@ async fn pagination_bounds_and_totals() {
 async fn stock_is_the_live_redis_figure_with_mysql_as_fallback() {
     let app = spawn_app().await;
     let id = app.item_with_stock(10).await;
-    let mut redis = app.redis.connection().await;
+    let mut redis = app.env.redis.connection().await;
     redis
         .set::<_, _, ()>(app.keys(id).stock(), 7)
         .await
@@ -136,7 +136,7 @@ async fn one_bad_stock_figure_in_redis_never_fails_a_page() {
     let good = app.item_with_stock(5).await;
     let negative = app.item_with_stock(7).await;
     let garbled = app.item_with_stock(9).await;
-    let mut redis = app.redis.connection().await;
+    let mut redis = app.env.redis.connection().await;
     redis
         .set::<_, _, ()>(app.keys(negative).stock(), -3)
         .await

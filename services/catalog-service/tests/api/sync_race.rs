@@ -15,7 +15,7 @@ async fn sync_stock_racing_a_delete_never_puts_the_item_back_on_sale() {
     let redis = common::redis::pool(&app.settings.redis).unwrap();
     let sync = StockSync {
         db: db::pool(&app.settings.database.url(), 4).unwrap(),
-        store: ItemStore::new(redis.clone(), Keyspace::new(app.redis.prefix.clone())),
+        store: ItemStore::new(redis.clone(), Keyspace::new(app.env.redis.prefix.clone())),
         lock: DistributedLock::new(redis, app.settings.lock.clone()),
     };
     let mut items = Vec::new();
@@ -36,7 +36,7 @@ async fn sync_stock_racing_a_delete_never_puts_the_item_back_on_sale() {
         }
     }))
     .await;
-    let mut conn = app.redis.connection().await;
+    let mut conn = app.env.redis.connection().await;
     for id in items {
         let on_sale: String = conn.hget(app.keys(id).meta(), "on_sale").await.unwrap();
         assert_eq!(on_sale, "0", "item {id} was deleted, yet it is on sale");

@@ -1,48 +1,54 @@
-use crate::helpers::{TestApp, spawn_app_on};
+use crate::helpers::{spawn_app, spawn_app_in};
 use catalog_service::seed;
 use catalog_service::startup::catalog;
 use common::config::Environment;
-use diesel_async::RunQueryDsl;
+use inventory::keys::{LIMIT, ON_SALE};
 use redis::AsyncCommands;
-use testkit::{TestDatabase, TestRedis};
-
-async fn insert_rows(database: &TestDatabase) {
-    use diesel_async::{AsyncConnection, AsyncMysqlConnection};
-    let mut conn = AsyncMysqlConnection::establish(&database.url())
-        .await
-        .unwrap();
-    diesel::sql_query(
-        "INSERT INTO items (id, name, price, stock, max_per_user, deleted_at) VALUES \
-         (1, 'Known', 100, 10, NULL, NULL), (2, 'Unknown', 100, 20, 3, NULL), (3, 'Gone', 100, 30, NULL, NOW())",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
+use testkit::{TestEnv, TestItem};
 
 #[actix_web::test]
 async fn warm_up_loads_missing_items_and_never_clobbers_a_redis_figure() {
-    let database = TestDatabase::new().await;
-    insert_rows(&database).await;
-    let redis = TestRedis::new();
-    let mut conn = redis.connection().await;
+    let env = TestEnv::new().await;
+    for item in [
+        TestItem {
+            id: Some(1),
+            stock: 10,
+            ..TestItem::default()
+        },
+        TestItem {
+            id: Some(2),
+            stock: 20,
+            max_per_user: Some(3),
+            ..TestItem::default()
+        },
+        TestItem {
+            id: Some(3),
+            stock: 30,
+            deleted: true,
+            ..TestItem::default()
+        },
+    ] {
+        env.database.insert_item(item).await;
+    }
+    let mut conn = env.redis.connection().await;
     let keys =
-        |id| inventory::ItemKeys::new(&common::redis::Keyspace::new(redis.prefix.clone()), id);
+        |id| inventory::ItemKeys::new(&common::redis::Keyspace::new(env.redis.prefix.clone()), id);
     // Redis is ahead of MySQL for item 1 (sales not yet persisted).
     conn.set::<_, _, ()>(keys(1).stock(), 4).await.unwrap();
-    conn.hset::<_, _, _, ()>(keys(3).meta(), "on_sale", 1)
+    conn.hset::<_, _, _, ()>(keys(3).meta(), ON_SALE, 1)
         .await
         .unwrap();
 
-    let app: TestApp = spawn_app_on(database, redis, |_| {}).await;
+    let app = spawn_app_in(env, |_| {}).await;
     assert_eq!(app.redis_stock(1).await, Some(4));
     assert_eq!(app.redis_stock(2).await, Some(20));
     assert_eq!(app.redis_on_sale(2).await, Some(1));
     let limit: Option<i64> = app
+        .env
         .redis
         .connection()
         .await
-        .hget(app.keys(2).meta(), "limit")
+        .hget(app.keys(2).meta(), LIMIT)
         .await
         .unwrap();
     assert_eq!(limit, Some(3));
@@ -59,7 +65,7 @@ async fn warm_up_loads_missing_items_and_never_clobbers_a_redis_figure() {
 
 #[actix_web::test]
 async fn seeding_is_idempotent_and_refused_in_production() {
-    let app = spawn_app_on(TestDatabase::new().await, TestRedis::new(), |_| {}).await;
+    let app = spawn_app().await;
     let catalog = catalog(
         &app.settings,
         db::pool(&app.settings.database.url(), 2).unwrap(),

@@ -35,7 +35,7 @@ async fn a_writer_stopped_during_purchases_catches_up_when_restarted() {
         stack.store.outbox_len(item).await.unwrap() > 0,
         "orders wait in the outbox"
     );
-    stack.writer = Some(start_writer(&stack.database, &stack.redis, &stack.rabbit).await);
+    stack.writer = Some(start_writer(&stack.env).await);
     responses.extend(buy_many(&stack.client, item, 20).await);
     let placed = confirmed(&responses);
     assert_eq!(placed.len(), 120);
@@ -44,7 +44,7 @@ async fn a_writer_stopped_during_purchases_catches_up_when_restarted() {
 
 #[actix_web::test]
 async fn purchases_go_on_while_rabbitmq_is_unreachable_and_persist_when_it_returns() {
-    let proxy = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let proxy = ChaosProxy::to_rabbitmq().await;
     let port = proxy.port;
     let stack = spawn_stack_through(Strategy::Lua, port).await;
     let item = stack.item(100, None).await;
@@ -71,7 +71,11 @@ async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catche
     assert_eq!(placed.len(), 20);
     // Well past relay_after_ms (300 ms), short of republish_after_ms (1 s) after the confirms.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let published = stack.rabbit.drain(&stack.rabbit.topology().queue).await;
+    let published = stack
+        .env
+        .rabbit
+        .drain(&stack.env.rabbit.topology().queue)
+        .await;
     assert_eq!(
         published.len(),
         20,
@@ -90,10 +94,9 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
     let stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item(100, None).await;
     // The doomed instance can never publish: its broker address leads nowhere.
-    let dead_end = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let dead_end = ChaosProxy::to_rabbitmq().await;
     dead_end.break_all();
-    let mut doomed_settings =
-        purchase_settings(&stack.database, &stack.redis, &stack.rabbit, Strategy::Lua);
+    let mut doomed_settings = purchase_settings(&stack.env, Strategy::Lua);
     doomed_settings.rabbitmq.port = dead_end.port;
     doomed_settings.purchase.relay_interval_ms = 3_600_000;
     let (doomed, server) = start_purchase_service(doomed_settings).await;
@@ -171,8 +174,9 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
     // was republished: each refused order reached the dead-letter queue once.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let dead = stack
+        .env
         .rabbit
-        .drain(&stack.rabbit.topology().dead_letter_queue)
+        .drain(&stack.env.rabbit.topology().dead_letter_queue)
         .await;
     assert_eq!(dead.len(), 3);
     let parked = stock_writer::dlq::list(store).await.unwrap();
@@ -199,7 +203,7 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
         diesel::sql_query(format!(
             "INSERT INTO items (id, name, price, stock) VALUES ({item}, 'Fixed', 100, 10)"
         )),
-        &mut stack.mysql().await,
+        &mut stack.env.database.connect().await,
     )
     .await
     .unwrap();

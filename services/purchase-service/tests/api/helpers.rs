@@ -5,7 +5,7 @@ use common::jwt::Role;
 use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use inventory::ItemStore;
 use inventory::store::ItemState;
 use purchase_service::configuration::{Settings, Strategy};
@@ -13,31 +13,22 @@ use purchase_service::startup::Application;
 use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
-use testkit::{Client, Response, TestDatabase, TestRabbit, TestRedis};
+use testkit::{Client, Response, TestEnv, TestItem};
+
+pub use testkit::assert_envelope;
 
 pub struct Stack {
     pub client: Client,
-    pub database: TestDatabase,
-    pub redis: TestRedis,
-    pub rabbit: TestRabbit,
+    pub env: TestEnv,
     pub settings: Settings,
     pub writer: Option<ShutdownSwitch>,
     pub store: ItemStore,
 }
 
-pub fn purchase_settings(
-    database: &TestDatabase,
-    redis: &TestRedis,
-    rabbit: &TestRabbit,
-    strategy: Strategy,
-) -> Settings {
-    let mut settings = Settings::load().expect("settings");
-    settings.app.port = 0;
-    settings.app.host = "127.0.0.1".into();
-    database.apply(&mut settings.database);
-    redis.apply(&mut settings.redis);
-    rabbit.apply(&mut settings.rabbitmq);
-    testkit::keys().apply(&mut settings.jwt);
+/// purchase-service settings for `env`, with a quick relay (due after 300 ms, every
+/// 100 ms; confirmed orders due again after 1 s).
+pub fn purchase_settings(env: &TestEnv, strategy: Strategy) -> Settings {
+    let mut settings: Settings = env.settings();
     settings.purchase.strategy = strategy;
     settings.purchase.relay_interval_ms = 100;
     settings.purchase.relay_after_ms = 300;
@@ -56,18 +47,8 @@ pub async fn start_purchase_service(
     (client, actix_web::rt::spawn(app.run_until_stopped()))
 }
 
-pub async fn start_writer(
-    database: &TestDatabase,
-    redis: &TestRedis,
-    rabbit: &TestRabbit,
-) -> ShutdownSwitch {
-    let mut settings = stock_writer::configuration::Settings::load().expect("writer settings");
-    settings.app.port = 0;
-    settings.app.host = "127.0.0.1".into();
-    database.apply(&mut settings.database);
-    redis.apply(&mut settings.redis);
-    rabbit.apply(&mut settings.rabbitmq);
-    let writer = stock_writer::startup::Application::build(settings)
+pub async fn start_writer(env: &TestEnv) -> ShutdownSwitch {
+    let writer = stock_writer::startup::Application::build(env.settings())
         .await
         .expect("build writer");
     let stop = writer.stopper();
@@ -80,25 +61,19 @@ pub async fn spawn_stack(strategy: Strategy) -> Stack {
 }
 
 pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Settings)) -> Stack {
-    let (database, redis, rabbit) = (
-        TestDatabase::new().await,
-        TestRedis::new(),
-        TestRabbit::new(),
-    );
-    let mut settings = purchase_settings(&database, &redis, &rabbit, strategy);
+    let env = TestEnv::new().await;
+    let mut settings = purchase_settings(&env, strategy);
     // The test's own view of Redis goes straight to it, whatever the service's route.
     let store = ItemStore::new(
         common::redis::pool(&settings.redis).unwrap(),
-        Keyspace::new(redis.prefix.clone()),
+        Keyspace::new(env.redis.prefix.clone()),
     );
     customize(&mut settings);
     let (client, _) = start_purchase_service(settings.clone()).await;
-    let writer = Some(start_writer(&database, &redis, &rabbit).await);
+    let writer = Some(start_writer(&env).await);
     Stack {
         client,
-        database,
-        redis,
-        rabbit,
+        env,
         settings,
         writer,
         store,
@@ -110,26 +85,17 @@ pub fn token(user_id: u64) -> String {
 }
 
 impl Stack {
-    pub async fn mysql(&self) -> AsyncMysqlConnection {
-        AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect")
-    }
-
     /// An item on sale, as catalog-service would create it.
     pub async fn item(&self, stock: u32, max_per_user: Option<u32>) -> u64 {
-        let limit = max_per_user.map_or("NULL".to_owned(), |l| l.to_string());
-        let mut conn = self.mysql().await;
-        diesel::sql_query(format!("INSERT INTO items (name, price, stock, max_per_user) VALUES ('Hot', 100, {stock}, {limit})"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let id: u64 = db::schema::items::table
-            .select(diesel::dsl::max(db::schema::items::id))
-            .first::<Option<u64>>(&mut conn)
-            .await
-            .unwrap()
-            .unwrap();
+        let id = self
+            .env
+            .database
+            .insert_item(TestItem {
+                stock,
+                max_per_user,
+                ..TestItem::default()
+            })
+            .await;
         self.store
             .put(&ItemState {
                 id,
@@ -172,7 +138,8 @@ impl Stack {
     }
 
     pub async fn redis_stock(&self, item: u64) -> i64 {
-        self.redis
+        self.env
+            .redis
             .connection()
             .await
             .get(self.store.keys(item).stock())
@@ -181,13 +148,7 @@ impl Stack {
     }
 
     pub async fn mysql_stock(&self, item: u64) -> u32 {
-        use db::schema::items;
-        items::table
-            .find(item)
-            .select(items::stock)
-            .first(&mut self.mysql().await)
-            .await
-            .unwrap()
+        self.env.database.stock(item).await
     }
 
     /// order id → quantity, as persisted in MySQL for one item.
@@ -196,7 +157,7 @@ impl Stack {
         orders::table
             .filter(orders::item_id.eq(item))
             .select((orders::id, orders::quantity))
-            .load::<(String, u32)>(&mut self.mysql().await)
+            .load::<(String, u32)>(&mut self.env.database.connect().await)
             .await
             .unwrap()
             .into_iter()
@@ -248,15 +209,6 @@ pub fn confirmed(responses: &[Response]) -> BTreeMap<String, u32> {
             )
         })
         .collect()
-}
-
-pub fn assert_envelope(response: &Response, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "body: {}", response.body);
-    assert_eq!(
-        response.body["error_code"], error_code,
-        "body: {}",
-        response.body
-    );
 }
 
 pub const STRATEGIES: [Strategy; 2] = [Strategy::Lua, Strategy::Lock];

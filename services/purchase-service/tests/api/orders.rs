@@ -55,8 +55,7 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
         "UNAUTHENTICATED",
     );
 
-    stack.writer =
-        Some(crate::helpers::start_writer(&stack.database, &stack.redis, &stack.rabbit).await);
+    stack.writer = Some(crate::helpers::start_writer(&stack.env).await);
     testkit::eventually(20, "orders confirmed", || async {
         stack
             .client
@@ -141,14 +140,7 @@ async fn pages_of_pending_orders_hold_per_page_at_most() {
 
 #[actix_web::test]
 async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
-    let target = testkit::redis_url()
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let proxy = ChaosProxy::start(target).await;
+    let proxy = ChaosProxy::to_redis().await;
     let mut stack = spawn_stack_with(Strategy::Lua, |s| s.redis.port = proxy.port).await;
     stack.writer.take().unwrap().trigger();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -157,7 +149,7 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
     assert_eq!(mine.status, 200);
     // A broker or writer outage: thousands of other buyers' orders wait in the outbox.
     let outbox = stack.store.keys(item).outbox();
-    let mut redis = stack.redis.connection().await;
+    let mut redis = stack.env.redis.connection().await;
     let mut pipe = redis::pipe();
     for n in 0..3_000u64 {
         let event = StockEvent {

@@ -18,17 +18,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::ChaosProxy;
 
-async fn redis_proxy() -> ChaosProxy {
-    let target = testkit::redis_url()
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .parse()
-        .expect("a socket address");
-    ChaosProxy::start(target).await
-}
-
 /// A stack (purchase-service, stock-writer) and, beside it, the purchase use case of a
 /// second purchase-service that reaches Redis through `proxy`, gives up on a reply
 /// after 300 ms and settles for up to `outcome_timeout_ms`. Called directly, since the
@@ -69,7 +58,7 @@ fn as_confirmed(order: &Order) -> BTreeMap<String, u32> {
 
 #[actix_web::test]
 async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
-    let proxy = redis_proxy().await;
+    let proxy = ChaosProxy::to_redis().await;
     let (stack, purchases) = purchases_through(&proxy, 5_000).await;
     let item = stack.item(10, None).await;
     proxy.delay_replies(Duration::from_millis(1_000));
@@ -85,7 +74,7 @@ async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
 
 #[actix_web::test]
 async fn a_purchase_that_reached_redis_after_its_client_gave_up_is_answered_as_placed_once() {
-    let proxy = redis_proxy().await;
+    let proxy = ChaosProxy::to_redis().await;
     let (stack, purchases) = purchases_through(&proxy, 5_000).await;
     let item = stack.item(10, None).await;
     proxy.delay_requests(Duration::from_millis(1_000));
@@ -101,7 +90,7 @@ async fn a_purchase_that_reached_redis_after_its_client_gave_up_is_answered_as_p
 
 #[actix_web::test]
 async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy() {
-    let proxy = redis_proxy().await;
+    let proxy = ChaosProxy::to_redis().await;
     let (stack, purchases) = purchases_through(&proxy, 1_000).await;
     let item = stack.item(10, None).await;
     proxy.break_all();

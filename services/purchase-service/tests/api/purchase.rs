@@ -131,9 +131,9 @@ async fn purchases_need_a_live_token() {
         .unwrap()
     };
     let jti = claims["jti"].as_str().unwrap();
-    let mut redis = stack.redis.connection().await;
+    let mut redis = stack.env.redis.connection().await;
     redis
-        .set::<_, _, ()>(format!("{}revoked:{jti}", stack.redis.prefix), 1)
+        .set::<_, _, ()>(format!("{}revoked:{jti}", stack.env.redis.prefix), 1)
         .await
         .unwrap();
     let response = stack
@@ -218,6 +218,7 @@ async fn an_unexpected_reply_from_redis_is_a_500_never_a_business_answer() {
         let item = stack.item(10, None).await;
         let key = stack.store.keys(item).idempotency(1, "mangled");
         stack
+            .env
             .redis
             .connection()
             .await

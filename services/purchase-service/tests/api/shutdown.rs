@@ -21,7 +21,7 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
     stack.writer.take().unwrap().trigger();
     let item = stack.item(100, None).await;
     // The broker's confirms come late, so publishes are still in flight at the stop.
-    let broker = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let broker = ChaosProxy::to_rabbitmq().await;
     let mut settings = stack.settings.clone();
     settings.rabbitmq.port = broker.port;
     settings.purchase.relay_interval_ms = 3_600_000;
@@ -48,7 +48,7 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
     handle.stop(true).await;
     running.await.unwrap().unwrap();
 
-    let mut redis = stack.redis.connection().await;
+    let mut redis = stack.env.redis.connection().await;
     let due: Vec<(String, i64)> = redis
         .zrange_withscores(stack.store.keys(item).outbox_times(), 0, -1)
         .await
@@ -71,6 +71,10 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
         );
     }
     broker.delay_replies(Duration::ZERO);
-    let published = stack.rabbit.drain(&stack.rabbit.topology().queue).await;
+    let published = stack
+        .env
+        .rabbit
+        .drain(&stack.env.rabbit.topology().queue)
+        .await;
     assert_eq!(published.len(), 40, "each order published once");
 }

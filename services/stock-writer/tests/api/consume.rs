@@ -8,7 +8,7 @@ async fn events_become_orders_and_stock_decrements_and_leave_the_outbox() {
     writer.insert_item(1, 10).await;
     let first = event("order-a", 1, 3);
     let keys = writer.store().keys(1);
-    let mut redis = writer.redis.connection().await;
+    let mut redis = writer.env.redis.connection().await;
     redis
         .hset::<_, _, _, ()>(keys.outbox(), &first.order_id, first.to_json())
         .await
@@ -24,6 +24,7 @@ async fn events_become_orders_and_stock_decrements_and_leave_the_outbox() {
     assert_eq!(writer.stock(1).await, 5);
     testkit::eventually(5, "outbox cleared", || async {
         let left: u64 = writer
+            .env
             .redis
             .connection()
             .await
@@ -64,9 +65,9 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_consumption_goes_on() {
     assert_eq!(writer.stock(1).await, 3);
 
     let collected = std::sync::Mutex::new(Vec::new());
-    let dlq = writer.rabbit.topology().dead_letter_queue;
+    let dlq = writer.env.rabbit.topology().dead_letter_queue;
     testkit::eventually(10, "three dead letters", || async {
-        let messages = writer.rabbit.drain(&dlq).await;
+        let messages = writer.env.rabbit.drain(&dlq).await;
         let mut collected = collected.lock().unwrap();
         collected.extend(messages);
         collected.len() == 3

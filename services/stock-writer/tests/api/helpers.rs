@@ -3,40 +3,24 @@
 
 use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use events::{Publisher, StockEvent};
 use inventory::ItemStore;
 use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::startup::Application;
-use testkit::{TestDatabase, TestRabbit, TestRedis};
+use testkit::{TestEnv, TestItem};
 
 pub struct Writer {
-    pub database: TestDatabase,
-    pub redis: TestRedis,
-    pub rabbit: TestRabbit,
+    pub env: TestEnv,
     pub settings: Settings,
     pub stop: ShutdownSwitch,
     pub publisher: Publisher,
 }
 
-pub fn settings_for(database: &TestDatabase, redis: &TestRedis, rabbit: &TestRabbit) -> Settings {
-    let mut settings = Settings::load().expect("settings");
-    settings.app.port = 0;
-    settings.app.host = "127.0.0.1".into();
-    database.apply(&mut settings.database);
-    redis.apply(&mut settings.redis);
-    rabbit.apply(&mut settings.rabbitmq);
-    settings
-}
-
 pub async fn spawn_writer_with(customize: impl FnOnce(&mut Settings)) -> Writer {
-    let (database, redis, rabbit) = (
-        TestDatabase::new().await,
-        TestRedis::new(),
-        TestRabbit::new(),
-    );
-    let mut settings = settings_for(&database, &redis, &rabbit);
+    let env = TestEnv::new().await;
+    let mut settings: Settings = env.settings();
     customize(&mut settings);
     let app = Application::build(settings.clone())
         .await
@@ -45,13 +29,11 @@ pub async fn spawn_writer_with(customize: impl FnOnce(&mut Settings)) -> Writer 
     tokio::spawn(app.run_until_stopped());
     let publisher = Publisher::new(
         testkit::rabbit_url(),
-        rabbit.topology(),
+        env.rabbit.topology(),
         Duration::from_secs(2),
     );
     Writer {
-        database,
-        redis,
-        rabbit,
+        env,
         settings,
         stop,
         publisher,
@@ -75,36 +57,26 @@ pub fn event(order: &str, item_id: u64, quantity: u32) -> StockEvent {
 }
 
 impl Writer {
-    pub async fn mysql(&self) -> AsyncMysqlConnection {
-        AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect")
-    }
-
     pub async fn insert_item(&self, id: u64, stock: u32) {
-        diesel::sql_query(format!(
-            "INSERT INTO items (id, name, price, stock) VALUES ({id}, 'Item {id}', 100, {stock})"
-        ))
-        .execute(&mut self.mysql().await)
-        .await
-        .expect("insert item");
+        self.env
+            .database
+            .insert_item(TestItem {
+                id: Some(id),
+                stock,
+                ..TestItem::default()
+            })
+            .await;
     }
 
     pub async fn stock(&self, id: u64) -> u32 {
-        use db::schema::items;
-        items::table
-            .find(id)
-            .select(items::stock)
-            .first(&mut self.mysql().await)
-            .await
-            .expect("item")
+        self.env.database.stock(id).await
     }
 
     pub async fn order_count(&self) -> i64 {
         use db::schema::orders;
         orders::table
             .count()
-            .get_result(&mut self.mysql().await)
+            .get_result(&mut self.env.database.connect().await)
             .await
             .expect("count")
     }
@@ -115,7 +87,7 @@ impl Writer {
     }
 
     pub async fn publish_raw(&self, message_id: &str, body: &[u8]) {
-        let queue = self.rabbit.topology().queue;
+        let queue = self.env.rabbit.topology().queue;
         self.publisher
             .publish(&queue, message_id, body, &[])
             .await

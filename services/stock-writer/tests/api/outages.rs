@@ -4,7 +4,7 @@ use testkit::ChaosProxy;
 
 #[tokio::test]
 async fn a_mysql_outage_loses_and_doubles_nothing() {
-    let proxy = ChaosProxy::start("127.0.0.1:3306".parse().unwrap()).await;
+    let proxy = ChaosProxy::to_mysql().await;
     let port = proxy.port;
     let writer = spawn_writer_with(|s| {
         s.database.port = port;
@@ -34,7 +34,7 @@ async fn a_mysql_outage_loses_and_doubles_nothing() {
 
 #[tokio::test]
 async fn the_consumer_reconnects_after_a_rabbitmq_outage() {
-    let proxy = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let proxy = ChaosProxy::to_rabbitmq().await;
     let port = proxy.port;
     let writer = spawn_writer_with(|s| s.rabbitmq.port = port).await;
     writer.insert_item(1, 100).await;

@@ -17,13 +17,13 @@ async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
         .await
         .unwrap();
     let keys = store.keys(1);
-    let mut redis = writer.redis.connection().await;
+    let mut redis = writer.env.redis.connection().await;
     // One order persisted (MySQL stock already reflects it) but still in the outbox,
     // one order sold in Redis and not yet persisted.
     let persisted = event("persisted-1", 1, 3);
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at) VALUES ('persisted-1', 7, 1, 3, NOW())"),
-        &mut writer.mysql().await,
+        &mut writer.env.database.connect().await,
     )
     .await
     .unwrap();
@@ -63,7 +63,7 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
     writer.insert_item(2, 20).await;
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query("UPDATE items SET deleted_at = NOW() WHERE id = 2"),
-        &mut writer.mysql().await,
+        &mut writer.env.database.connect().await,
     )
     .await
     .unwrap();
@@ -71,7 +71,7 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
     let sync = writer.stock_sync();
     let reports = sync.run(None).await.unwrap();
     assert_eq!(reports.len(), 2);
-    let mut redis = writer.redis.connection().await;
+    let mut redis = writer.env.redis.connection().await;
     let on_sale: Vec<i64> = redis
         .hget(store.keys(2).meta(), "on_sale")
         .await
