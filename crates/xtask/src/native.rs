@@ -185,7 +185,7 @@ impl NativeStack {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", self.bin_dir.join(service).display()))?;
-        std::fs::write(self.pid_file(service), child.id().to_string())?;
+        std::fs::write(self.pid_file(service), format!("{}\n", child.id()))?;
         // Reaps it should it exit while this tool still runs (a zombie would look alive).
         std::thread::spawn(move || child.wait());
         Ok(())
