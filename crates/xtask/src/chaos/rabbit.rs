@@ -32,12 +32,8 @@ impl PrivateRabbit {
     /// stopped first) and waits until it takes connections.
     pub async fn start(dir: PathBuf) -> anyhow::Result<Self> {
         let node = PrivateRabbit { dir };
-        if node
-            .ctl(&["ping"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        // A leftover node's cookie is in its HOME; without one the CLI cannot even start.
+        if node.dir.join("home").is_dir() && node.is_up() {
             node.stop()?;
         }
         let _ = std::fs::remove_dir_all(&node.dir);
@@ -93,7 +89,8 @@ impl PrivateRabbit {
             .env("HOME", self.dir.join("home"))
             .env("RABBITMQ_CONF_ENV_FILE", self.dir.join("rabbitmq-env.conf"))
             .env("RABBITMQ_NODENAME", NODE)
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_CRASH_DUMP", self.dir.join("erl_crash.dump"));
         command
     }
 
@@ -122,15 +119,17 @@ impl PrivateRabbit {
         Ok(())
     }
 
-    async fn wait_started(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        // `await_startup` needs the node registered first; until then only ping waits.
-        while !self
-            .ctl(&["ping"])
+    fn is_up(&self) -> bool {
+        self.ctl(&["ping"])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-        {
+    }
+
+    async fn wait_started(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        // `await_startup` needs the node registered first; until then only ping waits.
+        while !self.is_up() {
             if Instant::now() > deadline {
                 bail!(
                     "the private RabbitMQ node {NODE} did not start (logs in {})",
