@@ -1,5 +1,7 @@
-# Shared by the project's scripts: logging and bringing up the machine's backing servers
-# (MariaDB, Redis, RabbitMQ) when they are down. Every function is idempotent.
+# Shared by the project's scripts: logging, bringing up the machine's backing servers
+# (MariaDB, Redis, RabbitMQ) when they are down, and installing nginx. Every
+# function is idempotent. Everything else (the stack, the benchmark, the drill) is
+# cargo xtask (crates/xtask).
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -48,4 +50,14 @@ ensure_backing_servers() {
   ensure_mariadb
   ensure_redis
   ensure_rabbitmq
+}
+
+ensure_nginx() {
+  command -v nginx >/dev/null && return 0
+  log "installing nginx"
+  if ! apt-get install -y nginx >/dev/null 2>&1; then
+    apt-get update >/dev/null && apt-get install -y nginx >/dev/null || die "could not install nginx (apt-get install -y nginx)"
+  fi
+  # The package starts a system nginx on port 80; the project runs its own.
+  service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true
 }

@@ -1,27 +1,19 @@
 //! A whole stack per test: the four service binaries (built by this workspace, started
 //! as processes) behind a real nginx rendered from `deploy/nginx/*.template`, sharing a
 //! fresh database, Redis key prefix and queue names. Dropping it kills every process.
+//! The parts it shares with `cargo xtask`'s native stack (service list, environment,
+//! gateway rendering, readiness, the conservation check) live in `devstack`.
 
+pub use devstack::{SERVICES, StockAccount, workspace_root};
+
+use devstack::{Gateway, ServiceEnv, probe};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use testkit::{Client, TestDatabase, TestRabbit, TestRedis};
-
-pub const SERVICES: [&str; 4] = [
-    "auth-service",
-    "catalog-service",
-    "purchase-service",
-    "stock-writer",
-];
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
 
 /// The directory holding the service binaries, built (or refreshed) once per test run
 /// so the tests never drive stale binaries.
@@ -64,7 +56,7 @@ pub struct Stack {
     pub ports: Vec<(&'static str, u16)>,
     pub gateway_port: u16,
     pub dir: PathBuf,
-    env: Vec<(String, String)>,
+    env: ServiceEnv,
     children: Vec<(String, Child)>,
 }
 
@@ -97,39 +89,32 @@ impl Stack {
             run_migrations: false,
         };
         database.apply(&mut settings);
-        let mut env: Vec<(String, String)> = [
-            ("APP_ENV", "testing"),
-            ("LOG_FORMAT", "json"),
-            ("LOG_LEVEL", "info"),
-            ("TRUST_FORWARDED_FOR", "true"),
-            ("BCRYPT_ROUNDS", "4"),
-            ("DB_POOL_SIZE", "8"),
-            ("OUTBOX_RELAY_INTERVAL_MS", "200"),
-            ("OUTBOX_RELAY_AFTER_MS", "1000"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        env.extend([
-            ("DB_HOST".into(), settings.host),
-            ("DB_PORT".into(), settings.port.to_string()),
-            ("DB_USERNAME".into(), settings.username),
-            ("DB_PASSWORD".into(), settings.password),
-            ("DB_DATABASE".into(), settings.database),
-            ("REDIS_KEY_PREFIX".into(), redis.prefix.clone()),
-            ("RABBITMQ_PREFIX".into(), rabbit.prefix.clone()),
-            (
-                "JWT_PUBLIC_KEY_PATH".into(),
+        let mut env = ServiceEnv::new()
+            .with("APP_ENV", "testing")
+            .with("LOG_FORMAT", "json")
+            .with("LOG_LEVEL", "info")
+            .with("TRUST_FORWARDED_FOR", "true")
+            .with("BCRYPT_ROUNDS", "4")
+            .with("DB_POOL_SIZE", "8")
+            .with("OUTBOX_RELAY_INTERVAL_MS", "200")
+            .with("OUTBOX_RELAY_AFTER_MS", "1000")
+            .with("DB_HOST", settings.host)
+            .with("DB_PORT", settings.port.to_string())
+            .with("DB_USERNAME", settings.username)
+            .with("DB_PASSWORD", settings.password)
+            .with("DB_DATABASE", settings.database)
+            .with("REDIS_KEY_PREFIX", redis.prefix.clone())
+            .with("RABBITMQ_PREFIX", rabbit.prefix.clone())
+            .with(
+                "JWT_PUBLIC_KEY_PATH",
                 keys.public_path.display().to_string(),
-            ),
-            (
-                "JWT_PRIVATE_KEY_PATH".into(),
+            )
+            .with(
+                "JWT_PRIVATE_KEY_PATH",
                 keys.private_path.display().to_string(),
-            ),
-        ]);
-        for (k, v) in extra_env {
-            env.retain(|(name, _)| name != k);
-            env.push((k.to_string(), v.to_string()));
+            );
+        for (name, value) in extra_env {
+            env.set(*name, *value);
         }
         // Port 0: each service binds a free port itself and logs it (a port picked here
         // and bound later could be taken meanwhile by a test running in parallel).
@@ -175,11 +160,9 @@ impl Stack {
         args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> std::process::Output {
-        let mut command = Command::new(bin_dir().join(service));
+        let mut command = self.env.command(&bin_dir().join(service));
         command
             .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        command
             .envs(extra_env.iter().copied())
             .env("LOG_LEVEL", "warn");
         command.output().expect("run service CLI")
@@ -189,9 +172,9 @@ impl Stack {
     /// time (see [`Self::bound_port`]).
     pub fn start_service(&mut self, service: &str) {
         let log = std::fs::File::create(self.dir.join(format!("{service}.log"))).expect("log file");
-        let child = Command::new(bin_dir().join(service))
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("APP_PORT", self.port(service).to_string())
+        let child = self
+            .env
+            .service_command(bin_dir(), service, self.port(service))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -232,46 +215,21 @@ impl Stack {
         }
     }
 
-    fn start_gateway(&mut self) {
-        let root = workspace_root();
-        let nginx_dir = self.dir.join("nginx");
-        let variables = [
-            ("GATEWAY_PORT", self.gateway_port.to_string()),
-            ("GATEWAY_RUN_DIR", nginx_dir.display().to_string()),
-            (
-                "GATEWAY_ACCESS_LOG",
-                self.dir.join("gateway.log").display().to_string(),
-            ),
-            (
-                "AUTH_UPSTREAM",
-                format!("127.0.0.1:{}", self.port("auth-service")),
-            ),
-            (
-                "CATALOG_UPSTREAM",
-                format!("127.0.0.1:{}", self.port("catalog-service")),
-            ),
-            (
-                "PURCHASE_UPSTREAM",
-                format!("127.0.0.1:{}", self.port("purchase-service")),
-            ),
-        ];
-        for (template, output) in [
-            ("gateway.conf.template", "gateway.conf"),
-            ("nginx.conf.template", "nginx.conf"),
-        ] {
-            let mut text = std::fs::read_to_string(root.join("deploy/nginx").join(template))
-                .expect("gateway template");
-            for (name, value) in &variables {
-                text = text.replace(&format!("${{{name}}}"), value);
-            }
-            std::fs::write(nginx_dir.join(output), text).expect("render gateway config");
+    fn gateway_config(&self) -> Gateway {
+        Gateway {
+            port: self.gateway_port,
+            dir: self.dir.join("nginx"),
+            access_log: self.dir.join("gateway.log"),
         }
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(nginx_dir.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
+    }
+
+    fn start_gateway(&mut self) {
+        let gateway = self.gateway_config();
+        gateway
+            .render(&workspace_root(), |service| self.port(service))
+            .expect("render the gateway config");
+        let child = gateway
+            .nginx(&["-g", "daemon off;"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -282,42 +240,38 @@ impl Stack {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         for (service, port) in &self.ports {
-            let client = Client::new(format!("http://127.0.0.1:{port}"));
-            loop {
-                if let Some(status) = client.try_get_status("/readyz").await
-                    && status == 200
-                {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{service} never became ready; log: {}",
-                    self.log(service)
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            assert!(
+                probe::wait_until_ok(*port, "/readyz", deadline).await,
+                "{service} never became ready; log: {}",
+                self.log(service)
+            );
         }
-        loop {
-            if self.gateway.try_get_status("/healthz").await == Some(200) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the gateway never answered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        assert!(
+            probe::wait_until_ok(self.gateway_port, "/healthz", deadline).await,
+            "the gateway never answered"
+        );
+    }
+
+    /// The Redis key prefix the stack's services use.
+    pub fn keyspace(&self) -> common::redis::Keyspace {
+        common::redis::Keyspace::new(self.redis.prefix.clone())
+    }
+
+    /// The item's stock in MySQL and Redis, for the conservation check.
+    pub async fn stock_account(&self, item_id: u64, initial: u64) -> StockAccount {
+        let mut mysql = AsyncMysqlConnection::establish(&self.database.url())
+            .await
+            .expect("connect to the test database");
+        let mut redis = self.redis.connection().await;
+        StockAccount::measure(&mut mysql, &mut redis, &self.keyspace(), item_id, initial)
+            .await
+            .expect("read the item's stock")
     }
 
     /// A service's log so far, for failure messages.
     pub fn log(&self, service: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default()
     }
-}
-
-fn nginx_binary() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nginx"))
 }
 
 impl Drop for Stack {

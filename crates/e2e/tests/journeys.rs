@@ -218,9 +218,12 @@ async fn an_admins_journey_create_restock_delete_and_sync_stock() {
         mysql_stock(&stack, item).await == 12
     })
     .await;
+    let account = stack.stock_account(item, 15).await;
+    assert!(account.conserved(), "{account:?}");
+    assert_eq!((account.sold, account.duplicated()), (3, 0), "{account:?}");
 
     // Drift Redis on purpose, then let sync-stock repair it from MySQL.
-    let stock_key = format!("{}item:{{{item}}}:stock", stack.redis.prefix);
+    let stock_key = inventory::ItemKeys::new(&stack.keyspace(), item).stock();
     let mut redis = stack.redis.connection().await;
     redis.set::<_, _, ()>(&stock_key, 999).await.unwrap();
     let synced = stack.run_cli("stock-writer", &["sync-stock", &item.to_string()], &[]);

@@ -9,6 +9,7 @@ mod locked;
 mod script;
 
 pub use locked::WatchHook;
+pub use script::PURCHASE_LUA;
 
 use crate::keys::ItemKeys;
 

@@ -1,0 +1,179 @@
+//! The gateway: nginx configured from `deploy/nginx/*.template`, the same templates the
+//! nginx image renders in docker-compose. Only the templates' own `${NAME}` variables are
+//! replaced (as `envsubst` with a variable list does), so nginx's `$variables` stay.
+//! Everything nginx writes lives under one directory (`nginx -p`), so several gateways
+//! run side by side.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The templates, relative to the repository root, and the files they become.
+pub const TEMPLATES: [(&str, &str); 2] = [
+    ("deploy/nginx/gateway.conf.template", "gateway.conf"),
+    ("deploy/nginx/nginx.conf.template", "nginx.conf"),
+];
+
+/// The gateway's upstream variables and the service each points at.
+pub const UPSTREAMS: [(&str, &str); 3] = [
+    ("AUTH_UPSTREAM", "auth-service"),
+    ("CATALOG_UPSTREAM", "catalog-service"),
+    ("PURCHASE_UPSTREAM", "purchase-service"),
+];
+
+/// One gateway: where it listens, where it keeps its files, where it logs requests.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub port: u16,
+    /// nginx's prefix directory: configuration, pid file, error log, temporary files.
+    pub dir: PathBuf,
+    /// The JSON access log.
+    pub access_log: PathBuf,
+}
+
+impl Gateway {
+    /// The templates' variables for upstreams on 127.0.0.1 at `port_of(service)`.
+    pub fn variables(&self, port_of: impl Fn(&str) -> u16) -> Vec<(&'static str, String)> {
+        let mut variables = vec![
+            ("GATEWAY_PORT", self.port.to_string()),
+            ("GATEWAY_RUN_DIR", self.dir.display().to_string()),
+            ("GATEWAY_ACCESS_LOG", self.access_log.display().to_string()),
+        ];
+        variables.extend(
+            UPSTREAMS
+                .iter()
+                .map(|(name, service)| (*name, format!("127.0.0.1:{}", port_of(service)))),
+        );
+        variables
+    }
+
+    /// Writes `nginx.conf` and `gateway.conf` into [`Self::dir`] from the templates
+    /// under `root`.
+    pub fn render(&self, root: &Path, port_of: impl Fn(&str) -> u16) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("tmp"))?;
+        if let Some(logs) = self.access_log.parent() {
+            std::fs::create_dir_all(logs)?;
+        }
+        let variables = self.variables(port_of);
+        for (template, output) in TEMPLATES {
+            let text = std::fs::read_to_string(root.join(template))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("reading {template}: {e}")))?;
+            std::fs::write(self.dir.join(output), render_template(&text, &variables))?;
+        }
+        Ok(())
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("nginx.conf")
+    }
+
+    /// Written by nginx's master process once it runs.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("nginx.pid")
+    }
+
+    pub fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+
+    /// `nginx -p <dir> -c <dir>/nginx.conf` and then `args` (`-s reload`, `-g ...`).
+    pub fn nginx(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(nginx_binary());
+        command
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(self.config_file())
+            .args(args);
+        command
+    }
+}
+
+/// Replaces each `${NAME}` of `variables` in `text`; anything else is left as written.
+pub fn render_template(text: &str, variables: &[(&str, String)]) -> String {
+    variables
+        .iter()
+        .fold(text.to_owned(), |text, (name, value)| {
+            text.replace(&format!("${{{name}}}"), value)
+        })
+}
+
+/// nginx's binary: the usual install places first (root's PATH may lack sbin), then PATH.
+pub fn nginx_binary() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("nginx"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway() -> Gateway {
+        Gateway {
+            port: 18080,
+            dir: PathBuf::from("/run/x/nginx"),
+            access_log: PathBuf::from("/run/x/logs/gateway.log"),
+        }
+    }
+
+    #[test]
+    fn only_the_named_variables_are_replaced() {
+        let rendered = render_template(
+            "listen ${GATEWAY_PORT}; set $a $http_x; ${OTHER}",
+            &[("GATEWAY_PORT", "80".into())],
+        );
+        assert_eq!(rendered, "listen 80; set $a $http_x; ${OTHER}");
+    }
+
+    #[test]
+    fn the_repository_templates_render_completely() {
+        let root = crate::workspace_root();
+        let variables = gateway().variables(|service| match service {
+            "auth-service" => 18081,
+            "catalog-service" => 18082,
+            _ => 18083,
+        });
+        for (template, _) in TEMPLATES {
+            let text = std::fs::read_to_string(root.join(template)).expect("template");
+            let rendered = render_template(&text, &variables);
+            assert!(
+                !rendered.contains("${"),
+                "{template} left a variable: {rendered}"
+            );
+            assert!(rendered.contains("$http_x_request_id") || template.contains("nginx.conf"));
+        }
+        let gateway_conf = render_template(
+            &std::fs::read_to_string(root.join(TEMPLATES[0].0)).expect("template"),
+            &variables,
+        );
+        for expected in [
+            "server 127.0.0.1:18081;",
+            "server 127.0.0.1:18082;",
+            "server 127.0.0.1:18083;",
+            "listen 18080 ",
+            "access_log /run/x/logs/gateway.log ",
+        ] {
+            assert!(gateway_conf.contains(expected), "missing {expected:?}");
+        }
+    }
+
+    #[test]
+    fn rendering_writes_both_files_under_the_gateway_directory() {
+        let dir = std::env::temp_dir().join(format!("devstack-gateway-{}", std::process::id()));
+        let gateway = Gateway {
+            port: 18080,
+            dir: dir.join("nginx"),
+            access_log: dir.join("logs/gateway.log"),
+        };
+        gateway
+            .render(&crate::workspace_root(), |_| 18081)
+            .expect("render");
+        let nginx_conf = std::fs::read_to_string(gateway.config_file()).expect("nginx.conf");
+        assert!(nginx_conf.contains(&format!("pid {};", gateway.pid_file().display())));
+        assert!(gateway.dir.join("gateway.conf").exists());
+        assert!(gateway.dir.join("tmp").is_dir());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,482 @@
+//! `loadgen`: many concurrent buyers, each with its own JWT, hammering purchase
+//! endpoints in a closed loop (each buyer waits for its answer) or an open loop (a fixed
+//! request rate, latency measured from the scheduled send time so a stalled server is
+//! not hidden). A library so that `cargo xtask bench` and `cargo xtask chaos` run it in
+//! their own process and read a typed [`Summary`]; `main.rs` is the command line over it.
+
+use anyhow::Context;
+use common::jwt::{Claims, Role};
+use hdrhistogram::Histogram;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// One load: who buys what, how hard and for how long.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Base URL: the gateway or a service.
+    pub url: String,
+    /// Item ids to buy; buyers spread over them.
+    pub items: Vec<u64>,
+    /// Concurrent buyers (connections).
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Distinct users (tokens); buyers cycle through them.
+    pub users: u64,
+    /// Units per purchase.
+    pub quantity: u32,
+    /// Open loop at this many requests/s in total (0: closed loop).
+    pub rate: f64,
+    /// Client threads.
+    pub threads: usize,
+    /// The Ed25519 private key that signs the buyers' tokens.
+    pub private_key: PathBuf,
+    /// Keep the id of every order answered 200 ([`Outcome::order_ids`]).
+    pub collect_orders: bool,
+    /// A label copied into the summary.
+    pub label: String,
+    /// Draw a progress bar on standard error while it runs.
+    pub progress: bool,
+}
+
+impl Run {
+    /// A closed-loop run with the command line's defaults.
+    pub fn new(url: impl Into<String>, items: Vec<u64>, private_key: impl Into<PathBuf>) -> Self {
+        Run {
+            url: url.into(),
+            items,
+            concurrency: 64,
+            duration: Duration::from_secs(10),
+            users: 1000,
+            quantity: 1,
+            rate: 0.0,
+            threads: 1,
+            private_key: private_key.into(),
+            collect_orders: false,
+            label: String::new(),
+            progress: true,
+        }
+    }
+
+    /// Runs the load to its end on threads of its own (blocking the caller).
+    pub fn execute(&self) -> anyhow::Result<Outcome> {
+        anyhow::ensure!(
+            self.concurrency >= self.threads && self.threads > 0,
+            "need at least one buyer per thread"
+        );
+        anyhow::ensure!(!self.items.is_empty(), "no item to buy");
+        execute(Arc::new(self.clone()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Open,
+    Closed,
+}
+
+/// Latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// What a run measured; printed as JSON by the command line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub label: String,
+    pub url: String,
+    pub items: Vec<u64>,
+    pub concurrency: usize,
+    pub mode: Mode,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub ok: u64,
+    pub ok_per_s: f64,
+    pub requests_per_s: f64,
+    /// Responses per HTTP status; 0 counts requests that got no response.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Non-200 responses per `error_code` (`HTTP_<status>` when there was none,
+    /// `CONNECTION_ERROR` when there was no response).
+    pub error_codes: BTreeMap<String, u64>,
+    pub latency_ms: Latency,
+}
+
+impl Summary {
+    /// How many non-200 answers carried this error code.
+    pub fn error_count(&self, code: &str) -> u64 {
+        self.error_codes.get(code).copied().unwrap_or(0)
+    }
+}
+
+/// A finished run: its summary and, when asked for, the orders answered 200.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub order_ids: Vec<String>,
+}
+
+/// What the buyers of one thread counted.
+struct Tally {
+    latency_us: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+    error_codes: BTreeMap<String, u64>,
+    order_ids: Vec<String>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            statuses: BTreeMap::new(),
+            error_codes: BTreeMap::new(),
+            order_ids: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, latency: Duration, status: u16, body: &[u8], collect_orders: bool) {
+        let _ = self
+            .latency_us
+            .record(latency.as_micros().max(1).try_into().unwrap_or(u64::MAX));
+        *self.statuses.entry(status).or_default() += 1;
+        if status == 200 {
+            if collect_orders && let Some(id) = order_id(body) {
+                self.order_ids.push(id);
+            }
+        } else {
+            *self
+                .error_codes
+                .entry(error_code(status, body))
+                .or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        let _ = self.latency_us.add(&other.latency_us);
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        for (code, n) in other.error_codes {
+            *self.error_codes.entry(code).or_default() += n;
+        }
+        self.order_ids.extend(other.order_ids);
+    }
+
+    fn summary(&self, run: &Run, elapsed: Duration) -> Summary {
+        let seconds = elapsed.as_secs_f64();
+        let requests: u64 = self.statuses.values().sum();
+        let ok = self.statuses.get(&200).copied().unwrap_or(0);
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Summary {
+            label: run.label.clone(),
+            url: run.url.clone(),
+            items: run.items.clone(),
+            concurrency: run.concurrency,
+            mode: if run.rate > 0.0 {
+                Mode::Open
+            } else {
+                Mode::Closed
+            },
+            duration_s: seconds,
+            requests,
+            ok,
+            ok_per_s: ok as f64 / seconds,
+            requests_per_s: requests as f64 / seconds,
+            statuses: self.statuses.clone(),
+            error_codes: self.error_codes.clone(),
+            latency_ms: Latency {
+                p50: ms(self.latency_us.value_at_quantile(0.50)),
+                p95: ms(self.latency_us.value_at_quantile(0.95)),
+                p99: ms(self.latency_us.value_at_quantile(0.99)),
+                max: ms(self.latency_us.max()),
+                mean: self.latency_us.mean() / 1000.0,
+            },
+        }
+    }
+}
+
+fn order_id(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    body["order"]["id"].as_str().map(str::to_owned)
+}
+
+fn error_code(status: u16, body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error_code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| {
+            if status == 0 {
+                "CONNECTION_ERROR".into()
+            } else {
+                format!("HTTP_{status}")
+            }
+        })
+}
+
+fn tokens(run: &Run) -> anyhow::Result<Vec<String>> {
+    let pem = std::fs::read(&run.private_key)
+        .with_context(|| format!("reading {}", run.private_key.display()))?;
+    let key = EncodingKey::from_ed_pem(&pem)?;
+    let now = jsonwebtoken::get_current_timestamp();
+    (0..run.users)
+        .map(|i| {
+            let claims = Claims {
+                sub: (1_000_000 + i).to_string(),
+                iat: now,
+                exp: now + 3600,
+                jti: uuid::Uuid::new_v4().simple().to_string(),
+                role: Role::User,
+            };
+            Ok(jsonwebtoken::encode(
+                &Header::new(Algorithm::EdDSA),
+                &claims,
+                &key,
+            )?)
+        })
+        .collect()
+}
+
+/// What every buyer shares.
+struct Shared {
+    run: Arc<Run>,
+    tokens: Arc<Vec<String>>,
+    started: Instant,
+    deadline: Instant,
+    sent: Arc<AtomicU64>,
+}
+
+async fn buyer(worker: usize, shared: Arc<Shared>, client: awc::Client) -> Tally {
+    let Shared {
+        run,
+        tokens,
+        started,
+        deadline,
+        sent,
+    } = &*shared;
+    let (workers, started, deadline) = (run.concurrency, *started, *deadline);
+    let mut tally = Tally::new();
+    let body = json!({ "quantity": run.quantity }).to_string();
+    let interval = (run.rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / run.rate));
+    let mut next_send = started
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(worker as f64 / workers as f64)
+        });
+    let mut n = worker;
+    while Instant::now() < deadline {
+        if interval.is_some() {
+            let now = Instant::now();
+            if next_send > now {
+                actix_web::rt::time::sleep(next_send - now).await;
+            }
+        }
+        let scheduled = if interval.is_some() {
+            next_send
+        } else {
+            Instant::now()
+        };
+        let token = &tokens[n % tokens.len()];
+        let item = run.items[n % run.items.len()];
+        n += workers;
+        let response = client
+            .post(format!("{}/api/v1/items/{item}/purchase", run.url))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.clone())
+            .await;
+        let (status, bytes) = match response {
+            Ok(mut response) => {
+                let bytes = response.body().await.unwrap_or_default();
+                (response.status().as_u16(), bytes)
+            }
+            Err(_) => (0, Default::default()),
+        };
+        tally.record(scheduled.elapsed(), status, &bytes, run.collect_orders);
+        sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(interval) = interval {
+            next_send += interval;
+        }
+    }
+    tally
+}
+
+fn progress_bar(run: &Run) -> indicatif::ProgressBar {
+    if !run.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let progress = indicatif::ProgressBar::new((run.duration.as_secs_f64() * 10.0) as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress.set_prefix(if run.label.is_empty() {
+        "load".to_owned()
+    } else {
+        run.label.clone()
+    });
+    progress
+}
+
+fn execute(run: Arc<Run>) -> anyhow::Result<Outcome> {
+    let tokens = Arc::new(tokens(&run)?);
+    let sent = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + run.duration;
+
+    let progress = progress_bar(&run);
+    let ticker = {
+        let (sent, done, progress) = (sent.clone(), done.clone(), progress.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let elapsed = started.elapsed().as_secs_f64();
+                progress.set_position((elapsed * 10.0) as u64);
+                let count = sent.load(Ordering::Relaxed);
+                progress.set_message(format!(
+                    "{count} requests, {:.0}/s",
+                    count as f64 / elapsed.max(0.001)
+                ));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+
+    let threads: Vec<_> = (0..run.threads)
+        .map(|t| {
+            let shared = Arc::new(Shared {
+                run: run.clone(),
+                tokens: tokens.clone(),
+                started,
+                deadline,
+                sent: sent.clone(),
+            });
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let threads = shared.run.threads;
+                    let mine: Vec<usize> = (0..shared.run.concurrency)
+                        .filter(|w| w % threads == t)
+                        .collect();
+                    let client = awc::Client::builder()
+                        .connector(awc::Connector::new().limit(mine.len()))
+                        .timeout(Duration::from_secs(30))
+                        .finish();
+                    let buyers = mine
+                        .into_iter()
+                        .map(|w| buyer(w, shared.clone(), client.clone()));
+                    let mut total = Tally::new();
+                    for tally in futures_util::future::join_all(buyers).await {
+                        total.merge(tally);
+                    }
+                    total
+                })
+            })
+        })
+        .collect();
+    let mut total = Tally::new();
+    for thread in threads {
+        total.merge(
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))?,
+        );
+    }
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    progress.finish_and_clear();
+
+    Ok(Outcome {
+        summary: total.summary(&run, elapsed),
+        order_ids: total.order_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally_of(answers: &[(u64, u16, &str)]) -> Tally {
+        let mut tally = Tally::new();
+        for (ms, status, body) in answers {
+            tally.record(Duration::from_millis(*ms), *status, body.as_bytes(), true);
+        }
+        tally
+    }
+
+    #[test]
+    fn a_summary_counts_statuses_error_codes_and_orders() {
+        let mut tally = tally_of(&[
+            (10, 200, r#"{"order":{"id":"o-1"}}"#),
+            (20, 409, r#"{"error_code":"INSUFFICIENT_STOCK"}"#),
+        ]);
+        tally.merge(tally_of(&[
+            (30, 200, r#"{"order":{"id":"o-2"}}"#),
+            (40, 502, "<html>bad gateway</html>"),
+            (50, 0, ""),
+        ]));
+        let run = Run {
+            label: "t".into(),
+            ..Run::new("http://x", vec![7], "key.pem")
+        };
+        let summary = tally.summary(&run, Duration::from_secs(2));
+        assert_eq!(summary.requests, 5);
+        assert_eq!(summary.ok, 2);
+        assert_eq!(summary.ok_per_s, 1.0);
+        assert_eq!(summary.requests_per_s, 2.5);
+        assert_eq!(summary.mode, Mode::Closed);
+        assert_eq!(
+            summary.statuses,
+            BTreeMap::from([(0, 1), (200, 2), (409, 1), (502, 1)])
+        );
+        assert_eq!(summary.error_count("INSUFFICIENT_STOCK"), 1);
+        assert_eq!(summary.error_count("HTTP_502"), 1);
+        assert_eq!(summary.error_count("CONNECTION_ERROR"), 1);
+        assert_eq!(summary.error_count("SYSTEM_BUSY"), 0);
+        assert_eq!(tally.order_ids, ["o-1", "o-2"]);
+        assert!((summary.latency_ms.max - 50.0).abs() < 0.1);
+        assert!((summary.latency_ms.p50 - 30.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn the_summary_keeps_the_json_shape_the_reports_read() {
+        let run = Run::new("http://x", vec![1, 2], "key.pem");
+        let summary = tally_of(&[(5, 200, "{}")]).summary(&run, Duration::from_secs(1));
+        let json = serde_json::to_value(&summary).unwrap();
+        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "concurrency",
+                "duration_s",
+                "error_codes",
+                "items",
+                "label",
+                "latency_ms",
+                "mode",
+                "ok",
+                "ok_per_s",
+                "requests",
+                "requests_per_s",
+                "statuses",
+                "url"
+            ]
+        );
+        assert_eq!(json["mode"], "closed");
+        assert_eq!(json["statuses"]["200"], 1);
+        assert_eq!(
+            serde_json::from_value::<Summary>(json).unwrap(),
+            summary,
+            "a summary reads back as written"
+        );
+    }
+}

@@ -1,0 +1,732 @@
+//! The benchmark's report, built from what it measured ([`Measurements`]):
+//! `summary.json` (one key per figure README quotes, the same keys the report has always
+//! had), `report.md` (the table and the notes under it) and `throughput.svg`. Building it
+//! is pure, so a fixed set of measurements always gives the same report.
+
+use super::metrics::LagP99;
+use anyhow::Context;
+use loadgen::{Latency, Summary as Load};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub platform: String,
+}
+
+impl Machine {
+    /// This machine: its CPUs and `<os>-<kernel release>-<architecture>`.
+    pub fn this() -> Self {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            platform: format!(
+                "{}-{}-{}",
+                read("/proc/sys/kernel/ostype"),
+                read("/proc/sys/kernel/osrelease"),
+                std::env::consts::ARCH
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Lua,
+    Lock,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 2] = [Strategy::Lua, Strategy::Lock];
+
+    /// The `PURCHASE_STRATEGY` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Lua => "lua",
+            Strategy::Lock => "lock",
+        }
+    }
+}
+
+/// What stock-writer did around one load: events applied from the load's start until
+/// the outbox drained, and how long the drain took after the load stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WriterPace {
+    pub applied: f64,
+    pub seconds: f64,
+    pub drain_s: f64,
+}
+
+/// The hot item through the gateway with one strategy at one concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotRun {
+    pub strategy: Strategy,
+    pub concurrency: usize,
+    pub load: Load,
+    pub writer: WriterPace,
+}
+
+/// stock-writer alone on a backlog built while it was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backlog {
+    pub backlog: u64,
+    pub seconds: f64,
+}
+
+/// Everything one benchmark run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    pub machine: Machine,
+    pub quick: bool,
+    /// The concurrencies of the hot-item loads; the last one is used for the rest.
+    pub levels: Vec<usize>,
+    pub hot: Vec<HotRun>,
+    /// The hot item straight at purchase-service.
+    pub direct: Load,
+    /// CPU each process spent per purchase during the direct run, µs, largest first.
+    pub direct_cpu_us_per_purchase: Vec<(String, f64)>,
+    pub backlog: Backlog,
+    pub many_items: Load,
+    pub redis_ceiling_rps: f64,
+    /// Peak resident memory of each service, MiB.
+    pub rss_mib: Vec<(String, f64)>,
+    /// Units oversold over every scenario (a broken conservation counts at least 1).
+    pub oversold: u64,
+    pub writer_lag_p99: LagP99,
+}
+
+impl Measurements {
+    pub fn top(&self) -> usize {
+        self.levels.last().copied().unwrap_or_default()
+    }
+
+    pub fn hot(&self, strategy: Strategy, concurrency: usize) -> anyhow::Result<&HotRun> {
+        self.hot
+            .iter()
+            .find(|run| run.strategy == strategy && run.concurrency == concurrency)
+            .with_context(|| format!("no {} run at concurrency {concurrency}", strategy.name()))
+    }
+
+    fn lua_runs(&self) -> impl Iterator<Item = &HotRun> {
+        self.hot.iter().filter(|run| run.strategy == Strategy::Lua)
+    }
+}
+
+/// CPU µs per purchase of each process from tick counts before and after a run
+/// (`loadgen` is among them), largest first.
+pub fn cpu_us_per_purchase(
+    before: &[(String, u64)],
+    after: &[(String, u64)],
+    ticks_per_second: f64,
+    purchases: u64,
+) -> Vec<(String, f64)> {
+    let tick_us = 1e6 / ticks_per_second;
+    let purchases = purchases.max(1) as f64;
+    let mut per_purchase: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, ticks)| {
+            let earlier = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, t)| *t);
+            let spent = ticks.saturating_sub(earlier) as f64;
+            (name.clone(), spent * tick_us / purchases)
+        })
+        .collect();
+    per_purchase.sort_by(|a, b| b.1.total_cmp(&a.1));
+    per_purchase
+}
+
+/// A JSON object whose keys keep their order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// `summary.json`: the headline figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub machine: Machine,
+    pub quick: bool,
+    pub concurrency: usize,
+    pub hot_item_lua_rps: f64,
+    pub hot_item_lock_rps: f64,
+    pub lock_system_busy: u64,
+    pub lua_system_busy: u64,
+    pub gateway_lua_rps: f64,
+    pub direct_lua_rps: f64,
+    pub redis_ceiling_rps: f64,
+    pub many_items_lua_rps: f64,
+    /// stock-writer's pace during the lua load that applied most.
+    pub writer_events_per_s: f64,
+    pub writer_backlog_events_per_s: f64,
+    pub writer_drain_after_load_s: f64,
+    /// `null` when unknown or beyond the histogram's 10 s.
+    pub writer_lag_p99_ms: Option<f64>,
+    pub rss_mib: Ordered<f64>,
+    pub direct_cpu_us_per_purchase: Ordered<f64>,
+    pub oversold: u64,
+    /// Per hot-item load, keyed `<strategy>-c<concurrency>`.
+    pub latency_ms: Ordered<Latency>,
+    pub lua_over_lock: f64,
+    pub direct_over_ceiling: f64,
+}
+
+impl Summary {
+    pub fn new(m: &Measurements) -> anyhow::Result<Self> {
+        let top = m.top();
+        let lua = &m.hot(Strategy::Lua, top)?.load;
+        let lock = &m.hot(Strategy::Lock, top)?.load;
+        let busiest_writer = m
+            .lua_runs()
+            .map(|run| run.writer)
+            .reduce(|best, w| if w.applied > best.applied { w } else { best })
+            .context("no lua run")?;
+        let mut latency = Vec::new();
+        for strategy in Strategy::ALL {
+            for &c in &m.levels {
+                let run = m.hot(strategy, c)?;
+                latency.push((format!("{}-c{c}", strategy.name()), run.load.latency_ms));
+            }
+        }
+        Ok(Summary {
+            machine: m.machine.clone(),
+            quick: m.quick,
+            concurrency: top,
+            hot_item_lua_rps: lua.ok_per_s,
+            hot_item_lock_rps: lock.ok_per_s,
+            lock_system_busy: lock.error_count("SYSTEM_BUSY"),
+            lua_system_busy: lua.error_count("SYSTEM_BUSY"),
+            gateway_lua_rps: lua.ok_per_s,
+            direct_lua_rps: m.direct.ok_per_s,
+            redis_ceiling_rps: m.redis_ceiling_rps,
+            many_items_lua_rps: m.many_items.ok_per_s,
+            writer_events_per_s: busiest_writer.applied / busiest_writer.seconds,
+            writer_backlog_events_per_s: m.backlog.backlog as f64 / m.backlog.seconds,
+            writer_drain_after_load_s: m
+                .lua_runs()
+                .map(|run| run.writer.drain_s)
+                .fold(0.0, f64::max),
+            writer_lag_p99_ms: m.writer_lag_p99.millis(),
+            rss_mib: Ordered(m.rss_mib.clone()),
+            direct_cpu_us_per_purchase: Ordered(m.direct_cpu_us_per_purchase.clone()),
+            oversold: m.oversold,
+            latency_ms: Ordered(latency),
+            lua_over_lock: lua.ok_per_s / lock.ok_per_s.max(1e-9),
+            direct_over_ceiling: m.direct.ok_per_s / m.redis_ceiling_rps,
+        })
+    }
+}
+
+fn table_row(label: &str, concurrency: usize, load: &Load) -> String {
+    let l = &load.latency_ms;
+    format!(
+        "| {label} | {concurrency} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        load.ok_per_s,
+        l.p50,
+        l.p95,
+        l.p99,
+        load.error_count("SYSTEM_BUSY")
+    )
+}
+
+fn joined(figures: impl Iterator<Item = String>) -> String {
+    figures.collect::<Vec<_>>().join(", ")
+}
+
+/// `report.md`.
+pub fn markdown(m: &Measurements, s: &Summary) -> anyhow::Result<String> {
+    let top = m.top();
+    let lua_top = &m.hot(Strategy::Lua, top)?.load;
+    let mut lines = vec![
+        "# Benchmark report".to_owned(),
+        String::new(),
+        format!(
+            "Machine: {} CPUs, {}. {}Each load ran {:.0}s, closed loop, loadgen and the whole stack on the same machine.",
+            m.machine.cpus,
+            m.machine.platform,
+            if m.quick { "Quick run. " } else { "" },
+            lua_top.duration_s
+        ),
+        String::new(),
+        "| scenario | concurrency | purchases/s | p50 ms | p95 ms | p99 ms | SYSTEM_BUSY |".into(),
+        "|---|---|---|---|---|---|---|".into(),
+    ];
+    for strategy in Strategy::ALL {
+        for &c in &m.levels {
+            let label = format!("hot item, {}, gateway", strategy.name());
+            lines.push(table_row(&label, c, &m.hot(strategy, c)?.load));
+        }
+    }
+    lines.push(table_row("hot item, lua, direct", top, &m.direct));
+    lines.push(table_row("50 items, lua, gateway", top, &m.many_items));
+    lines.push(format!(
+        "| redis-benchmark, same script | {top} | {:.0} | | | | |",
+        m.redis_ceiling_rps
+    ));
+    let cpu_total: f64 = m.direct_cpu_us_per_purchase.iter().map(|(_, v)| v).sum();
+    let cpu_available = m.machine.cpus as f64 * 1e6 / m.direct.ok_per_s.max(1e-9);
+    lines.extend([
+        String::new(),
+        format!(
+            "- lua / lock: **{:.1}×**; direct / redis ceiling: **{:.2}**",
+            s.lua_over_lock, s.direct_over_ceiling
+        ),
+        format!(
+            "- stock-writer: {:.0} events/s applied; lag p99 during the loads {}; drained {:.2}s after the load stopped; alone, it drained a backlog of {} events in {:.1}s ({:.0} events/s)",
+            s.writer_events_per_s,
+            m.writer_lag_p99.text(),
+            s.writer_drain_after_load_s,
+            m.backlog.backlog,
+            m.backlog.seconds,
+            s.writer_backlog_events_per_s
+        ),
+        format!(
+            "- peak RSS (MiB): {}",
+            joined(m.rss_mib.iter().map(|(name, mib)| format!("{name} {mib:.1}")))
+        ),
+        format!(
+            "- CPU per purchase during the direct run, µs (total {cpu_total:.0}, of {cpu_available:.0} available at that rate): {}",
+            joined(
+                m.direct_cpu_us_per_purchase
+                    .iter()
+                    .filter(|(_, us)| *us >= 0.5)
+                    .map(|(name, us)| format!("{name} {us:.0}"))
+            )
+        ),
+        format!("- oversold: **{}**", m.oversold),
+        String::new(),
+        "![throughput](throughput.svg)".into(),
+    ]);
+    Ok(lines.join("\n") + "\n")
+}
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 360.0;
+const PAD: f64 = 60.0;
+
+fn x_of(index: usize, points: usize) -> f64 {
+    PAD + (index as f64 / (points.max(2) - 1) as f64) * (WIDTH - 2.0 * PAD)
+}
+
+fn polyline(points: &[f64], y_max: f64, color: &str, dash: &str) -> String {
+    let coords: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, y)| {
+            format!(
+                "{:.1},{:.1}",
+                x_of(i, points.len()),
+                HEIGHT - PAD - (y / y_max) * (HEIGHT - 2.0 * PAD)
+            )
+        })
+        .collect();
+    format!(
+        r#"<polyline fill="none" stroke="{color}" stroke-width="2" {dash} points="{}"/>"#,
+        coords.join(" ")
+    )
+}
+
+/// `throughput.svg`: purchases/s (solid) and p99 (dashed) of the hot item against
+/// concurrency, both strategies.
+pub fn svg(m: &Measurements) -> anyhow::Result<String> {
+    let mut runs = Vec::new();
+    for strategy in Strategy::ALL {
+        let loads = m
+            .levels
+            .iter()
+            .map(|&c| m.hot(strategy, c).map(|run| &run.load))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        runs.push((strategy, loads));
+    }
+    let all = || runs.iter().flat_map(|(_, loads)| loads.iter());
+    let or_one = |max: f64| if max > 0.0 { max } else { 1.0 };
+    let rps_max = or_one(all().map(|l| l.ok_per_s).fold(0.0, f64::max) * 1.1);
+    let p99_max = or_one(all().map(|l| l.latency_ms.p99).fold(0.0, f64::max) * 1.1);
+    let (w, h, pad) = (WIDTH, HEIGHT, PAD);
+    let mut svg = vec![
+        format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+        ),
+        r#"<rect width="100%" height="100%" fill="white"/>"#.to_owned(),
+        format!(
+            r#"<text x="{:.1}" y="20" text-anchor="middle" font-size="14">Hot item: purchases/s (solid) and p99 ms (dashed) vs concurrency</text>"#,
+            w / 2.0
+        ),
+        format!(
+            r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+            h - pad,
+            w - pad,
+            h - pad
+        ),
+        format!(
+            r#"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/>"#,
+            h - pad
+        ),
+        format!(
+            r#"<line x1="{}" y1="{pad}" x2="{}" y2="{}" stroke="black"/>"#,
+            w - pad,
+            w - pad,
+            h - pad
+        ),
+        format!(
+            r#"<text x="{}" y="{pad}" text-anchor="end">{rps_max:.0}/s</text>"#,
+            pad - 5.0
+        ),
+        format!(
+            r#"<text x="{}" y="{pad}">{p99_max:.0} ms</text>"#,
+            w - pad + 5.0
+        ),
+    ];
+    for (i, c) in m.levels.iter().enumerate() {
+        svg.push(format!(
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{c}</text>"#,
+            x_of(i, m.levels.len()),
+            h - pad + 18.0
+        ));
+    }
+    for (strategy, loads) in &runs {
+        let color = match strategy {
+            Strategy::Lua => "#1f77b4",
+            Strategy::Lock => "#d62728",
+        };
+        let rps: Vec<f64> = loads.iter().map(|l| l.ok_per_s).collect();
+        let p99: Vec<f64> = loads.iter().map(|l| l.latency_ms.p99).collect();
+        svg.push(polyline(&rps, rps_max, color, ""));
+        svg.push(polyline(&p99, p99_max, color, r#"stroke-dasharray="6,4""#));
+    }
+    svg.push(format!(
+        r##"<text x="{}" y="{}" fill="#1f77b4">lua</text><text x="{}" y="{}" fill="#d62728">lock</text>"##,
+        pad + 10.0,
+        pad + 15.0,
+        pad + 50.0,
+        pad + 15.0
+    ));
+    svg.push("</svg>".into());
+    Ok(svg.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::Mode;
+    use std::collections::BTreeMap;
+
+    fn load(label: &str, ok_per_s: f64, p99: f64, busy: u64) -> Load {
+        Load {
+            label: label.into(),
+            url: "http://127.0.0.1:8080".into(),
+            items: vec![1],
+            concurrency: 64,
+            mode: Mode::Closed,
+            duration_s: 3.004,
+            requests: (ok_per_s * 3.0) as u64 + busy,
+            ok: (ok_per_s * 3.0) as u64,
+            ok_per_s,
+            requests_per_s: ok_per_s,
+            statuses: BTreeMap::from([(200, (ok_per_s * 3.0) as u64)]),
+            error_codes: if busy > 0 {
+                BTreeMap::from([("SYSTEM_BUSY".to_owned(), busy)])
+            } else {
+                BTreeMap::new()
+            },
+            latency_ms: Latency {
+                p50: p99 / 4.0,
+                p95: p99 / 2.0,
+                p99,
+                max: p99 * 2.0,
+                mean: p99 / 3.0,
+            },
+        }
+    }
+
+    fn hot(
+        strategy: Strategy,
+        concurrency: usize,
+        ok_per_s: f64,
+        p99: f64,
+        busy: u64,
+        applied: f64,
+    ) -> HotRun {
+        HotRun {
+            strategy,
+            concurrency,
+            load: load("hot", ok_per_s, p99, busy),
+            writer: WriterPace {
+                applied,
+                seconds: 4.0,
+                drain_s: 0.25,
+            },
+        }
+    }
+
+    /// Two concurrencies with the same figures: what the Python report (scripts/lib/
+    /// bench_report.py, which this replaces) was fed to produce the outputs below.
+    fn measurements() -> Measurements {
+        Measurements {
+            machine: Machine {
+                cpus: 2,
+                platform: "Linux-6.1.0-x86_64".into(),
+            },
+            quick: true,
+            levels: vec![16, 64],
+            hot: [16, 64]
+                .into_iter()
+                .flat_map(|c| {
+                    [
+                        hot(Strategy::Lua, c, 3700.0, 63.62, 0, 11100.0),
+                        hot(Strategy::Lock, c, 560.0, 695.29, 472, 1680.0),
+                    ]
+                })
+                .collect(),
+            direct: load("direct", 7000.0, 83.14, 0),
+            direct_cpu_us_per_purchase: vec![
+                ("purchase-service".into(), 110.0),
+                ("beam.smp".into(), 58.0),
+                ("loadgen".into(), 33.0),
+                ("nginx".into(), 0.2),
+            ],
+            backlog: Backlog {
+                backlog: 38130,
+                seconds: 1.7,
+            },
+            many_items: load("many", 4629.0, 167.29, 0),
+            redis_ceiling_rps: 28000.0,
+            rss_mib: vec![
+                ("auth-service".into(), 10.2),
+                ("catalog-service".into(), 10.5),
+                ("purchase-service".into(), 29.2),
+                ("stock-writer".into(), 19.9),
+            ],
+            oversold: 0,
+            writer_lag_p99: LagP99::Millis(1000.0),
+        }
+    }
+
+    /// What scripts/lib/bench_report.py wrote for [`measurements`].
+    const PYTHON_SUMMARY: &str = r##"{
+  "machine": {
+    "cpus": 2,
+    "platform": "Linux-6.1.0-x86_64"
+  },
+  "quick": true,
+  "concurrency": 64,
+  "hot_item_lua_rps": 3700.0,
+  "hot_item_lock_rps": 560.0,
+  "lock_system_busy": 472,
+  "lua_system_busy": 0,
+  "gateway_lua_rps": 3700.0,
+  "direct_lua_rps": 7000.0,
+  "redis_ceiling_rps": 28000.0,
+  "many_items_lua_rps": 4629.0,
+  "writer_events_per_s": 2775.0,
+  "writer_backlog_events_per_s": 22429.411764705885,
+  "writer_drain_after_load_s": 0.25,
+  "writer_lag_p99_ms": 1000.0,
+  "rss_mib": {
+    "auth-service": 10.2,
+    "catalog-service": 10.5,
+    "purchase-service": 29.2,
+    "stock-writer": 19.9
+  },
+  "direct_cpu_us_per_purchase": {
+    "purchase-service": 110.0,
+    "beam.smp": 58.0,
+    "loadgen": 33.0,
+    "nginx": 0.2
+  },
+  "oversold": 0,
+  "latency_ms": {
+    "lua-c16": {
+      "p50": 15.905,
+      "p95": 31.81,
+      "p99": 63.62,
+      "max": 127.24,
+      "mean": 21.206666666666667
+    },
+    "lua-c64": {
+      "p50": 15.905,
+      "p95": 31.81,
+      "p99": 63.62,
+      "max": 127.24,
+      "mean": 21.206666666666667
+    },
+    "lock-c16": {
+      "p50": 173.8225,
+      "p95": 347.645,
+      "p99": 695.29,
+      "max": 1390.58,
+      "mean": 231.76333333333332
+    },
+    "lock-c64": {
+      "p50": 173.8225,
+      "p95": 347.645,
+      "p99": 695.29,
+      "max": 1390.58,
+      "mean": 231.76333333333332
+    }
+  },
+  "lua_over_lock": 6.607142857142857,
+  "direct_over_ceiling": 0.25
+}"##;
+    const PYTHON_REPORT: &str = r##"# Benchmark report
+
+Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, loadgen and the whole stack on the same machine.
+
+| scenario | concurrency | purchases/s | p50 ms | p95 ms | p99 ms | SYSTEM_BUSY |
+|---|---|---|---|---|---|---|
+| hot item, lua, gateway | 16 | 3700 | 15.90 | 31.81 | 63.62 | 0 |
+| hot item, lua, gateway | 64 | 3700 | 15.90 | 31.81 | 63.62 | 0 |
+| hot item, lock, gateway | 16 | 560 | 173.82 | 347.64 | 695.29 | 472 |
+| hot item, lock, gateway | 64 | 560 | 173.82 | 347.64 | 695.29 | 472 |
+| hot item, lua, direct | 64 | 7000 | 20.79 | 41.57 | 83.14 | 0 |
+| 50 items, lua, gateway | 64 | 4629 | 41.82 | 83.64 | 167.29 | 0 |
+| redis-benchmark, same script | 64 | 28000 | | | | |
+
+- lua / lock: **6.6×**; direct / redis ceiling: **0.25**
+- stock-writer: 2775 events/s applied; lag p99 during the loads 1000 ms; drained 0.25s after the load stopped; alone, it drained a backlog of 38130 events in 1.7s (22429 events/s)
+- peak RSS (MiB): auth-service 10.2, catalog-service 10.5, purchase-service 29.2, stock-writer 19.9
+- CPU per purchase during the direct run, µs (total 201, of 286 available at that rate): purchase-service 110, beam.smp 58, loadgen 33
+- oversold: **0**
+
+![throughput](throughput.svg)
+"##;
+    const PYTHON_CHART: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="720" height="360" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="360.0" y="20" text-anchor="middle" font-size="14">Hot item: purchases/s (solid) and p99 ms (dashed) vs concurrency</text>
+<line x1="60" y1="300" x2="660" y2="300" stroke="black"/>
+<line x1="60" y1="60" x2="60" y2="300" stroke="black"/>
+<line x1="660" y1="60" x2="660" y2="300" stroke="black"/>
+<text x="55" y="60" text-anchor="end">4070/s</text>
+<text x="665" y="60">765 ms</text>
+<text x="60.0" y="318" text-anchor="middle">16</text>
+<text x="660.0" y="318" text-anchor="middle">64</text>
+<polyline fill="none" stroke="#1f77b4" stroke-width="2"  points="60.0,81.8 660.0,81.8"/>
+<polyline fill="none" stroke="#1f77b4" stroke-width="2" stroke-dasharray="6,4" points="60.0,280.0 660.0,280.0"/>
+<polyline fill="none" stroke="#d62728" stroke-width="2"  points="60.0,267.0 660.0,267.0"/>
+<polyline fill="none" stroke="#d62728" stroke-width="2" stroke-dasharray="6,4" points="60.0,81.8 660.0,81.8"/>
+<text x="70" y="75" fill="#1f77b4">lua</text><text x="110" y="75" fill="#d62728">lock</text>
+</svg>"##;
+
+    /// Every key the Python report wrote, in its order.
+    const SUMMARY_KEYS: [&str; 21] = [
+        "machine",
+        "quick",
+        "concurrency",
+        "hot_item_lua_rps",
+        "hot_item_lock_rps",
+        "lock_system_busy",
+        "lua_system_busy",
+        "gateway_lua_rps",
+        "direct_lua_rps",
+        "redis_ceiling_rps",
+        "many_items_lua_rps",
+        "writer_events_per_s",
+        "writer_backlog_events_per_s",
+        "writer_drain_after_load_s",
+        "writer_lag_p99_ms",
+        "rss_mib",
+        "direct_cpu_us_per_purchase",
+        "oversold",
+        "latency_ms",
+        "lua_over_lock",
+        "direct_over_ceiling",
+    ];
+
+    #[test]
+    fn the_summary_has_every_key_in_order() {
+        let summary = Summary::new(&measurements()).unwrap();
+        let text = serde_json::to_string(&summary).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = SUMMARY_KEYS.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
+        let positions: Vec<usize> = SUMMARY_KEYS
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(positions.is_sorted(), "keys keep the report's order");
+        assert!(
+            text.find("\"purchase-service\":110").unwrap() < text.find("\"loadgen\":33").unwrap(),
+            "CPU per purchase stays largest first: {text}"
+        );
+    }
+
+    #[test]
+    fn a_lag_beyond_the_buckets_is_null_in_json_and_said_in_words() {
+        let mut m = measurements();
+        m.writer_lag_p99 = LagP99::OverTopBucket;
+        let summary = Summary::new(&m).unwrap();
+        assert_eq!(
+            serde_json::to_value(&summary).unwrap()["writer_lag_p99_ms"],
+            serde_json::Value::Null
+        );
+        assert!(
+            markdown(&m, &summary)
+                .unwrap()
+                .contains("lag p99 during the loads over 10 s;")
+        );
+    }
+
+    #[test]
+    fn the_summary_is_what_the_python_report_wrote() {
+        let summary = serde_json::to_value(Summary::new(&measurements()).unwrap()).unwrap();
+        let python: serde_json::Value = serde_json::from_str(PYTHON_SUMMARY).unwrap();
+        assert_eq!(summary, python);
+    }
+
+    #[test]
+    fn the_markdown_report_is_what_the_python_report_wrote() {
+        let m = measurements();
+        assert_eq!(
+            markdown(&m, &Summary::new(&m).unwrap()).unwrap(),
+            PYTHON_REPORT
+        );
+    }
+
+    #[test]
+    fn the_chart_is_what_the_python_report_drew() {
+        assert_eq!(svg(&measurements()).unwrap(), PYTHON_CHART);
+    }
+
+    #[test]
+    fn cpu_per_purchase_is_the_ticks_spent_over_the_purchases() {
+        let before = vec![
+            ("purchase-service".to_owned(), 100),
+            ("loadgen".to_owned(), 0),
+        ];
+        let after = vec![
+            ("purchase-service".to_owned(), 300),
+            ("loadgen".to_owned(), 50),
+            ("mariadbd".to_owned(), 10),
+        ];
+        assert_eq!(
+            cpu_us_per_purchase(&before, &after, 100.0, 10_000),
+            [
+                ("purchase-service".to_owned(), 200.0),
+                ("loadgen".to_owned(), 50.0),
+                ("mariadbd".to_owned(), 10.0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! `cargo xtask chaos [SECONDS]`: a fault drill on the native stack during a purchase
+//! load through the gateway. kill -9 stock-writer and restart it, restart the broker,
+//! kill -9 purchase-service and restart it; then wait for the drain and check that every
+//! order answered 200 is in MySQL exactly once and that stock is conserved. The broker
+//! is a private RabbitMQ node ([`rabbit`]) that purchase-service and stock-writer use
+//! for the drill; they go back to the machine's RabbitMQ afterwards and the node is
+//! stopped. Writes `target/chaos/report.md` and `report.json`; fails when anything was
+//! lost, doubled or not conserved.
+
+mod rabbit;
+mod report;
+
+use crate::api::Admin;
+use crate::native::NativeStack;
+use crate::{Backends, step};
+use anyhow::Context;
+use devstack::stock::{outbox_len, persisted_order_ids};
+use devstack::{OrderAudit, ServiceEnv};
+use rabbit::PrivateRabbit;
+use report::{DrillReport, Timeline};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The services that talk to RabbitMQ, moved to the private node for the drill.
+const BROKER_USERS: [&str; 2] = ["purchase-service", "stock-writer"];
+const INITIAL_STOCK: u64 = 1_000_000;
+const CONCURRENCY: usize = 32;
+/// How long the outbox may take to drain after the load.
+const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs the drill; whether nothing was lost, doubled or unconserved.
+pub async fn run(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
+    let out = stack.root.join("target/chaos");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    step(format!(
+        "starting a private RabbitMQ node {} on 127.0.0.1:{}",
+        rabbit::NODE,
+        rabbit::PORT
+    ));
+    let node = PrivateRabbit::start(out.join("rabbitmq")).await?;
+    let drilled = drill(stack, &node, seconds, &out).await;
+    step("purchase-service and stock-writer back on the machine's RabbitMQ");
+    let mut restored = Ok(());
+    for service in BROKER_USERS {
+        restored = restored.and(stack.restart_service(service, &ServiceEnv::new()).await);
+    }
+    let stopped = node.stop();
+    let report = drilled?;
+    restored?;
+    stopped?;
+    let markdown = report.markdown();
+    std::fs::write(out.join("report.md"), &markdown)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    print!("{markdown}");
+    Ok(report.passed())
+}
+
+async fn drill(
+    stack: &NativeStack,
+    node: &PrivateRabbit,
+    seconds: u64,
+    out: &Path,
+) -> anyhow::Result<DrillReport> {
+    stack.up().await?;
+    let private_broker = ServiceEnv::new().with("RABBITMQ_PORT", rabbit::PORT.to_string());
+    for service in BROKER_USERS {
+        stack.restart_service(service, &private_broker).await?;
+    }
+    let mut backends = Backends::connect(&stack.settings).await?;
+    let admin = Admin::login(stack.gateway_port).await?;
+    let item = admin
+        .create_item(&format!("chaos {}", std::process::id()), INITIAL_STOCK)
+        .await?;
+    let mut timeline = Timeline::default();
+    timeline.note(format!(
+        "item {item} with stock {INITIAL_STOCK}; load for {seconds}s through the gateway; purchase-service and stock-writer on the private RabbitMQ node {} (127.0.0.1:{})",
+        rabbit::NODE,
+        rabbit::PORT
+    ));
+
+    let run = loadgen::Run {
+        concurrency: CONCURRENCY,
+        duration: Duration::from_secs(seconds),
+        collect_orders: true,
+        label: "chaos".into(),
+        progress: false,
+        ..loadgen::Run::new(
+            format!("http://127.0.0.1:{}", stack.gateway_port),
+            vec![item],
+            stack.settings.jwt.private_key_path.clone(),
+        )
+    };
+    let load = tokio::task::spawn_blocking(move || run.execute());
+
+    // Each fault while the load runs (the broker alone takes seconds to come back).
+    let pause = |s| tokio::time::sleep(Duration::from_secs(s));
+    pause(4).await;
+    timeline.note("kill -9 stock-writer");
+    stack.stop_service("stock-writer", libc::SIGKILL);
+    pause(4).await;
+    timeline.note("restart stock-writer");
+    stack.start_service("stock-writer", &private_broker)?;
+    pause(4).await;
+    timeline.note(format!(
+        "restart RabbitMQ (the private node {})",
+        rabbit::NODE
+    ));
+    node.restart()?;
+    timeline.note("RabbitMQ back");
+    pause(3).await;
+    timeline.note("kill -9 purchase-service");
+    stack.stop_service("purchase-service", libc::SIGKILL);
+    pause(1).await;
+    timeline.note("restart purchase-service");
+    stack.start_service("purchase-service", &private_broker)?;
+    if load.is_finished() {
+        timeline.note("WARNING: the load ended before the last fault; pass a longer SECONDS");
+    }
+    let outcome = load.await??;
+    std::fs::write(
+        out.join("load.json"),
+        serde_json::to_string_pretty(&outcome.summary)? + "\n",
+    )?;
+    timeline.note(format!(
+        "load over: {}",
+        serde_json::to_string(&outcome.summary.statuses)?
+    ));
+
+    stack.wait_ready().await?;
+    let confirmed = outcome.order_ids;
+    let started = Instant::now();
+    while started.elapsed() < DRAIN_LIMIT {
+        let pending = outbox_len(&mut backends.redis, &backends.keyspace, &[item]).await?;
+        let persisted = backends.account(item, INITIAL_STOCK).await?.order_rows;
+        if pending == 0 && persisted >= confirmed.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    timeline.note(format!(
+        "drained in {}s (the relay republishes outbox orders after OUTBOX_RELAY_AFTER_MS)",
+        started.elapsed().as_secs()
+    ));
+
+    let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
+    write_ids(&out.join("confirmed.txt"), &confirmed)?;
+    write_ids(&out.join("persisted.txt"), &persisted)?;
+    Ok(DrillReport {
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        item,
+        seconds,
+        concurrency: CONCURRENCY,
+        broker: format!("{} on 127.0.0.1:{}", rabbit::NODE, rabbit::PORT),
+        timeline,
+        orders: OrderAudit::new(&confirmed, &persisted),
+        stock: backends.account(item, INITIAL_STOCK).await?,
+    })
+}
+
+/// Order ids, sorted, one per line.
+fn write_ids(path: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    std::fs::write(path, sorted.join("\n") + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask`: the project's developer tool, behind `scripts/stack`, `scripts/bench`
+//! and `scripts/chaos` (which first make sure the machine's MariaDB, Redis, RabbitMQ and
+//! nginx are there). It runs the native stack (`stack up|down|status|logs|restart`),
+//! the benchmark (`bench [--quick]`) and the fault drill (`chaos [SECONDS]`), with the
+//! stack code the end-to-end tests use (`devstack`) and the load generator as a library.
+//!
+//! The environment is `deploy/local.env` with the caller's variables winning; it is
+//! exported into this process first, so the services it starts and the settings it
+//! reads (database, Redis and its key prefix, the JWT key) are the same.
+
+mod api;
+mod backends;
+mod bench;
+mod chaos;
+mod native;
+mod process;
+
+use backends::Backends;
+use clap::{Parser, Subcommand};
+use devstack::ServiceEnv;
+use native::NativeStack;
+use std::fmt::Display;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    about = "Runs the native stack, the benchmark and the chaos drill"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// The native stack under run/ (services on 8081-8084, the gateway on 8080 or GATEWAY_PORT).
+    Stack {
+        #[command(subcommand)]
+        action: StackAction,
+    },
+    /// Every benchmark scenario in one run; writes target/bench/.
+    Bench {
+        /// One concurrency (64) and 3 s per load instead of 16, 64, 256 and 10 s.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// The fault drill during a purchase load; writes target/chaos/, fails if anything was lost.
+    Chaos {
+        /// Seconds of load.
+        #[arg(default_value_t = 90)]
+        seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum StackAction {
+    /// Build release binaries, create JWT keys, migrate, seed (not in production), start
+    /// what is not running, wait until everything is ready.
+    Up,
+    /// Stop the gateway and the services (not the machine's servers).
+    Down,
+    /// Each service's pid and /readyz, and the gateway.
+    Status,
+    /// Follow the logs of one service (or `gateway`), or of all.
+    Logs { name: Option<String> },
+    /// down, then up.
+    Restart,
+}
+
+/// Says what the tool is doing, on standard error.
+pub fn step(message: impl Display) {
+    eprintln!("\x1b[1;34m==>\x1b[0m {message}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match prepare().and_then(|stack| run(cli.command, stack)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("\x1b[1;31merror:\x1b[0m {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Moves to the repository root and exports the stack's environment.
+fn prepare() -> anyhow::Result<NativeStack> {
+    let root = devstack::workspace_root();
+    std::env::set_current_dir(&root)?;
+    let env = ServiceEnv::native(&root, |name| std::env::var(name).ok())?;
+    for (name, value) in env.vars() {
+        // SAFETY: no other thread runs yet (the runtime starts later), so nothing reads
+        // the environment while it changes.
+        unsafe { std::env::set_var(name, value) };
+    }
+    NativeStack::new(root, env)
+}
+
+fn run(task: Task, stack: NativeStack) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match task {
+            Task::Stack { action } => match action {
+                StackAction::Up => println!("{}", stack.up().await?),
+                StackAction::Down => stack.down(),
+                StackAction::Status => println!("{}", stack.status().await),
+                StackAction::Logs { name } => return Err(stack.follow_logs(name.as_deref())),
+                StackAction::Restart => {
+                    stack.down();
+                    println!("{}", stack.up().await?);
+                }
+            },
+            Task::Bench { quick } => bench::run(&stack, quick).await?,
+            Task::Chaos { seconds } => {
+                if !chaos::run(&stack, seconds).await? {
+                    anyhow::bail!("the drill found lost, doubled or unconserved stock");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,358 @@
+//! The native stack: the four release binaries and an nginx gateway on this machine's
+//! loopback, on the native ports (8081-8084, the gateway on 8080 or `GATEWAY_PORT`),
+//! against the machine's MariaDB, Redis and RabbitMQ. Everything it writes lives under
+//! `run/` (`RUN_DIR`): keys, logs, pid files, the gateway's configuration. The services
+//! are detached processes in process groups of their own, so they outlive `stack up`
+//! and a Ctrl-C of a benchmark; `stack down` stops what `up` started, never the
+//! machine's servers.
+
+use crate::process;
+use crate::step;
+use anyhow::{Context, bail};
+use common::config::{AppSettings, DatabaseSettings, JwtSettings, RedisSettings};
+use devstack::{GATEWAY_NATIVE_PORT, Gateway, SERVICES, ServiceEnv, native_port, probe};
+use serde::Deserialize;
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a service may take to become ready after it starts.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping service gets before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The parts of the services' configuration the tools read, loaded the way every
+/// service loads it (defaults, `config/$APP_ENV.toml`, `.env`, the environment).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub app: AppSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub jwt: JwtSettings,
+}
+
+pub struct NativeStack {
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+    bin_dir: PathBuf,
+    pub gateway_port: u16,
+    /// What every service gets: deploy/local.env with the caller's values.
+    env: ServiceEnv,
+    pub settings: Settings,
+}
+
+impl NativeStack {
+    /// The stack of the repository at `root` with `env` (already exported into this
+    /// process, so that `settings` see it too).
+    pub fn new(root: PathBuf, env: ServiceEnv) -> anyhow::Result<Self> {
+        let settings: Settings =
+            common::config::load("").context("reading the stack's configuration")?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let gateway_port = match var("GATEWAY_PORT") {
+            Some(port) => port.parse().context("GATEWAY_PORT must be a port number")?,
+            None => GATEWAY_NATIVE_PORT,
+        };
+        let run_dir = var("RUN_DIR").map_or_else(|| root.join("run"), PathBuf::from);
+        let bin_dir = var("BIN_DIR").map_or_else(
+            || {
+                root.join("target")
+                    .join(var("PROFILE").unwrap_or_else(|| "release".into()))
+            },
+            PathBuf::from,
+        );
+        Ok(NativeStack {
+            root,
+            run_dir,
+            bin_dir,
+            gateway_port,
+            env,
+            settings,
+        })
+    }
+
+    pub fn port(service: &str) -> u16 {
+        native_port(service).unwrap_or_default()
+    }
+
+    fn pid_file(&self, service: &str) -> PathBuf {
+        self.run_dir.join("pids").join(format!("{service}.pid"))
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.run_dir.join("logs").join(format!("{name}.log"))
+    }
+
+    pub fn gateway(&self) -> Gateway {
+        Gateway {
+            port: self.gateway_port,
+            dir: self.run_dir.join("nginx"),
+            access_log: self.log_file("gateway"),
+        }
+    }
+
+    /// The pid of a running service.
+    pub fn pid(&self, service: &str) -> Option<i32> {
+        process::running(&self.pid_file(service))
+    }
+
+    fn build(&self) -> anyhow::Result<()> {
+        if std::env::var_os("SKIP_BUILD").is_some_and(|v| !v.is_empty()) {
+            return Ok(());
+        }
+        step("building release binaries");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(&self.root)
+            .args(["build", "--release", "--locked"]);
+        for service in SERVICES {
+            build.args(["-p", service]);
+        }
+        check(build.status(), "cargo build")
+    }
+
+    /// Runs a service binary's subcommand (keygen, migrate, seed) to its end.
+    fn run_cli(&self, service: &str, args: &[&str]) -> anyhow::Result<()> {
+        let status = self
+            .env
+            .command(&self.bin_dir.join(service))
+            .current_dir(&self.root)
+            .args(args)
+            .status();
+        check(status, &format!("{service} {}", args.join(" ")))
+    }
+
+    /// Builds, prepares (keys, migrations, demo data) and starts whatever is not
+    /// running; returns the API's base URL once everything is ready.
+    pub async fn up(&self) -> anyhow::Result<String> {
+        self.build()?;
+        std::fs::create_dir_all(self.run_dir.join("keys"))?;
+        if !self.settings.jwt.private_key_path.exists() {
+            step(format!(
+                "creating a JWT key pair in {}",
+                self.run_dir.join("keys").display()
+            ));
+            self.run_cli("auth-service", &["keygen"])?;
+        }
+        step(format!("migrating {}", self.settings.database.database));
+        self.run_cli("auth-service", &["migrate"])?;
+        let seeding = !self.settings.app.env.is_production();
+        if seeding {
+            step("seeding demo data");
+            self.run_cli("auth-service", &["seed"])?;
+        }
+        for service in SERVICES {
+            self.start_service(service, &ServiceEnv::new())?;
+        }
+        if seeding {
+            let deadline = Instant::now() + READY_TIMEOUT;
+            probe::wait_until_ok(Self::port("catalog-service"), "/readyz", deadline).await;
+            self.run_cli("catalog-service", &["seed"])?;
+        }
+        self.start_gateway()?;
+        self.wait_ready().await?;
+        let strategy = std::env::var("PURCHASE_STRATEGY").unwrap_or_default();
+        let url = format!("http://127.0.0.1:{}/api/v1", self.gateway_port);
+        step(format!("stack is up: {url} (PURCHASE_STRATEGY={strategy})"));
+        Ok(url)
+    }
+
+    /// Starts a service unless it runs, with `overrides` on top of the stack's
+    /// environment, detached, its output appended to its log.
+    pub fn start_service(&self, service: &str, overrides: &ServiceEnv) -> anyhow::Result<()> {
+        if self.pid(service).is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.run_dir.join("pids"))?;
+        std::fs::create_dir_all(self.run_dir.join("logs"))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(service))?;
+        let mut env = self.env.clone();
+        for (name, value) in overrides.vars() {
+            env.set(name, value);
+        }
+        let mut child = env
+            .service_command(&self.bin_dir, service, Self::port(service))
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Out of the terminal's process group: a Ctrl-C of the tool leaves it running.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin_dir.join(service).display()))?;
+        std::fs::write(self.pid_file(service), format!("{}\n", child.id()))?;
+        // Reaps it should it exit while this tool still runs (a zombie would look alive).
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+
+    /// Stops a service with `signal` (SIGKILL for a crash), killing it after a grace
+    /// period.
+    pub fn stop_service(&self, service: &str, signal: libc::c_int) {
+        let pid_file = self.pid_file(service);
+        if let Some(pid) = process::running(&pid_file) {
+            process::stop(pid, signal, STOP_GRACE);
+        }
+        let _ = std::fs::remove_file(pid_file);
+    }
+
+    /// Stops and starts a service with `overrides`, and waits until it is ready.
+    pub async fn restart_service(
+        &self,
+        service: &str,
+        overrides: &ServiceEnv,
+    ) -> anyhow::Result<()> {
+        self.stop_service(service, libc::SIGTERM);
+        self.start_service(service, overrides)?;
+        self.wait_service_ready(service, Instant::now() + READY_TIMEOUT)
+            .await
+    }
+
+    fn start_gateway(&self) -> anyhow::Result<()> {
+        let gateway = self.gateway();
+        gateway.render(&self.root, Self::port)?;
+        let running = process::running(&gateway.pid_file()).is_some();
+        let status = if running {
+            gateway.nginx(&["-s", "reload"]).status()
+        } else {
+            gateway.nginx(&[]).status()
+        };
+        check(status, "nginx").with_context(|| {
+            format!(
+                "nginx did not start (see {})",
+                gateway.error_log().display()
+            )
+        })
+    }
+
+    fn stop_gateway(&self) {
+        let gateway = self.gateway();
+        if process::running(&gateway.pid_file()).is_some() {
+            let _ = gateway
+                .nginx(&["-s", "quit"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process::running(&gateway.pid_file()).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub async fn wait_service_ready(&self, service: &str, deadline: Instant) -> anyhow::Result<()> {
+        let port = Self::port(service);
+        if !probe::wait_until_ok(port, "/readyz", deadline).await {
+            bail!(
+                "{service} is not ready: curl http://127.0.0.1:{port}/readyz; logs in {}",
+                self.log_file(service).display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until every service is ready and the gateway answers.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        for service in SERVICES {
+            self.wait_service_ready(service, Instant::now() + READY_TIMEOUT)
+                .await?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        if !probe::wait_until_ok(self.gateway_port, "/healthz", deadline).await {
+            bail!(
+                "the gateway does not answer on {} (see {})",
+                self.gateway_port,
+                self.gateway().error_log().display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the gateway and the services (never the machine's servers).
+    pub fn down(&self) {
+        self.stop_gateway();
+        for service in SERVICES.iter().rev() {
+            self.stop_service(service, libc::SIGTERM);
+        }
+        step("stack is down (MariaDB, Redis and RabbitMQ keep running)");
+    }
+
+    /// One line per service (pid and `/readyz`) and one for the gateway.
+    pub async fn status(&self) -> String {
+        let mut lines = Vec::new();
+        for service in SERVICES {
+            let port = Self::port(service);
+            let state = match self.pid(service) {
+                Some(pid) => {
+                    let readyz = probe::get(port, "/readyz")
+                        .await
+                        .map_or_else(|| "unreachable".to_owned(), |a| a.body);
+                    format!("running (pid {pid}), readyz: {readyz}")
+                }
+                None => "stopped".to_owned(),
+            };
+            lines.push(format!("{service:<17} :{port} {state}"));
+        }
+        let gateway = if process::running(&self.gateway().pid_file()).is_some() {
+            "running"
+        } else {
+            "stopped"
+        };
+        lines.push(format!(
+            "{:<17} :{} {gateway}",
+            "gateway", self.gateway_port
+        ));
+        lines.join("\n")
+    }
+
+    /// Follows the logs of one service (or the gateway), or of everything; replaces
+    /// this process with `tail -F`.
+    pub fn follow_logs(&self, which: Option<&str>) -> anyhow::Error {
+        let logs = self.run_dir.join("logs");
+        let _ = std::fs::create_dir_all(&logs);
+        let mut tail = Command::new("tail");
+        match which {
+            Some(name) if name == "gateway" || SERVICES.contains(&name) => {
+                tail.args(["-n", "100", "-F"]).arg(self.log_file(name));
+            }
+            Some(name) => {
+                return anyhow::anyhow!(
+                    "no log named {name}: one of {} or gateway",
+                    SERVICES.join(", ")
+                );
+            }
+            None => {
+                let files = log_files(&logs);
+                if files.is_empty() {
+                    return anyhow::anyhow!("no logs yet in {}", logs.display());
+                }
+                tail.args(["-n", "20", "-F"]).args(files);
+            }
+        }
+        anyhow::Error::new(tail.exec()).context("running tail")
+    }
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check(status: std::io::Result<std::process::ExitStatus>, what: &str) -> anyhow::Result<()> {
+    let status = status.with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
