@@ -9,7 +9,7 @@
 use crate::process;
 use crate::step;
 use anyhow::{Context, bail};
-use common::config::{AppSettings, DatabaseSettings, JwtSettings, RedisSettings};
+use common::config::OwnSettings;
 use devstack::{GATEWAY_NATIVE_PORT, Gateway, SERVICES, ServiceEnv, native_port, probe};
 use serde::Deserialize;
 use std::fs::OpenOptions;
@@ -23,15 +23,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping service gets before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The parts of the services' configuration the tools read, loaded the way every
-/// service loads it (defaults, `config/$APP_ENV.toml`, `.env`, the environment).
+/// The tools read only the shared sections of the services' configuration, loaded the
+/// way every service loads it (defaults, `config/$APP_ENV.toml`, `.env`, the
+/// environment).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub jwt: JwtSettings,
+pub struct Tools {}
+
+impl OwnSettings for Tools {
+    const DEFAULTS: &'static str = "";
 }
+
+pub type Settings = common::config::Settings<Tools>;
 
 pub struct NativeStack {
     pub root: PathBuf,
@@ -47,8 +49,7 @@ impl NativeStack {
     /// The stack of the repository at `root` with `env` (already exported into this
     /// process, so that `settings` see it too).
     pub fn new(root: PathBuf, env: ServiceEnv) -> anyhow::Result<Self> {
-        let settings: Settings =
-            common::config::load("").context("reading the stack's configuration")?;
+        let settings = Settings::load().context("reading the stack's configuration")?;
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let gateway_port = match var("GATEWAY_PORT") {
             Some(port) => port.parse().context("GATEWAY_PORT must be a port number")?,
