@@ -3,7 +3,7 @@
 //! at once. The web layer's extractors call this; so does auth-service's refresh.
 
 use crate::jwt::{Claims, JwtVerifier, Role, TokenError, now_secs};
-use crate::redis::{Keyspace, RedisPool};
+use crate::redis::{Keyspace, RedisClient};
 use redis::AsyncCommands;
 
 /// Why a request is not authenticated, or could not be checked.
@@ -22,7 +22,7 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authenticator {
     pub verifier: JwtVerifier,
-    pub redis: RedisPool,
+    pub redis: RedisClient,
     pub keys: Keyspace,
 }
 

@@ -3,7 +3,7 @@
 //! Ordinary commands go through one shared multiplexed connection that reconnects by
 //! itself: handing it out costs a clone, where a pool checkout would cost a health-check
 //! round trip per request. WATCH/MULTI state belongs to a connection, so code that needs
-//! it takes a connection of its own from the pool ([`RedisPool::exclusive`]).
+//! it takes a connection of its own from the pool ([`RedisClient::exclusive`]).
 
 use crate::config::{Environment, RedisSettings};
 use deadpool_redis::{Manager, Pool, Runtime};
@@ -11,13 +11,15 @@ use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
+/// How a service talks to Redis: one shared multiplexed connection for ordinary
+/// commands, and a small pool of connections of their own for WATCH/MULTI/EXEC.
 #[derive(Clone)]
-pub struct RedisPool {
+pub struct RedisClient {
     shared: ConnectionManager,
     exclusive: Pool,
 }
 
-impl RedisPool {
+impl RedisClient {
     /// The shared connection (a cheap handle; commands from all callers are pipelined).
     pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
         Ok(self.shared.clone())
@@ -34,7 +36,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connects lazily, so this succeeds with Redis down; commands then fail fast (the
 /// timeouts) with `SYSTEM_BUSY` until it is back. A command whose reply takes longer
 /// than `REDIS_RESPONSE_TIMEOUT_MS` fails; for a write, that leaves its outcome unknown.
-pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisPool> {
+pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
     let response_timeout = Duration::from_millis(settings.response_timeout_ms);
     let client = redis::Client::open(settings.url())?;
     let shared = ConnectionManager::new_lazy_with_config(
@@ -58,7 +60,7 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisPool> {
         .create_timeout(Some(CONNECTION_TIMEOUT))
         .recycle_timeout(Some(Duration::from_secs(1)))
         .build()?;
-    Ok(RedisPool { shared, exclusive })
+    Ok(RedisClient { shared, exclusive })
 }
 
 /// Builds the pool and checks that Redis will not evict keys: it holds confirmed sales
@@ -66,7 +68,7 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisPool> {
 /// sales and brings revoked tokens back. In production anything but `noeviction` stops
 /// the service; elsewhere it is logged as an error. If Redis cannot be asked (down, or
 /// CONFIG disabled by a managed service), that is logged and the service starts.
-pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Result<RedisPool> {
+pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Result<RedisClient> {
     let pool = pool(settings)?;
     match eviction_policy(&pool).await {
         Ok(policy) if policy == "noeviction" => {}
@@ -87,7 +89,7 @@ pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Resu
 }
 
 /// Redis's `maxmemory-policy`.
-pub async fn eviction_policy(pool: &RedisPool) -> Result<String, redis::RedisError> {
+pub async fn eviction_policy(pool: &RedisClient) -> Result<String, redis::RedisError> {
     let mut conn = pool.get().await?;
     let reply: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")

@@ -6,7 +6,7 @@
 //! an attempt has, and their limits, is the caller's policy.
 
 use crate::Error;
-use common::redis::RedisPool;
+use common::redis::RedisClient;
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -24,11 +24,11 @@ pub struct Counter {
 
 #[derive(Clone)]
 pub struct AttemptCounters {
-    redis: RedisPool,
+    redis: RedisClient,
 }
 
 impl AttemptCounters {
-    pub fn new(redis: RedisPool) -> Self {
+    pub fn new(redis: RedisClient) -> Self {
         AttemptCounters { redis }
     }
 

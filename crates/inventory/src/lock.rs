@@ -5,7 +5,7 @@
 
 use crate::Error;
 use common::config::LockSettings;
-use common::redis::RedisPool;
+use common::redis::RedisClient;
 use rand::RngExt;
 use redis::Script;
 use std::sync::LazyLock;
@@ -19,7 +19,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 
 #[derive(Clone)]
 pub struct DistributedLock {
-    redis: RedisPool,
+    redis: RedisClient,
     settings: LockSettings,
 }
 
@@ -31,7 +31,7 @@ pub struct LockGuard {
 }
 
 impl DistributedLock {
-    pub fn new(redis: RedisPool, settings: LockSettings) -> Self {
+    pub fn new(redis: RedisClient, settings: LockSettings) -> Self {
         DistributedLock { redis, settings }
     }
 
@@ -122,7 +122,7 @@ mod tests {
         }
     }
 
-    fn pool() -> RedisPool {
+    fn pool() -> RedisClient {
         common::redis::pool(&TestRedis::new().settings()).unwrap()
     }
 

@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::keys::{ItemKeys, LIMIT, ON_SALE};
-use common::redis::{Keyspace, RedisPool};
+use common::redis::{Keyspace, RedisClient};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 
@@ -22,7 +22,7 @@ pub struct ItemState {
 
 #[derive(Clone)]
 pub struct ItemStore {
-    redis: RedisPool,
+    redis: RedisClient,
     keys: Keyspace,
 }
 
@@ -30,7 +30,7 @@ pub struct ItemStore {
 const WARM_BATCH: usize = 500;
 
 impl ItemStore {
-    pub fn new(redis: RedisPool, keys: Keyspace) -> Self {
+    pub fn new(redis: RedisClient, keys: Keyspace) -> Self {
         ItemStore { redis, keys }
     }
 
@@ -42,7 +42,7 @@ impl ItemStore {
         &self.keys
     }
 
-    pub fn redis(&self) -> &RedisPool {
+    pub fn redis(&self) -> &RedisClient {
         &self.redis
     }
 

@@ -4,7 +4,7 @@
 //! direction: the outcome is unknown, and settling it is final.
 
 use common::config::{LockSettings, RedisSettings};
-use common::redis::{Keyspace, RedisPool};
+use common::redis::{Keyspace, RedisClient};
 use inventory::purchase::{AttemptError, Outcome, Purchase, WatchHook};
 use inventory::settle::Settled;
 use inventory::store::ItemState;
@@ -57,7 +57,7 @@ async fn redis_proxy() -> Arc<ChaosProxy> {
     Arc::new(ChaosProxy::to_redis().await)
 }
 
-fn lock(redis: RedisPool) -> DistributedLock {
+fn lock(redis: RedisClient) -> DistributedLock {
     DistributedLock::new(
         redis,
         LockSettings {

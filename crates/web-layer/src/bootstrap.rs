@@ -10,12 +10,12 @@ use common::auth::Authenticator;
 use common::config::{AppSettings, JwtSettings, Settings};
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
-use common::redis::{Keyspace, RedisPool};
+use common::redis::{Keyspace, RedisClient};
 use db::DbPool;
 
 pub struct Infrastructure {
     pub db: DbPool,
-    pub redis: RedisPool,
+    pub redis: RedisClient,
     pub keys: Keyspace,
     /// MySQL and Redis; a service adds its own checks (RabbitMQ) before serving.
     pub readiness: Readiness,

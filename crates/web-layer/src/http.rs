@@ -43,7 +43,7 @@ impl Readiness {
         self
     }
 
-    pub fn with_redis(self, pool: common::redis::RedisPool) -> Self {
+    pub fn with_redis(self, pool: common::redis::RedisClient) -> Self {
         self.with_check("redis", move || {
             let pool = pool.clone();
             async move {

@@ -19,7 +19,7 @@ refresh_decay_seconds = 3600
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct AuthSection {
+pub struct AuthSettings {
     pub bcrypt_rounds: u32,
     /// Per (email, client address) pair.
     pub login_max_attempts: u64,
@@ -35,7 +35,7 @@ pub struct AuthSection {
 /// What only auth-service reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthOwn {
-    pub auth: AuthSection,
+    pub auth: AuthSettings,
 }
 
 impl OwnSettings for AuthOwn {

@@ -6,7 +6,7 @@ use crate::configuration::Settings;
 use crate::routes;
 use actix_web::dev::Server;
 use actix_web::web;
-use common::redis::{Keyspace, RedisPool};
+use common::redis::{Keyspace, RedisClient};
 use db::DbPool;
 use inventory::{DistributedLock, ItemStore};
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub struct Application {
     server: Server,
 }
 
-pub fn catalog(settings: &Settings, db: DbPool, redis: RedisPool) -> Catalog {
+pub fn catalog(settings: &Settings, db: DbPool, redis: RedisClient) -> Catalog {
     Catalog {
         db,
         store: ItemStore::new(

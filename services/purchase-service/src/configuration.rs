@@ -40,7 +40,7 @@ impl Strategy {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PurchaseSection {
+pub struct PurchaseSettings {
     pub strategy: Strategy,
     /// How long a purchase whose Redis reply never came is looked up before the buyer is
     /// told its outcome is unknown (keep it under the gateway's read timeout).
@@ -63,7 +63,7 @@ pub struct PurchaseSection {
 /// What only purchase-service reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PurchaseOwn {
-    pub purchase: PurchaseSection,
+    pub purchase: PurchaseSettings,
 }
 
 impl OwnSettings for PurchaseOwn {

@@ -2,7 +2,7 @@
 //! is unknown before answering, and hand the order to RabbitMQ without making the buyer
 //! wait for it.
 
-use crate::configuration::{PurchaseSection, Strategy};
+use crate::configuration::{PurchaseSettings, Strategy};
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::{Order, OrderStatus};
 use crate::orders;
@@ -78,7 +78,7 @@ pub struct Purchases {
     pub after_watch: Option<WatchHook>,
     pub db: DbPool,
     pub publishing: PublishQueue,
-    pub settings: PurchaseSection,
+    pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
 }
 

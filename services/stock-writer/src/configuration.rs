@@ -14,7 +14,7 @@ batch_max = 500
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct WriterSection {
+pub struct WriterSettings {
     /// Unacknowledged messages the broker may hand over at once.
     pub prefetch: u16,
     /// Events applied in one MySQL transaction at most. A batch is whatever has
@@ -25,7 +25,7 @@ pub struct WriterSection {
 /// What only stock-writer reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WriterOwn {
-    pub writer: WriterSection,
+    pub writer: WriterSettings,
 }
 
 impl OwnSettings for WriterOwn {
