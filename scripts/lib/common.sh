@@ -61,3 +61,55 @@ ensure_nginx() {
   # The package starts a system nginx on port 80; the project runs its own.
   service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true
 }
+
+# A local Redis Cluster on loopback for the cluster-mode tests and `REDIS_MODE=cluster
+# scripts/stack up`: 3 masters and 3 replicas on REDIS_CLUSTER_PORTS (7001-7006), node
+# timeout 2 s, AOF every second, noeviction; files under REDIS_CLUSTER_DIR. Idempotent:
+# nodes already up are left alone, and the cluster is created only from fresh nodes.
+REDIS_CLUSTER_PORTS=${REDIS_CLUSTER_PORTS:-"7001 7002 7003 7004 7005 7006"}
+REDIS_CLUSTER_DIR=${REDIS_CLUSTER_DIR:-${XDG_RUNTIME_DIR:-/tmp}/flash-sale-redis-cluster}
+
+redis_cluster_node_up() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
+redis_cluster_ok() {
+  local port
+  for port in $REDIS_CLUSTER_PORTS; do
+    redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+start_redis_cluster_node() {
+  local port=$1 dir=$REDIS_CLUSTER_DIR/$1
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
+    --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 \
+    --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+}
+
+ensure_redis_cluster() {
+  if redis_cluster_ok; then return 0; fi
+  command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install -y redis-server)"
+  local port fresh=1 nodes=()
+  for port in $REDIS_CLUSTER_PORTS; do
+    if redis_cluster_node_up "$port"; then
+      [ "$(redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -c '^cluster_known_nodes:1')" = 1 ] || fresh=0
+    else
+      log "starting Redis Cluster node 127.0.0.1:$port"
+      [ -f "$REDIS_CLUSTER_DIR/$port/nodes-$port.conf" ] && fresh=0
+      start_redis_cluster_node "$port"
+    fi
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in $REDIS_CLUSTER_PORTS; do
+    wait_for "Redis node $port" 20 redis_cluster_node_up "$port" || die "Redis node 127.0.0.1:$port did not start (see $REDIS_CLUSTER_DIR/$port/redis.log)"
+  done
+  if [ $fresh = 1 ]; then
+    log "creating the Redis Cluster (3 masters, 3 replicas)"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null \
+      || die "redis-cli --cluster create failed"
+  fi
+  wait_for "Redis Cluster" 30 redis_cluster_ok || die "the Redis Cluster on $REDIS_CLUSTER_PORTS is not ok (redis-cli -p ${REDIS_CLUSTER_PORTS%% *} cluster info)"
+}
+
+# The cluster's nodes as REDIS_CLUSTER_NODES wants them.
+redis_cluster_nodes() { local p out=(); for p in $REDIS_CLUSTER_PORTS; do out+=("127.0.0.1:$p"); done; (IFS=,; echo "${out[*]}"); }

@@ -44,6 +44,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("DB_PASSWORD", "database.password"),
     var("DB_POOL_SIZE", "database.pool_size"),
     var("DB_RUN_MIGRATIONS", "database.run_migrations"),
+    var("REDIS_MODE", "redis.mode"),
+    var("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
     var("REDIS_HOST", "redis.host"),
     var("REDIS_PORT", "redis.port"),
     var("REDIS_PASSWORD", "redis.password"),
@@ -180,6 +182,10 @@ fn encode(raw: &str) -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
+    /// `single` (one server at host:port) or `cluster` (`cluster_nodes`).
+    pub mode: RedisMode,
+    /// Comma-separated `host:port` of cluster nodes (some are enough to find the rest).
+    pub cluster_nodes: String,
     pub host: String,
     pub port: u16,
     pub password: String,
@@ -192,7 +198,49 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
 }
 
+/// A single Redis server, or a Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Single,
+    Cluster,
+}
+
+impl RedisMode {
+    /// The value `REDIS_MODE` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Single => "single",
+            RedisMode::Cluster => "cluster",
+        }
+    }
+}
+
 impl RedisSettings {
+    /// The URL of one node (`host:port`), with the password.
+    pub fn url_of(&self, address: &str) -> String {
+        let auth = if self.password.is_empty() {
+            String::new()
+        } else {
+            format!(":{}@", encode(&self.password))
+        };
+        format!("redis://{auth}{address}")
+    }
+
+    /// The URLs of every configured node: the server, or the listed cluster nodes.
+    pub fn node_urls(&self) -> Vec<String> {
+        match self.mode {
+            RedisMode::Single => vec![self.url()],
+            RedisMode::Cluster => self
+                .cluster_nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(|node| self.url_of(node))
+                .collect(),
+        }
+    }
+
     pub fn url(&self) -> String {
         let auth = if self.password.is_empty() {
             String::new()

@@ -89,6 +89,7 @@ impl Stack {
             run_migrations: false,
         };
         database.apply(&mut settings);
+        let redis_settings = redis.settings();
         let mut env = ServiceEnv::new()
             .with("APP_ENV", "testing")
             .with("LOG_FORMAT", "json")
@@ -103,6 +104,10 @@ impl Stack {
             .with("DB_USERNAME", settings.username)
             .with("DB_PASSWORD", settings.password)
             .with("DB_DATABASE", settings.database)
+            .with("REDIS_MODE", redis_settings.mode.as_str())
+            .with("REDIS_CLUSTER_NODES", redis_settings.cluster_nodes)
+            .with("REDIS_HOST", redis_settings.host)
+            .with("REDIS_PORT", redis_settings.port.to_string())
             .with("REDIS_KEY_PREFIX", redis.prefix.clone())
             .with("RABBITMQ_PREFIX", rabbit.prefix.clone())
             .with(

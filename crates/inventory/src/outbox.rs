@@ -10,6 +10,7 @@
 
 use crate::keys::UserKeys;
 use crate::{Error, ItemStore};
+use common::redis::{SharedConnection, SlotPipeline};
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
 
@@ -47,36 +48,39 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.redis().get().await?;
-        let mut pipe = redis::pipe();
+        let conn = self.redis().get().await?;
+        let mut pipe = SlotPipeline::new();
         for id in item_ids {
-            pipe.zrangebyscore_limit(
-                self.keys(*id).outbox_times(),
-                "-inf",
-                now_ms,
-                0,
-                limit as isize,
-            );
+            let key = self.keys(*id).outbox_times();
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(&key)
+                .arg("-inf")
+                .arg(now_ms)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
+            pipe.add(&key, cmd);
         }
-        let due: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        let mut pipe = redis::pipe();
+        let due: Vec<Vec<String>> = pipe.query(&conn).await?;
+        let mut pipe = SlotPipeline::new();
         let mut wanted = Vec::new();
         for (id, order_ids) in item_ids.iter().zip(due) {
             if order_ids.is_empty() {
                 continue;
             }
-            pipe.cmd("HMGET")
-                .arg(self.keys(*id).outbox())
-                .arg(&order_ids);
+            let key = self.keys(*id).outbox();
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(&key).arg(&order_ids);
+            pipe.add(&key, cmd);
             wanted.push((*id, order_ids));
         }
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let events: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        let events: Vec<Vec<Option<String>>> = pipe.query(&conn).await?;
         let mut entries = Vec::new();
-        let mut stale = redis::pipe();
-        let mut any_stale = false;
+        let mut stale = SlotPipeline::new();
         for ((item_id, order_ids), events) in wanted.into_iter().zip(events) {
             for (order_id, event) in order_ids.into_iter().zip(events) {
                 match event {
@@ -87,17 +91,13 @@ impl ItemStore {
                     }),
                     // Persisted and removed between the two reads; drop its schedule too.
                     None => {
-                        stale
-                            .zrem(self.keys(item_id).outbox_times(), order_id)
-                            .ignore();
-                        any_stale = true;
+                        let key = self.keys(item_id).outbox_times();
+                        stale.add_ignored(&key, redis::Cmd::zrem(&key, order_id));
                     }
                 }
             }
         }
-        if any_stale {
-            stale.query_async::<()>(&mut conn).await?;
-        }
+        stale.run(&conn).await?;
         Ok(entries)
     }
 
@@ -107,17 +107,14 @@ impl ItemStore {
         if orders.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for (item_id, order_id) in orders {
-            pipe.cmd("ZADD")
-                .arg(self.keys(*item_id).outbox_times())
-                .arg("XX")
-                .arg(due_ms)
-                .arg(*order_id)
-                .ignore();
+            let key = self.keys(*item_id).outbox_times();
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(&key).arg("XX").arg(due_ms).arg(*order_id);
+            pipe.add_ignored(&key, cmd);
         }
-        let mut conn = self.redis().get().await?;
-        pipe.query_async::<()>(&mut conn).await?;
+        pipe.run(&self.redis().get().await?).await?;
         Ok(())
     }
 
@@ -139,11 +136,11 @@ impl ItemStore {
         if by_item.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for (item_id, order_ids) in by_item {
             let keys = self.keys(item_id);
-            pipe.cmd("EVAL")
-                .arg(BACK_OFF_LUA)
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(BACK_OFF_LUA)
                 .arg(3)
                 .arg(keys.outbox())
                 .arg(keys.outbox_times())
@@ -151,11 +148,10 @@ impl ItemStore {
                 .arg(now_ms)
                 .arg(base_ms)
                 .arg(max_ms)
-                .arg(order_ids)
-                .ignore();
+                .arg(order_ids);
+            pipe.add_ignored(&keys.outbox(), cmd);
         }
-        let mut conn = self.redis().get().await?;
-        pipe.query_async::<()>(&mut conn).await?;
+        pipe.run(&self.redis().get().await?).await?;
         Ok(())
     }
 
@@ -164,23 +160,25 @@ impl ItemStore {
         if orders.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for order in orders {
             let keys = self.keys(order.item_id);
-            pipe.hdel(keys.outbox(), order.order_id)
-                .ignore()
-                .zrem(keys.outbox_times(), order.order_id)
-                .ignore()
-                .hdel(keys.outbox_tries(), order.order_id)
-                .ignore()
-                .hdel(
-                    self.user_keys(order.user_id).pending_orders(),
-                    order.order_id,
-                )
-                .ignore();
+            pipe.add_ignored(
+                &keys.outbox(),
+                redis::Cmd::hdel(keys.outbox(), order.order_id),
+            )
+            .add_ignored(
+                &keys.outbox(),
+                redis::Cmd::zrem(keys.outbox_times(), order.order_id),
+            )
+            .add_ignored(
+                &keys.outbox(),
+                redis::Cmd::hdel(keys.outbox_tries(), order.order_id),
+            );
+            let index = self.user_keys(order.user_id).pending_orders();
+            pipe.add_ignored(&index, redis::Cmd::hdel(&index, order.order_id));
         }
-        let mut conn = self.redis().get().await?;
-        pipe.query_async::<()>(&mut conn).await?;
+        pipe.run(&self.redis().get().await?).await?;
         Ok(())
     }
 
@@ -216,7 +214,7 @@ impl ItemStore {
         for (order_id, item_id) in index {
             by_item.entry(item_id).or_default().push(order_id);
         }
-        let (entries, gone) = self.find_in_outboxes(&mut conn, by_item).await?;
+        let (entries, gone) = self.find_in_outboxes(&conn, by_item).await?;
         if !gone.is_empty() {
             conn.hdel::<_, _, ()>(&index_key, gone).await?;
         }
@@ -237,7 +235,7 @@ impl ItemStore {
             return Ok(None);
         };
         let by_item = BTreeMap::from([(item_id, vec![order_id.to_owned()])]);
-        let (mut entries, _) = self.find_in_outboxes(&mut conn, by_item).await?;
+        let (mut entries, _) = self.find_in_outboxes(&conn, by_item).await?;
         Ok(entries.pop())
     }
 
@@ -245,19 +243,22 @@ impl ItemStore {
     /// what was found and the ids found in neither.
     async fn find_in_outboxes(
         &self,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &SharedConnection,
         by_item: BTreeMap<u64, Vec<String>>,
     ) -> Result<(Vec<OutboxEntry>, Vec<String>), Error> {
         if by_item.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for (item_id, order_ids) in &by_item {
             let keys = self.keys(*item_id);
-            pipe.cmd("HMGET").arg(keys.outbox()).arg(order_ids);
-            pipe.cmd("HMGET").arg(keys.parked()).arg(order_ids);
+            for key in [keys.outbox(), keys.parked()] {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&key).arg(order_ids);
+                pipe.add(&key, cmd);
+            }
         }
-        let found: Vec<Vec<Option<String>>> = pipe.query_async(conn).await?;
+        let found: Vec<Vec<Option<String>>> = pipe.query(conn).await?;
         let mut found = found.into_iter();
         let (mut entries, mut gone) = (Vec::new(), Vec::new());
         for (item_id, order_ids) in by_item {

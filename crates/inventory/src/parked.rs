@@ -6,6 +6,7 @@
 
 use crate::outbox::OrderRef;
 use crate::{Error, ItemStore};
+use common::redis::SlotPipeline;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -67,12 +68,12 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for id in item_ids {
-            pipe.hgetall(self.keys(*id).parked());
+            let key = self.keys(*id).parked();
+            pipe.add(&key, redis::Cmd::hgetall(&key));
         }
-        let mut conn = self.redis().get().await?;
-        let all: Vec<Vec<(String, String)>> = pipe.query_async(&mut conn).await?;
+        let all: Vec<Vec<(String, String)>> = pipe.query(&self.redis().get().await?).await?;
         let mut parked = Vec::new();
         for (item_id, entries) in item_ids.iter().zip(all) {
             for (order_id, stored) in entries {
@@ -105,12 +106,12 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for id in item_ids {
-            pipe.hlen(key(&self.keys(*id)));
+            let key = key(&self.keys(*id));
+            pipe.add(&key, redis::Cmd::hlen(&key));
         }
-        let mut conn = self.redis().get().await?;
-        Ok(pipe.query_async(&mut conn).await?)
+        Ok(pipe.query(&self.redis().get().await?).await?)
     }
 
     /// Puts a parked order back into its outbox, due at `due_ms`; false if it was not

@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::keys::{ItemKeys, LIMIT, ON_SALE};
-use common::redis::{Keyspace, RedisClient};
+use common::redis::{Keyspace, RedisClient, SlotPipeline};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 
@@ -67,19 +67,18 @@ impl ItemStore {
         Ok(conn.smembers(self.known_items()).await?)
     }
 
-    /// Live stock of several items in one round trip (a pipeline, which a cluster
-    /// client can split by slot); `None` where Redis has no figure or one that is not a
+    /// Live stock of several items in one round trip (one per slot on a cluster); `None` where Redis has no figure or one that is not a
     /// count (logged: one bad key must not fail a whole page).
     pub async fn stocks(&self, ids: &[u64]) -> Result<Vec<Option<u64>>, Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new();
         for id in ids {
-            pipe.get(self.keys(*id).stock());
+            let key = self.keys(*id).stock();
+            pipe.add(&key, redis::Cmd::get(&key));
         }
-        let mut conn = self.redis.get().await?;
-        let raw: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let raw: Vec<Option<String>> = pipe.query(&self.redis.get().await?).await?;
         Ok(ids
             .iter()
             .zip(raw)
@@ -108,12 +107,10 @@ impl ItemStore {
                     (LIMIT, state.max_per_user.unwrap_or(0)),
                 ],
             )
-            .ignore()
-            .sadd(self.known_items(), state.id)
             .ignore();
         let mut conn = self.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        self.remember(&[state.id]).await
     }
 
     /// Loads items Redis does not know yet, never overwriting a figure it has (Redis
@@ -121,24 +118,27 @@ impl ItemStore {
     /// taken off sale. Returns how many stock figures were loaded.
     pub async fn warm(&self, states: &[ItemState]) -> Result<usize, Error> {
         let mut loaded = 0;
-        let mut conn = self.redis.get().await?;
+        let conn = self.redis.get().await?;
         for batch in states.chunks(WARM_BATCH) {
-            let mut pipe = redis::pipe();
+            let mut pipe = SlotPipeline::new();
             for state in batch {
                 let keys = self.keys(state.id);
-                pipe.set_nx(keys.stock(), state.stock);
-                if state.on_sale {
-                    pipe.hset_nx(keys.meta(), ON_SALE, 1).ignore();
+                let (stock, meta) = (keys.stock(), keys.meta());
+                pipe.add(&stock, redis::Cmd::set_nx(&stock, state.stock));
+                let on_sale = if state.on_sale {
+                    redis::Cmd::hset_nx(&meta, ON_SALE, 1)
                 } else {
-                    pipe.hset(keys.meta(), ON_SALE, 0).ignore();
-                }
-                pipe.hset_nx(keys.meta(), LIMIT, state.max_per_user.unwrap_or(0))
-                    .ignore()
-                    .sadd(self.known_items(), state.id)
-                    .ignore();
+                    redis::Cmd::hset(&meta, ON_SALE, 0)
+                };
+                pipe.add_ignored(&meta, on_sale).add_ignored(
+                    &meta,
+                    redis::Cmd::hset_nx(&meta, LIMIT, state.max_per_user.unwrap_or(0)),
+                );
             }
-            let set: Vec<bool> = pipe.query_async(&mut conn).await?;
+            let set: Vec<bool> = pipe.query(&conn).await?;
             loaded += set.into_iter().filter(|s| *s).count();
+            let ids: Vec<u64> = batch.iter().map(|state| state.id).collect();
+            self.remember(&ids).await?;
         }
         Ok(loaded)
     }

@@ -122,11 +122,10 @@ async fn under_lock_insufficient_stock_writes_nothing() {
 async fn a_change_to_a_watched_key_aborts_exec_and_decrements_nothing() {
     let (redis, store) = item(10).await;
     let stock_key = store.keys(1).stock();
-    let client = redis::Client::open(testkit::redis_url()).unwrap();
+    let other_client = redis.connection().await;
     let hook: WatchHook = Arc::new(move || {
-        let (client, key) = (client.clone(), stock_key.clone());
+        let (mut conn, key) = (other_client.clone(), stock_key.clone());
         Box::pin(async move {
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             conn.set::<_, _, ()>(&key, 9).await.unwrap();
         })
     });

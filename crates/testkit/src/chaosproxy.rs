@@ -73,6 +73,11 @@ impl ChaosProxy {
 
     /// A proxy in front of the Redis server the tests use (`TEST_REDIS_URL`).
     pub async fn to_redis() -> Self {
+        assert_eq!(
+            crate::test_redis::redis_mode(),
+            common::config::RedisMode::Single,
+            "a proxy stands in front of one Redis server: cluster clients learn the nodes' own addresses and go around it"
+        );
         Self::start(address_of(&crate::redis_url(), 6379)).await
     }
 

@@ -9,6 +9,7 @@ mod env;
 mod http;
 mod rabbit;
 mod redis_server;
+mod test_redis;
 
 pub use chaosproxy::ChaosProxy;
 pub use database::{TestDatabase, TestItem, server_url};
@@ -16,84 +17,16 @@ pub use env::TestEnv;
 pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, rabbit_url};
 pub use redis_server::RedisServer;
+pub use test_redis::{TestRedis, redis_url};
 
-use common::config::{JwtSettings, RedisSettings};
+use common::config::JwtSettings;
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
-
 fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
-}
-
-/// A Redis key prefix of its own; its keys are deleted when the value is dropped.
-pub struct TestRedis {
-    pub prefix: String,
-}
-
-impl TestRedis {
-    pub fn new() -> Self {
-        TestRedis {
-            prefix: format!("test:{}:", unique_suffix()),
-        }
-    }
-
-    /// Points settings at the test Redis (`TEST_REDIS_URL`) under this prefix.
-    pub fn apply(&self, settings: &mut RedisSettings) {
-        let address = chaosproxy::address_of(&redis_url(), 6379);
-        settings.host = address.ip().to_string();
-        settings.port = address.port();
-        settings.key_prefix = self.prefix.clone();
-    }
-
-    /// Settings for the test Redis under this prefix, for code below the services.
-    pub fn settings(&self) -> RedisSettings {
-        let mut settings = RedisSettings {
-            host: String::new(),
-            port: 0,
-            password: String::new(),
-            db: 0,
-            pool_size: 4,
-            key_prefix: String::new(),
-            response_timeout_ms: 2000,
-        };
-        self.apply(&mut settings);
-        settings
-    }
-
-    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis (is it up? scripts/test starts it)")
-    }
-}
-
-impl Default for TestRedis {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        let pattern = format!("{}*", self.prefix);
-        let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
-            let mut conn = redis::Client::open(redis_url())?.get_connection()?;
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
-            if !keys.is_empty() {
-                redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
-            }
-            Ok(())
-        })
-        .join();
-    }
 }
 
 /// One Ed25519 key pair per test process, written to a temporary directory.

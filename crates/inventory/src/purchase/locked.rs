@@ -45,7 +45,7 @@ impl ItemStore {
     ) -> Result<Outcome, AttemptError> {
         // WATCH state belongs to the connection: this pooled connection is ours alone
         // until it goes back, and it goes back unwatched (EXEC or UNWATCH) or not at all.
-        let mut conn = self.redis().exclusive().await?;
+        let mut conn = self.redis().exclusive_for(&keys.stock()).await?;
         let result = check_and_write(&mut conn, purchase, keys, after_watch).await;
         match &result {
             Ok(Outcome::Placed) | Ok(Outcome::Busy) => {}

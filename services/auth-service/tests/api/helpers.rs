@@ -78,12 +78,7 @@ impl TestApp {
 
     /// The keys under this test's prefix whose name contains `part`.
     pub async fn redis_keys(&self, part: &str) -> Vec<String> {
-        let mut conn = self.env.redis.connection().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.env.redis.prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS");
+        let keys = self.env.redis.keys().await;
         keys.into_iter().filter(|k| k.contains(part)).collect()
     }
 

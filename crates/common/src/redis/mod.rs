@@ -1,0 +1,264 @@
+//! Redis access shared by every service, on a single server or a Redis Cluster
+//! (`REDIS_MODE`).
+//!
+//! Ordinary commands go through one shared multiplexed connection that reconnects by
+//! itself (to the one server, or to every node of the cluster, routed by each command's
+//! key slot): handing it out costs a clone, where a pool checkout would cost a
+//! health-check round trip per request. WATCH/MULTI state belongs to a connection, so
+//! code that needs it takes a connection of its own to the node that owns the key
+//! ([`RedisClient::exclusive_for`]).
+//!
+//! The cluster client is built without automatic retries: it would resend a command
+//! whose connection broke after sending it, running a purchase twice. Instead, a
+//! command the cluster refused without running it (MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
+//! READONLY during a failover) is sent again here, which is always safe.
+
+mod cluster;
+mod keyspace;
+mod slot_pipeline;
+
+pub use cluster::{Topology, slot_of};
+pub use keyspace::Keyspace;
+pub use slot_pipeline::SlotPipeline;
+
+use crate::config::{Environment, RedisMode, RedisSettings};
+use deadpool_redis::{Manager, Pool, Runtime};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use std::time::Duration;
+
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a service talks to Redis: one shared multiplexed connection for ordinary
+/// commands, and connections of their own for WATCH/MULTI/EXEC.
+#[derive(Clone)]
+pub struct RedisClient {
+    shared: SharedConnection,
+    exclusive: Exclusive,
+}
+
+/// The shared connection: to the one server, or to the cluster.
+#[derive(Clone)]
+pub enum SharedConnection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+#[derive(Clone)]
+enum Exclusive {
+    Single(Pool),
+    Cluster(Topology),
+}
+
+impl RedisClient {
+    /// The shared connection (a cheap handle; commands from all callers are pipelined).
+    pub async fn get(&self) -> Result<SharedConnection, redis::RedisError> {
+        Ok(self.shared.clone())
+    }
+
+    /// A connection nobody else uses until it is dropped, to the node that owns `key`,
+    /// for WATCH/MULTI/EXEC on keys of that key's slot.
+    pub async fn exclusive_for(
+        &self,
+        key: &str,
+    ) -> Result<deadpool_redis::Connection, deadpool_redis::PoolError> {
+        match &self.exclusive {
+            Exclusive::Single(pool) => pool.get().await,
+            Exclusive::Cluster(topology) => topology.exclusive_for(&self.shared, key).await,
+        }
+    }
+
+    /// Whether this talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.shared, SharedConnection::Cluster(_))
+    }
+
+    /// The topology of the cluster (`None` on a single server).
+    pub fn topology(&self) -> Option<&Topology> {
+        match &self.exclusive {
+            Exclusive::Single(_) => None,
+            Exclusive::Cluster(topology) => Some(topology),
+        }
+    }
+}
+
+/// The number of times a command the cluster refused without running it is sent again
+/// (each after a short pause), enough to outlast a failover's slot moves.
+const CLUSTER_REFUSALS_RETRIED: u32 = 8;
+
+/// Whether the cluster refused a command without running it: a redirect, or a node that
+/// is not (yet) the master of the slot, or a cluster not ready.
+fn refused_unrun(error: &redis::RedisError) -> bool {
+    use redis::RetryMethod;
+    matches!(
+        error.retry_method(),
+        RetryMethod::MovedRedirect
+            | RetryMethod::AskRedirect
+            | RetryMethod::WaitAndRetry
+            | RetryMethod::RefreshSlotsAndRetry
+    ) && error.code().is_some()
+}
+
+fn refusal_pause(attempt: u32) -> Duration {
+    Duration::from_millis(25 << attempt.min(5))
+}
+
+impl ConnectionLike for SharedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            SharedConnection::Single(conn) => conn.req_packed_command(cmd),
+            SharedConnection::Cluster(conn) => Box::pin(async move {
+                let mut attempt = 0;
+                loop {
+                    match conn.req_packed_command(cmd).await {
+                        Err(error)
+                            if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED =>
+                        {
+                            tokio::time::sleep(refusal_pause(attempt)).await;
+                            attempt += 1;
+                        }
+                        answered => return answered,
+                    }
+                }
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            SharedConnection::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            SharedConnection::Cluster(conn) => Box::pin(async move {
+                let mut attempt = 0;
+                loop {
+                    match conn.req_packed_commands(cmd, offset, count).await {
+                        Err(error)
+                            if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED =>
+                        {
+                            tokio::time::sleep(refusal_pause(attempt)).await;
+                            attempt += 1;
+                        }
+                        answered => return answered,
+                    }
+                }
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            SharedConnection::Single(conn) => conn.get_db(),
+            SharedConnection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A pool of connections of their own to one server.
+fn exclusive_pool(url: String, settings: &RedisSettings) -> anyhow::Result<Pool> {
+    let manager = Manager::new_with_config(
+        url,
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms))),
+    )?;
+    Ok(Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(CONNECTION_TIMEOUT))
+        .recycle_timeout(Some(Duration::from_secs(1)))
+        .build()?)
+}
+
+/// Connects lazily, so this succeeds with Redis down; commands then fail fast (the
+/// timeouts) with `SYSTEM_BUSY` until it is back. A command whose reply takes longer
+/// than `REDIS_RESPONSE_TIMEOUT_MS` fails; for a write, that leaves its outcome unknown.
+pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
+    let response_timeout = Duration::from_millis(settings.response_timeout_ms);
+    match settings.mode {
+        RedisMode::Single => {
+            let client = redis::Client::open(settings.url())?;
+            let shared = ConnectionManager::new_lazy_with_config(
+                client,
+                ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500)),
+            )?;
+            Ok(RedisClient {
+                shared: SharedConnection::Single(shared),
+                exclusive: Exclusive::Single(exclusive_pool(settings.url(), settings)?),
+            })
+        }
+        RedisMode::Cluster => {
+            let (shared, topology) = cluster::connect(settings, response_timeout)?;
+            Ok(RedisClient {
+                shared: SharedConnection::Cluster(shared),
+                exclusive: Exclusive::Cluster(topology),
+            })
+        }
+    }
+}
+
+/// Builds the pool and checks that Redis will not evict keys: it holds confirmed sales
+/// not yet in MySQL (the outboxes) and token revocations, so an evicting Redis loses
+/// sales and brings revoked tokens back. In production anything but `noeviction` (on
+/// any node) stops the service; elsewhere it is logged as an error. If Redis cannot be
+/// asked (down, or CONFIG disabled by a managed service), that is logged and the service
+/// starts.
+pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Result<RedisClient> {
+    let pool = pool(settings)?;
+    match eviction_policies(settings).await {
+        Ok(policies) => {
+            for (node, policy) in policies.iter().filter(|(_, p)| p != "noeviction") {
+                let problem = format!(
+                    "Redis maxmemory-policy is {policy} on {node}: under memory pressure Redis would evict unpersisted sales and revocations; set maxmemory-policy noeviction"
+                );
+                if env.is_production() {
+                    anyhow::bail!(problem);
+                }
+                tracing::error!("{problem}");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not check Redis maxmemory-policy (it must be noeviction)")
+        }
+    }
+    Ok(pool)
+}
+
+/// Every configured node's `maxmemory-policy`.
+pub async fn eviction_policies(
+    settings: &RedisSettings,
+) -> Result<Vec<(String, String)>, redis::RedisError> {
+    let mut policies = Vec::new();
+    for url in settings.node_urls() {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(
+                &AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+                    .set_response_timeout(Some(CONNECTION_TIMEOUT)),
+            )
+            .await?;
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await?;
+        let policy = reply.into_iter().nth(1).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "CONFIG GET maxmemory-policy answered nothing",
+            ))
+        })?;
+        policies.push((client.get_connection_info().addr().to_string(), policy));
+    }
+    Ok(policies)
+}
