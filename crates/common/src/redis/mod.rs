@@ -25,6 +25,7 @@ use crate::config::{Environment, RedisMode, RedisSettings};
 use deadpool_redis::{Manager, Pool, Runtime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::SingleNodeRoutingInfo;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 use std::time::Duration;
 
@@ -104,27 +105,56 @@ fn refusal_pause(attempt: u32) -> Duration {
     Duration::from_millis(25 << attempt.min(5))
 }
 
+/// Sends a command to the cluster, again while the cluster refuses it unrun. A MOVED
+/// has the client re-read the slots, so the next try goes to the new owner; an ASK (a
+/// slot being migrated) is followed at once, to the node named, behind ASKING.
+async fn send_to_cluster(conn: &mut ClusterConnection, cmd: &Cmd) -> redis::RedisResult<Value> {
+    let mut attempt = 0;
+    let mut answer = conn.req_packed_command(cmd).await;
+    loop {
+        let error = match answer {
+            Err(error) if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED => error,
+            answered => return answered,
+        };
+        attempt += 1;
+        answer = match asked_node(&error) {
+            Some(route) => {
+                let mut asking = redis::pipe();
+                asking.cmd("ASKING").ignore().add_command(cmd.clone());
+                conn.route_pipeline(asking, 1, 1, route)
+                    .await
+                    .and_then(|mut replies| replies.pop().ok_or(error))
+            }
+            None => {
+                tokio::time::sleep(refusal_pause(attempt)).await;
+                conn.req_packed_command(cmd).await
+            }
+        };
+    }
+}
+
+fn asked_node(error: &redis::RedisError) -> Option<SingleNodeRoutingInfo> {
+    if !matches!(error.retry_method(), redis::RetryMethod::AskRedirect) {
+        return None;
+    }
+    let (address, _slot) = error.redirect_node()?;
+    let (host, port) = address.rsplit_once(':')?;
+    Some(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port: port.parse().ok()?,
+    })
+}
+
 impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             SharedConnection::Single(conn) => conn.req_packed_command(cmd),
-            SharedConnection::Cluster(conn) => Box::pin(async move {
-                let mut attempt = 0;
-                loop {
-                    match conn.req_packed_command(cmd).await {
-                        Err(error)
-                            if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED =>
-                        {
-                            tokio::time::sleep(refusal_pause(attempt)).await;
-                            attempt += 1;
-                        }
-                        answered => return answered,
-                    }
-                }
-            }),
+            SharedConnection::Cluster(conn) => Box::pin(send_to_cluster(conn, cmd)),
         }
     }
 
+    /// A pipeline's keys are of one slot ([`SlotPipeline`] splits those that are not);
+    /// refusals are retried after a pause (an ASK, rare, until the slot has moved).
     fn req_packed_commands<'a>(
         &'a mut self,
         cmd: &'a Pipeline,
@@ -140,8 +170,8 @@ impl ConnectionLike for SharedConnection {
                         Err(error)
                             if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED =>
                         {
-                            tokio::time::sleep(refusal_pause(attempt)).await;
                             attempt += 1;
+                            tokio::time::sleep(refusal_pause(attempt)).await;
                         }
                         answered => return answered,
                     }
