@@ -117,10 +117,6 @@ async fn send_to_cluster(conn: &mut ClusterConnection, cmd: &Cmd) -> redis::Redi
             answered => return answered,
         };
         attempt += 1;
-        eprintln!(
-            "DEBUG {:?} attempt {attempt} refused {error:?}",
-            std::time::SystemTime::now()
-        );
         answer = match asked_node(&error) {
             Some(route) => {
                 let mut asking = redis::pipe();
