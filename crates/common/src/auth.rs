@@ -16,6 +16,10 @@ pub enum AuthError {
     /// The revocation list could not be read.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// A revocation was written but is not known to be on enough replicas to outlive
+    /// its master (`REDIS_MIN_REPLICAS_ACKED`); writing it again is harmless.
+    #[error(transparent)]
+    NotReplicated(#[from] crate::redis::ReplicationError),
 }
 
 /// Everything needed to authenticate a request; registered as app data.
@@ -53,15 +57,17 @@ impl Authenticator {
             .exp
             .saturating_add(self.verifier.refresh_window_secs());
         let ttl = usable_until.saturating_sub(now_secs()).max(1);
+        let key = self.keys.revoked_token(&claims.jti);
         let mut conn = self.redis.get().await?;
         let set: Option<String> = redis::cmd("SET")
-            .arg(self.keys.revoked_token(&claims.jti))
+            .arg(&key)
             .arg(1)
             .arg("NX")
             .arg("EX")
             .arg(ttl)
             .query_async(&mut conn)
             .await?;
+        self.redis.replicated(&key).await?;
         Ok(set.is_some())
     }
 

@@ -53,6 +53,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("REDIS_POOL_SIZE", "redis.pool_size"),
     var("REDIS_KEY_PREFIX", "redis.key_prefix"),
     var("REDIS_RESPONSE_TIMEOUT_MS", "redis.response_timeout_ms"),
+    var("REDIS_MIN_REPLICAS_ACKED", "redis.min_replicas_acked"),
+    var(
+        "REDIS_REPLICA_ACK_TIMEOUT_MS",
+        "redis.replica_ack_timeout_ms",
+    ),
     var("JWT_PUBLIC_KEY_PATH", "jwt.public_key_path"),
     var("JWT_PRIVATE_KEY_PATH", "jwt.private_key_path"),
     var("JWT_TTL", "jwt.ttl_minutes"),
@@ -196,6 +201,11 @@ pub struct RedisSettings {
     /// A reply later than this fails the command (a write's outcome is then unknown and
     /// looked up before anyone is answered).
     pub response_timeout_ms: u64,
+    /// How many replicas must have a sale (or a revocation, or an admin's stock change)
+    /// before it is answered as done; unset: 1 on a cluster, 0 on a single server.
+    pub min_replicas_acked: Option<u32>,
+    /// How long one WAIT for those replicas may take before the write's fate is looked up.
+    pub replica_ack_timeout_ms: u64,
 }
 
 /// A single Redis server, or a Redis Cluster.
@@ -217,6 +227,14 @@ impl RedisMode {
 }
 
 impl RedisSettings {
+    /// `REDIS_MIN_REPLICAS_ACKED`, or its default for the mode.
+    pub fn replicas_to_ack(&self) -> u32 {
+        self.min_replicas_acked.unwrap_or(match self.mode {
+            RedisMode::Single => 0,
+            RedisMode::Cluster => 1,
+        })
+    }
+
     /// The URL of one node (`host:port`), with the password.
     pub fn url_of(&self, address: &str) -> String {
         let auth = if self.password.is_empty() {

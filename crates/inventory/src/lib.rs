@@ -30,4 +30,8 @@ pub enum Error {
     Pool(#[from] deadpool_redis::PoolError),
     #[error("unexpected reply from Redis: {0}")]
     UnexpectedReply(String),
+    /// An admin's change was written but is not known to be on enough replicas
+    /// (`REDIS_MIN_REPLICAS_ACKED`) to outlive its master.
+    #[error(transparent)]
+    NotReplicated(#[from] common::redis::ReplicationError),
 }

@@ -110,7 +110,8 @@ impl ItemStore {
             .ignore();
         let mut conn = self.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
-        self.remember(&[state.id]).await
+        self.remember(&[state.id]).await?;
+        Ok(self.redis.replicated(&keys.stock()).await?)
     }
 
     /// Loads items Redis does not know yet, never overwriting a figure it has (Redis
@@ -143,24 +144,30 @@ impl ItemStore {
         Ok(loaded)
     }
 
+    /// An admin's writes below return once replicas have them (`REDIS_MIN_REPLICAS_ACKED`).
     pub async fn set_on_sale(&self, item_id: u64, on_sale: bool) -> Result<(), Error> {
+        let meta = self.keys(item_id).meta();
         let mut conn = self.redis.get().await?;
-        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), ON_SALE, u32::from(on_sale))
+        conn.hset::<_, _, _, ()>(&meta, ON_SALE, u32::from(on_sale))
             .await?;
-        Ok(())
+        Ok(self.redis.replicated(&meta).await?)
     }
 
     pub async fn set_limit(&self, item_id: u64, max_per_user: Option<u32>) -> Result<(), Error> {
+        let meta = self.keys(item_id).meta();
         let mut conn = self.redis.get().await?;
-        conn.hset::<_, _, _, ()>(self.keys(item_id).meta(), LIMIT, max_per_user.unwrap_or(0))
+        conn.hset::<_, _, _, ()>(&meta, LIMIT, max_per_user.unwrap_or(0))
             .await?;
-        Ok(())
+        Ok(self.redis.replicated(&meta).await?)
     }
 
     /// Adds stock; returns the new figure.
     pub async fn add_stock(&self, item_id: u64, quantity: u32) -> Result<i64, Error> {
+        let stock = self.keys(item_id).stock();
         let mut conn = self.redis.get().await?;
-        Ok(conn.incr(self.keys(item_id).stock(), quantity).await?)
+        let now: i64 = conn.incr(&stock, quantity).await?;
+        self.redis.replicated(&stock).await?;
+        Ok(now)
     }
 
     /// Takes back up to `quantity` units, never below zero; returns how many could not

@@ -61,6 +61,8 @@ impl TestRedis {
             pool_size: 4,
             key_prefix: String::new(),
             response_timeout_ms: 2000,
+            min_replicas_acked: None,
+            replica_ack_timeout_ms: 1000,
         };
         self.apply(&mut settings);
         settings

@@ -165,6 +165,9 @@ impl From<inventory::Error> for ApiError {
             inventory::Error::Redis(error) => error.into(),
             inventory::Error::Pool(error) => error.into(),
             error @ inventory::Error::UnexpectedReply(_) => ApiError::internal(error),
+            inventory::Error::NotReplicated(error) => {
+                ApiError::busy("a change did not reach enough Redis replicas", &error)
+            }
         }
     }
 }
@@ -176,6 +179,9 @@ impl From<common::auth::AuthError> for ApiError {
         match error {
             common::auth::AuthError::Unauthenticated => ApiError::Unauthenticated,
             common::auth::AuthError::Redis(error) => error.into(),
+            common::auth::AuthError::NotReplicated(error) => {
+                ApiError::busy("a revocation did not reach enough replicas", &error)
+            }
         }
     }
 }

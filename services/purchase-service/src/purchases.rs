@@ -118,11 +118,24 @@ impl Purchases {
             }
         };
         let outcome = match attempted {
+            Ok(Outcome::Placed) => {
+                self.replicated_or_settled(event.item_id, &event.order_id)
+                    .await?
+            }
+            Ok(Outcome::Duplicate(record)) => {
+                match self
+                    .replicated_or_settled(event.item_id, &record.order_id)
+                    .await?
+                {
+                    Outcome::Placed => Outcome::Duplicate(record),
+                    voided => voided,
+                }
+            }
             Ok(outcome) => outcome,
             Err(AttemptError::Unknown(error)) => {
                 tracing::warn!(order_id = %event.order_id, %error, "purchase outcome unknown; settling it");
                 self.count("unknown");
-                self.settle(&event).await?
+                self.settle(event.item_id, &event.order_id).await?
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
@@ -189,40 +202,66 @@ impl Purchases {
         })
     }
 
-    /// Finds out whether a purchase whose reply never came was taken: [`Outcome::Placed`]
-    /// if it was, [`Outcome::Void`] if it certainly was not (and now never will be).
-    /// Keeps looking while Redis or MySQL cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`,
-    /// then answers `OUTCOME_UNKNOWN` with the order id.
-    async fn settle(&self, event: &StockEvent) -> Result<Outcome, PurchaseError> {
+    /// A placed order is answered only once `REDIS_MIN_REPLICAS_ACKED` replicas have it.
+    /// If they cannot say so in time (too slow, or the master failed), whether the
+    /// order survives is unknown, and it is settled like any unknown outcome: after a
+    /// failover, a new master that never got the order voids its id.
+    async fn replicated_or_settled(
+        &self,
+        item_id: u64,
+        order_id: &str,
+    ) -> Result<Outcome, PurchaseError> {
+        let outbox = self.store.keys(item_id).outbox();
+        match self.store.redis().replicated(&outbox).await {
+            Ok(()) => Ok(Outcome::Placed),
+            Err(error) => {
+                tracing::warn!(%order_id, %error, "purchase not yet on enough replicas; settling it");
+                self.count("unreplicated");
+                self.settle(item_id, order_id).await
+            }
+        }
+    }
+
+    /// Finds out whether a purchase whose reply never came (or whose replicas did not
+    /// answer) was taken for good: [`Outcome::Placed`] if it was, [`Outcome::Void`] if
+    /// it certainly was not (and now never will be). Keeps looking while Redis or MySQL
+    /// cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`, then answers `OUTCOME_UNKNOWN`
+    /// with the order id.
+    async fn settle(&self, item_id: u64, order_id: &str) -> Result<Outcome, PurchaseError> {
         let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
         let mut pause = FIRST_SETTLE_PAUSE;
         loop {
-            match self.settle_once(event).await {
+            match self.settle_once(item_id, order_id).await {
                 Ok(outcome) => {
-                    tracing::info!(order_id = %event.order_id, ?outcome, "unknown purchase outcome settled");
+                    tracing::info!(%order_id, ?outcome, "unknown purchase outcome settled");
                     return Ok(outcome);
                 }
                 Err(error) if Instant::now() + pause < deadline => {
-                    tracing::warn!(order_id = %event.order_id, %error, "cannot settle the purchase outcome yet");
+                    tracing::warn!(%order_id, %error, "cannot settle the purchase outcome yet");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
                 Err(error) => {
-                    tracing::error!(order_id = %event.order_id, %error, "purchase outcome still unknown; answering OUTCOME_UNKNOWN");
+                    tracing::error!(%order_id, %error, "purchase outcome still unknown; answering OUTCOME_UNKNOWN");
                     return Err(PurchaseError::OutcomeUnknown {
-                        order_id: event.order_id.clone(),
+                        order_id: order_id.to_owned(),
                     });
                 }
             }
         }
     }
 
-    async fn settle_once(&self, event: &StockEvent) -> anyhow::Result<Outcome> {
-        match self.store.rule_out(event.item_id, &event.order_id).await? {
-            Settled::InOutbox | Settled::Parked => Ok(Outcome::Placed),
+    /// One look: an order in Redis counts once replicas have it too.
+    async fn settle_once(&self, item_id: u64, order_id: &str) -> anyhow::Result<Outcome> {
+        match self.store.rule_out(item_id, order_id).await? {
+            Settled::InOutbox | Settled::Parked => {
+                let outbox = self.store.keys(item_id).outbox();
+                self.store.redis().replicated(&outbox).await?;
+                Ok(Outcome::Placed)
+            }
             Settled::RuledOut => {
                 let mut conn = self.db.get().await?;
-                Ok(match orders::find(&mut conn, &event.order_id).await? {
+                Ok(match orders::find(&mut conn, order_id).await? {
                     Some(_) => Outcome::Placed,
                     None => Outcome::Void,
                 })

@@ -101,6 +101,11 @@ impl Topology {
             })
     }
 
+    /// Drops what was read, so the next lookup asks the cluster.
+    pub fn forget(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).read_at = None;
+    }
+
     /// Every master the cluster has now.
     pub async fn masters(
         &self,

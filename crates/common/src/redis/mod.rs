@@ -15,10 +15,12 @@
 
 mod cluster;
 mod keyspace;
+mod replication;
 mod slot_pipeline;
 
 pub use cluster::{Topology, slot_of};
 pub use keyspace::Keyspace;
+pub use replication::ReplicationError;
 pub use slot_pipeline::SlotPipeline;
 
 use crate::config::{Environment, RedisMode, RedisSettings};
@@ -37,6 +39,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisClient {
     shared: SharedConnection,
     exclusive: Exclusive,
+    replication: replication::Replication,
 }
 
 /// The shared connection: to the one server, or to the cluster.
@@ -68,6 +71,29 @@ impl RedisClient {
             Exclusive::Single(pool) => pool.get().await,
             Exclusive::Cluster(topology) => topology.exclusive_for(&self.shared, key).await,
         }
+    }
+
+    /// Waits until `REDIS_MIN_REPLICAS_ACKED` replicas have every write the master of
+    /// `key` finished so far (at once when none are wanted). Until this succeeds, a
+    /// write on `key` would not survive the loss of that master for certain.
+    pub async fn replicated(&self, key: &str) -> Result<(), ReplicationError> {
+        if self.replication.wanted() == 0 {
+            return Ok(());
+        }
+        let master = match &self.exclusive {
+            Exclusive::Single(_) => None,
+            Exclusive::Cluster(topology) => Some(
+                topology
+                    .master_of(&self.shared, slot_of(key), false)
+                    .await?,
+            ),
+        };
+        let acknowledged = self.replication.acknowledged(master.as_deref(), key).await;
+        if let (Err(_), Exclusive::Cluster(topology)) = (&acknowledged, &self.exclusive) {
+            // Perhaps a failover: look the master up again next time.
+            topology.forget();
+        }
+        acknowledged
     }
 
     /// Whether this talks to a Redis Cluster.
@@ -224,6 +250,7 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
             Ok(RedisClient {
                 shared: SharedConnection::Single(shared),
                 exclusive: Exclusive::Single(exclusive_pool(settings.url(), settings)?),
+                replication: replication::Replication::new(settings),
             })
         }
         RedisMode::Cluster => {
@@ -231,6 +258,7 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
             Ok(RedisClient {
                 shared: SharedConnection::Cluster(shared),
                 exclusive: Exclusive::Cluster(topology),
+                replication: replication::Replication::new(settings),
             })
         }
     }

@@ -7,4 +7,5 @@ mod orders;
 mod outcomes;
 mod purchase;
 mod races;
+mod replication;
 mod shutdown;
