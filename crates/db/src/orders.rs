@@ -20,3 +20,22 @@ pub async fn persisted_among<S: AsRef<str>>(
         .load(conn)
         .await
 }
+
+/// Units each buyer has of an item in MySQL: (user id, units), by user id.
+pub async fn bought_per_user(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+) -> QueryResult<Vec<(u64, u64)>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Unsigned;
+    orders::table
+        .filter(orders::item_id.eq(item_id))
+        .group_by(orders::user_id)
+        .select((
+            orders::user_id,
+            sql::<Unsigned<diesel::sql_types::BigInt>>("CAST(SUM(quantity) AS UNSIGNED)"),
+        ))
+        .order(orders::user_id)
+        .load(conn)
+        .await
+}

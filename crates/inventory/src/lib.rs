@@ -11,6 +11,7 @@ pub mod lock;
 pub mod outbox;
 pub mod parked;
 pub mod purchase;
+pub mod rebuild;
 pub mod settle;
 pub mod store;
 pub mod sync;

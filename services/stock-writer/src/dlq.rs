@@ -4,7 +4,6 @@
 //! the parked set in Redis is what replay works from, since it holds the orders taken
 //! in Redis that MySQL still lacks.
 
-use events::Topology;
 use inventory::ItemStore;
 use inventory::parked::ParkedOrder;
 use lapin::options::QueueDeclareOptions;
@@ -41,14 +40,15 @@ pub async fn replay(store: &ItemStore, order_id: Option<&str>) -> anyhow::Result
     Ok(replayed)
 }
 
-/// How many messages wait in the dead-letter queue, if the broker can be asked.
-pub async fn dead_letter_count(url: &str, topology: &Topology) -> anyhow::Result<u32> {
+/// How many messages are ready in a queue (the dead-letter queue, the stock queue), if
+/// the broker can be asked.
+pub async fn message_count(url: &str, queue: &str) -> anyhow::Result<u32> {
     let (connection, channel) = events::publisher::connect(url, Duration::from_secs(5))
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let queue = channel
+    let declared = channel
         .queue_declare(
-            topology.dead_letter_queue.as_str().into(),
+            queue.into(),
             QueueDeclareOptions {
                 passive: true,
                 ..Default::default()
@@ -57,5 +57,5 @@ pub async fn dead_letter_count(url: &str, topology: &Topology) -> anyhow::Result
         )
         .await?;
     let _ = connection.close(200, "done".into()).await;
-    Ok(queue.message_count())
+    Ok(declared.message_count())
 }

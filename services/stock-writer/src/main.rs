@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
 use events::Topology;
+use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::dlq;
 use stock_writer::startup::{self, Application};
@@ -20,6 +21,15 @@ enum Command {
     SyncStock {
         /// Only this item.
         item_id: Option<u64>,
+    },
+    /// After Redis lost data: take items off sale, let the orders Redis still has reach
+    /// MySQL, rebuild stock, buyers' counts and limits from MySQL, put them back on sale.
+    RebuildRedis {
+        /// Only this item.
+        item_id: Option<u64>,
+        /// Give up (items stay off sale) if the orders have not drained by then.
+        #[arg(long, default_value_t = 300)]
+        drain_timeout_secs: u64,
     },
     /// Orders stock-writer refused for good (parked, and dead-lettered).
     Dlq {
@@ -70,6 +80,40 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::RebuildRedis {
+            item_id,
+            drain_timeout_secs,
+        } => {
+            let rebuild =
+                startup::redis_rebuild(&settings, Duration::from_secs(drain_timeout_secs))?;
+            let reports = rebuild.run(item_id, |step| println!("{step}")).await?;
+            for report in &reports {
+                let redis = report.redis;
+                println!(
+                    "item {}: stock {} -> {} (MySQL {}, pending {}{}), buyers {} ({} units) -> {} ({} units), {}",
+                    report.item_id,
+                    redis.stock_before.map_or("unset".into(), |b| b.to_string()),
+                    redis.stock_after,
+                    report.mysql_stock,
+                    redis.pending,
+                    if redis.shortfall > 0 {
+                        format!(", SHORTFALL {}", redis.shortfall)
+                    } else {
+                        String::new()
+                    },
+                    redis.bought_before.0,
+                    redis.bought_before.1,
+                    redis.bought_after.0,
+                    redis.bought_after.1,
+                    if report.on_sale {
+                        "back on sale"
+                    } else {
+                        "off sale (deleted)"
+                    },
+                );
+            }
+            println!("{} item(s) rebuilt", reports.len());
+        }
         Command::Dlq { command } => {
             let store = startup::store(&settings)?;
             match command {
@@ -86,7 +130,9 @@ async fn main() -> anyhow::Result<()> {
                     }
                     println!("{} parked order(s)", parked.len());
                     let topology = Topology::new(&settings.rabbitmq.prefix);
-                    match dlq::dead_letter_count(&settings.rabbitmq.url(), &topology).await {
+                    match dlq::message_count(&settings.rabbitmq.url(), &topology.dead_letter_queue)
+                        .await
+                    {
                         Ok(count) => println!(
                             "{count} message(s) in {} (every refused message, unreadable ones included)",
                             topology.dead_letter_queue

@@ -4,6 +4,7 @@
 use crate::configuration::Settings;
 use crate::consumer::Consumer;
 use crate::metrics::{OutboxGauges, WriterMetrics};
+use crate::rebuild::RedisRebuild;
 use crate::sync::StockSync;
 use actix_web::dev::Server;
 use common::redis::Keyspace;
@@ -37,6 +38,19 @@ pub fn stock_sync(settings: &Settings) -> anyhow::Result<StockSync> {
         db: db::pool(&settings.database.url(), 1)?,
         lock: DistributedLock::new(store.redis().clone(), settings.lock.clone()),
         store,
+    })
+}
+
+/// What `rebuild-redis` needs: `sync-stock`'s, and the broker to see the queue drained.
+pub fn redis_rebuild(settings: &Settings, drain_timeout: Duration) -> anyhow::Result<RedisRebuild> {
+    let StockSync { db, store, lock } = stock_sync(settings)?;
+    Ok(RedisRebuild {
+        db,
+        store,
+        lock,
+        rabbitmq_url: settings.rabbitmq.url(),
+        queue: Topology::new(&settings.rabbitmq.prefix).queue,
+        drain_timeout,
     })
 }
 

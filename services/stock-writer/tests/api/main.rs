@@ -3,4 +3,5 @@
 mod consume;
 mod helpers;
 mod outages;
+mod rebuild;
 mod sync;

@@ -1,0 +1,73 @@
+//! Rebuilding an item's Redis state from MySQL after Redis lost data (a failover
+//! without acknowledgement, a restart without persistence): stock, every buyer's count
+//! and the limit, in one script, so that what is left of the outbox and the parked
+//! orders is counted exactly once. stock-writer's `rebuild-redis` drives it.
+
+use crate::{Error, ItemStore};
+use redis::Script;
+use std::sync::LazyLock;
+
+static REBUILD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rebuild.lua")));
+
+/// MySQL's figures for one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedSales {
+    pub stock: u32,
+    pub max_per_user: Option<u32>,
+    /// (user id, units) of every buyer MySQL has orders of.
+    pub bought: Vec<(u64, u64)>,
+}
+
+/// What a rebuild changed in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Redis stock before (`None` when Redis had none).
+    pub stock_before: Option<i64>,
+    pub stock_after: i64,
+    /// Units sold in Redis and not in MySQL (left in the outbox, or parked).
+    pub pending: i64,
+    /// Pending sales MySQL's stock could not cover (0 unless the two had drifted).
+    pub shortfall: i64,
+    /// (buyers, units) counted against the limit, before and after.
+    pub bought_before: (i64, i64),
+    pub bought_after: (i64, i64),
+}
+
+impl ItemStore {
+    /// Sets an item's stock, buyers' counts and limit from MySQL's figures; see the
+    /// module documentation.
+    pub async fn rebuild(&self, item_id: u64, mysql: &PersistedSales) -> Result<Rebuilt, Error> {
+        let keys = self.keys(item_id);
+        let mut invocation = REBUILD.prepare_invoke();
+        invocation
+            .key(keys.stock())
+            .key(keys.meta())
+            .key(keys.bought())
+            .key(keys.outbox())
+            .key(keys.parked())
+            .arg(mysql.stock)
+            .arg(mysql.max_per_user.unwrap_or(0));
+        for (user_id, units) in &mysql.bought {
+            invocation.arg(user_id).arg(units);
+        }
+        let mut conn = self.redis().get().await?;
+        let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        let number = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or_else(|| Error::UnexpectedReply(reply.join(" ")))
+        };
+        let rebuilt = Rebuilt {
+            stock_before: Some(number(0)?).filter(|b| *b >= 0),
+            stock_after: number(1)?,
+            pending: number(2)?,
+            shortfall: number(3)?,
+            bought_before: (number(4)?, number(5)?),
+            bought_after: (number(6)?, number(7)?),
+        };
+        self.redis().replicated(&keys.stock()).await?;
+        Ok(rebuilt)
+    }
+}

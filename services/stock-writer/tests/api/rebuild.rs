@@ -1,0 +1,101 @@
+//! `rebuild-redis`: after Redis lost an item's figures, they come back from MySQL
+//! (stock, each buyer's count, the limit), counting the orders Redis still held once.
+
+use crate::helpers::{event, spawn_writer};
+use diesel_async::RunQueryDsl;
+use redis::AsyncCommands;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use stock_writer::rebuild::RedisRebuild;
+
+fn rebuild(writer: &crate::helpers::Writer) -> RedisRebuild {
+    stock_writer::startup::redis_rebuild(&writer.settings, Duration::from_secs(20))
+        .expect("rebuild-redis")
+}
+
+async fn sql(writer: &crate::helpers::Writer, statement: &str) {
+    diesel::sql_query(statement)
+        .execute(&mut writer.env.database.connect().await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rebuild_redis_brings_stock_buyers_and_limit_back_from_mysql() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    writer.insert_item(2, 4).await;
+    sql(&writer, "INSERT INTO orders (id, user_id, item_id, quantity, purchased_at) VALUES ('a', 7, 1, 3, NOW()), ('b', 8, 1, 2, NOW()), ('c', 7, 1, 1, NOW())").await;
+    sql(
+        &writer,
+        "UPDATE items SET stock = 4, max_per_user = 5 WHERE id = 1",
+    )
+    .await;
+    sql(&writer, "UPDATE items SET deleted_at = NOW() WHERE id = 2").await;
+    // Redis lost everything of both items.
+
+    let reports = rebuild(&writer).run(None, |_| {}).await.unwrap();
+
+    let store = writer.store();
+    let mut redis = writer.env.redis.connection().await;
+    let keys = store.keys(1);
+    let stock: i64 = redis.get(keys.stock()).await.unwrap();
+    let bought: BTreeMap<u64, u64> = redis.hgetall(keys.bought()).await.unwrap();
+    let meta: BTreeMap<String, i64> = redis.hgetall(keys.meta()).await.unwrap();
+    assert_eq!(stock, 4);
+    assert_eq!(bought, BTreeMap::from([(7, 4), (8, 2)]));
+    assert_eq!(
+        meta,
+        BTreeMap::from([("limit".into(), 5), ("on_sale".into(), 1)])
+    );
+    assert_eq!(reports[0].redis.stock_before, None);
+    assert_eq!(reports[0].redis.bought_after, (2, 6));
+    let deleted_on_sale: i64 = redis.hget(store.keys(2).meta(), "on_sale").await.unwrap();
+    assert_eq!(deleted_on_sale, 0, "a deleted item stays off sale");
+}
+
+#[tokio::test]
+async fn rebuild_redis_waits_for_the_orders_redis_still_has_to_reach_mysql() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let store = writer.store();
+    let keys = store.keys(1);
+    let mut redis = writer.env.redis.connection().await;
+    // What survived in Redis: a sale not yet persisted, in the outbox; the stock and
+    // the buyer's count were lost.
+    let pending = event("pending-1", 1, 2);
+    redis
+        .hset::<_, _, _, ()>(keys.outbox(), &pending.order_id, pending.to_json())
+        .await
+        .unwrap();
+    // The relay publishes it a moment later; stock-writer persists it and clears it.
+    let publish = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        writer.publish(&pending).await;
+    };
+    let steps = std::sync::Mutex::new(Vec::new());
+    let rebuilder = rebuild(&writer);
+    let (reports, ()) = tokio::join!(
+        rebuilder.run(Some(1), |step| steps.lock().unwrap().push(step.to_owned())),
+        publish
+    );
+    let reports = reports.unwrap();
+
+    assert_eq!(
+        writer.stock(1).await,
+        8,
+        "persisted before the rebuild read MySQL"
+    );
+    let stock: i64 = redis.get(keys.stock()).await.unwrap();
+    let bought: BTreeMap<u64, u64> = redis.hgetall(keys.bought()).await.unwrap();
+    assert_eq!((stock, reports[0].redis.pending), (8, 0), "counted once");
+    assert_eq!(bought, BTreeMap::from([(7, 2)]));
+    let on_sale: i64 = redis.hget(keys.meta(), "on_sale").await.unwrap();
+    assert_eq!(on_sale, 1);
+    let steps = steps.into_inner().unwrap();
+    assert_eq!(
+        steps.iter().next().map(String::as_str),
+        Some("taking 1 item(s) off sale")
+    );
+    assert!(steps.iter().any(|s| s.contains("in MySQL")), "{steps:?}");
+}
