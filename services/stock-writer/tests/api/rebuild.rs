@@ -94,7 +94,7 @@ async fn rebuild_redis_waits_for_the_orders_redis_still_has_to_reach_mysql() {
     assert_eq!(on_sale, 1);
     let steps = steps.into_inner().unwrap();
     assert_eq!(
-        steps.iter().next().map(String::as_str),
+        <[String]>::first(&steps).map(String::as_str),
         Some("taking 1 item(s) off sale")
     );
     assert!(steps.iter().any(|s| s.contains("in MySQL")), "{steps:?}");
