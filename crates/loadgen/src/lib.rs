@@ -110,6 +110,10 @@ pub struct Summary {
     /// `CONNECTION_ERROR` when there was no response).
     pub error_codes: BTreeMap<String, u64>,
     pub latency_ms: Latency,
+    /// The longest stretch between the first and the last 200 without any 200, to a
+    /// tenth of a second: how long buyers got nothing while a fault lasted.
+    #[serde(default)]
+    pub longest_gap_without_ok_s: f64,
 }
 
 impl Summary {
@@ -132,7 +136,11 @@ struct Tally {
     statuses: BTreeMap<u16, u64>,
     error_codes: BTreeMap<String, u64>,
     order_ids: Vec<String>,
+    /// 200s per tenth of a second since the run started.
+    ok_per_tick: Vec<u64>,
 }
+
+const TICK: Duration = Duration::from_millis(100);
 
 impl Tally {
     fn new() -> Self {
@@ -141,15 +149,29 @@ impl Tally {
             statuses: BTreeMap::new(),
             error_codes: BTreeMap::new(),
             order_ids: Vec::new(),
+            ok_per_tick: Vec::new(),
         }
     }
 
-    fn record(&mut self, latency: Duration, status: u16, body: &[u8], collect_orders: bool) {
+    /// One answer, `latency` after it was due and `at` after the run started.
+    fn record(
+        &mut self,
+        latency: Duration,
+        at: Duration,
+        status: u16,
+        body: &[u8],
+        collect_orders: bool,
+    ) {
         let _ = self
             .latency_us
             .record(latency.as_micros().max(1).try_into().unwrap_or(u64::MAX));
         *self.statuses.entry(status).or_default() += 1;
         if status == 200 {
+            let tick = (at.as_millis() / TICK.as_millis()) as usize;
+            if self.ok_per_tick.len() <= tick {
+                self.ok_per_tick.resize(tick + 1, 0);
+            }
+            self.ok_per_tick[tick] += 1;
             if collect_orders && let Some(id) = order_id(body) {
                 self.order_ids.push(id);
             }
@@ -170,6 +192,22 @@ impl Tally {
             *self.error_codes.entry(code).or_default() += n;
         }
         self.order_ids.extend(other.order_ids);
+        if self.ok_per_tick.len() < other.ok_per_tick.len() {
+            self.ok_per_tick.resize(other.ok_per_tick.len(), 0);
+        }
+        for (tick, n) in other.ok_per_tick.into_iter().enumerate() {
+            self.ok_per_tick[tick] += n;
+        }
+    }
+
+    fn longest_gap_without_ok(&self) -> Duration {
+        let (mut longest, mut current) = (0u32, 0u32);
+        let first = self.ok_per_tick.iter().position(|n| *n > 0).unwrap_or(0);
+        for n in &self.ok_per_tick[first..] {
+            current = if *n == 0 { current + 1 } else { 0 };
+            longest = longest.max(current);
+        }
+        TICK * longest
     }
 
     fn summary(&self, run: &Run, elapsed: Duration) -> Summary {
@@ -201,6 +239,7 @@ impl Tally {
                 max: ms(self.latency_us.max()),
                 mean: self.latency_us.mean() / 1000.0,
             },
+            longest_gap_without_ok_s: self.longest_gap_without_ok().as_secs_f64(),
         }
     }
 }
@@ -300,7 +339,13 @@ async fn buyer(worker: usize, shared: Arc<Shared>, client: awc::Client) -> Tally
             }
             Err(_) => (0, Default::default()),
         };
-        tally.record(scheduled.elapsed(), status, &bytes, run.collect_orders);
+        tally.record(
+            scheduled.elapsed(),
+            started.elapsed(),
+            status,
+            &bytes,
+            run.collect_orders,
+        );
         sent.fetch_add(1, Ordering::Relaxed);
         if let Some(interval) = interval {
             next_send += interval;
@@ -407,9 +452,21 @@ mod tests {
     fn tally_of(answers: &[(u64, u16, &str)]) -> Tally {
         let mut tally = Tally::new();
         for (ms, status, body) in answers {
-            tally.record(Duration::from_millis(*ms), *status, body.as_bytes(), true);
+            let at = Duration::from_millis(*ms);
+            tally.record(at, at, *status, body.as_bytes(), true);
         }
         tally
+    }
+
+    #[test]
+    fn the_longest_gap_without_a_200_spans_the_threads() {
+        let ok = r#"{"order":{"id":"o"}}"#;
+        let mut tally = tally_of(&[(50, 200, ok), (150, 200, ok), (950, 200, ok)]);
+        tally.merge(tally_of(&[(420, 503, "{}"), (520, 200, ok), (1_400, 200, ok)]));
+        let run = Run::new("http://x", vec![7], "key.pem");
+        let summary = tally.summary(&run, Duration::from_secs(2));
+        // 200s in ticks 0, 1, 5, 9, 14: the longest stretch without one is ticks 10-13.
+        assert_eq!(summary.longest_gap_without_ok_s, 0.4);
     }
 
     #[test]
@@ -462,6 +519,7 @@ mod tests {
                 "items",
                 "label",
                 "latency_ms",
+                "longest_gap_without_ok_s",
                 "mode",
                 "ok",
                 "ok_per_s",
