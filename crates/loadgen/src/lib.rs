@@ -462,7 +462,11 @@ mod tests {
     fn the_longest_gap_without_a_200_spans_the_threads() {
         let ok = r#"{"order":{"id":"o"}}"#;
         let mut tally = tally_of(&[(50, 200, ok), (150, 200, ok), (950, 200, ok)]);
-        tally.merge(tally_of(&[(420, 503, "{}"), (520, 200, ok), (1_400, 200, ok)]));
+        tally.merge(tally_of(&[
+            (420, 503, "{}"),
+            (520, 200, ok),
+            (1_400, 200, ok),
+        ]));
         let run = Run::new("http://x", vec![7], "key.pem");
         let summary = tally.summary(&run, Duration::from_secs(2));
         // 200s in ticks 0, 1, 5, 9, 14: the longest stretch without one is ticks 10-13.

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's developer tool, behind `scripts/stack`, `scripts/bench`
 //! and `scripts/chaos` (which first make sure the machine's MariaDB, Redis, RabbitMQ and
 //! nginx are there). It runs the native stack (`stack up|down|status|logs|restart`),
-//! the benchmark (`bench [--quick]`) and the fault drill (`chaos [SECONDS]`), with the
+//! the benchmark (`bench [--quick]`) and the fault drills (`chaos [--redis] [SECONDS]`), with the
 //! stack code the end-to-end tests use (`devstack`) and the load generator as a library.
 //!
 //! The environment is `deploy/local.env` with the caller's variables winning; it is
@@ -47,9 +47,12 @@ enum Task {
     },
     /// The fault drill during a purchase load; writes target/chaos/, fails if anything was lost.
     Chaos {
-        /// Seconds of load.
-        #[arg(default_value_t = 90)]
-        seconds: u64,
+        /// Seconds of load (per scenario with --redis).
+        seconds: Option<u64>,
+        /// The Redis drill instead: fail over a cluster master (with and without replica
+        /// acknowledgement), crash a single server with AOF.
+        #[arg(long)]
+        redis: bool,
     },
 }
 
@@ -114,9 +117,22 @@ fn run(task: Task, stack: NativeStack) -> anyhow::Result<ExitCode> {
                 }
             },
             Task::Bench { quick } => bench::run(&stack, quick).await?,
-            Task::Chaos { seconds } => {
-                if !chaos::run(&stack, seconds).await? {
+            Task::Chaos {
+                seconds,
+                redis: false,
+            } => {
+                if !chaos::run(&stack, seconds.unwrap_or(90)).await? {
                     anyhow::bail!("the drill found lost, doubled or unconserved stock");
+                }
+            }
+            Task::Chaos {
+                seconds,
+                redis: true,
+            } => {
+                if !chaos::run_redis(&stack, seconds.unwrap_or(25)).await? {
+                    anyhow::bail!(
+                        "the Redis drill found a loss with acknowledgement on, or a doubled order"
+                    );
                 }
             }
         }

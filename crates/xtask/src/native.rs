@@ -116,8 +116,22 @@ impl NativeStack {
 
     /// Runs a service binary's subcommand (keygen, migrate, seed) to its end.
     fn run_cli(&self, service: &str, args: &[&str]) -> anyhow::Result<()> {
-        let status = self
-            .env
+        self.run_cli_with(service, args, &ServiceEnv::new())
+    }
+
+    /// Runs a service binary's subcommand to its end, with `overrides` on top of the
+    /// stack's environment.
+    pub fn run_cli_with(
+        &self,
+        service: &str,
+        args: &[&str],
+        overrides: &ServiceEnv,
+    ) -> anyhow::Result<()> {
+        let mut env = self.env.clone();
+        for (name, value) in overrides.vars() {
+            env.set(name, value);
+        }
+        let status = env
             .command(&self.bin_dir.join(service))
             .current_dir(&self.root)
             .args(args)

@@ -1,14 +1,13 @@
-//! The cluster side of [`super::RedisClient`]: the cluster client, and the topology
-//! (which master owns which slots), read from the cluster and cached for a moment, with
-//! a pool of connections of their own to each master for WATCH/MULTI/EXEC and for
-//! waiting on replication.
+//! The topology of a Redis Cluster (which master owns which slots), read from the
+//! cluster and cached for a moment, with a pool of connections of their own to each
+//! master for WATCH/MULTI/EXEC; and how a key maps to its slot.
 
+use super::cluster_connection::Reconnector;
 use super::{SharedConnection, exclusive_pool};
 use crate::config::RedisSettings;
 use deadpool_redis::Pool;
 use redis::Value;
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,7 +44,7 @@ struct TopologyState {
 pub(super) fn connect(
     settings: &RedisSettings,
     response_timeout: Duration,
-) -> anyhow::Result<(ClusterConnection, Topology)> {
+) -> anyhow::Result<(Arc<Reconnector>, Topology)> {
     let mut builder = ClusterClientBuilder::new(settings.node_urls())
         .retries(0)
         .connection_timeout(super::CONNECTION_TIMEOUT)
@@ -53,14 +52,11 @@ pub(super) fn connect(
     if !settings.password.is_empty() {
         builder = builder.password(settings.password.clone());
     }
-    let client = builder.build()?;
-    let connection = client.get_pending_async_connection_with_config(
-        redis::cluster::ClusterConfig::new()
-            .set_connection_timeout(super::CONNECTION_TIMEOUT)
-            .set_response_timeout(response_timeout),
-    );
+    let config = redis::cluster::ClusterConfig::new()
+        .set_connection_timeout(super::CONNECTION_TIMEOUT)
+        .set_response_timeout(response_timeout);
     Ok((
-        connection,
+        Reconnector::new(builder.build()?, config),
         Topology {
             settings: Arc::new(settings.clone()),
             state: Arc::default(),

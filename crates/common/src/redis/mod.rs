@@ -8,27 +8,26 @@
 //! code that needs it takes a connection of its own to the node that owns the key
 //! ([`RedisClient::exclusive_for`]).
 //!
-//! The cluster client is built without automatic retries: it would resend a command
-//! whose connection broke after sending it, running a purchase twice. Instead, a
-//! command the cluster refused without running it (MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
-//! READONLY during a failover) is sent again here, which is always safe.
+//! On a cluster, redirects and failovers are handled in [`cluster_connection`].
 
 mod cluster;
+mod cluster_connection;
 mod keyspace;
 mod replication;
 mod slot_pipeline;
 
 pub use cluster::{Topology, slot_of};
+pub use cluster_connection::ClusterHandle;
 pub use keyspace::Keyspace;
 pub use replication::ReplicationError;
 pub use slot_pipeline::SlotPipeline;
 
 use crate::config::{Environment, RedisMode, RedisSettings};
+use cluster_connection::Reconnector;
 use deadpool_redis::{Manager, Pool, Runtime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::SingleNodeRoutingInfo;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,7 +36,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// commands, and connections of their own for WATCH/MULTI/EXEC.
 #[derive(Clone)]
 pub struct RedisClient {
-    shared: SharedConnection,
+    shared: Shared,
     exclusive: Exclusive,
     replication: replication::Replication,
 }
@@ -46,7 +45,13 @@ pub struct RedisClient {
 #[derive(Clone)]
 pub enum SharedConnection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
+}
+
+#[derive(Clone)]
+enum Shared {
+    Single(ConnectionManager),
+    Cluster(Arc<Reconnector>),
 }
 
 #[derive(Clone)]
@@ -58,7 +63,14 @@ enum Exclusive {
 impl RedisClient {
     /// The shared connection (a cheap handle; commands from all callers are pipelined).
     pub async fn get(&self) -> Result<SharedConnection, redis::RedisError> {
-        Ok(self.shared.clone())
+        Ok(self.connection())
+    }
+
+    fn connection(&self) -> SharedConnection {
+        match &self.shared {
+            Shared::Single(conn) => SharedConnection::Single(conn.clone()),
+            Shared::Cluster(reconnector) => SharedConnection::Cluster(reconnector.current()),
+        }
     }
 
     /// A connection nobody else uses until it is dropped, to the node that owns `key`,
@@ -69,7 +81,7 @@ impl RedisClient {
     ) -> Result<deadpool_redis::Connection, deadpool_redis::PoolError> {
         match &self.exclusive {
             Exclusive::Single(pool) => pool.get().await,
-            Exclusive::Cluster(topology) => topology.exclusive_for(&self.shared, key).await,
+            Exclusive::Cluster(topology) => topology.exclusive_for(&self.connection(), key).await,
         }
     }
 
@@ -84,7 +96,7 @@ impl RedisClient {
             Exclusive::Single(_) => None,
             Exclusive::Cluster(topology) => Some(
                 topology
-                    .master_of(&self.shared, slot_of(key), false)
+                    .master_of(&self.connection(), slot_of(key), false)
                     .await?,
             ),
         };
@@ -98,7 +110,7 @@ impl RedisClient {
 
     /// Whether this talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.shared, SharedConnection::Cluster(_))
+        matches!(self.shared, Shared::Cluster(_))
     }
 
     /// The topology of the cluster (`None` on a single server).
@@ -110,77 +122,14 @@ impl RedisClient {
     }
 }
 
-/// The number of times a command the cluster refused without running it is sent again
-/// (each after a short pause), enough to outlast a failover's slot moves.
-const CLUSTER_REFUSALS_RETRIED: u32 = 8;
-
-/// Whether the cluster refused a command without running it: a redirect, or a node that
-/// is not (yet) the master of the slot, or a cluster not ready.
-fn refused_unrun(error: &redis::RedisError) -> bool {
-    use redis::RetryMethod;
-    matches!(
-        error.retry_method(),
-        RetryMethod::MovedRedirect
-            | RetryMethod::AskRedirect
-            | RetryMethod::WaitAndRetry
-            | RetryMethod::RefreshSlotsAndRetry
-    ) && error.code().is_some()
-}
-
-fn refusal_pause(attempt: u32) -> Duration {
-    Duration::from_millis(25 << attempt.min(5))
-}
-
-/// Sends a command to the cluster, again while the cluster refuses it unrun. A MOVED
-/// has the client re-read the slots, so the next try goes to the new owner; an ASK (a
-/// slot being migrated) is followed at once, to the node named, behind ASKING.
-async fn send_to_cluster(conn: &mut ClusterConnection, cmd: &Cmd) -> redis::RedisResult<Value> {
-    let mut attempt = 0;
-    let mut answer = conn.req_packed_command(cmd).await;
-    loop {
-        let error = match answer {
-            Err(error) if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED => error,
-            answered => return answered,
-        };
-        attempt += 1;
-        answer = match asked_node(&error) {
-            Some(route) => {
-                let mut asking = redis::pipe();
-                asking.cmd("ASKING").ignore().add_command(cmd.clone());
-                conn.route_pipeline(asking, 1, 1, route)
-                    .await
-                    .and_then(|mut replies| replies.pop().ok_or(error))
-            }
-            None => {
-                tokio::time::sleep(refusal_pause(attempt)).await;
-                conn.req_packed_command(cmd).await
-            }
-        };
-    }
-}
-
-fn asked_node(error: &redis::RedisError) -> Option<SingleNodeRoutingInfo> {
-    if !matches!(error.retry_method(), redis::RetryMethod::AskRedirect) {
-        return None;
-    }
-    let (address, _slot) = error.redirect_node()?;
-    let (host, port) = address.rsplit_once(':')?;
-    Some(SingleNodeRoutingInfo::ByAddress {
-        host: host.to_owned(),
-        port: port.parse().ok()?,
-    })
-}
-
 impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             SharedConnection::Single(conn) => conn.req_packed_command(cmd),
-            SharedConnection::Cluster(conn) => Box::pin(send_to_cluster(conn, cmd)),
+            SharedConnection::Cluster(conn) => Box::pin(conn.send(cmd)),
         }
     }
 
-    /// A pipeline's keys are of one slot ([`SlotPipeline`] splits those that are not);
-    /// refusals are retried after a pause (an ASK, rare, until the slot has moved).
     fn req_packed_commands<'a>(
         &'a mut self,
         cmd: &'a Pipeline,
@@ -189,20 +138,7 @@ impl ConnectionLike for SharedConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             SharedConnection::Single(conn) => conn.req_packed_commands(cmd, offset, count),
-            SharedConnection::Cluster(conn) => Box::pin(async move {
-                let mut attempt = 0;
-                loop {
-                    match conn.req_packed_commands(cmd, offset, count).await {
-                        Err(error)
-                            if refused_unrun(&error) && attempt < CLUSTER_REFUSALS_RETRIED =>
-                        {
-                            attempt += 1;
-                            tokio::time::sleep(refusal_pause(attempt)).await;
-                        }
-                        answered => return answered,
-                    }
-                }
-            }),
+            SharedConnection::Cluster(conn) => Box::pin(conn.send_pipeline(cmd, offset, count)),
         }
     }
 
@@ -248,15 +184,15 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
                     .set_max_delay(Duration::from_millis(500)),
             )?;
             Ok(RedisClient {
-                shared: SharedConnection::Single(shared),
+                shared: Shared::Single(shared),
                 exclusive: Exclusive::Single(exclusive_pool(settings.url(), settings)?),
                 replication: replication::Replication::new(settings),
             })
         }
         RedisMode::Cluster => {
-            let (shared, topology) = cluster::connect(settings, response_timeout)?;
+            let (reconnector, topology) = cluster::connect(settings, response_timeout)?;
             Ok(RedisClient {
-                shared: SharedConnection::Cluster(shared),
+                shared: Shared::Cluster(reconnector),
                 exclusive: Exclusive::Cluster(topology),
                 replication: replication::Replication::new(settings),
             })

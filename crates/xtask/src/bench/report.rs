@@ -451,6 +451,7 @@ mod tests {
                 max: p99 * 2.0,
                 mean: p99 / 3.0,
             },
+            longest_gap_without_ok_s: 0.0,
         }
     }
 

@@ -8,6 +8,8 @@
 //! lost, doubled or not conserved.
 
 mod rabbit;
+mod redis_drill;
+mod redis_nodes;
 mod report;
 
 use crate::api::Admin;
@@ -27,6 +29,23 @@ const INITIAL_STOCK: u64 = 1_000_000;
 const CONCURRENCY: usize = 32;
 /// How long the outbox may take to drain after the load.
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs the Redis drill ([`redis_drill`]); whether the acknowledged scenarios lost
+/// nothing and none doubled anything. Writes `target/chaos/redis-report.{md,json}`.
+pub async fn run_redis(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
+    let out = stack.root.join("target/chaos");
+    std::fs::create_dir_all(&out)?;
+    let reports = redis_drill::run(stack, seconds, &out).await?;
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let markdown = redis_drill::markdown(&reports, cpus);
+    std::fs::write(out.join("redis-report.md"), &markdown)?;
+    std::fs::write(
+        out.join("redis-report.json"),
+        serde_json::to_string_pretty(&reports)? + "\n",
+    )?;
+    print!("{markdown}");
+    Ok(reports.iter().all(redis_drill::ScenarioReport::passed))
+}
 
 /// Runs the drill; whether nothing was lost, doubled or unconserved.
 pub async fn run(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
