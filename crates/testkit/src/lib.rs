@@ -1,7 +1,8 @@
 //! Test support shared by the services' integration tests: a fresh MySQL database and a
 //! private Redis key prefix per test (so tests run in parallel against the machine's
 //! real servers and leave nothing behind), a per-process JWT key pair, token forging
-//! for negative tests, and a small JSON HTTP client.
+//! for negative tests, a small JSON HTTP client, and services started as their binaries
+//! start them.
 
 mod chaosproxy;
 mod database;
@@ -9,6 +10,7 @@ mod env;
 mod http;
 mod rabbit;
 mod redis_server;
+mod service;
 
 pub use chaosproxy::ChaosProxy;
 pub use database::{TestDatabase, TestItem, server_url};
@@ -16,6 +18,7 @@ pub use env::TestEnv;
 pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, rabbit_url};
 pub use redis_server::RedisServer;
+pub use service::serve;
 
 use common::config::{JwtSettings, RedisSettings};
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};

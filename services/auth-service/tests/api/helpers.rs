@@ -19,14 +19,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let env = TestEnv::new().await;
-    let mut settings: Settings = env.settings();
-    settings.auth.bcrypt_rounds = 4;
-    customize(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build app");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (client, settings) = env
+        .spawn::<Application>(|settings| {
+            settings.auth.bcrypt_rounds = 4;
+            customize(settings);
+        })
+        .await;
     TestApp {
         client,
         env,

@@ -26,13 +26,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The service in an environment the test may have prepared (rows, Redis figures).
 pub async fn spawn_app_in(env: TestEnv, customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings: Settings = env.settings();
-    customize(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build app");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (client, settings) = env.spawn::<Application>(customize).await;
     TestApp {
         client,
         env,

@@ -3,12 +3,11 @@
 //! recovery every 200-answered order is in MySQL exactly once and stock is conserved; and
 //! a lagging writer does not make the relay publish confirmed orders again.
 
-use crate::helpers::{
-    Stack, confirmed, purchase_settings, spawn_stack, start_purchase_service, start_writer, token,
-};
+use crate::helpers::{Stack, confirmed, purchase_settings, spawn_stack, start_writer, token};
 use futures_util::future::join_all;
 use inventory::ItemStore;
 use purchase_service::configuration::Strategy;
+use purchase_service::startup::Application;
 use serde_json::json;
 use std::time::Duration;
 use testkit::{ChaosProxy, Client, Response};
@@ -99,7 +98,7 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
     let mut doomed_settings = purchase_settings(&stack.env, Strategy::Lua);
     doomed_settings.rabbitmq.port = dead_end.port;
     doomed_settings.purchase.relay_interval_ms = 3_600_000;
-    let (doomed, server) = start_purchase_service(doomed_settings).await;
+    let (doomed, server) = testkit::serve::<Application>(doomed_settings).await;
     let responses = buy_many(&doomed, item, 25).await;
     assert!(responses.iter().all(|r| r.status == 200));
     server.abort();

@@ -14,6 +14,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
 use testkit::{Client, Response, TestEnv, TestItem};
+use web_layer::service::{Running, Service};
 
 pub use testkit::assert_envelope;
 
@@ -34,17 +35,6 @@ pub fn purchase_settings(env: &TestEnv, strategy: Strategy) -> Settings {
     settings.purchase.relay_after_ms = 300;
     settings.purchase.republish_after_ms = 1000;
     settings
-}
-
-/// Starts a purchase-service for these settings and returns its client.
-pub async fn start_purchase_service(
-    settings: Settings,
-) -> (Client, actix_web::rt::task::JoinHandle<std::io::Result<()>>) {
-    let app = Application::build(settings)
-        .await
-        .expect("build purchase-service");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    (client, actix_web::rt::spawn(app.run_until_stopped()))
 }
 
 pub async fn start_writer(env: &TestEnv) -> ShutdownSwitch {
@@ -69,7 +59,7 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
         Keyspace::new(env.redis.prefix.clone()),
     );
     customize(&mut settings);
-    let (client, _) = start_purchase_service(settings.clone()).await;
+    let (client, _) = testkit::serve::<Application>(settings.clone()).await;
     let writer = Some(start_writer(&env).await);
     Stack {
         client,

@@ -17,6 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::ChaosProxy;
+use web_layer::service::{Running, Service};
 
 /// A stack (purchase-service, stock-writer) and, beside it, the purchase use case of a
 /// second purchase-service that reaches Redis through `proxy`, gives up on a reply

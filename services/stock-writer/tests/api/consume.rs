@@ -1,6 +1,7 @@
 use crate::helpers::{event, spawn_writer, spawn_writer_with};
 use redis::AsyncCommands;
 use std::time::Duration;
+use web_layer::service::{Running, Service};
 
 #[tokio::test]
 async fn events_become_orders_and_stock_decrements_and_leave_the_outbox() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::startup::Application;
 use testkit::{TestEnv, TestItem};
+use web_layer::service::{Running, Service};
 
 pub struct Writer {
     pub env: TestEnv,
