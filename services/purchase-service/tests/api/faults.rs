@@ -70,11 +70,7 @@ async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catche
     assert_eq!(placed.len(), 20);
     // Well past relay_after_ms (300 ms), short of republish_after_ms (1 s) after the confirms.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let published = stack
-        .env
-        .rabbit
-        .drain(&stack.env.rabbit.topology().queue)
-        .await;
+    let published = stack.env.rabbit.drain_published().await;
     assert_eq!(
         published.len(),
         20,
@@ -172,11 +168,7 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
     // Many relay periods (100 ms, due after 300 ms, republish after 1 s) later, nothing
     // was republished: each refused order reached the dead-letter queue once.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let dead = stack
-        .env
-        .rabbit
-        .drain(&stack.env.rabbit.topology().dead_letter_queue)
-        .await;
+    let dead = stack.env.rabbit.drain_dead_letters().await;
     assert_eq!(dead.len(), 3);
     let parked = stock_writer::dlq::list(store).await.unwrap();
     assert_eq!(parked.len(), 3);

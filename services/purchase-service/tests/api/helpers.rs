@@ -13,6 +13,7 @@ use purchase_service::startup::Application;
 use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use testkit::{Client, Response, TestEnv, TestItem};
 use web_layer::service::{Running, Service};
 
@@ -70,6 +71,17 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
     }
 }
 
+/// A stack with one item on sale (see [`Stack::item`]).
+pub async fn spawn_stack_selling(
+    strategy: Strategy,
+    stock: u32,
+    max_per_user: Option<u32>,
+) -> (Stack, u64) {
+    let stack = spawn_stack(strategy).await;
+    let item = stack.item(stock, max_per_user).await;
+    (stack, item)
+}
+
 pub fn token(user_id: u64) -> String {
     testkit::keys().token_for(user_id, Role::User)
 }
@@ -98,14 +110,31 @@ impl Stack {
         id
     }
 
+    /// Stops stock-writer: orders stay pending (in the outbox) from now on.
+    pub async fn stop_writer(&mut self) {
+        self.writer.take().expect("a running writer").trigger();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    /// `GET path` as the user.
+    pub async fn get_as(&self, user_id: u64, path: &str) -> Response {
+        self.client.get(path, Some(&token(user_id))).await
+    }
+
+    /// `POST /api/v1/items/{item}/purchase` with this token (none: anonymous) and body.
+    pub async fn post_purchase(
+        &self,
+        item: impl Display,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Response {
+        let path = format!("/api/v1/items/{item}/purchase");
+        self.client.post(&path, token, body).await
+    }
+
     pub async fn buy(&self, user_id: u64, item: u64, quantity: serde_json::Value) -> Response {
-        self.client
-            .post(
-                &format!("/api/v1/items/{item}/purchase"),
-                Some(&token(user_id)),
-                &json!({ "quantity": quantity }),
-            )
-            .await
+        let body = json!({ "quantity": quantity });
+        self.post_purchase(item, Some(&token(user_id)), &body).await
     }
 
     pub async fn buy_with_key(

@@ -103,6 +103,15 @@ impl Writer {
         stock_writer::startup::stock_sync(&self.settings).expect("sync-stock")
     }
 
+    /// Waits for `orders` orders, gives a redelivery time to double one, then checks that
+    /// MySQL holds exactly `orders` orders and item 1 has `stock` left.
+    pub async fn assert_settled(&self, orders: i64, stock: u32) {
+        self.wait_for_orders(orders).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(self.order_count().await, orders);
+        assert_eq!(self.stock(1).await, stock);
+    }
+
     pub async fn wait_for_orders(&self, count: i64) {
         testkit::eventually(20, &format!("{count} orders in MySQL"), || async {
             self.order_count().await == count
