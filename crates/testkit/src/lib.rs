@@ -5,6 +5,7 @@
 //! start them.
 
 mod chaosproxy;
+mod command;
 mod database;
 mod env;
 mod http;
@@ -13,6 +14,7 @@ mod redis_server;
 mod service;
 
 pub use chaosproxy::ChaosProxy;
+pub use command::succeeded;
 pub use database::{TestDatabase, TestItem, server_url};
 pub use env::TestEnv;
 pub use http::{Client, Response, assert_envelope, error_fields};

@@ -68,6 +68,19 @@ impl TestApp {
             .await
     }
 
+    pub async fn logout(&self, token: &str) -> Response {
+        self.client
+            .post("/api/v1/auth/logout", Some(token), &Value::Null)
+            .await
+    }
+
+    /// A revoked token: `/me`, `/logout` and `/refresh` each refuse it with 401.
+    pub async fn assert_revoked(&self, token: &str) {
+        assert_envelope(&self.me(token).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&self.logout(token).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&self.refresh(token).await, 401, "UNAUTHENTICATED");
+    }
+
     pub async fn refresh(&self, token: &str) -> Response {
         self.client
             .post("/api/v1/auth/refresh", Some(token), &Value::Null)
