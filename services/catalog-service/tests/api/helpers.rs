@@ -62,6 +62,23 @@ impl TestApp {
             .await
     }
 
+    /// `PATCH /api/v1/items/{id}` as the admin.
+    pub async fn patch_item(&self, id: u64, body: &Value) -> Response {
+        let body = Some(body.to_string().into_bytes());
+        let path = format!("/api/v1/items/{id}");
+        self.client
+            .send("PATCH", &path, Some(&self.admin), &[], body)
+            .await
+    }
+
+    /// `DELETE /api/v1/items/{id}` as the admin.
+    pub async fn delete_item(&self, id: u64) -> Response {
+        let path = format!("/api/v1/items/{id}");
+        self.client
+            .send("DELETE", &path, Some(&self.admin), &[], None)
+            .await
+    }
+
     pub fn keys(&self, id: u64) -> ItemKeys {
         ItemKeys::new(&Keyspace::new(self.env.redis.prefix.clone()), id)
     }
