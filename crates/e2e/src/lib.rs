@@ -95,9 +95,10 @@ fn granted_var(name: &str) -> String {
     var(name).unwrap_or_else(|| panic!("{name} is not set; ask Stack::reaches first"))
 }
 
-/// Says, past the test harness's capture, that a check was skipped and why.
+/// Says, past the test harness's capture, that a check was skipped and why (one write,
+/// so that it stays on a line of its own).
 fn note(message: &str) {
-    let _ = writeln!(std::io::stderr(), "note: {message}");
+    let _ = std::io::stderr().write_all(format!("\nnote: {message}\n").as_bytes());
 }
 
 /// Skips a test that needs a stack of its own when `E2E_BASE_URL` names another; says so.
