@@ -5,103 +5,49 @@
 //! environment file `$APP_CONFIG_DIR/$APP_ENV.toml` (default `config/local.toml`), a
 //! `.env` file in the working directory, and finally environment variables with the names
 //! users of the Laravel reference know (`DB_HOST`, `LOCK_MAX_RETRIES`, ...), listed in
-//! [`ENV_VARS`]. A missing or malformed value fails at start with the key named.
+//! [`ENV_VARS`] (`config/env-vars.toml`). A missing or malformed value fails at start
+//! with the key named.
 
 pub use ::config::{Config, ConfigError};
 use ::config::{File, FileFormat};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 const BASE_DEFAULTS: &str = include_str!("../config/base.toml");
 
 /// One environment variable and the configuration key it sets.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
-    pub name: &'static str,
-    pub key: &'static str,
+    pub name: String,
+    pub key: String,
 }
 
-const fn var(name: &'static str, key: &'static str) -> EnvVar {
-    EnvVar { name, key }
-}
+/// Every environment variable any service reads (`config/env-vars.toml`, read at first
+/// use). README.md documents them and a test checks docker-compose.yaml against them.
+pub static ENV_VARS: LazyLock<Vec<EnvVar>> = LazyLock::new(|| {
+    parse_env_vars(include_str!("../config/env-vars.toml"))
+        .expect("config/env-vars.toml: a table of `key = \"VARIABLE\"` per section")
+});
 
-/// Every environment variable any service reads. README.md documents this table and a
-/// test checks docker-compose.yaml against it.
-pub const ENV_VARS: &[EnvVar] = &[
-    var("APP_ENV", "app.env"),
-    var("APP_HOST", "app.host"),
-    var("APP_PORT", "app.port"),
-    var("LOG_FORMAT", "app.log_format"),
-    var("LOG_LEVEL", "app.log_level"),
-    var("BODY_LIMIT_BYTES", "app.body_limit_bytes"),
-    var("TRUST_FORWARDED_FOR", "app.trust_forwarded_for"),
-    var("SHUTDOWN_TIMEOUT_SECS", "app.shutdown_timeout_secs"),
-    var("DB_HOST", "database.host"),
-    var("DB_PORT", "database.port"),
-    var("DB_DATABASE", "database.database"),
-    var("DB_USERNAME", "database.username"),
-    var("DB_PASSWORD", "database.password"),
-    var("DB_POOL_SIZE", "database.pool_size"),
-    var("DB_RUN_MIGRATIONS", "database.run_migrations"),
-    var("REDIS_MODE", "redis.mode"),
-    var("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
-    var("REDIS_HOST", "redis.host"),
-    var("REDIS_PORT", "redis.port"),
-    var("REDIS_PASSWORD", "redis.password"),
-    var("REDIS_DB", "redis.db"),
-    var("REDIS_POOL_SIZE", "redis.pool_size"),
-    var("REDIS_KEY_PREFIX", "redis.key_prefix"),
-    var("REDIS_RESPONSE_TIMEOUT_MS", "redis.response_timeout_ms"),
-    var("REDIS_MIN_REPLICAS_ACKED", "redis.min_replicas_acked"),
-    var(
-        "REDIS_REPLICA_ACK_TIMEOUT_MS",
-        "redis.replica_ack_timeout_ms",
-    ),
-    var("JWT_PUBLIC_KEY_PATH", "jwt.public_key_path"),
-    var("JWT_PRIVATE_KEY_PATH", "jwt.private_key_path"),
-    var("JWT_TTL", "jwt.ttl_minutes"),
-    var("JWT_REFRESH_TTL", "jwt.refresh_ttl_minutes"),
-    var("JWT_LEEWAY", "jwt.leeway_secs"),
-    var("JWT_VERIFIED_CACHE_SIZE", "jwt.verified_cache_size"),
-    var("LOCK_MAX_RETRIES", "lock.max_retries"),
-    var("LOCK_RETRY_DELAY_MIN", "lock.retry_delay_min_us"),
-    var("LOCK_RETRY_DELAY_MAX", "lock.retry_delay_max_us"),
-    var("LOCK_TTL_MS", "lock.ttl_ms"),
-    var("RABBITMQ_HOST", "rabbitmq.host"),
-    var("RABBITMQ_PORT", "rabbitmq.port"),
-    var("RABBITMQ_USER", "rabbitmq.user"),
-    var("RABBITMQ_PASSWORD", "rabbitmq.password"),
-    var("RABBITMQ_VHOST", "rabbitmq.vhost"),
-    var("RABBITMQ_PREFIX", "rabbitmq.prefix"),
-    var("RABBITMQ_PUBLISH_TIMEOUT_MS", "rabbitmq.publish_timeout_ms"),
-    var("PURCHASE_STRATEGY", "purchase.strategy"),
-    var("PURCHASE_OUTCOME_TIMEOUT_MS", "purchase.outcome_timeout_ms"),
-    var("IDEMPOTENCY_TTL_SECS", "purchase.idempotency_ttl_secs"),
-    var("OUTBOX_RELAY_INTERVAL_MS", "purchase.relay_interval_ms"),
-    var("OUTBOX_RELAY_AFTER_MS", "purchase.relay_after_ms"),
-    var("OUTBOX_REPUBLISH_AFTER_MS", "purchase.republish_after_ms"),
-    var(
-        "MAX_PUBLISHES_IN_FLIGHT",
-        "purchase.max_publishes_in_flight",
-    ),
-    var("PUBLISH_QUEUE_CAPACITY", "purchase.publish_queue_capacity"),
-    var("WRITER_PREFETCH", "writer.prefetch"),
-    var("WRITER_BATCH_MAX", "writer.batch_max"),
-    var("BCRYPT_ROUNDS", "auth.bcrypt_rounds"),
-    var("LOGIN_MAX_ATTEMPTS", "auth.login_max_attempts"),
-    var(
-        "LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
-        "auth.login_max_attempts_per_address",
-    ),
-    var(
-        "LOGIN_MAX_ATTEMPTS_PER_EMAIL",
-        "auth.login_max_attempts_per_email",
-    ),
-    var("LOGIN_DECAY_SECONDS", "auth.login_decay_seconds"),
-    var("REFRESH_MAX_ATTEMPTS", "auth.refresh_max_attempts"),
-    var("REFRESH_DECAY_SECONDS", "auth.refresh_decay_seconds"),
-];
+/// The variables of an env-vars file: each section's `key = "VARIABLE"`.
+fn parse_env_vars(text: &str) -> Result<Vec<EnvVar>, ConfigError> {
+    let sections: BTreeMap<String, BTreeMap<String, String>> = Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .build()?
+        .try_deserialize()?;
+    Ok(sections
+        .into_iter()
+        .flat_map(|(section, fields)| {
+            fields.into_iter().map(move |(field, name)| EnvVar {
+                name,
+                key: format!("{section}.{field}"),
+            })
+        })
+        .collect())
+}
 
 /// Where the service runs: `production` turns off conveniences meant for development.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -202,10 +148,38 @@ pub struct RedisSettings {
     /// looked up before anyone is answered).
     pub response_timeout_ms: u64,
     /// How many replicas must have a sale (or a revocation, or an admin's stock change)
-    /// before it is answered as done; unset: 1 on a cluster, 0 on a single server.
-    pub min_replicas_acked: Option<u32>,
+    /// before it is answered as done.
+    pub min_replicas_acked: ReplicasAcked,
     /// How long one WAIT for those replicas may take before the write's fate is looked up.
     pub replica_ack_timeout_ms: u64,
+}
+
+/// `REDIS_MIN_REPLICAS_ACKED`: a number of replicas, or `auto`: 1 on a cluster, 0 on a
+/// single server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicasAcked {
+    Auto,
+    Exactly(u32),
+}
+
+impl<'de> Deserialize<'de> for ReplicasAcked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u32),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ReplicasAcked::Exactly(n)),
+            Raw::Text(text) if text == "auto" => Ok(ReplicasAcked::Auto),
+            Raw::Text(text) => text.parse().map(ReplicasAcked::Exactly).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "expected a number of replicas or `auto`, not {text:?}"
+                ))
+            }),
+        }
+    }
 }
 
 /// A single Redis server, or a Redis Cluster.
@@ -229,10 +203,11 @@ impl RedisMode {
 impl RedisSettings {
     /// `REDIS_MIN_REPLICAS_ACKED`, or its default for the mode.
     pub fn replicas_to_ack(&self) -> u32 {
-        self.min_replicas_acked.unwrap_or(match self.mode {
-            RedisMode::Single => 0,
-            RedisMode::Cluster => 1,
-        })
+        match (self.min_replicas_acked, self.mode) {
+            (ReplicasAcked::Exactly(n), _) => n,
+            (ReplicasAcked::Auto, RedisMode::Single) => 0,
+            (ReplicasAcked::Auto, RedisMode::Cluster) => 1,
+        }
     }
 
     /// The URL of one node (`host:port`), with the password.
@@ -327,21 +302,10 @@ pub trait OwnSettings: DeserializeOwned {
     const DEFAULTS: &'static str;
 }
 
-/// The sections every service has (each with defaults in base.toml).
+/// A service's settings: the sections every service has (each with defaults in
+/// base.toml) and its own (`service`); the service's own fields read through it as if
+/// they were the settings' own (`settings.purchase.strategy`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct SharedSettings {
-    pub app: AppSettings,
-    pub database: DatabaseSettings,
-    pub redis: RedisSettings,
-    pub jwt: JwtSettings,
-    pub lock: LockSettings,
-    pub rabbitmq: RabbitMqSettings,
-}
-
-/// A service's settings: the shared sections and its own (`service`); the service's
-/// own fields read through it as if they were the settings' own
-/// (`settings.purchase.strategy`).
-#[derive(Debug, Clone)]
 pub struct Settings<Own> {
     pub app: AppSettings,
     pub database: DatabaseSettings,
@@ -349,6 +313,8 @@ pub struct Settings<Own> {
     pub jwt: JwtSettings,
     pub lock: LockSettings,
     pub rabbitmq: RabbitMqSettings,
+    /// Read apart from the shared sections (see [`Settings::load`]).
+    #[serde(skip)]
     pub service: Own,
 }
 
@@ -356,8 +322,16 @@ impl<Own: OwnSettings> Settings<Own> {
     /// Loads the layers, later winning: the base, the service's defaults,
     /// `$APP_CONFIG_DIR/$APP_ENV.toml`, `.env`, then the environment variables.
     pub fn load() -> Result<Self, ConfigError> {
-        let config = layered(Own::DEFAULTS)?;
-        let shared: SharedSettings = config.clone().try_deserialize().map_err(name_the_env_var)?;
+        Self::from_config(layered(Own::DEFAULTS)?)
+    }
+}
+
+impl<Own: DeserializeOwned> Settings<Own> {
+    /// Reads the shared sections, then the service's own, from the layered
+    /// configuration, naming the environment variable of a malformed value.
+    fn from_config(config: Config) -> Result<Self, ConfigError> {
+        let shared: Settings<IgnoredAny> =
+            config.clone().try_deserialize().map_err(name_the_env_var)?;
         Ok(Settings {
             app: shared.app,
             database: shared.database,
@@ -395,8 +369,8 @@ fn layered(service_defaults: &str) -> Result<Config, ConfigError> {
         .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
         .add_source(File::from_str(service_defaults, FileFormat::Toml))
         .add_source(File::from(environment_file).required(false));
-    for var in ENV_VARS {
-        builder = builder.set_override_option(var.key, std::env::var(var.name).ok())?;
+    for var in ENV_VARS.iter() {
+        builder = builder.set_override_option(&var.key, std::env::var(&var.name).ok())?;
     }
     builder.build().map_err(name_the_env_var)
 }
@@ -407,7 +381,7 @@ fn name_the_env_var(error: ConfigError) -> ConfigError {
     let message = error.to_string();
     let named = ENV_VARS
         .iter()
-        .filter(|v| message.contains(v.key))
+        .filter(|v| message.contains(&v.key))
         .max_by_key(|v| v.key.len());
     match named {
         Some(v) => ConfigError::Message(format!(
@@ -422,14 +396,18 @@ fn name_the_env_var(error: ConfigError) -> ConfigError {
 mod tests {
     use super::*;
 
-    fn build(overrides: &[(&str, &str)]) -> Result<SharedSettings, ConfigError> {
+    /// A service that reads only the shared sections.
+    #[derive(Debug, Clone, Deserialize)]
+    struct NoOwn {}
+
+    fn build(overrides: &[(&str, &str)]) -> Result<Settings<NoOwn>, ConfigError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .add_source(File::from_str("[app]\nport = 9000", FileFormat::Toml));
         for (key, value) in overrides {
             builder = builder.set_override(*key, *value)?;
         }
-        builder.build()?.try_deserialize().map_err(name_the_env_var)
+        Settings::from_config(builder.build()?)
     }
 
     #[test]
@@ -456,10 +434,87 @@ mod tests {
 
     #[test]
     fn every_env_var_targets_a_distinct_key() {
-        let mut keys: Vec<_> = ENV_VARS.iter().map(|v| v.key).collect();
+        let mut keys: Vec<_> = ENV_VARS.iter().map(|v| &v.key).collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), ENV_VARS.len());
+        let mut names: Vec<_> = ENV_VARS.iter().map(|v| &v.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ENV_VARS.len());
+    }
+
+    #[test]
+    fn every_env_var_sets_a_key_the_defaults_have_or_a_services_own_section() {
+        let base = Config::builder()
+            .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
+            .build()
+            .unwrap();
+        assert_eq!(ENV_VARS.len(), 60, "every variable of the file");
+        for var in ENV_VARS.iter() {
+            let (section, _) = var.key.split_once('.').expect("section.field");
+            if ["auth", "purchase", "writer"].contains(&section) {
+                continue;
+            }
+            assert!(
+                base.get::<::config::Value>(&var.key).is_ok(),
+                "{} sets {}, which has no default in base.toml",
+                var.name,
+                var.key
+            );
+        }
+        let named = |name: &str| ENV_VARS.iter().find(|v| v.name == name).map(|v| &v.key);
+        assert_eq!(
+            named("LOCK_MAX_RETRIES").map(String::as_str),
+            Some("lock.max_retries")
+        );
+        assert_eq!(
+            named("LOGIN_MAX_ATTEMPTS_PER_ADDRESS").map(String::as_str),
+            Some("auth.login_max_attempts_per_address")
+        );
+    }
+
+    #[test]
+    fn an_env_vars_file_names_each_key_by_its_section() {
+        let vars = parse_env_vars(
+            "[app]\nport = \"APP_PORT\"\n[writer]\nbatch_max = \"WRITER_BATCH_MAX\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vars,
+            [
+                EnvVar {
+                    name: "APP_PORT".into(),
+                    key: "app.port".into()
+                },
+                EnvVar {
+                    name: "WRITER_BATCH_MAX".into(),
+                    key: "writer.batch_max".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn replicas_to_ack_is_a_number_or_auto_by_mode() {
+        let load = |mode: &str, acked: &str| {
+            Config::builder()
+                .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
+                .set_override("redis.mode", mode)
+                .and_then(|c| c.set_override("redis.min_replicas_acked", acked))
+                .and_then(|c| c.build())
+                .and_then(|c| c.get::<RedisSettings>("redis"))
+        };
+        let acks = |mode, acked| load(mode, acked).map(|r| r.replicas_to_ack());
+        assert_eq!(acks("cluster", "auto").unwrap(), 1);
+        assert_eq!(acks("single", "auto").unwrap(), 0);
+        assert_eq!(acks("single", "2").unwrap(), 2);
+        assert_eq!(acks("cluster", "0").unwrap(), 0);
+        let refused = load("cluster", "some").unwrap_err().to_string();
+        assert!(
+            refused.contains("a number of replicas or `auto`"),
+            "{refused}"
+        );
     }
 
     #[test]

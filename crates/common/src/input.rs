@@ -67,6 +67,25 @@ impl JsonObject {
         self.0.contains_key(field)
     }
 
+    /// A body that is exactly `{"quantity": n}` with `n` in `1..=max` (a purchase, a
+    /// restock).
+    pub fn quantity_only(&self, max: u32) -> Result<u32, ValidationErrors> {
+        let mut errors = self.unknown_fields(&["quantity"]);
+        let quantity = errors.check(
+            "quantity",
+            self.integer("quantity").and_then(|quantity| {
+                u32::try_from(quantity)
+                    .ok()
+                    .filter(|quantity| (1..=max).contains(quantity))
+                    .ok_or_else(|| format!("The quantity must be between 1 and {max}."))
+            }),
+        );
+        match quantity {
+            Some(quantity) if errors.is_empty() => Ok(quantity),
+            _ => Err(errors),
+        }
+    }
+
     /// The errors a body with exactly the fields `known` starts from: one per other
     /// field, by name. A misspelt or unsupported field is refused, never silently
     /// ignored (the contract's `additionalProperties: false`).
@@ -81,6 +100,25 @@ impl JsonObject {
         }
         errors
     }
+}
+
+/// A name (a user's, an item's) trimmed of surrounding blanks: not blank, no control
+/// characters, at most `max_chars` characters as sent, surrounding blanks included (as
+/// the contract's `maxLength` counts).
+pub fn display_name(raw: &str, max_chars: usize) -> Result<&str, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err("The name field is required.".into());
+    }
+    if raw.chars().count() > max_chars {
+        return Err(format!(
+            "The name may not be greater than {max_chars} characters."
+        ));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("The name may not contain control characters.".into());
+    }
+    Ok(trimmed)
 }
 
 fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, String> {
@@ -178,6 +216,60 @@ fn parse_bounded(raw: Option<&str>, default: u32, min: u32, max: u32) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(json: &str) -> JsonObject {
+        JsonObject::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_quantity_only_body_holds_one_bounded_quantity() {
+        assert_eq!(body(r#"{"quantity": 7}"#).quantity_only(10), Ok(7));
+        assert_eq!(body(r#"{"quantity": 10.0}"#).quantity_only(10), Ok(10));
+        for (json, message) in [
+            (
+                r#"{"quantity": 0}"#,
+                "The quantity must be between 1 and 10.",
+            ),
+            (
+                r#"{"quantity": 11}"#,
+                "The quantity must be between 1 and 10.",
+            ),
+            (
+                r#"{"quantity": -1}"#,
+                "The quantity must be between 1 and 10.",
+            ),
+            (
+                r#"{"quantity": 99999999999}"#,
+                "The quantity must be between 1 and 10.",
+            ),
+            (r#"{"quantity": "3"}"#, "The quantity must be an integer."),
+            ("{}", "The quantity field is required."),
+        ] {
+            let errors = body(json).quantity_only(10).unwrap_err();
+            assert_eq!(errors.as_map()["quantity"], [message], "{json}");
+        }
+        let errors = body(r#"{"quantity": 1, "extra": 2}"#)
+            .quantity_only(10)
+            .unwrap_err();
+        assert_eq!(errors.fields().collect::<Vec<_>>(), ["extra"]);
+    }
+
+    #[test]
+    fn a_display_name_is_trimmed_bounded_as_sent_and_printable() {
+        assert_eq!(display_name("  Lamp ", 7), Ok("Lamp"));
+        assert_eq!(
+            display_name("  Lamp  ", 7),
+            Err("The name may not be greater than 7 characters.".into())
+        );
+        assert_eq!(
+            display_name(" \t ", 7),
+            Err("The name field is required.".into())
+        );
+        assert_eq!(
+            display_name("La\u{7}mp", 7),
+            Err("The name may not contain control characters.".into())
+        );
+    }
 
     #[test]
     fn pagination_defaults_and_bounds() {

@@ -9,6 +9,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
 use verified::VerifiedTokens;
 
@@ -88,13 +89,7 @@ impl JwtVerifier {
     }
 
     pub fn from_settings(settings: &JwtSettings) -> anyhow::Result<Self> {
-        let path = &settings.public_key_path;
-        let pem = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read the JWT public key at {} (JWT_PUBLIC_KEY_PATH); create one with `auth-service keygen`",
-                path.display()
-            )
-        })?;
+        let pem = read_key_file("public", &settings.public_key_path, "JWT_PUBLIC_KEY_PATH")?;
         Self::from_public_pem(&pem, settings)
     }
 
@@ -125,6 +120,17 @@ impl JwtVerifier {
     pub fn refresh_window_secs(&self) -> u64 {
         self.refresh_window_secs
     }
+}
+
+/// A key file's PEM (`which`: public or private); when it cannot be read, the error
+/// names the file, the variable that points there and how to create a key pair.
+pub fn read_key_file(which: &str, path: &Path, variable: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read the JWT {which} key at {} ({variable}); create one with `auth-service keygen`",
+            path.display()
+        )
+    })
 }
 
 pub fn now_secs() -> u64 {

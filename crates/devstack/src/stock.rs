@@ -12,6 +12,7 @@ use diesel::sql_types::{BigInt, Unsigned};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use inventory::ItemKeys;
 use redis::AsyncCommands;
+use redis::aio::ConnectionLike;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -32,16 +33,13 @@ pub struct StockAccount {
 
 impl StockAccount {
     /// Reads the item's figures from MySQL and from Redis under `keyspace`.
-    pub async fn measure<C>(
+    pub async fn measure(
         mysql: &mut AsyncMysqlConnection,
-        redis: &mut C,
+        redis: &mut (impl ConnectionLike + Send + Sync),
         keyspace: &Keyspace,
         item_id: u64,
         initial: u64,
-    ) -> anyhow::Result<Self>
-    where
-        C: redis::aio::ConnectionLike + Send + Sync,
-    {
+    ) -> anyhow::Result<Self> {
         use db::schema::{items, orders};
         let of_item = orders::table.filter(orders::item_id.eq(item_id));
         // MySQL sums integers as DECIMAL; cast back so no decimal type is needed.
@@ -103,10 +101,11 @@ pub async fn persisted_order_ids(
 }
 
 /// Orders in the items' outboxes: sold in Redis, not yet persisted in MySQL.
-pub async fn outbox_len<C>(redis: &mut C, keyspace: &Keyspace, items: &[u64]) -> anyhow::Result<u64>
-where
-    C: redis::aio::ConnectionLike + Send + Sync,
-{
+pub async fn outbox_len(
+    redis: &mut (impl ConnectionLike + Send + Sync),
+    keyspace: &Keyspace,
+    items: &[u64],
+) -> anyhow::Result<u64> {
     let mut pending = 0;
     for item in items {
         let len: u64 = redis.hlen(ItemKeys::new(keyspace, *item).outbox()).await?;

@@ -1,290 +1,360 @@
-//! A whole stack per test: the four service binaries (built by this workspace, started
-//! as processes) behind a real nginx rendered from `deploy/nginx/*.template`, sharing a
-//! fresh database, Redis key prefix and queue names. Dropping it kills every process.
-//! The parts it shares with `cargo xtask`'s native stack (service list, environment,
-//! gateway rendering, readiness, the conservation check) live in `devstack`.
+//! The stack the end-to-end tests run against, through its gateway.
+//!
+//! By default a test starts its own ([`LocalStack`]): the four service binaries behind a
+//! real nginx, on a fresh database, Redis key prefix and queue names. With
+//! `E2E_BASE_URL` set, [`Stack::start`] starts nothing and the journeys run against that
+//! gateway: a stack someone else started (`docker compose up`, `scripts/stack up`). What
+//! a journey checks past the gateway it then reaches only through further variables
+//! ([`Access`]); a check whose variable is not set is skipped with a note saying which
+//! variable it needs, and so is a check no variable can make possible (killing a
+//! service). Without `E2E_BASE_URL` nothing is skipped.
+
+mod local;
 
 pub use devstack::{SERVICES, StockAccount, workspace_root};
+pub use local::LocalStack;
 
-use devstack::{Gateway, ServiceEnv, probe};
+use common::jwt::Role;
+use common::redis::{Keyspace, SharedConnection};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-use testkit::{Client, TestDatabase, TestRabbit, TestRedis};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use testkit::{Client, Response};
 
-/// The directory holding the service binaries, built (or refreshed) once per test run
-/// so the tests never drive stale binaries.
-fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace_root())
-            .arg("build")
-            .arg("--quiet");
-        for service in SERVICES {
-            build.args(["-p", service]);
+/// The variable naming the gateway of a stack to run against instead of starting one.
+pub const BASE_URL: &str = "E2E_BASE_URL";
+
+/// What a check needs past the gateway. A stack a test starts has all of it; a stack at
+/// `E2E_BASE_URL` has what the variables named here say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The stack's MySQL: `E2E_DB_URL`.
+    Mysql,
+    /// The stack's Redis: `E2E_REDIS_URL`, and `E2E_REDIS_KEY_PREFIX` when the stack sets
+    /// `REDIS_KEY_PREFIX`.
+    Redis,
+    /// A service's CLI: `E2E_CLI`, a command in which `{service}` stands for the
+    /// service's name.
+    Cli,
+    /// The services' logs: `E2E_LOG_DIR`, holding `<service>.log`.
+    Logs,
+    /// A service's own port (its operational endpoints): `E2E_<SERVICE>_URL`, e.g.
+    /// `E2E_CATALOG_SERVICE_URL`.
+    Service(&'static str),
+    /// The service processes themselves (to kill one): only a stack the test started.
+    Processes,
+}
+
+impl Access {
+    /// The variables that grant this access to a stack at `E2E_BASE_URL`, as a note
+    /// names them.
+    fn needs(self) -> String {
+        match self {
+            Access::Mysql => {
+                "E2E_DB_URL (e.g. mysql://root@127.0.0.1:3306/flash_sale?prefer_socket=false)"
+                    .into()
+            }
+            Access::Redis => "E2E_REDIS_URL (e.g. redis://127.0.0.1:6379/0)".into(),
+            Access::Cli => "E2E_CLI (e.g. 'target/release/{service}' or \
+                 'docker compose run --rm -T {service}')"
+                .into(),
+            Access::Logs => "E2E_LOG_DIR (e.g. run/logs)".into(),
+            Access::Service(service) => service_url_variable(service),
+            Access::Processes => {
+                "a stack the test starts itself (run it without E2E_BASE_URL)".into()
+            }
         }
-        let status = build
-            .status()
-            .expect("run cargo build for the service binaries");
-        assert!(status.success(), "building the service binaries failed");
-        let exe = std::env::current_exe().expect("test executable");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>")
-            .to_path_buf()
-    })
+    }
+
+    /// Whether a stack at `E2E_BASE_URL` grants it.
+    fn granted(self) -> bool {
+        match self {
+            Access::Mysql => var("E2E_DB_URL").is_some(),
+            Access::Redis => var("E2E_REDIS_URL").is_some(),
+            Access::Cli => var("E2E_CLI").is_some(),
+            Access::Logs => var("E2E_LOG_DIR").is_some(),
+            Access::Service(service) => var(&service_url_variable(service)).is_some(),
+            Access::Processes => false,
+        }
+    }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// `E2E_CATALOG_SERVICE_URL` for `catalog-service`.
+fn service_url_variable(service: &str) -> String {
+    format!("E2E_{}_URL", service.to_uppercase().replace('-', "_"))
 }
 
+/// A variable that is set and not empty.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// A variable an access was granted by (see [`Stack::reaches`]).
+fn granted_var(name: &str) -> String {
+    var(name).unwrap_or_else(|| panic!("{name} is not set; ask Stack::reaches first"))
+}
+
+/// Says, past the test harness's capture, that a check was skipped and why (one write,
+/// so that it stays on a line of its own).
+fn note(message: &str) {
+    let _ = std::io::stderr().write_all(format!("\nnote: {message}\n").as_bytes());
+}
+
+/// Skips a test that needs a stack of its own when `E2E_BASE_URL` names another; says so.
+pub fn needs_own_stack(test: &str) -> bool {
+    match var(BASE_URL) {
+        Some(url) => {
+            note(&format!(
+                "{BASE_URL}={url}: skipped {test}: it needs a stack the test starts itself \
+                 (run it without {BASE_URL})"
+            ));
+            true
+        }
+        None => false,
+    }
+}
+
+enum Target {
+    Local(Box<LocalStack>),
+    /// The stack at this `E2E_BASE_URL`.
+    External(String),
+}
+
+/// The stack a journey runs against, through `gateway`.
 pub struct Stack {
     pub gateway: Client,
-    pub database: TestDatabase,
-    pub redis: TestRedis,
-    pub rabbit: TestRabbit,
-    pub ports: Vec<(&'static str, u16)>,
-    pub gateway_port: u16,
-    pub dir: PathBuf,
-    env: ServiceEnv,
-    children: Vec<(String, Child)>,
+    /// Sets this test's accounts and request ids apart from every other test's and run's
+    /// on a stack they share.
+    tag: String,
+    target: Target,
 }
 
 impl Stack {
+    /// The stack at `E2E_BASE_URL` when it is set, else a fresh one of the test's own.
     pub async fn start() -> Stack {
-        Self::start_with(&[]).await
-    }
-
-    /// Starts the stack; `extra_env` overrides the environment of every service.
-    pub async fn start_with(extra_env: &[(&str, &str)]) -> Stack {
-        bin_dir();
-        let (database, redis, rabbit) = (
-            TestDatabase::new().await,
-            TestRedis::new(),
-            TestRabbit::new(),
-        );
-        let dir = std::env::temp_dir().join(format!(
-            "e2e-{}",
-            redis.prefix.trim_matches(|c| c == ':').replace(':', "-")
-        ));
-        std::fs::create_dir_all(dir.join("nginx/tmp")).expect("stack dir");
-        let keys = testkit::keys();
-        let mut settings = common::config::DatabaseSettings {
-            host: String::new(),
-            port: 0,
-            database: String::new(),
-            username: String::new(),
-            password: String::new(),
-            pool_size: 0,
-            run_migrations: false,
-        };
-        database.apply(&mut settings);
-        let redis_settings = redis.settings();
-        let mut env = ServiceEnv::new()
-            .with("APP_ENV", "testing")
-            .with("LOG_FORMAT", "json")
-            .with("LOG_LEVEL", "info")
-            .with("TRUST_FORWARDED_FOR", "true")
-            .with("BCRYPT_ROUNDS", "4")
-            .with("DB_POOL_SIZE", "8")
-            .with("OUTBOX_RELAY_INTERVAL_MS", "200")
-            .with("OUTBOX_RELAY_AFTER_MS", "1000")
-            .with("DB_HOST", settings.host)
-            .with("DB_PORT", settings.port.to_string())
-            .with("DB_USERNAME", settings.username)
-            .with("DB_PASSWORD", settings.password)
-            .with("DB_DATABASE", settings.database)
-            .with("REDIS_MODE", redis_settings.mode.as_str())
-            .with("REDIS_CLUSTER_NODES", redis_settings.cluster_nodes)
-            .with("REDIS_HOST", redis_settings.host)
-            .with("REDIS_PORT", redis_settings.port.to_string())
-            .with("REDIS_KEY_PREFIX", redis.prefix.clone())
-            .with("RABBITMQ_PREFIX", rabbit.prefix.clone())
-            .with(
-                "JWT_PUBLIC_KEY_PATH",
-                keys.public_path.display().to_string(),
-            )
-            .with(
-                "JWT_PRIVATE_KEY_PATH",
-                keys.private_path.display().to_string(),
-            );
-        for (name, value) in extra_env {
-            env.set(*name, *value);
-        }
-        // Port 0: each service binds a free port itself and logs it (a port picked here
-        // and bound later could be taken meanwhile by a test running in parallel).
-        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, 0)).collect();
-        let gateway_port = free_port();
-        let mut stack = Stack {
-            gateway: Client::new(format!("http://127.0.0.1:{gateway_port}")),
-            database,
-            redis,
-            rabbit,
-            ports,
-            gateway_port,
-            dir,
-            env,
-            children: Vec::new(),
-        };
-        for service in SERVICES {
-            stack.start_service(service);
-        }
-        for service in SERVICES {
-            let port = stack.bound_port(service).await;
-            if let Some(entry) = stack.ports.iter_mut().find(|(s, _)| *s == service) {
-                entry.1 = port;
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        match var(BASE_URL) {
+            Some(url) => Stack {
+                gateway: Client::new(url.trim_end_matches('/')),
+                tag,
+                target: Target::External(url),
+            },
+            None => {
+                let local = LocalStack::start().await;
+                Stack {
+                    gateway: local.gateway.clone(),
+                    tag,
+                    target: Target::Local(Box::new(local)),
+                }
             }
         }
-        stack.start_gateway();
-        stack.wait_ready().await;
-        stack
     }
 
-    pub fn port(&self, service: &str) -> u16 {
-        self.ports
+    /// An email of this test's own, `name-<tag>@example.com`.
+    pub fn email(&self, name: &str) -> String {
+        format!("{name}-{}@example.com", self.tag)
+    }
+
+    /// A value of this test's own, `name-<tag>` (a request id, an idempotency key).
+    pub fn unique(&self, name: &str) -> String {
+        format!("{name}-{}", self.tag)
+    }
+
+    /// Whether the stack grants every access `check` needs. A stack the test started
+    /// does; for one at `E2E_BASE_URL`, a note says which variables the check needs when
+    /// some are not set.
+    pub fn reaches(&self, check: &str, needs: &[Access]) -> bool {
+        let Target::External(url) = &self.target else {
+            return true;
+        };
+        let missing: Vec<String> = needs
             .iter()
-            .find(|(s, _)| *s == service)
-            .map(|(_, p)| *p)
-            .expect("known service")
+            .filter(|access| !access.granted())
+            .map(|access| access.needs())
+            .collect();
+        if !missing.is_empty() {
+            note(&format!(
+                "{BASE_URL}={url}: skipped {check}: it needs {}",
+                missing.join(" and ")
+            ));
+        }
+        missing.is_empty()
     }
 
-    /// Runs a service binary's CLI subcommand with the stack's environment.
-    pub fn run_cli(
-        &self,
-        service: &str,
-        args: &[&str],
-        extra_env: &[(&str, &str)],
-    ) -> std::process::Output {
-        let mut command = self.env.command(&bin_dir().join(service));
-        command
-            .args(args)
-            .envs(extra_env.iter().copied())
-            .env("LOG_LEVEL", "warn");
-        command.output().expect("run service CLI")
-    }
-
-    /// Starts a service on its known port, or on a port of its own choosing the first
-    /// time (see [`Self::bound_port`]).
-    pub fn start_service(&mut self, service: &str) {
-        let log = std::fs::File::create(self.dir.join(format!("{service}.log"))).expect("log file");
-        let child = self
-            .env
-            .service_command(bin_dir(), service, self.port(service))
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start service");
-        self.children.push((service.to_owned(), child));
-    }
-
-    /// Kills a service (SIGKILL), as a crash would.
-    pub fn kill_service(&mut self, service: &str) {
-        if let Some(index) = self.children.iter().position(|(name, _)| name == service) {
-            let (_, mut child) = self.children.remove(index);
-            let _ = child.kill();
-            let _ = child.wait();
+    fn local(&self) -> Option<&LocalStack> {
+        match &self.target {
+            Target::Local(local) => Some(local),
+            Target::External(_) => None,
         }
     }
 
-    /// The port a service started with `APP_PORT=0` bound, read from its `listening` log
-    /// line.
-    async fn bound_port(&self, service: &str) -> u16 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let port = self.log(service).lines().find_map(|line| {
-                let line: serde_json::Value = serde_json::from_str(line).ok()?;
-                (line["message"] == "listening")
-                    .then(|| line["port"].as_u64())??
-                    .try_into()
-                    .ok()
-            });
-            if let Some(port) = port {
-                return port;
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Response {
+        let body = serde_json::json!({ "name": name, "email": email, "password": password });
+        self.gateway
+            .post("/api/v1/auth/register", None, &body)
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.gateway.post("/api/v1/auth/login", None, &body).await
+    }
+
+    /// An admin's token: of an admin created with the CLI on a stack the test started;
+    /// on one at `E2E_BASE_URL`, of `E2E_ADMIN_EMAIL` / `E2E_ADMIN_PASSWORD`'s login, or
+    /// signed with `E2E_JWT_PRIVATE_KEY_PATH`. `None` (with a note) when neither is set.
+    pub async fn admin_token(&self, check: &str) -> Option<String> {
+        let (email, password) = match (self.local(), var("E2E_ADMIN_EMAIL")) {
+            (Some(local), _) => {
+                let email = self.email("admin");
+                local.create_admin(&email, "admin-password");
+                (email, "admin-password".to_owned())
             }
-            assert!(
-                Instant::now() < deadline,
-                "{service} never said where it listens; log: {}",
-                self.log(service)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            (None, Some(email)) => (email, var("E2E_ADMIN_PASSWORD").unwrap_or_default()),
+            (None, None) => {
+                if let Some(path) = var("E2E_JWT_PRIVATE_KEY_PATH") {
+                    let pem = std::fs::read(workspace_root().join(&path))
+                        .unwrap_or_else(|e| panic!("E2E_JWT_PRIVATE_KEY_PATH={path}: {e}"));
+                    // No account has this id; admin operations only look at the role.
+                    let token = testkit::token_signed_with(&pem, 999_999_999, Role::Admin);
+                    return Some(token.expect("sign with E2E_JWT_PRIVATE_KEY_PATH"));
+                }
+                if let Target::External(url) = &self.target {
+                    note(&format!(
+                        "{BASE_URL}={url}: skipped {check}: it needs an admin, E2E_ADMIN_EMAIL \
+                         and E2E_ADMIN_PASSWORD (e.g. the demo admin@example.com / password) \
+                         or E2E_JWT_PRIVATE_KEY_PATH (e.g. run/keys/jwt_private.pem)"
+                    ));
+                }
+                return None;
+            }
+        };
+        let login = self.login(&email, &password).await;
+        assert_eq!(login.status, 200, "the admin's login: {}", login.body);
+        login.body["access_token"].as_str().map(str::to_owned)
+    }
+
+    /// The stack's MySQL database URL ([`Access::Mysql`]).
+    pub fn mysql_url(&self) -> String {
+        match self.local() {
+            Some(local) => local.database.url(),
+            None => granted_var("E2E_DB_URL"),
         }
     }
 
-    fn gateway_config(&self) -> Gateway {
-        Gateway {
-            port: self.gateway_port,
-            dir: self.dir.join("nginx"),
-            access_log: self.dir.join("gateway.log"),
-        }
+    pub async fn mysql(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(&self.mysql_url())
+            .await
+            .expect("connect to the stack's MySQL")
     }
 
-    fn start_gateway(&mut self) {
-        let gateway = self.gateway_config();
-        gateway
-            .render(&workspace_root(), |service| self.port(service))
-            .expect("render the gateway config");
-        let child = gateway
-            .nginx(&["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (scripts/test installs it)");
-        self.children.push(("gateway".into(), child));
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for (service, port) in &self.ports {
-            assert!(
-                probe::wait_until_ok(*port, "/readyz", deadline).await,
-                "{service} never became ready; log: {}",
-                self.log(service)
-            );
+    /// A connection to the stack's Redis ([`Access::Redis`]).
+    pub async fn redis(&self) -> SharedConnection {
+        match self.local() {
+            Some(local) => local.redis.connection().await,
+            None => SharedConnection::Single(
+                redis::aio::ConnectionManager::new(
+                    redis::Client::open(granted_var("E2E_REDIS_URL")).expect("E2E_REDIS_URL"),
+                )
+                .await
+                .expect("connect to the stack's Redis"),
+            ),
         }
-        assert!(
-            probe::wait_until_ok(self.gateway_port, "/healthz", deadline).await,
-            "the gateway never answered"
-        );
     }
 
     /// The Redis key prefix the stack's services use.
-    pub fn keyspace(&self) -> common::redis::Keyspace {
-        common::redis::Keyspace::new(self.redis.prefix.clone())
+    pub fn keyspace(&self) -> Keyspace {
+        match self.local() {
+            Some(local) => local.keyspace(),
+            None => Keyspace::new(var("E2E_REDIS_KEY_PREFIX").unwrap_or_default()),
+        }
     }
 
-    /// The item's stock in MySQL and Redis, for the conservation check.
+    /// The item's stock in MySQL and Redis, for the conservation check
+    /// ([`Access::Mysql`] and [`Access::Redis`]).
     pub async fn stock_account(&self, item_id: u64, initial: u64) -> StockAccount {
-        let mut mysql = AsyncMysqlConnection::establish(&self.database.url())
-            .await
-            .expect("connect to the test database");
-        let mut redis = self.redis.connection().await;
+        let (mut mysql, mut redis) = (self.mysql().await, self.redis().await);
         StockAccount::measure(&mut mysql, &mut redis, &self.keyspace(), item_id, initial)
             .await
             .expect("read the item's stock")
     }
 
-    /// A service's log so far, for failure messages.
+    /// Runs a service's CLI subcommand with the stack's environment ([`Access::Cli`]).
+    pub fn run_cli(&self, service: &str, args: &[&str]) -> Output {
+        if let Some(local) = self.local() {
+            return local.run_cli(service, args, &[]);
+        }
+        let template = granted_var("E2E_CLI");
+        let mut words = template
+            .split_whitespace()
+            .map(|w| w.replace("{service}", service));
+        let program = words.next().expect("E2E_CLI names a command");
+        Command::new(program)
+            .args(words)
+            .args(args)
+            .current_dir(workspace_root())
+            .env("LOG_LEVEL", "warn")
+            .output()
+            .unwrap_or_else(|e| panic!("run E2E_CLI={template}: {e}"))
+    }
+
+    /// A service's log so far ([`Access::Logs`]).
     pub fn log(&self, service: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default()
+        match self.local() {
+            Some(local) => local.log(service),
+            None => {
+                let path = PathBuf::from(granted_var("E2E_LOG_DIR")).join(format!("{service}.log"));
+                std::fs::read_to_string(workspace_root().join(&path))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// A client for a service's own port ([`Access::Service`]).
+    pub fn service(&self, service: &'static str) -> Client {
+        match self.local() {
+            Some(local) => Client::new(format!("http://127.0.0.1:{}", local.port(service))),
+            None => Client::new(granted_var(&service_url_variable(service))),
+        }
+    }
+
+    /// Kills a service (SIGKILL), as a crash would ([`Access::Processes`]).
+    pub fn kill_service(&mut self, service: &str) {
+        match &mut self.target {
+            Target::Local(local) => local.kill_service(service),
+            Target::External(_) => panic!("ask Stack::reaches first"),
+        }
     }
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_url_variable_is_named_after_the_service() {
+        assert_eq!(
+            service_url_variable("catalog-service"),
+            "E2E_CATALOG_SERVICE_URL"
+        );
+        assert_eq!(service_url_variable("stock-writer"), "E2E_STOCK_WRITER_URL");
+    }
+
+    #[test]
+    fn every_access_but_the_processes_names_the_variable_that_grants_it() {
+        for (access, variable) in [
+            (Access::Mysql, "E2E_DB_URL"),
+            (Access::Redis, "E2E_REDIS_URL"),
+            (Access::Cli, "E2E_CLI"),
+            (Access::Logs, "E2E_LOG_DIR"),
+            (
+                Access::Service("catalog-service"),
+                "E2E_CATALOG_SERVICE_URL",
+            ),
+        ] {
+            assert!(access.needs().starts_with(variable), "{access:?}");
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        assert!(!Access::Processes.granted());
     }
 }

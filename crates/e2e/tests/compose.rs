@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn code_reads() -> BTreeSet<&'static str> {
-    common::config::ENV_VARS.iter().map(|v| v.name).collect()
+    common::config::ENV_VARS
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect()
 }
 
 fn local_env() -> BTreeSet<String> {

@@ -126,11 +126,21 @@ mod tests {
         common::redis::pool(&TestRedis::new().settings()).unwrap()
     }
 
-    #[tokio::test]
-    async fn a_held_lock_is_busy_after_one_plus_max_retries_attempts() {
+    /// A lock retrying `max_retries` times and a key under a test prefix of its own (its
+    /// keys are deleted when the returned `TestRedis` is dropped).
+    fn lock_and_key(max_retries: u32) -> (DistributedLock, String, TestRedis) {
         let redis = TestRedis::new();
         let key = format!("{}lock", redis.prefix);
-        let lock = DistributedLock::new(pool(), settings(5));
+        (
+            DistributedLock::new(pool(), settings(max_retries)),
+            key,
+            redis,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_is_busy_after_one_plus_max_retries_attempts() {
+        let (lock, key, _redis) = lock_and_key(5);
         let held = lock.acquire(&key).await.unwrap();
         match lock.acquire(&key).await {
             Err(Error::LockBusy { attempts, .. }) => assert_eq!(attempts, 6),
@@ -142,9 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn release_never_deletes_another_holders_lock() {
-        let redis = TestRedis::new();
-        let key = format!("{}lock", redis.prefix);
-        let lock = DistributedLock::new(pool(), settings(0));
+        let (lock, key, redis) = lock_and_key(0);
         let stale = lock.acquire(&key).await.unwrap();
         // Simulate expiry and another holder taking over.
         let mut conn = redis.connection().await;
@@ -156,9 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_lock_serializes_concurrent_work() {
-        let redis = TestRedis::new();
-        let key = format!("{}lock", redis.prefix);
-        let lock = DistributedLock::new(pool(), settings(200));
+        let (lock, key, _redis) = lock_and_key(200);
         let inside = Arc::new(AtomicU32::new(0));
         let overlaps = Arc::new(AtomicU32::new(0));
         let tasks = (0..8).map(|_| {

@@ -81,6 +81,14 @@ fn purchase(order_id: &str, quantity: u32) -> Purchase<'_> {
     }
 }
 
+/// The purchase under the lock (the reference design), with no hook.
+async fn under_lock(store: &ItemStore, purchase: &Purchase<'_>) -> Outcome {
+    store
+        .purchase_under_lock(purchase, &lock(store.redis().clone()), None)
+        .await
+        .unwrap()
+}
+
 async fn stock_and_outbox(redis: &TestRedis, store: &ItemStore) -> (i64, u64) {
     let stock: i64 = redis
         .connection()
@@ -94,10 +102,7 @@ async fn stock_and_outbox(redis: &TestRedis, store: &ItemStore) -> (i64, u64) {
 #[tokio::test]
 async fn under_lock_the_success_path_writes_stock_outbox_and_count() {
     let (redis, store) = item(10).await;
-    let outcome = store
-        .purchase_under_lock(&purchase("o-1", 4), &lock(store.redis().clone()), None)
-        .await
-        .unwrap();
+    let outcome = under_lock(&store, &purchase("o-1", 4)).await;
     assert_eq!(outcome, Outcome::Placed);
     assert_eq!(stock_and_outbox(&redis, &store).await, (6, 1));
     let mut conn = redis.connection().await;
@@ -110,10 +115,7 @@ async fn under_lock_the_success_path_writes_stock_outbox_and_count() {
 #[tokio::test]
 async fn under_lock_insufficient_stock_writes_nothing() {
     let (redis, store) = item(3).await;
-    let outcome = store
-        .purchase_under_lock(&purchase("o-1", 4), &lock(store.redis().clone()), None)
-        .await
-        .unwrap();
+    let outcome = under_lock(&store, &purchase("o-1", 4)).await;
     assert_eq!(outcome, Outcome::InsufficientStock { current_stock: 3 });
     assert_eq!(stock_and_outbox(&redis, &store).await, (3, 0));
 }
@@ -153,10 +155,7 @@ async fn a_lock_never_acquired_is_busy_and_changes_nothing() {
         .await
         .unwrap();
     // The number of attempts (1 + LOCK_MAX_RETRIES) is checked in the lock's own tests.
-    let outcome = store
-        .purchase_under_lock(&purchase("o-1", 1), &lock(store.redis().clone()), None)
-        .await
-        .unwrap();
+    let outcome = under_lock(&store, &purchase("o-1", 1)).await;
     assert_eq!(outcome, Outcome::Busy);
     assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
     let holder: String = conn.get(store.keys(1).lock()).await.unwrap();
@@ -206,51 +205,48 @@ fn delay_before_exec(proxy: &Arc<ChaosProxy>, replies: bool) -> WatchHook {
     })
 }
 
-#[tokio::test]
-async fn an_exec_whose_reply_never_came_is_unknown_and_settles_as_placed() {
+/// A purchase of 4 of item 1's 10 units under the lock through a proxy that holds the
+/// EXEC's reply (`replies`) or the EXEC itself back for 800 ms, past the 300 ms reply
+/// timeout: its outcome is unknown, and settling it at Redis finds `settled`. The proxy
+/// is returned with the test Redis and a store straight at it, since a held-back EXEC may
+/// still be on its way.
+async fn exec_held_back(
+    order_id: &str,
+    replies: bool,
+    settled: Settled,
+) -> (Arc<ChaosProxy>, TestRedis, ItemStore) {
     let proxy = redis_proxy().await;
     let (redis, store) = item(10).await;
     let slow = through(&redis, &proxy);
     let outcome = slow
         .purchase_under_lock(
-            &purchase("exec-late-1", 4),
+            &purchase(order_id, 4),
             &lock(slow.redis().clone()),
-            Some(&delay_before_exec(&proxy, true)),
+            Some(&delay_before_exec(&proxy, replies)),
         )
         .await;
-    proxy.delay_replies(Duration::ZERO);
+    if replies {
+        proxy.delay_replies(Duration::ZERO);
+    } else {
+        proxy.delay_requests(Duration::ZERO);
+    }
     assert!(
         matches!(outcome, Err(AttemptError::Unknown(_))),
         "{outcome:?}"
     );
-    assert_eq!(
-        store.rule_out(1, "exec-late-1").await.unwrap(),
-        Settled::InOutbox
-    );
+    assert_eq!(store.rule_out(1, order_id).await.unwrap(), settled);
+    (proxy, redis, store)
+}
+
+#[tokio::test]
+async fn an_exec_whose_reply_never_came_is_unknown_and_settles_as_placed() {
+    let (_proxy, redis, store) = exec_held_back("exec-late-1", true, Settled::InOutbox).await;
     assert_eq!(stock_and_outbox(&redis, &store).await, (6, 1));
 }
 
 #[tokio::test]
 async fn an_exec_that_reaches_redis_after_its_order_was_ruled_out_is_aborted() {
-    let proxy = redis_proxy().await;
-    let (redis, store) = item(10).await;
-    let slow = through(&redis, &proxy);
-    let outcome = slow
-        .purchase_under_lock(
-            &purchase("exec-void-1", 4),
-            &lock(slow.redis().clone()),
-            Some(&delay_before_exec(&proxy, false)),
-        )
-        .await;
-    proxy.delay_requests(Duration::ZERO);
-    assert!(
-        matches!(outcome, Err(AttemptError::Unknown(_))),
-        "{outcome:?}"
-    );
-    assert_eq!(
-        store.rule_out(1, "exec-void-1").await.unwrap(),
-        Settled::RuledOut
-    );
+    let (_proxy, redis, store) = exec_held_back("exec-void-1", false, Settled::RuledOut).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(
         stock_and_outbox(&redis, &store).await,

@@ -1,22 +1,27 @@
 //! Test support shared by the services' integration tests: a fresh MySQL database and a
 //! private Redis key prefix per test (so tests run in parallel against the machine's
 //! real servers and leave nothing behind), a per-process JWT key pair, token forging
-//! for negative tests, and a small JSON HTTP client.
+//! for negative tests, a small JSON HTTP client, and services started as their binaries
+//! start them.
 
 mod chaosproxy;
+mod command;
 mod database;
 mod env;
 mod http;
 mod rabbit;
 mod redis_server;
+mod service;
 mod test_redis;
 
 pub use chaosproxy::ChaosProxy;
+pub use command::succeeded;
 pub use database::{TestDatabase, TestItem, server_url};
 pub use env::TestEnv;
 pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, rabbit_url};
 pub use redis_server::RedisServer;
+pub use service::serve;
 pub use test_redis::{TestRedis, redis_url};
 
 use common::config::JwtSettings;
@@ -63,22 +68,36 @@ impl TestKeys {
 
     /// Signs arbitrary claims with the test key, for tokens the service would never issue.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let key = EncodingKey::from_ed_pem(self.pair.private_pem.as_bytes()).expect("key");
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &key).expect("sign")
+        sign_with(self.pair.private_pem.as_bytes(), claims).expect("sign")
     }
 
     /// A valid token for a user id and role, as auth-service would issue it.
     pub fn token_for(&self, user_id: u64, role: Role) -> String {
-        let now = now_secs();
-        let claims = Claims {
-            sub: user_id.to_string(),
-            iat: now,
-            exp: now + 3600,
-            jti: unique_suffix(),
-            role,
-        };
-        self.sign(&serde_json::to_value(claims).expect("claims"))
+        token_signed_with(self.pair.private_pem.as_bytes(), user_id, role).expect("sign")
     }
+}
+
+/// A token for a user id and role, valid for an hour, as auth-service would issue it
+/// with the private key `private_pem` (Ed25519, PEM).
+pub fn token_signed_with(private_pem: &[u8], user_id: u64, role: Role) -> anyhow::Result<String> {
+    let now = now_secs();
+    let claims = Claims {
+        sub: user_id.to_string(),
+        iat: now,
+        exp: now + 3600,
+        jti: unique_suffix(),
+        role,
+    };
+    sign_with(private_pem, &serde_json::to_value(claims)?)
+}
+
+fn sign_with(private_pem: &[u8], claims: &serde_json::Value) -> anyhow::Result<String> {
+    let key = EncodingKey::from_ed_pem(private_pem)?;
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        claims,
+        &key,
+    )?)
 }
 
 /// Polls `check` every 50 ms until it returns true or `seconds` pass; panics with

@@ -38,6 +38,16 @@ impl TestRabbit {
         settings.publish_timeout_ms = 2000;
     }
 
+    /// Takes every message waiting in the stock queue (published, not consumed).
+    pub async fn drain_published(&self) -> Vec<Message> {
+        self.drain(&self.topology().queue).await
+    }
+
+    /// Takes every message waiting in the dead-letter queue.
+    pub async fn drain_dead_letters(&self) -> Vec<Message> {
+        self.drain(&self.topology().dead_letter_queue).await
+    }
+
     /// Takes every message waiting in a queue.
     pub async fn drain(&self, queue: &str) -> Vec<Message> {
         let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())

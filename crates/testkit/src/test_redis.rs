@@ -2,7 +2,7 @@
 //! with `TEST_REDIS_MODE=cluster`, on the local Redis Cluster (`TEST_REDIS_CLUSTER_NODES`,
 //! the one `scripts/test` starts), so the same suites prove both modes.
 
-use common::config::{RedisMode, RedisSettings};
+use common::config::{RedisMode, RedisSettings, ReplicasAcked};
 use common::redis::SharedConnection;
 
 pub fn redis_url() -> String {
@@ -61,7 +61,7 @@ impl TestRedis {
             pool_size: 4,
             key_prefix: String::new(),
             response_timeout_ms: 2000,
-            min_replicas_acked: None,
+            min_replicas_acked: ReplicasAcked::Auto,
             replica_ack_timeout_ms: 1000,
         };
         self.apply(&mut settings);

@@ -4,7 +4,7 @@
 //! service's `startup.rs` adds only what is its own.
 
 use crate::http::Readiness;
-use actix_web::dev::Server;
+use crate::service::Serving;
 use actix_web::web;
 use common::auth::Authenticator;
 use common::config::{AppSettings, JwtSettings, Settings};
@@ -55,22 +55,23 @@ impl Infrastructure {
     }
 
     /// Serves the service's routes (`configure`), with the authenticator registered
-    /// when there is one; returns the bound port.
+    /// when there is one, on the bound port.
     pub fn serve<F>(
         self,
         app: &AppSettings,
         authenticator: Option<Authenticator>,
         configure: F,
-    ) -> std::io::Result<(u16, Server)>
+    ) -> std::io::Result<Serving>
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         let authenticator = authenticator.map(web::Data::new);
-        crate::http::serve(app, self.metrics, self.readiness, move |cfg| {
+        let (port, server) = crate::http::serve(app, self.metrics, self.readiness, move |cfg| {
             if let Some(authenticator) = &authenticator {
                 cfg.app_data(authenticator.clone());
             }
             configure(cfg);
-        })
+        })?;
+        Ok(Serving::new(port, server))
     }
 }

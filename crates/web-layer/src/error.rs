@@ -249,11 +249,26 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn unauthenticated_matches_the_reference_message() {
-        let (status, body, _) = body_of(ApiError::Unauthenticated).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(body["message"], "Unauthenticated.");
-        assert_eq!(body["error_code"], "UNAUTHENTICATED");
+    async fn fixed_answers_keep_the_reference_status_and_message() {
+        for (error, status, code, message) in [
+            (
+                ApiError::Unauthenticated,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Unauthenticated.",
+            ),
+            (
+                ApiError::EmailTaken,
+                StatusCode::CONFLICT,
+                "EMAIL_TAKEN",
+                "The email has already been taken.",
+            ),
+        ] {
+            let (answered, body, _) = body_of(error).await;
+            assert_eq!(answered, status, "{code}");
+            assert_eq!(body["error_code"], code);
+            assert_eq!(body["message"], message);
+        }
     }
 
     #[actix_web::test]
@@ -310,14 +325,6 @@ mod tests {
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error_code"], "METHOD_NOT_ALLOWED");
         assert!(body["message"].is_string());
-    }
-
-    #[actix_web::test]
-    async fn a_taken_email_is_a_conflict() {
-        let (status, body, _) = body_of(ApiError::EmailTaken).await;
-        assert_eq!(status, StatusCode::CONFLICT);
-        assert_eq!(body["error_code"], "EMAIL_TAKEN");
-        assert_eq!(body["message"], "The email has already been taken.");
     }
 
     #[actix_web::test]

@@ -1,8 +1,8 @@
 //! The web layer every service's HTTP side shares, and the only crate that knows actix:
 //! the error envelope and the one place that maps every layer's errors to a status,
 //! the extractors (body, caller, client address), the server with its operational
-//! endpoints (`/healthz`, `/readyz`, `/metrics`), the request-observing middleware, and
-//! the bootstrap of what every service connects to.
+//! endpoints (`/healthz`, `/readyz`, `/metrics`), the request-observing middleware, the
+//! bootstrap of what every service connects to, and how a service binary runs.
 
 pub mod auth;
 pub mod bootstrap;
@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod http;
 pub mod input;
+pub mod service;
 pub mod telemetry;
 
 pub use error::ApiError;

@@ -12,22 +12,9 @@ const MAX_LEN: usize = 255;
 pub struct UserName(String);
 
 impl UserName {
-    /// The length counts what was sent, surrounding blanks included, as the contract's
-    /// `maxLength` does; the stored name is trimmed.
+    /// See [`common::input::display_name`].
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err("The name field is required.".into());
-        }
-        if raw.chars().count() > MAX_LEN {
-            return Err(format!(
-                "The name may not be greater than {MAX_LEN} characters."
-            ));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err("The name may not contain control characters.".into());
-        }
-        Ok(UserName(trimmed.to_owned()))
+        common::input::display_name(raw, MAX_LEN).map(|name| UserName(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,21 +1,13 @@
+//! The auth-service binary: serves (the default) or runs one of its subcommands.
+
 use anyhow::Context;
 use auth_service::admin::{self, Outcome};
 use auth_service::configuration::Settings;
 use auth_service::startup::Application;
-use clap::{Parser, Subcommand};
-
-/// Users, login and JWT issuing for the flash-sale API.
-#[derive(Parser)]
-#[command(name = "auth-service", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+use clap::Subcommand;
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (the default).
-    Serve,
     /// Apply pending database migrations (creating the database if missing).
     Migrate,
     /// Write a new Ed25519 key pair to JWT_PRIVATE_KEY_PATH / JWT_PUBLIC_KEY_PATH.
@@ -39,18 +31,12 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::load()?;
-    common::telemetry::init(&settings.app);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
-        }
+fn main() -> anyhow::Result<()> {
+    web_layer::service::main::<Application, _, _, _>(clap::command!(), run)
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => {
             let database = &settings.database;
             db::create_database(&database.server_url(), &database.database).await?;

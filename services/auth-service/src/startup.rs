@@ -2,30 +2,30 @@
 //! same application (tests on port 0).
 
 use crate::accounts::Accounts;
-use crate::configuration::Settings;
+use crate::configuration::{AuthOwn, Settings};
 use crate::password::PasswordHasher;
 use crate::routes;
 use crate::throttle::{LoginThrottle, RefreshLimit};
 use crate::tokens::TokenIssuer;
-use actix_web::dev::Server;
 use actix_web::web;
 use inventory::attempts::AttemptCounters;
 use web_layer::bootstrap::Infrastructure;
 use web_layer::client::TrustForwardedFor;
+use web_layer::service::{Service, Serving};
 
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// auth-service: its HTTP server is all that runs.
+pub struct Application;
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let infrastructure = Infrastructure::connect(&settings).await?;
-        let authenticator = infrastructure.authenticator(&settings.jwt)?;
-        let counters = AttemptCounters::new(infrastructure.redis.clone());
-        let keys = &infrastructure.keys;
+impl Service for Application {
+    type Own = AuthOwn;
+    type Running = Serving;
+
+    async fn start(settings: Settings, infra: Infrastructure) -> anyhow::Result<Serving> {
+        let authenticator = infra.authenticator(&settings.jwt)?;
+        let counters = AttemptCounters::new(infra.redis.clone());
+        let keys = &infra.keys;
         let accounts = Accounts {
-            db: infrastructure.db.clone(),
+            db: infra.db.clone(),
             hasher: PasswordHasher::new(settings.auth.bcrypt_rounds).await?,
             issuer: TokenIssuer::from_settings(&settings.jwt)?,
             throttle: LoginThrottle {
@@ -46,20 +46,9 @@ impl Application {
         };
         let accounts = web::Data::new(accounts);
         let trust = TrustForwardedFor(settings.app.trust_forwarded_for);
-        let (port, server) =
-            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
-                cfg.app_data(accounts.clone()).app_data(trust);
-                routes::configure(cfg);
-            })?;
-        Ok(Application { port, server })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until SIGINT/SIGTERM, finishing in-flight requests first.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        Ok(infra.serve(&settings.app, Some(authenticator), move |cfg| {
+            cfg.app_data(accounts.clone()).app_data(trust);
+            routes::configure(cfg);
+        })?)
     }
 }

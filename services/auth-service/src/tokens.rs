@@ -32,12 +32,7 @@ impl TokenIssuer {
 
     pub fn from_settings(settings: &JwtSettings) -> anyhow::Result<Self> {
         let path = &settings.private_key_path;
-        let pem = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read the JWT private key at {} (JWT_PRIVATE_KEY_PATH); create one with `auth-service keygen`",
-                path.display()
-            )
-        })?;
+        let pem = common::jwt::read_key_file("private", path, "JWT_PRIVATE_KEY_PATH")?;
         Self::from_private_pem(&pem, settings.ttl_minutes)
     }
 
@@ -110,12 +105,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn generated_keys_sign_and_verify() {
+    /// An issuer of 60-minute tokens and a verifier, on a fresh key pair.
+    fn issuer_and_verifier() -> (TokenIssuer, JwtVerifier) {
         let pair = generate_key_pair().unwrap();
         let issuer = TokenIssuer::from_private_pem(pair.private_pem.as_bytes(), 60).unwrap();
         let verifier =
             JwtVerifier::from_public_pem(pair.public_pem.as_bytes(), &settings()).unwrap();
+        (issuer, verifier)
+    }
+
+    #[test]
+    fn generated_keys_sign_and_verify() {
+        let (issuer, verifier) = issuer_and_verifier();
         let issued = issuer.issue(42, Role::Admin).unwrap();
         let claims = verifier.verify(&issued.token).unwrap();
         assert_eq!(claims, issued.claims);
@@ -136,10 +137,7 @@ mod tests {
 
     #[test]
     fn a_verified_token_altered_in_any_byte_is_verified_afresh_and_refused() {
-        let pair = generate_key_pair().unwrap();
-        let issuer = TokenIssuer::from_private_pem(pair.private_pem.as_bytes(), 60).unwrap();
-        let verifier =
-            JwtVerifier::from_public_pem(pair.public_pem.as_bytes(), &settings()).unwrap();
+        let (issuer, verifier) = issuer_and_verifier();
         let token = issuer.issue(42, Role::User).unwrap().token;
         verifier.verify(&token).unwrap();
         let (signed, signature) = token.rsplit_once('.').unwrap();

@@ -10,28 +10,17 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 pub const MAX_PRICE: i64 = 1_000_000_000_000;
 /// Stock is an `INT UNSIGNED` column; a bound well inside it leaves room for restocks.
 pub const MAX_STOCK: i64 = 1_000_000_000;
+/// The most units one restock adds: the stock bound.
+const MAX_RESTOCK: u32 = MAX_STOCK as u32;
 pub const MAX_PER_USER: i64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemName(String);
 
 impl ItemName {
-    /// The length counts what was sent, surrounding blanks included, as the contract's
-    /// `maxLength` does; the stored name is trimmed.
+    /// See [`common::input::display_name`].
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err("The name field is required.".into());
-        }
-        if raw.chars().count() > MAX_NAME_CHARS {
-            return Err(format!(
-                "The name may not be greater than {MAX_NAME_CHARS} characters."
-            ));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err("The name may not contain control characters.".into());
-        }
-        Ok(ItemName(trimmed.to_owned()))
+        common::input::display_name(raw, MAX_NAME_CHARS).map(|name| ItemName(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -174,16 +163,7 @@ pub struct RestockQuantity(u32);
 
 impl RestockQuantity {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = body.unknown_fields(&["quantity"]);
-        let quantity = errors.check(
-            "quantity",
-            body.integer("quantity")
-                .and_then(|q| bounded("quantity", q, 1, MAX_STOCK).map(|q| q as u32)),
-        );
-        match quantity {
-            Some(quantity) if errors.is_empty() => Ok(RestockQuantity(quantity)),
-            _ => Err(errors),
-        }
+        body.quantity_only(MAX_RESTOCK).map(RestockQuantity)
     }
 
     pub fn get(self) -> u32 {

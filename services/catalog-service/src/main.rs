@@ -1,35 +1,21 @@
+//! The catalog-service binary: serves (the default) or seeds the demo items.
+
 use catalog_service::configuration::Settings;
 use catalog_service::startup::{self, Application};
-use clap::{Parser, Subcommand};
-
-/// The items API of the flash-sale system.
-#[derive(Parser)]
-#[command(name = "catalog-service", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+use clap::Subcommand;
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (the default).
-    Serve,
     /// Create the demo items (local/testing environments only; idempotent).
     Seed,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::load()?;
-    common::telemetry::init(&settings.app);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
-        }
+fn main() -> anyhow::Result<()> {
+    web_layer::service::main::<Application, _, _, _>(clap::command!(), run)
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Seed => {
             let catalog = startup::catalog(
                 &settings,

@@ -2,20 +2,19 @@
 //! Redis from MySQL before serving.
 
 use crate::catalog::Catalog;
-use crate::configuration::Settings;
+use crate::configuration::{CatalogOwn, Settings};
 use crate::routes;
-use actix_web::dev::Server;
 use actix_web::web;
 use common::redis::{Keyspace, RedisClient};
 use db::DbPool;
 use inventory::{DistributedLock, ItemStore};
 use std::time::Duration;
 use web_layer::bootstrap::Infrastructure;
+use web_layer::service::{Service, Serving};
 
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// catalog-service: its HTTP server is all that runs (the warm-up retries in the
+/// background when it must).
+pub struct Application;
 
 pub fn catalog(settings: &Settings, db: DbPool, redis: RedisClient) -> Catalog {
     Catalog {
@@ -46,32 +45,20 @@ async fn warm_up(catalog: Catalog) {
     }
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let infrastructure = Infrastructure::connect(&settings).await?;
-        let catalog = catalog(
-            &settings,
-            infrastructure.db.clone(),
-            infrastructure.redis.clone(),
-        );
+impl Service for Application {
+    type Own = CatalogOwn;
+    type Running = Serving;
+
+    async fn start(settings: Settings, infra: Infrastructure) -> anyhow::Result<Serving> {
+        let catalog = catalog(&settings, infra.db.clone(), infra.redis.clone());
         if catalog.warm_up().await.is_err() {
             tokio::spawn(warm_up(catalog.clone()));
         }
-        let authenticator = infrastructure.authenticator(&settings.jwt)?;
+        let authenticator = infra.authenticator(&settings.jwt)?;
         let catalog = web::Data::new(catalog);
-        let (port, server) =
-            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
-                cfg.app_data(catalog.clone());
-                routes::configure(cfg);
-            })?;
-        Ok(Application { port, server })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        Ok(infra.serve(&settings.app, Some(authenticator), move |cfg| {
+            cfg.app_data(catalog.clone());
+            routes::configure(cfg);
+        })?)
     }
 }

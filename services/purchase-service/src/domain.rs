@@ -4,7 +4,7 @@
 use common::ValidationErrors;
 use common::input::JsonObject;
 
-pub const MAX_QUANTITY: i64 = 1000;
+pub const MAX_QUANTITY: u32 = 1000;
 
 /// Units to buy: 1..=1000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,23 +12,7 @@ pub struct Quantity(u32);
 
 impl Quantity {
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
-        let mut errors = body.unknown_fields(&["quantity"]);
-        let quantity = errors.check(
-            "quantity",
-            body.integer("quantity").and_then(|q| {
-                if (1..=MAX_QUANTITY).contains(&q) {
-                    Ok(Quantity(q as u32))
-                } else {
-                    Err(format!(
-                        "The quantity must be between 1 and {MAX_QUANTITY}."
-                    ))
-                }
-            }),
-        );
-        match quantity {
-            Some(quantity) if errors.is_empty() => Ok(quantity),
-            _ => Err(errors),
-        }
+        body.quantity_only(MAX_QUANTITY).map(Quantity)
     }
 
     pub fn get(self) -> u32 {

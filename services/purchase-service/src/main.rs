@@ -1,13 +1,8 @@
-use purchase_service::configuration::Settings;
-use purchase_service::startup::Application;
+//! The purchase-service binary: it serves, and has no subcommands of its own.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    common::telemetry::init(&settings.app);
-    Application::build(settings)
-        .await?
-        .run_until_stopped()
-        .await?;
-    Ok(())
+use purchase_service::startup::Application;
+use web_layer::service::NoSubcommand;
+
+fn main() -> anyhow::Result<()> {
+    web_layer::service::main::<Application, _, _, _>(clap::command!(), NoSubcommand::run)
 }

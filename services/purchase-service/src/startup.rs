@@ -3,12 +3,12 @@
 //! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
 //! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
-use crate::configuration::{Settings, Strategy};
+use crate::configuration::{PurchaseOwn, Settings, Strategy};
 use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
 use crate::routes;
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::ServerHandle;
 use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
@@ -18,10 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use web_layer::bootstrap::Infrastructure;
+use web_layer::service::{Running, Service, Serving};
 
-pub struct Application {
-    port: u16,
-    server: Server,
+/// purchase-service, as `main` and the tests build it.
+pub struct Application;
+
+/// purchase-service started: the HTTP server, the publishing task and the relay.
+pub struct PurchaseService {
+    http: Serving,
     /// Tells the publishing task to drain and the relay to stop.
     shutdown: ShutdownSwitch,
     background: Vec<JoinHandle<()>>,
@@ -29,10 +33,15 @@ pub struct Application {
     pub purchases: Purchases,
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let mut infrastructure = Infrastructure::connect(&settings).await?;
-        let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
+impl Service for Application {
+    type Own = PurchaseOwn;
+    type Running = PurchaseService;
+
+    async fn start(
+        settings: Settings,
+        mut infra: Infrastructure,
+    ) -> anyhow::Result<PurchaseService> {
+        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
         if settings.purchase.strategy == Strategy::Lua
             && let Err(error) = store.preload_purchase_script().await
         {
@@ -44,7 +53,7 @@ impl Application {
             Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ));
         let outcomes = Family::default();
-        infrastructure.metrics.registry_mut().register(
+        infra.metrics.registry_mut().register(
             "purchase_outcomes",
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
@@ -63,9 +72,9 @@ impl Application {
         let purchases = Purchases {
             strategy: settings.purchase.strategy,
             store: store.clone(),
-            lock: DistributedLock::new(infrastructure.redis.clone(), settings.lock.clone()),
+            lock: DistributedLock::new(infra.redis.clone(), settings.lock.clone()),
             after_watch: None,
-            db: infrastructure.db.clone(),
+            db: infra.db.clone(),
             publishing,
             settings: settings.purchase.clone(),
             outcomes,
@@ -80,8 +89,8 @@ impl Application {
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
 
-        let authenticator = infrastructure.authenticator(&settings.jwt)?;
-        infrastructure.readiness = infrastructure.readiness.with_check("rabbitmq", move || {
+        let authenticator = infra.authenticator(&settings.jwt)?;
+        infra.readiness = infra.readiness.with_check("rabbitmq", move || {
             let publisher = publisher.clone();
             async move {
                 if publisher.is_connected().await {
@@ -93,41 +102,36 @@ impl Application {
         });
 
         let shared = web::Data::new(purchases.clone());
-        let (port, server) =
-            infrastructure.serve(&settings.app, Some(authenticator), move |cfg| {
-                cfg.app_data(shared.clone());
-                routes::configure(cfg);
-            })?;
+        let http = infra.serve(&settings.app, Some(authenticator), move |cfg| {
+            cfg.app_data(shared.clone());
+            routes::configure(cfg);
+        })?;
         tracing::info!(strategy = ?settings.purchase.strategy, "purchase strategy");
-        Ok(Application {
-            port,
-            server,
+        Ok(PurchaseService {
+            http,
             shutdown,
             background: vec![publishing_task, relay_task],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })
     }
+}
 
-    pub fn port(&self) -> u16 {
-        self.port
+impl Running for PurchaseService {
+    fn port(&self) -> u16 {
+        self.http.port()
     }
 
-    /// Stops the server as SIGTERM does (for tests).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until SIGINT/SIGTERM (or [`Self::handle`]'s stop); the server stops taking
-    /// requests and answers those in flight, then the publish queue drains and the relay
-    /// stops. Whatever is not confirmed by the deadline stays in the outbox for the relay
-    /// of the next start.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves until SIGINT/SIGTERM (or [`PurchaseService::handle`]'s stop); the server
+    /// stops taking requests and answers those in flight, then the publish queue drains
+    /// and the relay stops. Whatever is not confirmed by the deadline stays in the outbox
+    /// for the relay of the next start.
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let signalled = tokio::spawn(async {
             web_layer::http::shutdown_signal().await;
             Instant::now()
         });
-        let served = self.server.await;
+        let served = self.http.into_server().await;
         let since = if signalled.is_finished() {
             signalled.await.unwrap_or_else(|_| Instant::now())
         } else {
@@ -148,6 +152,13 @@ impl Application {
                 "shutdown timeout reached before every publish was confirmed; the relay republishes the rest after restart"
             ),
         }
-        served
+        Ok(served?)
+    }
+}
+
+impl PurchaseService {
+    /// Stops the server as SIGTERM does (for tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.http.handle()
     }
 }

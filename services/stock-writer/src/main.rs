@@ -1,22 +1,15 @@
-use clap::{Parser, Subcommand};
+//! The stock-writer binary: consumes (the default), rebuilds Redis stock, or looks after
+//! the orders it refused.
+
+use clap::Subcommand;
 use events::Topology;
 use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::dlq;
 use stock_writer::startup::{self, Application};
 
-/// Persists stock events from RabbitMQ into MySQL.
-#[derive(Parser)]
-#[command(name = "stock-writer", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
 #[derive(Subcommand)]
 enum Command {
-    /// Consume and persist events (the default).
-    Serve,
     /// Rebuild Redis stock from MySQL, for one item or all; safe during purchases.
     SyncStock {
         /// Only this item.
@@ -49,18 +42,12 @@ enum DlqCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::load()?;
-    common::telemetry::init(&settings.app);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
-        }
+fn main() -> anyhow::Result<()> {
+    web_layer::service::main::<Application, _, _, _>(clap::command!(), run)
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::SyncStock { item_id } => {
             let sync = startup::stock_sync(&settings)?;
             for report in sync.run(item_id).await? {

@@ -35,36 +35,45 @@ impl WriterMetrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         };
-        registry.register(
-            "writer_events_applied",
-            "Events applied to MySQL",
-            metrics.applied.clone(),
-        );
-        registry.register(
-            "writer_events_duplicate",
-            "Redelivered events acknowledged without effect",
-            metrics.duplicates.clone(),
-        );
-        registry.register(
-            "writer_events_dead_lettered",
-            "Events sent to the dead-letter queue",
-            metrics.dead_lettered.clone(),
-        );
-        registry.register(
-            "writer_orders_parked",
-            "Refused orders moved out of the outbox into a parked set",
-            metrics.parked.clone(),
-        );
-        registry.register(
-            "writer_batch_size",
-            "Events per MySQL transaction",
-            metrics.batch_size.clone(),
-        );
-        registry.register(
-            "writer_lag_seconds",
-            "From purchase to MySQL commit",
-            metrics.lag_seconds.clone(),
-        );
+        let registry = registry.sub_registry_with_prefix("writer");
+        for (name, help, counter) in [
+            (
+                "events_applied",
+                "Events applied to MySQL",
+                &metrics.applied,
+            ),
+            (
+                "events_duplicate",
+                "Redelivered events acknowledged without effect",
+                &metrics.duplicates,
+            ),
+            (
+                "events_dead_lettered",
+                "Events sent to the dead-letter queue",
+                &metrics.dead_lettered,
+            ),
+            (
+                "orders_parked",
+                "Refused orders moved out of the outbox into a parked set",
+                &metrics.parked,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
+        for (name, help, histogram) in [
+            (
+                "batch_size",
+                "Events per MySQL transaction",
+                &metrics.batch_size,
+            ),
+            (
+                "lag_seconds",
+                "From purchase to MySQL commit",
+                &metrics.lag_seconds,
+            ),
+        ] {
+            registry.register(name, help, histogram.clone());
+        }
         metrics
     }
 }
@@ -111,6 +120,34 @@ impl OutboxGauges {
             if !shutdown.sleep(GAUGE_INTERVAL).await {
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_metrics_keep_their_names() {
+        let mut registry = Registry::default();
+        let metrics = WriterMetrics::register(&mut registry);
+        metrics.applied.inc();
+        OutboxGauges::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for name in [
+            "writer_events_applied_total 1",
+            "writer_events_duplicate_total",
+            "writer_events_dead_lettered_total",
+            "writer_orders_parked_total",
+            "writer_batch_size_count",
+            "writer_lag_seconds_count",
+            "outbox_pending_orders",
+            "outbox_parked_orders",
+            "# HELP writer_events_applied Events applied to MySQL.",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
         }
     }
 }

@@ -1,12 +1,11 @@
 //! Builds stock-writer from its settings: the consumer, and a small HTTP server for
 //! `/healthz`, `/readyz` and `/metrics` (tests start both on port 0).
 
-use crate::configuration::Settings;
+use crate::configuration::{Settings, WriterOwn};
 use crate::consumer::Consumer;
 use crate::metrics::{OutboxGauges, WriterMetrics};
 use crate::rebuild::RedisRebuild;
 use crate::sync::StockSync;
-use actix_web::dev::Server;
 use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
@@ -16,10 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use web_layer::bootstrap::Infrastructure;
+use web_layer::service::{Running, Service, Serving};
 
-pub struct Application {
-    port: u16,
-    server: Server,
+/// stock-writer, as `main` and the tests build it.
+pub struct Application;
+
+/// stock-writer started: the consumer and the HTTP server of its operational endpoints.
+pub struct StockWriter {
+    http: Serving,
     consumer: JoinHandle<()>,
     shutdown: ShutdownSwitch,
 }
@@ -54,14 +57,16 @@ pub fn redis_rebuild(settings: &Settings, drain_timeout: Duration) -> anyhow::Re
     })
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let mut infrastructure = Infrastructure::connect(&settings).await?;
-        let db = infrastructure.db.clone();
-        let store = ItemStore::new(infrastructure.redis.clone(), infrastructure.keys.clone());
+impl Service for Application {
+    type Own = WriterOwn;
+    type Running = StockWriter;
+
+    async fn start(settings: Settings, mut infra: Infrastructure) -> anyhow::Result<StockWriter> {
+        let db = infra.db.clone();
+        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
         let topology = Topology::new(&settings.rabbitmq.prefix);
-        let writer_metrics = WriterMetrics::register(infrastructure.metrics.registry_mut());
-        let gauges = OutboxGauges::register(infrastructure.metrics.registry_mut());
+        let writer_metrics = WriterMetrics::register(infra.metrics.registry_mut());
+        let gauges = OutboxGauges::register(infra.metrics.registry_mut());
         let connected = Arc::new(AtomicBool::new(false));
         let consumer = Consumer {
             url: settings.rabbitmq.url(),
@@ -82,7 +87,7 @@ impl Application {
         tokio::spawn(gauges.run(store.clone(), shutdown.subscribe()));
         let consumer = tokio::spawn(consumer.run(shutdown.subscribe()));
 
-        infrastructure.readiness = infrastructure.readiness.with_check("rabbitmq", move || {
+        infra.readiness = infra.readiness.with_check("rabbitmq", move || {
             let connected = connected.load(Ordering::Relaxed);
             async move {
                 if connected {
@@ -92,35 +97,38 @@ impl Application {
                 }
             }
         });
-        let (port, server) = infrastructure.serve(&settings.app, None, |_| {})?;
-        Ok(Application {
-            port,
-            server,
+        let http = infra.serve(&settings.app, None, |_| {})?;
+        Ok(StockWriter {
+            http,
             consumer,
             shutdown,
         })
     }
+}
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle that stops the writer (what SIGTERM does), for tests.
-    pub fn stopper(&self) -> ShutdownSwitch {
-        self.shutdown.clone()
+impl Running for StockWriter {
+    fn port(&self) -> u16 {
+        self.http.port()
     }
 
     /// Runs until SIGINT/SIGTERM; then the consumer finishes its batch, acks what was
     /// committed, and closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let server = self.server.handle();
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let server = self.http.handle();
         let mut stopped = self.shutdown.subscribe();
         tokio::select! {
-            served = self.server => served?,
+            served = self.http.into_server() => served?,
             () = stopped.requested() => server.stop(true).await,
         }
         self.shutdown.trigger();
         self.consumer.await?;
         Ok(())
+    }
+}
+
+impl StockWriter {
+    /// A handle that stops the writer (what SIGTERM does), for tests.
+    pub fn stopper(&self) -> ShutdownSwitch {
+        self.shutdown.clone()
     }
 }

@@ -10,6 +10,7 @@ use inventory::ItemKeys;
 use inventory::keys::{LIMIT, ON_SALE};
 use inventory::purchase::PURCHASE_LUA;
 use redis::AsyncCommands;
+use redis::aio::ConnectionLike;
 use std::process::Command;
 
 /// What the ceiling run measured.
@@ -19,15 +20,12 @@ pub struct Ceiling {
     pub csv: String,
 }
 
-pub async fn measure<C>(
-    redis: &mut C,
+pub async fn measure(
+    redis: &mut (impl ConnectionLike + Send + Sync),
     settings: &RedisSettings,
     concurrency: usize,
     requests: u64,
-) -> anyhow::Result<Ceiling>
-where
-    C: redis::aio::ConnectionLike + Send + Sync,
-{
+) -> anyhow::Result<Ceiling> {
     let keyspace = Keyspace::new(format!("{}bench:", settings.key_prefix));
     let keys = ItemKeys::new(&keyspace, 0);
     let sha: String = redis::cmd("SCRIPT")

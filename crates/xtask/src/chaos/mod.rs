@@ -117,12 +117,14 @@ async fn drill(
 
     // Each fault while the load runs (the broker alone takes seconds to come back).
     let pause = |s| tokio::time::sleep(Duration::from_secs(s));
+    let crash = Crash {
+        stack,
+        env: &private_broker,
+    };
     pause(4).await;
-    timeline.note("kill -9 stock-writer");
-    stack.stop_service("stock-writer", libc::SIGKILL);
-    pause(4).await;
-    timeline.note("restart stock-writer");
-    stack.start_service("stock-writer", &private_broker)?;
+    crash
+        .and_restart_after("stock-writer", 4, &mut timeline)
+        .await?;
     pause(4).await;
     timeline.note(format!(
         "restart RabbitMQ (the private node {})",
@@ -131,11 +133,9 @@ async fn drill(
     node.restart()?;
     timeline.note("RabbitMQ back");
     pause(3).await;
-    timeline.note("kill -9 purchase-service");
-    stack.stop_service("purchase-service", libc::SIGKILL);
-    pause(1).await;
-    timeline.note("restart purchase-service");
-    stack.start_service("purchase-service", &private_broker)?;
+    crash
+        .and_restart_after("purchase-service", 1, &mut timeline)
+        .await?;
     if load.is_finished() {
         timeline.note("WARNING: the load ended before the last fault; pass a longer SECONDS");
     }
@@ -181,6 +181,27 @@ async fn drill(
 }
 
 /// Order ids, sorted, one per line.
+/// A service crashing: killed (SIGKILL) and started again, with the drill's environment.
+struct Crash<'a> {
+    stack: &'a NativeStack,
+    env: &'a ServiceEnv,
+}
+
+impl Crash<'_> {
+    async fn and_restart_after(
+        &self,
+        service: &str,
+        down_secs: u64,
+        timeline: &mut Timeline,
+    ) -> anyhow::Result<()> {
+        timeline.note(format!("kill -9 {service}"));
+        self.stack.stop_service(service, libc::SIGKILL);
+        tokio::time::sleep(Duration::from_secs(down_secs)).await;
+        timeline.note(format!("restart {service}"));
+        self.stack.start_service(service, self.env)
+    }
+}
+
 fn write_ids(path: &Path, ids: &[String]) -> anyhow::Result<()> {
     let mut sorted = ids.to_vec();
     sorted.sort();

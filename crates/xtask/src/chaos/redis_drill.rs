@@ -17,7 +17,7 @@ use crate::api::Admin;
 use crate::native::NativeStack;
 use crate::step;
 use anyhow::Context;
-use common::config::{RedisMode, RedisSettings};
+use common::config::{RedisMode, RedisSettings, ReplicasAcked};
 use common::redis::{Keyspace, SharedConnection, slot_of};
 use devstack::stock::{outbox_len, persisted_order_ids};
 use devstack::{OrderAudit, SERVICES, ServiceEnv, StockAccount};
@@ -126,13 +126,13 @@ fn redis_settings(
         Backend::Cluster { acked } => {
             settings.mode = RedisMode::Cluster;
             settings.cluster_nodes = cluster.map(RedisCluster::nodes_setting).unwrap_or_default();
-            settings.min_replicas_acked = Some(acked);
+            settings.min_replicas_acked = ReplicasAcked::Exactly(acked);
         }
         Backend::Single { .. } => {
             settings.mode = RedisMode::Single;
             settings.host = "127.0.0.1".into();
             settings.port = super::redis_nodes::SINGLE_PORT;
-            settings.min_replicas_acked = Some(0);
+            settings.min_replicas_acked = ReplicasAcked::Exactly(0);
         }
     }
     settings

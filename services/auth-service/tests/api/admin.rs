@@ -29,6 +29,14 @@ async fn role_after_login(app: &TestApp, email: &str, password: &str) -> Option<
     me.body["role"].as_str().map(str::to_owned)
 }
 
+/// The role each password logs `email` in with (`None`: that login fails).
+async fn assert_roles(app: &TestApp, email: &str, expected: &[(&str, Option<&str>)]) {
+    for (password, role) in expected {
+        let actual = role_after_login(app, email, password).await;
+        assert_eq!(actual.as_deref(), *role, "{email} with {password}");
+    }
+}
+
 #[actix_web::test]
 async fn create_admin_refuses_an_existing_email_without_promote() {
     let app = spawn_app().await;
@@ -43,16 +51,8 @@ async fn create_admin_refuses_an_existing_email_without_promote() {
     );
     assert!(stderr.contains("--promote"), "{stderr}");
     assert!(stderr.contains("password is NOT changed"), "{stderr}");
-    assert_eq!(
-        role_after_login(&app, "ops@shop.example", "squatter-pass")
-            .await
-            .as_deref(),
-        Some("user")
-    );
-    assert_eq!(
-        role_after_login(&app, "ops@shop.example", "operator-pass").await,
-        None
-    );
+    let roles = [("squatter-pass", Some("user")), ("operator-pass", None)];
+    assert_roles(&app, "ops@shop.example", &roles).await;
 }
 
 #[actix_web::test]
@@ -67,47 +67,29 @@ async fn create_admin_with_promote_promotes_and_says_the_password_is_unchanged()
         &["--email", "olga@shop.example", "--promote"],
         "operator-pass",
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
+        testkit::succeeded(&output).trim(),
         format!(
             "promoted existing user olga@shop.example (id {id}) to admin; its password is unchanged"
         )
     );
-    assert_eq!(
-        role_after_login(&app, "olga@shop.example", "olga-password")
-            .await
-            .as_deref(),
-        Some("admin")
-    );
-    assert_eq!(
-        role_after_login(&app, "olga@shop.example", "operator-pass").await,
-        None
-    );
+    let roles = [("olga-password", Some("admin")), ("operator-pass", None)];
+    assert_roles(&app, "olga@shop.example", &roles).await;
 }
 
 #[actix_web::test]
 async fn create_admin_creates_a_new_account_with_the_given_password() {
     let app = spawn_app().await;
     let output = create_admin(&app, &["--email", "root@shop.example"], "operator-pass");
+    let stdout = testkit::succeeded(&output);
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stdout.starts_with("created admin root@shop.example (id "),
+        "{stdout}"
     );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("created admin root@shop.example (id "),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert_eq!(
-        role_after_login(&app, "root@shop.example", "operator-pass")
-            .await
-            .as_deref(),
-        Some("admin")
-    );
+    assert_roles(
+        &app,
+        "root@shop.example",
+        &[("operator-pass", Some("admin"))],
+    )
+    .await;
 }

@@ -19,14 +19,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let env = TestEnv::new().await;
-    let mut settings: Settings = env.settings();
-    settings.auth.bcrypt_rounds = 4;
-    customize(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build app");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (client, settings) = env
+        .spawn::<Application>(|settings| {
+            settings.auth.bcrypt_rounds = 4;
+            customize(settings);
+        })
+        .await;
     TestApp {
         client,
         env,
@@ -68,6 +66,19 @@ impl TestApp {
                 Some(body.to_string().into_bytes()),
             )
             .await
+    }
+
+    pub async fn logout(&self, token: &str) -> Response {
+        self.client
+            .post("/api/v1/auth/logout", Some(token), &Value::Null)
+            .await
+    }
+
+    /// A revoked token: `/me`, `/logout` and `/refresh` each refuse it with 401.
+    pub async fn assert_revoked(&self, token: &str) {
+        assert_envelope(&self.me(token).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&self.logout(token).await, 401, "UNAUTHENTICATED");
+        assert_envelope(&self.refresh(token).await, 401, "UNAUTHENTICATED");
     }
 
     pub async fn refresh(&self, token: &str) -> Response {

@@ -38,13 +38,19 @@ async fn login_validation_is_422() {
     assert!(response.body["errors"]["password"].is_array());
 }
 
+/// auth-service refusing an (email, address) pair `max` failed logins in, for
+/// `decay_secs`.
+async fn spawn_app_locking_after(max: u64, decay_secs: u64) -> TestApp {
+    spawn_app_with(|s| {
+        s.auth.login_max_attempts = max;
+        s.auth.login_decay_seconds = decay_secs;
+    })
+    .await
+}
+
 #[actix_web::test]
 async fn failed_logins_are_rate_limited_per_email_and_address() {
-    let app = spawn_app_with(|s| {
-        s.auth.login_max_attempts = 3;
-        s.auth.login_decay_seconds = 120;
-    })
-    .await;
+    let app = spawn_app_locking_after(3, 120).await;
     app.register("Eve", "eve@example.com", "password123").await;
     for _ in 0..3 {
         assert_envelope(
@@ -109,11 +115,7 @@ fn count(responses: &[testkit::Response], status: u16) -> usize {
 
 #[actix_web::test]
 async fn forty_parallel_wrong_passwords_get_exactly_the_limit_of_answers() {
-    let app = spawn_app_with(|s| {
-        s.auth.login_max_attempts = 5;
-        s.auth.login_decay_seconds = 300;
-    })
-    .await;
+    let app = spawn_app_locking_after(5, 300).await;
     app.register("Rae", "rae@example.com", "password123").await;
     let attempts = (0..40).map(|_| app.login("rae@example.com", "wrong-password"));
     let responses = futures_util::future::join_all(attempts).await;

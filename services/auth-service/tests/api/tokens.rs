@@ -35,48 +35,29 @@ async fn me_without_a_token_is_401_with_the_reference_message() {
 async fn logout_kills_the_token() {
     let app = spawn_app().await;
     let token = app.user_token("out@example.com").await;
-    let response = app
-        .client
-        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
-        .await;
+    let response = app.logout(&token).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body["message"], "Successfully logged out");
-    assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
-    let again = app
-        .client
-        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
-        .await;
-    assert_envelope(&again, 401, "UNAUTHENTICATED");
+    app.assert_revoked(&token).await;
 }
 
 #[actix_web::test]
 async fn refresh_returns_a_different_token_and_revokes_the_old_one() {
     let app = spawn_app().await;
     let token = app.user_token("fresh@example.com").await;
-    let response = app
-        .client
-        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
-        .await;
+    let response = app.refresh(&token).await;
     assert_eq!(response.status, 200, "{}", response.body);
     let new_token = response.body["access_token"].as_str().unwrap();
     assert_ne!(new_token, token);
     assert_eq!(app.me(new_token).await.status, 200);
-    assert_envelope(&app.me(&token).await, 401, "UNAUTHENTICATED");
-    let reuse = app
-        .client
-        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
-        .await;
-    assert_envelope(&reuse, 401, "UNAUTHENTICATED");
+    app.assert_revoked(&token).await;
 }
 
 #[actix_web::test]
 async fn racing_refreshes_of_one_token_yield_one_new_token() {
     let app = spawn_app().await;
     let token = app.user_token("racer@example.com").await;
-    let attempts = (0..8).map(|_| {
-        app.client
-            .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
-    });
+    let attempts = (0..8).map(|_| app.refresh(&token));
     let responses = futures_util::future::join_all(attempts).await;
     assert_eq!(responses.iter().filter(|r| r.status == 200).count(), 1);
     assert_eq!(responses.iter().filter(|r| r.status == 401).count(), 7);
@@ -91,35 +72,22 @@ async fn an_expired_token_is_401_but_refreshable_within_the_window() {
     claims["exp"] = json!(now - 3600);
     let expired = testkit::keys().sign(&claims);
     assert_envelope(&app.me(&expired).await, 401, "UNAUTHENTICATED");
-    let refreshed = app
-        .client
-        .post("/api/v1/auth/refresh", Some(&expired), &Value::Null)
-        .await;
+    let refreshed = app.refresh(&expired).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
     let window = app.settings.jwt.refresh_ttl_minutes * 60;
     claims["jti"] = json!("too-old");
     claims["exp"] = json!(now - window - 60);
     let too_old = testkit::keys().sign(&claims);
-    let refused = app
-        .client
-        .post("/api/v1/auth/refresh", Some(&too_old), &Value::Null)
-        .await;
-    assert_envelope(&refused, 401, "UNAUTHENTICATED");
+    assert_envelope(&app.refresh(&too_old).await, 401, "UNAUTHENTICATED");
 }
 
 #[actix_web::test]
 async fn a_revoked_token_cannot_be_refreshed_even_when_expired() {
     let app = spawn_app().await;
     let (token, _) = user_claims(&app).await;
-    app.client
-        .post("/api/v1/auth/logout", Some(&token), &Value::Null)
-        .await;
-    let response = app
-        .client
-        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
-        .await;
-    assert_envelope(&response, 401, "UNAUTHENTICATED");
+    app.logout(&token).await;
+    assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
 }
 
 #[actix_web::test]
@@ -184,10 +152,7 @@ async fn forged_and_malformed_tokens_are_401() {
     for (what, token) in forged {
         let me = app.me(&token).await;
         assert_envelope(&me, 401, "UNAUTHENTICATED");
-        let refresh = app
-            .client
-            .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
-            .await;
+        let refresh = app.refresh(&token).await;
         assert_eq!(refresh.status, 401, "refresh accepted a token with {what}");
     }
 }
@@ -237,9 +202,7 @@ async fn only_good_tokens_spend_a_users_refreshes() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.client
-        .post("/api/v1/auth/logout", Some(&revoked), &Value::Null)
-        .await;
+    app.logout(&revoked).await;
     for _ in 0..5 {
         assert_envelope(&app.refresh(&forged).await, 401, "UNAUTHENTICATED");
         assert_envelope(&app.refresh(&revoked).await, 401, "UNAUTHENTICATED");

@@ -41,22 +41,12 @@ async fn create_update_restock_delete_keep_mysql_and_redis_in_step() {
     assert_eq!(app.redis_stock(id).await, Some(8));
     assert_eq!(app.redis_on_sale(id).await, Some(1));
 
-    let path = format!("/api/v1/items/{id}");
-    let patch = |body: Value| {
-        let (client, admin, path) = (app.client.clone(), app.admin.clone(), path.clone());
-        async move {
-            client
-                .send(
-                    "PATCH",
-                    &path,
-                    Some(&admin),
-                    &[],
-                    Some(body.to_string().into_bytes()),
-                )
-                .await
-        }
-    };
-    let updated = patch(json!({"name": "Desk Lamp", "price": 2700, "max_per_user": null})).await;
+    let updated = app
+        .patch_item(
+            id,
+            &json!({"name": "Desk Lamp", "price": 2700, "max_per_user": null}),
+        )
+        .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(updated.body["name"], "Desk Lamp");
     assert_eq!(updated.body["price"], 2700);
@@ -70,18 +60,16 @@ async fn create_update_restock_delete_keep_mysql_and_redis_in_step() {
     assert_eq!(app.mysql_stock(id).await, 13);
     assert_eq!(app.redis_stock(id).await, Some(13));
 
-    let deleted = app
-        .client
-        .send("DELETE", &path, Some(&app.admin), &[], None)
-        .await;
+    let deleted = app.delete_item(id).await;
     assert_eq!(deleted.status, 204);
     assert_eq!(app.redis_on_sale(id).await, Some(0));
     assert_envelope(&app.restock(id, json!(1)).await, 404, "NOT_FOUND");
-    assert_envelope(&patch(json!({"price": 1})).await, 404, "NOT_FOUND");
-    let again = app
-        .client
-        .send("DELETE", &path, Some(&app.admin), &[], None)
-        .await;
+    assert_envelope(
+        &app.patch_item(id, &json!({"price": 1})).await,
+        404,
+        "NOT_FOUND",
+    );
+    let again = app.delete_item(id).await;
     assert_envelope(&again, 404, "NOT_FOUND");
     assert_eq!(app.mysql_stock(id).await, 13);
 }
@@ -155,16 +143,7 @@ async fn every_admin_field_is_validated_by_name() {
             "x-schemathesis-unknown-property",
         ),
     ] {
-        let response = app
-            .client
-            .send(
-                "PATCH",
-                &path,
-                Some(&app.admin),
-                &[],
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        let response = app.patch_item(id, &body).await;
         assert_envelope(&response, 422, "VALIDATION_FAILED");
         assert_eq!(error_fields(&response), [field], "for {body}");
     }
@@ -215,16 +194,7 @@ async fn integral_numbers_are_integers_in_every_body() {
     let restocked = app.restock(id, json!(3778.0)).await;
     assert_eq!(restocked.status, 200, "{}", restocked.body);
     assert_eq!(restocked.body["stock"], 3795);
-    let patched = app
-        .client
-        .send(
-            "PATCH",
-            &format!("/api/v1/items/{id}"),
-            Some(&app.admin),
-            &[],
-            Some(json!({"price": 312.0}).to_string().into_bytes()),
-        )
-        .await;
+    let patched = app.patch_item(id, &json!({"price": 312.0})).await;
     assert_eq!(patched.status, 200, "{}", patched.body);
     assert_eq!(patched.body["price"], 312);
 }

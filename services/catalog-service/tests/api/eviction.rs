@@ -6,6 +6,7 @@ use catalog_service::configuration::Settings;
 use catalog_service::startup::Application;
 use common::config::Environment;
 use testkit::{RedisServer, TestEnv};
+use web_layer::service::Service;
 
 fn settings_for(env: &TestEnv, redis: &RedisServer, app_env: Environment) -> Settings {
     let mut settings: Settings = env.settings();

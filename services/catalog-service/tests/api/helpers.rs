@@ -26,13 +26,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The service in an environment the test may have prepared (rows, Redis figures).
 pub async fn spawn_app_in(env: TestEnv, customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings: Settings = env.settings();
-    customize(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build app");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (client, settings) = env.spawn::<Application>(customize).await;
     TestApp {
         client,
         env,
@@ -65,6 +59,23 @@ impl TestApp {
                 Some(&self.admin),
                 &json!({ "quantity": quantity }),
             )
+            .await
+    }
+
+    /// `PATCH /api/v1/items/{id}` as the admin.
+    pub async fn patch_item(&self, id: u64, body: &Value) -> Response {
+        let body = Some(body.to_string().into_bytes());
+        let path = format!("/api/v1/items/{id}");
+        self.client
+            .send("PATCH", &path, Some(&self.admin), &[], body)
+            .await
+    }
+
+    /// `DELETE /api/v1/items/{id}` as the admin.
+    pub async fn delete_item(&self, id: u64) -> Response {
+        let path = format!("/api/v1/items/{id}");
+        self.client
+            .send("DELETE", &path, Some(&self.admin), &[], None)
             .await
     }
 

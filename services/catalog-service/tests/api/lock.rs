@@ -16,16 +16,7 @@ async fn a_held_lock_gives_503_and_changes_nothing() {
     let busy = app.restock(id, json!(5)).await;
     assert_envelope(&busy, 503, "SYSTEM_BUSY");
     assert!(busy.header("retry-after").is_some());
-    let delete = app
-        .client
-        .send(
-            "DELETE",
-            &format!("/api/v1/items/{id}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let delete = app.delete_item(id).await;
     assert_envelope(&delete, 503, "SYSTEM_BUSY");
     assert_eq!(app.mysql_stock(id).await, 10);
     assert_eq!(app.redis_stock(id).await, Some(10));

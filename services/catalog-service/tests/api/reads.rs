@@ -1,4 +1,4 @@
-use crate::helpers::{assert_envelope, error_fields, spawn_app};
+use crate::helpers::{TestApp, assert_envelope, error_fields, spawn_app};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -66,35 +66,26 @@ async fn pagination_bounds_and_totals() {
     }
 }
 
+/// The item's page and the listing (where it is the only item) both show `stock`.
+async fn assert_shown_stock(app: &TestApp, id: u64, stock: i64) {
+    let item = app.client.get(&format!("/api/v1/items/{id}"), None).await;
+    assert_eq!(item.status, 200);
+    assert_eq!(item.body["stock"], stock);
+    let listed = app.client.get("/api/v1/items", None).await;
+    assert_eq!(listed.body["data"][0]["stock"], stock);
+}
+
 #[actix_web::test]
 async fn stock_is_the_live_redis_figure_with_mysql_as_fallback() {
     let app = spawn_app().await;
     let id = app.item_with_stock(10).await;
+    let stock_key = app.keys(id).stock();
     let mut redis = app.env.redis.connection().await;
-    redis
-        .set::<_, _, ()>(app.keys(id).stock(), 7)
-        .await
-        .unwrap();
-    assert_eq!(
-        app.client
-            .get(&format!("/api/v1/items/{id}"), None)
-            .await
-            .body["stock"],
-        7
-    );
-    assert_eq!(
-        app.client.get("/api/v1/items", None).await.body["data"][0]["stock"],
-        7
-    );
+    redis.set::<_, _, ()>(&stock_key, 7).await.unwrap();
+    assert_shown_stock(&app, id, 7).await;
 
-    redis.del::<_, ()>(app.keys(id).stock()).await.unwrap();
-    let item = app.client.get(&format!("/api/v1/items/{id}"), None).await;
-    assert_eq!(item.status, 200);
-    assert_eq!(item.body["stock"], 10);
-    assert_eq!(
-        app.client.get("/api/v1/items", None).await.body["data"][0]["stock"],
-        10
-    );
+    redis.del::<_, ()>(&stock_key).await.unwrap();
+    assert_shown_stock(&app, id, 10).await;
 }
 
 #[actix_web::test]
@@ -106,16 +97,7 @@ async fn absent_and_deleted_items_are_404_and_bad_ids_422() {
         "NOT_FOUND",
     );
     let id = app.item_with_stock(3).await;
-    let deleted = app
-        .client
-        .send(
-            "DELETE",
-            &format!("/api/v1/items/{id}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let deleted = app.delete_item(id).await;
     assert_eq!(deleted.status, 204);
     assert_envelope(
         &app.client.get(&format!("/api/v1/items/{id}"), None).await,

@@ -3,12 +3,11 @@
 //! recovery every 200-answered order is in MySQL exactly once and stock is conserved; and
 //! a lagging writer does not make the relay publish confirmed orders again.
 
-use crate::helpers::{
-    Stack, confirmed, purchase_settings, spawn_stack, start_purchase_service, start_writer, token,
-};
+use crate::helpers::{Stack, confirmed, purchase_settings, spawn_stack, start_writer, token};
 use futures_util::future::join_all;
 use inventory::ItemStore;
 use purchase_service::configuration::Strategy;
+use purchase_service::startup::Application;
 use serde_json::json;
 use std::time::Duration;
 use testkit::{ChaosProxy, Client, Response};
@@ -71,11 +70,7 @@ async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catche
     assert_eq!(placed.len(), 20);
     // Well past relay_after_ms (300 ms), short of republish_after_ms (1 s) after the confirms.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let published = stack
-        .env
-        .rabbit
-        .drain(&stack.env.rabbit.topology().queue)
-        .await;
+    let published = stack.env.rabbit.drain_published().await;
     assert_eq!(
         published.len(),
         20,
@@ -99,7 +94,7 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
     let mut doomed_settings = purchase_settings(&stack.env, Strategy::Lua);
     doomed_settings.rabbitmq.port = dead_end.port;
     doomed_settings.purchase.relay_interval_ms = 3_600_000;
-    let (doomed, server) = start_purchase_service(doomed_settings).await;
+    let (doomed, server) = testkit::serve::<Application>(doomed_settings).await;
     let responses = buy_many(&doomed, item, 25).await;
     assert!(responses.iter().all(|r| r.status == 200));
     server.abort();
@@ -173,11 +168,7 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
     // Many relay periods (100 ms, due after 300 ms, republish after 1 s) later, nothing
     // was republished: each refused order reached the dead-letter queue once.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let dead = stack
-        .env
-        .rabbit
-        .drain(&stack.env.rabbit.topology().dead_letter_queue)
-        .await;
+    let dead = stack.env.rabbit.drain_dead_letters().await;
     assert_eq!(dead.len(), 3);
     let parked = stock_writer::dlq::list(store).await.unwrap();
     assert_eq!(parked.len(), 3);

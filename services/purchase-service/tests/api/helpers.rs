@@ -13,7 +13,9 @@ use purchase_service::startup::Application;
 use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use testkit::{Client, Response, TestEnv, TestItem};
+use web_layer::service::{Running, Service};
 
 pub use testkit::assert_envelope;
 
@@ -34,17 +36,6 @@ pub fn purchase_settings(env: &TestEnv, strategy: Strategy) -> Settings {
     settings.purchase.relay_after_ms = 300;
     settings.purchase.republish_after_ms = 1000;
     settings
-}
-
-/// Starts a purchase-service for these settings and returns its client.
-pub async fn start_purchase_service(
-    settings: Settings,
-) -> (Client, actix_web::rt::task::JoinHandle<std::io::Result<()>>) {
-    let app = Application::build(settings)
-        .await
-        .expect("build purchase-service");
-    let client = Client::new(format!("http://127.0.0.1:{}", app.port()));
-    (client, actix_web::rt::spawn(app.run_until_stopped()))
 }
 
 pub async fn start_writer(env: &TestEnv) -> ShutdownSwitch {
@@ -69,7 +60,7 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
         Keyspace::new(env.redis.prefix.clone()),
     );
     customize(&mut settings);
-    let (client, _) = start_purchase_service(settings.clone()).await;
+    let (client, _) = testkit::serve::<Application>(settings.clone()).await;
     let writer = Some(start_writer(&env).await);
     Stack {
         client,
@@ -78,6 +69,17 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
         writer,
         store,
     }
+}
+
+/// A stack with one item on sale (see [`Stack::item`]).
+pub async fn spawn_stack_selling(
+    strategy: Strategy,
+    stock: u32,
+    max_per_user: Option<u32>,
+) -> (Stack, u64) {
+    let stack = spawn_stack(strategy).await;
+    let item = stack.item(stock, max_per_user).await;
+    (stack, item)
 }
 
 pub fn token(user_id: u64) -> String {
@@ -108,14 +110,31 @@ impl Stack {
         id
     }
 
+    /// Stops stock-writer: orders stay pending (in the outbox) from now on.
+    pub async fn stop_writer(&mut self) {
+        self.writer.take().expect("a running writer").trigger();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    /// `GET path` as the user.
+    pub async fn get_as(&self, user_id: u64, path: &str) -> Response {
+        self.client.get(path, Some(&token(user_id))).await
+    }
+
+    /// `POST /api/v1/items/{item}/purchase` with this token (none: anonymous) and body.
+    pub async fn post_purchase(
+        &self,
+        item: impl Display,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Response {
+        let path = format!("/api/v1/items/{item}/purchase");
+        self.client.post(&path, token, body).await
+    }
+
     pub async fn buy(&self, user_id: u64, item: u64, quantity: serde_json::Value) -> Response {
-        self.client
-            .post(
-                &format!("/api/v1/items/{item}/purchase"),
-                Some(&token(user_id)),
-                &json!({ "quantity": quantity }),
-            )
-            .await
+        let body = json!({ "quantity": quantity });
+        self.post_purchase(item, Some(&token(user_id)), &body).await
     }
 
     pub async fn buy_with_key(

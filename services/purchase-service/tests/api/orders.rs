@@ -1,7 +1,7 @@
 //! A buyer's orders: only their own, pending until persisted, paginated, and read at a
 //! cost that depends on their orders alone.
 
-use crate::helpers::{assert_envelope, spawn_stack, spawn_stack_with, token};
+use crate::helpers::{assert_envelope, spawn_stack, spawn_stack_with};
 use events::StockEvent;
 use purchase_service::configuration::Strategy;
 use redis::AsyncCommands;
@@ -12,8 +12,7 @@ use testkit::ChaosProxy;
 async fn orders_show_only_the_callers_own_and_turn_confirmed() {
     let mut stack = spawn_stack(Strategy::Lua).await;
     // Without a writer the orders stay pending.
-    stack.writer.take().unwrap().trigger();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stack.stop_writer().await;
     let item = stack.item(10, None).await;
     let mine = stack.buy(1, item, json!(1)).await;
     stack.buy(1, item, json!(2)).await;
@@ -21,34 +20,19 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
     let my_id = mine.body["order"]["id"].as_str().unwrap().to_owned();
     let their_id = theirs.body["order"]["id"].as_str().unwrap().to_owned();
 
-    let listed = stack.client.get("/api/v1/orders", Some(&token(1))).await;
+    let listed = stack.get_as(1, "/api/v1/orders").await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_eq!(listed.body["total"], 2);
     let data = listed.body["data"].as_array().unwrap();
     assert!(data.iter().all(|o| o["status"] == "pending"));
     assert!(data.iter().all(|o| o["id"] != their_id.as_str()));
 
-    let show = stack
-        .client
-        .get(&format!("/api/v1/orders/{my_id}"), Some(&token(1)))
-        .await;
+    let show = stack.get_as(1, &format!("/api/v1/orders/{my_id}")).await;
     assert_eq!(show.body["status"], "pending");
-    assert_envelope(
-        &stack
-            .client
-            .get(&format!("/api/v1/orders/{their_id}"), Some(&token(1)))
-            .await,
-        404,
-        "NOT_FOUND",
-    );
-    assert_envelope(
-        &stack
-            .client
-            .get("/api/v1/orders/no-such-order", Some(&token(1)))
-            .await,
-        404,
-        "NOT_FOUND",
-    );
+    let theirs = format!("/api/v1/orders/{their_id}");
+    for path in [theirs.as_str(), "/api/v1/orders/no-such-order"] {
+        assert_envelope(&stack.get_as(1, path).await, 404, "NOT_FOUND");
+    }
     assert_envelope(
         &stack.client.get("/api/v1/orders", None).await,
         401,
@@ -58,8 +42,7 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
     stack.writer = Some(crate::helpers::start_writer(&stack.env).await);
     testkit::eventually(20, "orders confirmed", || async {
         stack
-            .client
-            .get(&format!("/api/v1/orders/{my_id}"), Some(&token(1)))
+            .get_as(1, &format!("/api/v1/orders/{my_id}"))
             .await
             .body["status"]
             == "confirmed"
@@ -69,26 +52,13 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
         stack.store.outbox_len(item).await.unwrap() == 0
     })
     .await;
-    let listed = stack
-        .client
-        .get("/api/v1/orders?per_page=1", Some(&token(1)))
-        .await;
+    let listed = stack.get_as(1, "/api/v1/orders?per_page=1").await;
     assert_eq!(listed.body["total"], 2);
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(listed.body["data"][0]["status"], "confirmed");
+    assert_envelope(&stack.get_as(1, &theirs).await, 404, "NOT_FOUND");
     assert_envelope(
-        &stack
-            .client
-            .get(&format!("/api/v1/orders/{their_id}"), Some(&token(1)))
-            .await,
-        404,
-        "NOT_FOUND",
-    );
-    assert_envelope(
-        &stack
-            .client
-            .get("/api/v1/orders?per_page=500", Some(&token(1)))
-            .await,
+        &stack.get_as(1, "/api/v1/orders?per_page=500").await,
         422,
         "VALIDATION_FAILED",
     );
@@ -98,22 +68,15 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
 async fn malformed_or_over_long_order_ids_are_404() {
     let stack = spawn_stack(Strategy::Lua).await;
     for id in ["%C3%A9", "%00", &"a".repeat(65), "a%20b", "x'--"] {
-        assert_envelope(
-            &stack
-                .client
-                .get(&format!("/api/v1/orders/{id}"), Some(&token(1)))
-                .await,
-            404,
-            "NOT_FOUND",
-        );
+        let response = stack.get_as(1, &format!("/api/v1/orders/{id}")).await;
+        assert_envelope(&response, 404, "NOT_FOUND");
     }
 }
 
 #[actix_web::test]
 async fn pages_of_pending_orders_hold_per_page_at_most() {
     let mut stack = spawn_stack(Strategy::Lua).await;
-    stack.writer.take().unwrap().trigger();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stack.stop_writer().await;
     let item = stack.item(10, None).await;
     let mut bought = Vec::new();
     for _ in 0..5 {
@@ -123,11 +86,7 @@ async fn pages_of_pending_orders_hold_per_page_at_most() {
     let mut listed = Vec::new();
     for (page, expected) in [(1, 2), (2, 2), (3, 1), (4, 0)] {
         let response = stack
-            .client
-            .get(
-                &format!("/api/v1/orders?page={page}&per_page=2"),
-                Some(&token(1)),
-            )
+            .get_as(1, &format!("/api/v1/orders?page={page}&per_page=2"))
             .await;
         assert_eq!(response.body["total"], 5);
         let data = response.body["data"].as_array().unwrap();
@@ -142,8 +101,7 @@ async fn pages_of_pending_orders_hold_per_page_at_most() {
 async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
     let proxy = ChaosProxy::to_redis().await;
     let mut stack = spawn_stack_with(Strategy::Lua, |s| s.redis.port = proxy.port).await;
-    stack.writer.take().unwrap().trigger();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stack.stop_writer().await;
     let item = stack.item(100, None).await;
     let mine = stack.buy(1, item, json!(1)).await;
     assert_eq!(mine.status, 200);
@@ -166,20 +124,12 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
     }
     pipe.query_async::<()>(&mut redis).await.unwrap();
     let before = proxy.bytes_from_server();
-    let listed = stack.client.get("/api/v1/orders", Some(&token(1))).await;
+    let listed = stack.get_as(1, "/api/v1/orders").await;
     let read = proxy.bytes_from_server() - before;
     assert_eq!(listed.body["total"], 1, "{}", listed.body);
     assert_eq!(listed.body["data"][0]["id"], mine.body["order"]["id"]);
-    let single = stack
-        .client
-        .get(
-            &format!(
-                "/api/v1/orders/{}",
-                mine.body["order"]["id"].as_str().unwrap()
-            ),
-            Some(&token(1)),
-        )
-        .await;
+    let my_id = mine.body["order"]["id"].as_str().unwrap();
+    let single = stack.get_as(1, &format!("/api/v1/orders/{my_id}")).await;
     assert_eq!(single.body["status"], "pending");
     let outbox_size: u64 = redis.hlen(&outbox).await.unwrap();
     assert_eq!(outbox_size, 3_001);

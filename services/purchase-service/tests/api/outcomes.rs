@@ -5,7 +5,7 @@
 //! purchase-service and Redis that delays one direction (what each strategy does on its
 //! own is tested in crates/inventory/tests/purchase.rs).
 
-use crate::helpers::{Stack, assert_envelope, spawn_stack, token};
+use crate::helpers::{Stack, assert_envelope, spawn_stack};
 
 use common::input::JsonObject;
 use purchase_service::configuration::Strategy;
@@ -17,6 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::ChaosProxy;
+use web_layer::service::{Running, Service};
 
 /// A stack (purchase-service, stock-writer) and, beside it, the purchase use case of a
 /// second purchase-service that reaches Redis through `proxy`, gives up on a reply
@@ -56,15 +57,29 @@ fn as_confirmed(order: &Order) -> BTreeMap<String, u32> {
     BTreeMap::from([(order.id.clone(), order.quantity)])
 }
 
-#[actix_web::test]
-async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
+/// Which way the proxy holds a purchase's traffic back.
+#[derive(Clone, Copy)]
+enum Late {
+    /// The script ran; its reply comes after the client gave up.
+    Reply,
+    /// The script reaches Redis after the client gave up.
+    Request,
+}
+
+/// Holds a purchase of `quantity` back one way for a second (the client waits 300 ms),
+/// then lets it through: the sale happened, so the buyer is told it was placed, once.
+async fn assert_placed_once_when_late(late: Late, quantity: u32) {
     let proxy = ChaosProxy::to_redis().await;
     let (stack, purchases) = purchases_through(&proxy, 5_000).await;
     let item = stack.item(10, None).await;
-    proxy.delay_replies(Duration::from_millis(1_000));
-    let (order, ()) = tokio::join!(purchases.purchase(request(item, 2)), async {
+    let hold_back = |delay| match late {
+        Late::Reply => proxy.delay_replies(delay),
+        Late::Request => proxy.delay_requests(delay),
+    };
+    hold_back(Duration::from_millis(1_000));
+    let (order, ()) = tokio::join!(purchases.purchase(request(item, quantity)), async {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        proxy.delay_replies(Duration::ZERO);
+        hold_back(Duration::ZERO);
     });
     let order = order.expect("the sale happened, so it is not refused");
     stack
@@ -73,19 +88,13 @@ async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
 }
 
 #[actix_web::test]
+async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
+    assert_placed_once_when_late(Late::Reply, 2).await;
+}
+
+#[actix_web::test]
 async fn a_purchase_that_reached_redis_after_its_client_gave_up_is_answered_as_placed_once() {
-    let proxy = ChaosProxy::to_redis().await;
-    let (stack, purchases) = purchases_through(&proxy, 5_000).await;
-    let item = stack.item(10, None).await;
-    proxy.delay_requests(Duration::from_millis(1_000));
-    let (order, ()) = tokio::join!(purchases.purchase(request(item, 3)), async {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        proxy.delay_requests(Duration::ZERO);
-    });
-    let order = order.expect("the sale happened, so it is not refused");
-    stack
-        .assert_conserved(item, 10, &as_confirmed(&order))
-        .await;
+    assert_placed_once_when_late(Late::Request, 3).await;
 }
 
 #[actix_web::test]
@@ -100,10 +109,7 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy
         panic!("expected OUTCOME_UNKNOWN, got {refused:?}");
     };
     // Redis never got it: the order does not exist, and stock is untouched.
-    let looked_up = stack
-        .client
-        .get(&format!("/api/v1/orders/{order_id}"), Some(&token(1)))
-        .await;
+    let looked_up = stack.get_as(1, &format!("/api/v1/orders/{order_id}")).await;
     assert_envelope(&looked_up, 404, "NOT_FOUND");
     assert_eq!(stack.redis_stock(item).await, 10);
 }

@@ -1,12 +1,13 @@
-use crate::helpers::{STRATEGIES, assert_envelope, confirmed, spawn_stack, token};
+use crate::helpers::{
+    STRATEGIES, assert_envelope, confirmed, spawn_stack, spawn_stack_selling, token,
+};
 use redis::AsyncCommands;
 use serde_json::json;
 
 #[actix_web::test]
 async fn a_purchase_succeeds_and_is_persisted() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item(10, None).await;
+        let (stack, item) = spawn_stack_selling(strategy, 10, None).await;
         let response = stack.buy(1, item, json!(3)).await;
         assert_eq!(response.status, 200, "{strategy:?}: {}", response.body);
         assert_eq!(response.body["message"], "Purchase successful!");
@@ -25,8 +26,7 @@ async fn a_purchase_succeeds_and_is_persisted() {
 #[actix_web::test]
 async fn insufficient_stock_changes_nothing() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item(2, None).await;
+        let (stack, item) = spawn_stack_selling(strategy, 2, None).await;
         let response = stack.buy(1, item, json!(3)).await;
         assert_envelope(&response, 409, "INSUFFICIENT_STOCK");
         assert_eq!(response.body["current_stock"], 2);
@@ -56,14 +56,7 @@ async fn bad_quantities_are_422_and_change_nothing() {
             response.body
         );
     }
-    let missing = stack
-        .client
-        .post(
-            &format!("/api/v1/items/{item}/purchase"),
-            Some(&token(1)),
-            &json!({}),
-        )
-        .await;
+    let missing = stack.post_purchase(item, Some(&token(1)), &json!({})).await;
     assert_envelope(&missing, 422, "VALIDATION_FAILED");
     assert!(missing.body["errors"]["quantity"].is_array());
     let no_body = stack
@@ -81,12 +74,7 @@ async fn bad_quantities_are_422_and_change_nothing() {
     assert_envelope(&bad_key, 422, "VALIDATION_FAILED");
     assert!(bad_key.body["errors"]["idempotency_key"].is_array());
     let bad_id = stack
-        .client
-        .post(
-            "/api/v1/items/abc/purchase",
-            Some(&token(1)),
-            &json!({"quantity": 1}),
-        )
+        .post_purchase("abc", Some(&token(1)), &json!({"quantity": 1}))
         .await;
     assert_envelope(&bad_id, 422, "VALIDATION_FAILED");
     assert_eq!(stack.redis_stock(item).await, 5);
@@ -108,17 +96,6 @@ async fn unknown_and_deleted_items_are_404() {
 async fn purchases_need_a_live_token() {
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item(5, None).await;
-    let anonymous = stack
-        .client
-        .post(
-            &format!("/api/v1/items/{item}/purchase"),
-            None,
-            &json!({"quantity": 1}),
-        )
-        .await;
-    assert_envelope(&anonymous, 401, "UNAUTHENTICATED");
-    assert_eq!(anonymous.body["message"], "Unauthenticated.");
-
     let revoked = token(1);
     let claims: serde_json::Value = {
         use base64::Engine;
@@ -136,16 +113,14 @@ async fn purchases_need_a_live_token() {
         .set::<_, _, ()>(format!("{}revoked:{jti}", stack.env.redis.prefix), 1)
         .await
         .unwrap();
-    let response = stack
-        .client
-        .post(
-            &format!("/api/v1/items/{item}/purchase"),
-            Some(&revoked),
-            &json!({"quantity": 1}),
-        )
-        .await;
-    assert_envelope(&response, 401, "UNAUTHENTICATED");
-    assert_eq!(stack.redis_stock(item).await, 5);
+    for (caller, token) in [("anonymous", None), ("revoked", Some(revoked.as_str()))] {
+        let response = stack
+            .post_purchase(item, token, &json!({"quantity": 1}))
+            .await;
+        assert_envelope(&response, 401, "UNAUTHENTICATED");
+        assert_eq!(response.body["message"], "Unauthenticated.", "{caller}");
+        assert_eq!(stack.redis_stock(item).await, 5, "{caller}");
+    }
 }
 
 #[actix_web::test]
@@ -170,8 +145,7 @@ async fn the_per_user_limit_is_enforced() {
 #[actix_web::test]
 async fn a_retried_idempotency_key_returns_the_same_order() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item(10, None).await;
+        let (stack, item) = spawn_stack_selling(strategy, 10, None).await;
         let first = stack.buy_with_key(1, item, 2, "retry-me").await;
         assert_eq!(first.status, 200);
         let again = stack.buy_with_key(1, item, 2, "retry-me").await;
@@ -198,8 +172,7 @@ async fn a_retried_idempotency_key_returns_the_same_order() {
 #[actix_web::test]
 async fn an_idempotency_key_reused_for_another_quantity_is_refused_and_changes_nothing() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item(10, None).await;
+        let (stack, item) = spawn_stack_selling(strategy, 10, None).await;
         let first = stack.buy_with_key(1, item, 2, "reused").await;
         assert_eq!(first.status, 200, "{}", first.body);
         let other = stack.buy_with_key(1, item, 3, "reused").await;
@@ -214,8 +187,7 @@ async fn an_idempotency_key_reused_for_another_quantity_is_refused_and_changes_n
 #[actix_web::test]
 async fn an_unexpected_reply_from_redis_is_a_500_never_a_business_answer() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item(10, None).await;
+        let (stack, item) = spawn_stack_selling(strategy, 10, None).await;
         let key = stack.store.keys(item).idempotency(1, "mangled");
         stack
             .env
@@ -235,11 +207,9 @@ async fn an_unexpected_reply_from_redis_is_a_500_never_a_business_answer() {
 async fn bodies_are_held_to_the_contract_integral_numbers_in_unknown_fields_out() {
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item(500, None).await;
-    let path = format!("/api/v1/items/{item}/purchase");
     let extra = stack
-        .client
-        .post(
-            &path,
+        .post_purchase(
+            item,
             Some(&token(1)),
             &json!({"quantity": 1, "x-schemathesis-unknown-property": 42}),
         )

@@ -14,7 +14,7 @@ use std::time::Duration;
 async fn a_purchase_no_replica_acknowledges_is_outcome_unknown_and_the_order_is_kept() {
     for strategy in [Strategy::Lua, Strategy::Lock] {
         let stack = spawn_stack_with(strategy, |s| {
-            s.redis.min_replicas_acked = Some(5);
+            s.redis.min_replicas_acked = common::config::ReplicasAcked::Exactly(5);
             s.redis.replica_ack_timeout_ms = 100;
             s.purchase.outcome_timeout_ms = 600;
             // Not persisted while the buyer waits (MySQL having it would settle it).

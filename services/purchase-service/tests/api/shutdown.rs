@@ -10,6 +10,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use std::time::Duration;
 use testkit::ChaosProxy;
+use web_layer::service::{Running, Service};
 
 #[actix_web::test]
 async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
@@ -71,10 +72,6 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
         );
     }
     broker.delay_replies(Duration::ZERO);
-    let published = stack
-        .env
-        .rabbit
-        .drain(&stack.env.rabbit.topology().queue)
-        .await;
+    let published = stack.env.rabbit.drain_published().await;
     assert_eq!(published.len(), 40, "each order published once");
 }

@@ -1,6 +1,7 @@
 use crate::helpers::{event, spawn_writer, spawn_writer_with};
 use redis::AsyncCommands;
 use std::time::Duration;
+use web_layer::service::{Running, Service};
 
 #[tokio::test]
 async fn events_become_orders_and_stock_decrements_and_leave_the_outbox() {
@@ -47,10 +48,7 @@ async fn a_redelivered_event_changes_nothing() {
         writer.publish(&once).await;
     }
     writer.publish(&event("order-next", 1, 1)).await;
-    writer.wait_for_orders(2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(writer.order_count().await, 2);
-    assert_eq!(writer.stock(1).await, 5);
+    writer.assert_settled(2, 5).await;
 }
 
 #[tokio::test]
@@ -65,9 +63,8 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_consumption_goes_on() {
     assert_eq!(writer.stock(1).await, 3);
 
     let collected = std::sync::Mutex::new(Vec::new());
-    let dlq = writer.env.rabbit.topology().dead_letter_queue;
     testkit::eventually(10, "three dead letters", || async {
-        let messages = writer.env.rabbit.drain(&dlq).await;
+        let messages = writer.env.rabbit.drain_dead_letters().await;
         let mut collected = collected.lock().unwrap();
         collected.extend(messages);
         collected.len() == 3

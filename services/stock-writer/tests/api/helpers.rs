@@ -10,6 +10,7 @@ use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::startup::Application;
 use testkit::{TestEnv, TestItem};
+use web_layer::service::{Running, Service};
 
 pub struct Writer {
     pub env: TestEnv,
@@ -100,6 +101,15 @@ impl Writer {
 
     pub fn stock_sync(&self) -> stock_writer::sync::StockSync {
         stock_writer::startup::stock_sync(&self.settings).expect("sync-stock")
+    }
+
+    /// Waits for `orders` orders, gives a redelivery time to double one, then checks that
+    /// MySQL holds exactly `orders` orders and item 1 has `stock` left.
+    pub async fn assert_settled(&self, orders: i64, stock: u32) {
+        self.wait_for_orders(orders).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(self.order_count().await, orders);
+        assert_eq!(self.stock(1).await, stock);
     }
 
     pub async fn wait_for_orders(&self, count: i64) {

@@ -1,0 +1,299 @@
+//! A whole stack per test: the four service binaries (built by this workspace, started
+//! as processes) behind a real nginx rendered from `deploy/nginx/*.template`, sharing a
+//! fresh database, Redis key prefix and queue names. Dropping it kills every process.
+//! The parts it shares with `cargo xtask`'s native stack (service list, environment,
+//! gateway rendering, readiness, the conservation check) live in `devstack`.
+
+use crate::{SERVICES, StockAccount, workspace_root};
+use devstack::{Gateway, ServiceEnv, probe};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use testkit::{Client, TestDatabase, TestRabbit, TestRedis};
+
+/// The directory holding the service binaries, built (or refreshed) once per test run
+/// so the tests never drive stale binaries.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(workspace_root())
+            .arg("build")
+            .arg("--quiet");
+        for service in SERVICES {
+            build.args(["-p", service]);
+        }
+        let status = build
+            .status()
+            .expect("run cargo build for the service binaries");
+        assert!(status.success(), "building the service binaries failed");
+        let exe = std::env::current_exe().expect("test executable");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf()
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+pub struct LocalStack {
+    pub gateway: Client,
+    pub database: TestDatabase,
+    pub redis: TestRedis,
+    pub rabbit: TestRabbit,
+    pub ports: Vec<(&'static str, u16)>,
+    pub gateway_port: u16,
+    pub dir: PathBuf,
+    env: ServiceEnv,
+    children: Vec<(String, Child)>,
+}
+
+impl LocalStack {
+    pub async fn start() -> LocalStack {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the stack; `extra_env` overrides the environment of every service.
+    pub async fn start_with(extra_env: &[(&str, &str)]) -> LocalStack {
+        bin_dir();
+        let (database, redis, rabbit) = (
+            TestDatabase::new().await,
+            TestRedis::new(),
+            TestRabbit::new(),
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "e2e-{}",
+            redis.prefix.trim_matches(|c| c == ':').replace(':', "-")
+        ));
+        std::fs::create_dir_all(dir.join("nginx/tmp")).expect("stack dir");
+        let keys = testkit::keys();
+        let mut settings = common::config::DatabaseSettings {
+            host: String::new(),
+            port: 0,
+            database: String::new(),
+            username: String::new(),
+            password: String::new(),
+            pool_size: 0,
+            run_migrations: false,
+        };
+        database.apply(&mut settings);
+        let redis_settings = redis.settings();
+        let mut env = ServiceEnv::new()
+            .with("APP_ENV", "testing")
+            .with("LOG_FORMAT", "json")
+            .with("LOG_LEVEL", "info")
+            .with("TRUST_FORWARDED_FOR", "true")
+            .with("BCRYPT_ROUNDS", "4")
+            .with("DB_POOL_SIZE", "8")
+            .with("OUTBOX_RELAY_INTERVAL_MS", "200")
+            .with("OUTBOX_RELAY_AFTER_MS", "1000")
+            .with("DB_HOST", settings.host)
+            .with("DB_PORT", settings.port.to_string())
+            .with("DB_USERNAME", settings.username)
+            .with("DB_PASSWORD", settings.password)
+            .with("DB_DATABASE", settings.database)
+            .with("REDIS_MODE", redis_settings.mode.as_str())
+            .with("REDIS_CLUSTER_NODES", redis_settings.cluster_nodes)
+            .with("REDIS_HOST", redis_settings.host)
+            .with("REDIS_PORT", redis_settings.port.to_string())
+            .with("REDIS_KEY_PREFIX", redis.prefix.clone())
+            .with("RABBITMQ_PREFIX", rabbit.prefix.clone())
+            .with(
+                "JWT_PUBLIC_KEY_PATH",
+                keys.public_path.display().to_string(),
+            )
+            .with(
+                "JWT_PRIVATE_KEY_PATH",
+                keys.private_path.display().to_string(),
+            );
+        for (name, value) in extra_env {
+            env.set(*name, *value);
+        }
+        // Port 0: each service binds a free port itself and logs it (a port picked here
+        // and bound later could be taken meanwhile by a test running in parallel).
+        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, 0)).collect();
+        let gateway_port = free_port();
+        let mut stack = LocalStack {
+            gateway: Client::new(format!("http://127.0.0.1:{gateway_port}")),
+            database,
+            redis,
+            rabbit,
+            ports,
+            gateway_port,
+            dir,
+            env,
+            children: Vec::new(),
+        };
+        for service in SERVICES {
+            stack.start_service(service);
+        }
+        for service in SERVICES {
+            let port = stack.bound_port(service).await;
+            if let Some(entry) = stack.ports.iter_mut().find(|(s, _)| *s == service) {
+                entry.1 = port;
+            }
+        }
+        stack.start_gateway();
+        stack.wait_ready().await;
+        stack
+    }
+
+    pub fn port(&self, service: &str) -> u16 {
+        self.ports
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, p)| *p)
+            .expect("known service")
+    }
+
+    /// Runs a service binary's CLI subcommand with the stack's environment.
+    pub fn run_cli(
+        &self,
+        service: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> std::process::Output {
+        let mut command = self.env.command(&bin_dir().join(service));
+        command
+            .args(args)
+            .envs(extra_env.iter().copied())
+            .env("LOG_LEVEL", "warn");
+        command.output().expect("run service CLI")
+    }
+
+    /// Creates an admin with auth-service's `create-admin`, as an operator does.
+    pub fn create_admin(&self, email: &str, password: &str) {
+        let created = self.run_cli(
+            "auth-service",
+            &["create-admin", "--email", email],
+            &[("ADMIN_PASSWORD", password)],
+        );
+        testkit::succeeded(&created);
+    }
+
+    /// Starts a service on its known port, or on a port of its own choosing the first
+    /// time (see [`Self::bound_port`]).
+    pub fn start_service(&mut self, service: &str) {
+        let log = std::fs::File::create(self.dir.join(format!("{service}.log"))).expect("log file");
+        let child = self
+            .env
+            .service_command(bin_dir(), service, self.port(service))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start service");
+        self.children.push((service.to_owned(), child));
+    }
+
+    /// Kills a service (SIGKILL), as a crash would.
+    pub fn kill_service(&mut self, service: &str) {
+        if let Some(index) = self.children.iter().position(|(name, _)| name == service) {
+            let (_, mut child) = self.children.remove(index);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The port a service started with `APP_PORT=0` bound, read from its `listening` log
+    /// line.
+    async fn bound_port(&self, service: &str) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let port = self.log(service).lines().find_map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).ok()?;
+                (line["message"] == "listening")
+                    .then(|| line["port"].as_u64())??
+                    .try_into()
+                    .ok()
+            });
+            if let Some(port) = port {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} never said where it listens; log: {}",
+                self.log(service)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn gateway_config(&self) -> Gateway {
+        Gateway {
+            port: self.gateway_port,
+            dir: self.dir.join("nginx"),
+            access_log: self.dir.join("gateway.log"),
+        }
+    }
+
+    fn start_gateway(&mut self) {
+        let gateway = self.gateway_config();
+        gateway
+            .render(&workspace_root(), |service| self.port(service))
+            .expect("render the gateway config");
+        let child = gateway
+            .nginx(&["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (scripts/test installs it)");
+        self.children.push(("gateway".into(), child));
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for (service, port) in &self.ports {
+            assert!(
+                probe::wait_until_ok(*port, "/readyz", deadline).await,
+                "{service} never became ready; log: {}",
+                self.log(service)
+            );
+        }
+        assert!(
+            probe::wait_until_ok(self.gateway_port, "/healthz", deadline).await,
+            "the gateway never answered"
+        );
+    }
+
+    /// The Redis key prefix the stack's services use.
+    pub fn keyspace(&self) -> common::redis::Keyspace {
+        common::redis::Keyspace::new(self.redis.prefix.clone())
+    }
+
+    /// The item's stock in MySQL and Redis, for the conservation check.
+    pub async fn stock_account(&self, item_id: u64, initial: u64) -> StockAccount {
+        let mut mysql = AsyncMysqlConnection::establish(&self.database.url())
+            .await
+            .expect("connect to the test database");
+        let mut redis = self.redis.connection().await;
+        StockAccount::measure(&mut mysql, &mut redis, &self.keyspace(), item_id, initial)
+            .await
+            .expect("read the item's stock")
+    }
+
+    /// A service's log so far, for failure messages.
+    pub fn log(&self, service: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
