@@ -87,7 +87,7 @@ start_redis_cluster_node() {
 }
 
 ensure_redis_cluster() {
-  if redis_cluster_ok; then return 0; fi
+  if redis_cluster_ok && redis_cluster_replicas_synced; then return 0; fi
   command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install -y redis-server)"
   local port fresh=1 nodes=()
   for port in $REDIS_CLUSTER_PORTS; do
@@ -109,6 +109,17 @@ ensure_redis_cluster() {
       || die "redis-cli --cluster create failed"
   fi
   wait_for "Redis Cluster" 30 redis_cluster_ok || die "the Redis Cluster on $REDIS_CLUSTER_PORTS is not ok (redis-cli -p ${REDIS_CLUSTER_PORTS%% *} cluster info)"
+  # A replica still in its first sync acknowledges nothing (REDIS_MIN_REPLICAS_ACKED).
+  wait_for "Redis Cluster replicas" 30 redis_cluster_replicas_synced || die "the Redis Cluster's replicas are not in sync (redis-cli -p ${REDIS_CLUSTER_PORTS%% *} cluster nodes)"
+}
+
+redis_cluster_replicas_synced() {
+  local port synced=0 total=0
+  for port in $REDIS_CLUSTER_PORTS; do
+    total=$((total + 1))
+    redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null | grep -q 'master_link_status:up' && synced=$((synced + 1))
+  done
+  [ "$synced" -ge $((total / 2)) ]
 }
 
 # The cluster's nodes as REDIS_CLUSTER_NODES wants them.

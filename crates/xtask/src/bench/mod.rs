@@ -3,11 +3,13 @@
 //! `PURCHASE_STRATEGY=lua` then `lock` at each concurrency; the same straight at
 //! purchase-service with the CPU every process spends per purchase; stock-writer on a
 //! backlog built while it was stopped; 50 items; the redis-benchmark ceiling of the same
-//! script; the peak RSS of every service. After every scenario it waits for the writer
-//! to drain and checks conservation. Writes `target/bench/`: `summary.json`,
+//! script; the peak RSS of every service; the hot item and 50 items on the local Redis
+//! Cluster with and without replica acknowledgement ([`cluster`]). After every scenario
+//! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
 //! `report.md`, `throughput.svg`, plus each load's summary and the raw measurements.
 
 mod ceiling;
+mod cluster;
 mod metrics;
 mod report;
 
@@ -101,10 +103,13 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
         items_made: 0,
     };
     let measurements = bench.measure().await?;
+    let cluster = bench.cluster(measurements.top()).await?;
     let summary = Summary::new(&measurements)?;
-    let markdown = report::markdown(&measurements, &summary)?;
+    let markdown = report::markdown(&measurements, &summary)?
+        + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps);
     let out = &bench.out;
     write_json(&out.join("measurements.json"), &measurements)?;
+    write_json(&out.join("cluster.json"), &cluster)?;
     write_json(&out.join("conservation.json"), &bench.checked)?;
     write_json(&out.join("summary.json"), &summary)?;
     std::fs::write(out.join("report.md"), &markdown)?;
@@ -315,12 +320,17 @@ impl Bench<'_> {
     /// Checks conservation for one item; a broken one counts as at least one oversold.
     async fn check(&mut self, scenario: &str, item: u64, initial: u64) -> anyhow::Result<()> {
         let account = self.backends.account(item, initial).await?;
+        self.record_check(scenario, account);
+        Ok(())
+    }
+
+    fn record_check(&mut self, scenario: &str, account: StockAccount) {
         let mut oversold = account.oversold();
         if !account.conserved() {
             oversold = oversold.max(1);
             step(format!(
-                "CONSERVATION BROKEN in {scenario}: initial {initial}, sold {}, mysql {}, redis {:?}",
-                account.sold, account.mysql_stock, account.redis_stock
+                "CONSERVATION BROKEN in {scenario}: initial {}, sold {}, mysql {}, redis {:?}",
+                account.initial, account.sold, account.mysql_stock, account.redis_stock
             ));
         }
         self.checked.push(Checked {
@@ -328,7 +338,6 @@ impl Bench<'_> {
             oversold,
             account,
         });
-        Ok(())
     }
 
     async fn writer_metrics(&self) -> anyhow::Result<String> {

@@ -83,37 +83,40 @@ pub async fn run(
     step("starting the drill's Redis Cluster on 127.0.0.1:7101-7106");
     let cluster = RedisCluster::start(&dir).await?;
     let mut reports = Vec::new();
-    let mut result = Ok(());
+    let mut failed = None;
+    let mut record = |name: String, outcome: anyhow::Result<ScenarioReport>| match outcome {
+        Ok(report) => reports.push(report),
+        Err(error) => {
+            step(format!("scenario {name} failed: {error:#}"));
+            failed.get_or_insert(error.context(name));
+        }
+    };
     for acked in [1, 0] {
         for items in [1, MANY_ITEMS] {
             let backend = Backend::Cluster { acked };
-            match scenario(stack, backend, Some(&cluster), None, items, seconds).await {
-                Ok(report) => reports.push(report),
-                Err(error) => result = Err(error),
-            }
+            let outcome = scenario(stack, backend, Some(&cluster), None, items, seconds).await;
+            record(format!("cluster acked={acked} items={items}"), outcome);
         }
     }
     cluster.stop();
     for appendfsync in ["everysec", "always"] {
-        if result.is_err() {
-            break;
-        }
         step(format!(
             "starting a single Redis with appendfsync {appendfsync} on 127.0.0.1:7199"
         ));
         let single = start_single(&dir, appendfsync).await?;
         let backend = Backend::Single { appendfsync };
-        match scenario(stack, backend, None, Some(&single), 1, seconds).await {
-            Ok(report) => reports.push(report),
-            Err(error) => result = Err(error),
-        }
+        let outcome = scenario(stack, backend, None, Some(&single), 1, seconds).await;
+        record(format!("single appendfsync={appendfsync}"), outcome);
         single.kill();
     }
     step("the services back on the machine's Redis");
     for service in SERVICES {
         stack.restart_service(service, &ServiceEnv::new()).await?;
     }
-    result.map(|()| reports)
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(reports),
+    }
 }
 
 fn redis_settings(

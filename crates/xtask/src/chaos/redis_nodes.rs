@@ -111,6 +111,19 @@ impl RedisNode {
         }
     }
 
+    /// Whether this node is a replica whose link to its master is up.
+    async fn replica_in_sync(&self) -> bool {
+        let Ok(mut conn) = self.connection().await else {
+            return false;
+        };
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        info.contains("role:slave") && info.contains("master_link_status:up")
+    }
+
     pub async fn wait_up(&self) -> anyhow::Result<()> {
         wait_until(&format!("Redis on port {}", self.port), async || {
             self.up().await
@@ -189,6 +202,17 @@ impl RedisCluster {
             bail!("redis-cli --cluster create failed ({status})");
         }
         wait_until("the drill's Redis Cluster", async || cluster.all_ok().await).await?;
+        // A replica still in its first sync acknowledges nothing.
+        wait_until("every replica in sync", async || {
+            let mut synced = 0;
+            for node in &cluster.nodes {
+                if node.replica_in_sync().await {
+                    synced += 1;
+                }
+            }
+            synced == cluster.nodes.len() / 2
+        })
+        .await?;
         Ok(cluster)
     }
 
@@ -282,15 +306,7 @@ impl RedisCluster {
     pub async fn wait_replica(&self, port: u16) -> anyhow::Result<()> {
         let node = self.node(port).context("no such node")?;
         wait_until("the restarted node to rejoin as a replica", async || {
-            let Ok(mut conn) = node.connection().await else {
-                return false;
-            };
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut conn)
-                .await
-                .unwrap_or_default();
-            info.contains("role:slave") && info.contains("master_link_status:up")
+            node.replica_in_sync().await
         })
         .await?;
         wait_until("the cluster", async || self.all_ok().await).await
