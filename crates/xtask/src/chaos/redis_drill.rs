@@ -1,8 +1,10 @@
 //! `cargo xtask chaos --redis [SECONDS]`: the Redis drill. During a purchase load
-//! through the gateway, on one hot item and on 50 items: kill -9 the Redis master that
-//! owns the (first) item, let the cluster fail over, restart the killed node (it
-//! rejoins as a replica), drain; with `REDIS_MIN_REPLICAS_ACKED` 1 and then 0, so that
-//! what the acknowledgement saves is measured. Then a single server with AOF
+//! through the gateway, on one hot item and on 50 items: the replica of the Redis master
+//! that owns the (first) item stalls for 2 s (a replica falling behind, as across a slow
+//! network), the master is killed (kill -9), the replica resumes and the cluster fails
+//! over to it, the killed node is restarted (it rejoins as a replica), then the orders
+//! drain; with `REDIS_MIN_REPLICAS_ACKED` 1 and then 0, so that what the
+//! acknowledgement saves is measured. Then a single server with AOF
 //! (`appendfsync everysec`, then `always`) killed and restarted. Every scenario reports
 //! the window without a 200, the 5xx, the 200-answered orders missing from MySQL, the
 //! units Redis would sell twice (its stock above MySQL's) and conservation, and, where
@@ -32,6 +34,8 @@ const CONCURRENCY: usize = 32;
 const MANY_ITEMS: usize = 50;
 /// Load before the fault.
 const BEFORE_FAULT: Duration = Duration::from_secs(5);
+/// How far the replica falls behind before its master is killed.
+const REPLICA_STALL: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(180);
 
 /// Where a scenario's Redis is.
@@ -211,12 +215,22 @@ async fn scenario(
             let node = cluster
                 .node(master)
                 .context("the master is not a drill node")?;
+            let replica = cluster.replica_of(master).await?;
             timeline.note(format!(
-                "kill -9 the master of item {}'s slot {slot} (port {master})",
-                items[0]
+                "the replica (port {}) of the master of item {}'s slot {slot} (port {master}) stalls (SIGSTOP): it falls behind, as across a slow network",
+                replica.port, items[0]
             ));
+            replica.pause();
+            tokio::time::sleep(REPLICA_STALL).await;
+            timeline.note(format!("kill -9 the master (port {master})"));
             let killed = Instant::now();
             node.kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            timeline.note(format!(
+                "the replica (port {}) resumes (SIGCONT)",
+                replica.port
+            ));
+            replica.resume();
             cluster.wait_failover(slot, master).await?;
             let failover = killed.elapsed().as_secs_f64();
             timeline.note(format!(

@@ -88,10 +88,24 @@ impl RedisNode {
 
     /// kill -9: a crash, with whatever was not yet on disk or on a replica lost.
     pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+        let _ = std::fs::remove_file(self.dir.join("redis.pid"));
+    }
+
+    /// SIGSTOP, then SIGCONT: a node that stalls (a replica falling behind its master,
+    /// as across a slow network) and comes back.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         if let Some(pid) = self.pid() {
             // SAFETY: kill(2) with a pid read from the node's own pid file.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = std::fs::remove_file(self.dir.join("redis.pid"));
+            unsafe { libc::kill(pid, signal) };
         }
     }
 
@@ -282,6 +296,24 @@ impl RedisCluster {
             }
         }
         bail!("no node of the drill's cluster serves slot {slot}")
+    }
+
+    /// The replica of the master on `port`, as the master lists it.
+    pub async fn replica_of(&self, port: u16) -> anyhow::Result<&RedisNode> {
+        let master = self.node(port).context("no such node")?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut master.connection().await?)
+            .await?;
+        // slave0:ip=127.0.0.1,port=7104,state=online,offset=...,lag=0
+        let replica = info
+            .lines()
+            .filter(|line| line.starts_with("slave"))
+            .find_map(|line| line.split(',').find_map(|f| f.strip_prefix("port=")))
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("the master on port {port} has no replica"))?;
+        self.node(replica)
+            .context("the replica is not a drill node")
     }
 
     /// Waits until a node other than `old` serves `slot` and the cluster is ok again.
