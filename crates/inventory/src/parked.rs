@@ -68,12 +68,11 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = SlotPipeline::new();
-        for id in item_ids {
-            let key = self.keys(*id).parked();
-            pipe.add(&key, redis::Cmd::hgetall(&key));
-        }
-        let all: Vec<Vec<(String, String)>> = pipe.query(&self.redis().get().await?).await?;
+        let keys = item_ids.iter().map(|id| self.keys(*id).parked());
+        let all: Vec<Vec<(String, String)>> =
+            SlotPipeline::per_key(keys, |key| redis::Cmd::hgetall(key))
+                .query(&self.redis().get().await?)
+                .await?;
         let mut parked = Vec::new();
         for (item_id, entries) in item_ids.iter().zip(all) {
             for (order_id, stored) in entries {
@@ -106,12 +105,10 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = SlotPipeline::new();
-        for id in item_ids {
-            let key = key(&self.keys(*id));
-            pipe.add(&key, redis::Cmd::hlen(&key));
-        }
-        Ok(pipe.query(&self.redis().get().await?).await?)
+        let keys = item_ids.iter().map(|id| key(&self.keys(*id)));
+        Ok(SlotPipeline::per_key(keys, |key| redis::Cmd::hlen(key))
+            .query(&self.redis().get().await?)
+            .await?)
     }
 
     /// Puts a parked order back into its outbox, due at `due_ms`; false if it was not

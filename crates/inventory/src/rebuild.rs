@@ -7,8 +7,12 @@ use crate::{Error, ItemStore};
 use redis::Script;
 use std::sync::LazyLock;
 
-static REBUILD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/rebuild.lua")));
+static REBUILD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/unpersisted.lua"),
+        include_str!("scripts/rebuild.lua")
+    ))
+});
 
 /// MySQL's figures for one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,19 +57,23 @@ impl ItemStore {
         }
         let mut conn = self.redis().get().await?;
         let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
-        let number = |i: usize| {
-            reply
-                .get(i)
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or_else(|| Error::UnexpectedReply(reply.join(" ")))
-        };
+        let [
+            before,
+            after,
+            pending,
+            shortfall,
+            buyers,
+            units,
+            buyers_now,
+            units_now,
+        ] = crate::sync::numbers(reply)?;
         let rebuilt = Rebuilt {
-            stock_before: Some(number(0)?).filter(|b| *b >= 0),
-            stock_after: number(1)?,
-            pending: number(2)?,
-            shortfall: number(3)?,
-            bought_before: (number(4)?, number(5)?),
-            bought_after: (number(6)?, number(7)?),
+            stock_before: Some(before).filter(|b| *b >= 0),
+            stock_after: after,
+            pending,
+            shortfall,
+            bought_before: (buyers, units),
+            bought_after: (buyers_now, units_now),
         };
         self.redis().replicated(&keys.stock()).await?;
         Ok(rebuilt)

@@ -20,6 +20,18 @@ pub struct ItemState {
     pub on_sale: bool,
 }
 
+impl ItemState {
+    /// An item on sale with `stock` units and no per-user limit.
+    pub fn on_sale(id: u64, stock: u32) -> Self {
+        ItemState {
+            id,
+            stock,
+            max_per_user: None,
+            on_sale: true,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ItemStore {
     redis: RedisClient,
@@ -73,12 +85,10 @@ impl ItemStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = SlotPipeline::new();
-        for id in ids {
-            let key = self.keys(*id).stock();
-            pipe.add(&key, redis::Cmd::get(&key));
-        }
-        let raw: Vec<Option<String>> = pipe.query(&self.redis.get().await?).await?;
+        let keys = ids.iter().map(|id| self.keys(*id).stock());
+        let raw: Vec<Option<String>> = SlotPipeline::per_key(keys, |key| redis::Cmd::get(key))
+            .query(&self.redis.get().await?)
+            .await?;
         Ok(ids
             .iter()
             .zip(raw)

@@ -6,8 +6,12 @@ use crate::{Error, ItemStore};
 use redis::Script;
 use std::sync::LazyLock;
 
-static SYNC: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/sync_stock.lua")));
+static SYNC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/unpersisted.lua"),
+        include_str!("scripts/sync_stock.lua")
+    ))
+});
 
 /// MySQL's view of an item, and which of the item's outbox orders MySQL already has.
 #[derive(Debug, Clone)]
@@ -59,18 +63,21 @@ impl ItemStore {
             .arg(&mysql.persisted_order_ids)
             .invoke_async(&mut conn)
             .await?;
-        let number = |i: usize| {
-            reply
-                .get(i)
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or_else(|| Error::UnexpectedReply(reply.join(" ")))
-        };
+        let [before, after, pending, cleaned, shortfall] = numbers(reply)?;
         Ok(Synced {
-            before: Some(number(0)?).filter(|b| *b >= 0),
-            after: number(1)?,
-            pending: number(2)?,
-            cleaned: number(3)?,
-            shortfall: number(4)?,
+            before: Some(before).filter(|b| *b >= 0),
+            after,
+            pending,
+            cleaned,
+            shortfall,
         })
     }
+}
+
+/// A script's reply of `N` decimal strings, as numbers.
+pub(crate) fn numbers<const N: usize>(reply: Vec<String>) -> Result<[i64; N], Error> {
+    let parsed: Option<Vec<i64>> = reply.iter().map(|v| v.parse().ok()).collect();
+    parsed
+        .and_then(|numbers| numbers.try_into().ok())
+        .ok_or_else(|| Error::UnexpectedReply(reply.join(" ")))
 }

@@ -29,15 +29,7 @@ async fn item(stock: u32) -> (TestRedis, ItemStore) {
         common::redis::pool(&settings(&redis)).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
-    store
-        .put(&ItemState {
-            id: 1,
-            stock,
-            max_per_user: None,
-            on_sale: true,
-        })
-        .await
-        .unwrap();
+    store.put(&ItemState::on_sale(1, stock)).await.unwrap();
     (redis, store)
 }
 

@@ -147,15 +147,7 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
         Keyspace::new(redis.prefix.clone()),
     );
     let item = item_of_an_unused_slot();
-    store
-        .put(&ItemState {
-            id: item,
-            stock: 10,
-            max_per_user: None,
-            on_sale: true,
-        })
-        .await
-        .unwrap();
+    store.put(&ItemState::on_sale(item, 10)).await.unwrap();
     let keys = store.keys(item);
     let slot = slot_of(&keys.stock());
     let masters = masters(&first).await;

@@ -34,9 +34,7 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub fn new() -> Self {
-        TestRedis {
-            prefix: format!("test:{}:", crate::unique_suffix()),
-        }
+        Self::default()
     }
 
     /// Points settings at the test Redis under this prefix.
@@ -92,8 +90,11 @@ impl TestRedis {
 }
 
 impl Default for TestRedis {
+    /// A prefix of its own.
     fn default() -> Self {
-        Self::new()
+        TestRedis {
+            prefix: format!("test:{}:", crate::unique_suffix()),
+        }
     }
 }
 

@@ -8,11 +8,8 @@
 //! items stay off sale and nothing is rebuilt: run it again once stock-writer and the
 //! relay are back.
 
-use crate::sync::SyncError;
+use crate::sync::{ItemPass, LockedRow, SyncError, item_ids, warn_of_shortfall};
 use db::DbPool;
-use db::schema::items;
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use inventory::rebuild::{PersistedSales, Rebuilt};
 use inventory::{DistributedLock, ItemStore};
 use std::time::{Duration, Instant};
@@ -51,33 +48,15 @@ impl RedisRebuild {
         progress: impl Fn(&str),
     ) -> anyhow::Result<Vec<RebuildReport>> {
         let mut conn = self.db.get().await?;
-        let ids: Vec<u64> = match item {
-            Some(id) => vec![id],
-            None => {
-                items::table
-                    .select(items::id)
-                    .order(items::id)
-                    .load(&mut conn)
-                    .await?
-            }
-        };
+        let ids = item_ids(&mut conn, item).await?;
         progress(&format!("taking {} item(s) off sale", ids.len()));
         for id in &ids {
             self.store.set_on_sale(*id, false).await?;
         }
         self.drained(&ids, &progress).await?;
-        let mut reports = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let lock_key = self.store.keys(*id).lock();
-            let report = self
-                .lock
-                .with_lock(&lock_key, async || self.rebuild_item(&mut conn, *id).await)
-                .await?;
-            if report.on_sale {
-                self.store.set_on_sale(*id, true).await?;
-            }
-            reports.push(report);
-        }
+        let reports = self
+            .each_item((&self.store, &self.lock), &mut conn, &ids)
+            .await?;
         self.store.remember(&ids).await?;
         Ok(reports)
     }
@@ -113,47 +92,28 @@ impl RedisRebuild {
             tokio::time::sleep(DRAIN_POLL).await;
         }
     }
+}
 
-    async fn rebuild_item(
-        &self,
-        conn: &mut AsyncMysqlConnection,
-        item_id: u64,
-    ) -> Result<RebuildReport, SyncError> {
-        conn.transaction::<_, SyncError, _>(async |c| {
-            let row: Option<(u32, Option<u32>, Option<chrono::NaiveDateTime>)> = items::table
-                .find(item_id)
-                .select((items::stock, items::max_per_user, items::deleted_at))
-                .for_update()
-                .first(&mut *c)
-                .await
-                .optional()?;
-            let (stock, max_per_user, deleted_at) = row.ok_or(SyncError::UnknownItem(item_id))?;
-            let bought = db::orders::bought_per_user(&mut *c, item_id).await?;
-            let redis = self
-                .store
-                .rebuild(
-                    item_id,
-                    &PersistedSales {
-                        stock,
-                        max_per_user,
-                        bought,
-                    },
-                )
-                .await?;
-            if redis.shortfall > 0 {
-                tracing::error!(
-                    item_id,
-                    shortfall = redis.shortfall,
-                    "MySQL stock cannot cover the sales pending in Redis; Redis set to 0"
-                );
-            }
-            Ok(RebuildReport {
-                item_id,
-                mysql_stock: stock,
-                on_sale: deleted_at.is_none(),
-                redis,
-            })
+impl ItemPass for RedisRebuild {
+    type Report = RebuildReport;
+
+    /// Rebuilds the item and puts it back on sale unless it was deleted.
+    async fn on_locked_row(&self, row: LockedRow<'_>) -> Result<RebuildReport, SyncError> {
+        let sales = PersistedSales {
+            stock: row.stock,
+            max_per_user: row.max_per_user,
+            bought: db::orders::bought_per_user(row.conn, row.item_id).await?,
+        };
+        let redis = self.store.rebuild(row.item_id, &sales).await?;
+        warn_of_shortfall(row.item_id, redis.shortfall);
+        if row.on_sale {
+            self.store.set_on_sale(row.item_id, true).await?;
+        }
+        Ok(RebuildReport {
+            item_id: row.item_id,
+            mysql_stock: row.stock,
+            on_sale: row.on_sale,
+            redis,
         })
-        .await
     }
 }

@@ -45,71 +45,128 @@ impl StockSync {
     /// Synchronizes one item, or every item (deleted ones too: they go off sale).
     pub async fn run(&self, item: Option<u64>) -> anyhow::Result<Vec<SyncReport>> {
         let mut conn = self.db.get().await?;
-        let ids: Vec<u64> = match item {
-            Some(id) => vec![id],
-            None => {
-                items::table
-                    .select(items::id)
-                    .order(items::id)
-                    .load(&mut conn)
-                    .await?
-            }
-        };
-        let mut reports = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let lock_key = self.store.keys(*id).lock();
-            let report = self
-                .lock
-                .with_lock(&lock_key, async || self.sync_item(&mut conn, *id).await)
-                .await?;
-            reports.push(report);
-        }
+        let ids = item_ids(&mut conn, item).await?;
+        let reports = self
+            .each_item((&self.store, &self.lock), &mut conn, &ids)
+            .await?;
         self.store.remember(&ids).await?;
         Ok(reports)
     }
+}
 
-    async fn sync_item(
-        &self,
-        conn: &mut AsyncMysqlConnection,
-        item_id: u64,
-    ) -> Result<SyncReport, SyncError> {
-        conn.transaction::<_, SyncError, _>(async |c| {
-            let row: Option<(u32, Option<u32>, Option<chrono::NaiveDateTime>)> = items::table
-                .find(item_id)
-                .select((items::stock, items::max_per_user, items::deleted_at))
-                .for_update()
-                .first(&mut *c)
-                .await
-                .optional()?;
-            let (mysql_stock, max_per_user, deleted_at) =
-                row.ok_or(SyncError::UnknownItem(item_id))?;
-            let outbox_ids = self.store.outbox_order_ids(item_id).await?;
-            let persisted_order_ids = db::orders::persisted_among(&mut *c, &outbox_ids).await?;
-            let synced = self
-                .store
-                .sync(
-                    item_id,
-                    &MysqlFigures {
-                        stock: mysql_stock,
-                        on_sale: deleted_at.is_none(),
-                        max_per_user,
-                        persisted_order_ids,
-                    },
-                )
-                .await?;
-            if synced.shortfall > 0 {
-                tracing::error!(
-                    item_id,
-                    shortfall = synced.shortfall,
-                    "MySQL stock cannot cover the pending sales; Redis set to 0"
-                );
-            }
-            Ok(SyncReport {
-                item_id,
-                mysql_stock,
-                redis: synced,
-            })
+impl ItemPass for StockSync {
+    type Report = SyncReport;
+
+    async fn on_locked_row(&self, row: LockedRow<'_>) -> Result<SyncReport, SyncError> {
+        let outbox_ids = self.store.outbox_order_ids(row.item_id).await?;
+        let figures = MysqlFigures {
+            stock: row.stock,
+            on_sale: row.on_sale,
+            max_per_user: row.max_per_user,
+            persisted_order_ids: db::orders::persisted_among(row.conn, &outbox_ids).await?,
+        };
+        let synced = self.store.sync(row.item_id, &figures).await?;
+        warn_of_shortfall(row.item_id, synced.shortfall);
+        Ok(SyncReport {
+            item_id: row.item_id,
+            mysql_stock: row.stock,
+            redis: synced,
         })
-        .await
+    }
+}
+
+/// An item's row as read under its lock, and the transaction that holds the lock.
+pub(crate) struct LockedRow<'c> {
+    pub conn: &'c mut AsyncMysqlConnection,
+    pub item_id: u64,
+    pub stock: u32,
+    pub max_per_user: Option<u32>,
+    /// Not soft-deleted.
+    pub on_sale: bool,
+}
+
+/// A pass that sets each item's Redis state from its MySQL row (sync-stock,
+/// rebuild-redis).
+pub(crate) trait ItemPass: Sync {
+    type Report: Send;
+
+    /// Does the pass's work on one item, inside the transaction that holds its row.
+    fn on_locked_row(
+        &self,
+        row: LockedRow<'_>,
+    ) -> impl Future<Output = Result<Self::Report, SyncError>> + Send;
+
+    /// Runs the pass on each item in turn, under the item's distributed lock (the one
+    /// catalog-service's admin writes take) and in a transaction holding its row locked
+    /// (`SELECT ... FOR UPDATE`), which holds back stock-writer's commits for the item.
+    async fn each_item(
+        &self,
+        (store, lock): (&ItemStore, &DistributedLock),
+        conn: &mut AsyncMysqlConnection,
+        ids: &[u64],
+    ) -> Result<Vec<Self::Report>, SyncError> {
+        let mut reports = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let lock_key = store.keys(id).lock();
+            let report = lock
+                .with_lock(&lock_key, async || {
+                    conn.transaction::<_, SyncError, _>(async |c| {
+                        self.on_locked_row(locked_row(c, id).await?).await
+                    })
+                    .await
+                })
+                .await?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+}
+
+/// One item, or every item MySQL has (deleted ones too), by id.
+pub(crate) async fn item_ids(
+    conn: &mut AsyncMysqlConnection,
+    item: Option<u64>,
+) -> diesel::QueryResult<Vec<u64>> {
+    match item {
+        Some(id) => Ok(vec![id]),
+        None => {
+            items::table
+                .select(items::id)
+                .order(items::id)
+                .load(conn)
+                .await
+        }
+    }
+}
+
+async fn locked_row(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+) -> Result<LockedRow<'_>, SyncError> {
+    let (stock, max_per_user, deleted_at): (u32, Option<u32>, Option<chrono::NaiveDateTime>) =
+        items::table
+            .find(item_id)
+            .select((items::stock, items::max_per_user, items::deleted_at))
+            .for_update()
+            .first(&mut *conn)
+            .await
+            .optional()?
+            .ok_or(SyncError::UnknownItem(item_id))?;
+    Ok(LockedRow {
+        conn,
+        item_id,
+        stock,
+        max_per_user,
+        on_sale: deleted_at.is_none(),
+    })
+}
+
+pub(crate) fn warn_of_shortfall(item_id: u64, shortfall: i64) {
+    if shortfall > 0 {
+        tracing::error!(
+            item_id,
+            shortfall,
+            "MySQL stock cannot cover the sales pending in Redis; Redis set to 0"
+        );
     }
 }

@@ -25,6 +25,15 @@ impl SlotPipeline {
         Self::default()
     }
 
+    /// One command per key, `command(key)`, each on its key's slot.
+    pub fn per_key(keys: impl IntoIterator<Item = String>, command: impl Fn(&str) -> Cmd) -> Self {
+        let mut pipe = Self::new();
+        for key in keys {
+            pipe.add(&key, command(&key));
+        }
+        pipe
+    }
+
     /// Adds a command on keys of `key`'s slot; its reply is returned.
     pub fn add(&mut self, key: &str, cmd: Cmd) -> &mut Self {
         self.push(key, cmd, true)

@@ -37,13 +37,12 @@ pub async fn run_redis(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool
     std::fs::create_dir_all(&out)?;
     let reports = redis_drill::run(stack, seconds, &out).await?;
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let markdown = redis_drill::markdown(&reports, cpus);
-    std::fs::write(out.join("redis-report.md"), &markdown)?;
-    std::fs::write(
-        out.join("redis-report.json"),
-        serde_json::to_string_pretty(&reports)? + "\n",
+    publish(
+        &out,
+        "redis-report",
+        &redis_drill::markdown(&reports, cpus),
+        &reports,
     )?;
-    print!("{markdown}");
     Ok(reports.iter().all(redis_drill::ScenarioReport::passed))
 }
 
@@ -68,14 +67,24 @@ pub async fn run(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
     let report = drilled?;
     restored?;
     stopped?;
-    let markdown = report.markdown();
-    std::fs::write(out.join("report.md"), &markdown)?;
+    publish(&out, "report", &report.markdown(), &report)?;
+    Ok(report.passed())
+}
+
+/// Writes a drill's report as `<name>.md` and `<name>.json` under `out`, and prints it.
+fn publish(
+    out: &Path,
+    name: &str,
+    markdown: &str,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    std::fs::write(out.join(format!("{name}.md")), markdown)?;
     std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(&report)? + "\n",
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(report)? + "\n",
     )?;
     print!("{markdown}");
-    Ok(report.passed())
+    Ok(())
 }
 
 async fn drill(

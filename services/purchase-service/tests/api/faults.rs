@@ -149,12 +149,7 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
     let item = 900_001;
     stack
         .store
-        .put(&inventory::store::ItemState {
-            id: item,
-            stock: 10,
-            max_per_user: None,
-            on_sale: true,
-        })
+        .put(&inventory::store::ItemState::on_sale(item, 10))
         .await
         .unwrap();
     let placed = confirmed(&buy_many(&stack.client, item, 3).await);
