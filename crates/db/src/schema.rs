@@ -26,6 +26,9 @@ diesel::table! {
         created_at -> Datetime,
         updated_at -> Datetime,
         deleted_at -> Nullable<Datetime>,
+        sale_starts_at -> Nullable<Datetime>,
+        sale_ends_at -> Nullable<Datetime>,
+        payment_window_secs -> Nullable<Unsigned<Integer>>,
     }
 }
 
@@ -39,6 +42,11 @@ diesel::table! {
         quantity -> Unsigned<Integer>,
         purchased_at -> Datetime,
         persisted_at -> Datetime,
+        status -> Varchar,
+        pay_by -> Nullable<Datetime>,
+        paid_at -> Nullable<Datetime>,
+        released_at -> Nullable<Datetime>,
+        payment_id -> Nullable<Varchar>,
     }
 }
 

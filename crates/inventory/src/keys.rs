@@ -8,6 +8,13 @@ use common::redis::Keyspace;
 pub const ON_SALE: &str = "on_sale";
 /// The field of an item's meta hash holding the per-user limit (0: none).
 pub const LIMIT: &str = "limit";
+/// Fields of an item's meta hash holding its sale terms (see [`crate::store::SaleTerms`]):
+/// when the sale opens and closes (Unix ms, 0: no bound), how long a buyer has to pay
+/// (ms, 0: no payment step) and the unit price (minor units).
+pub const STARTS_MS: &str = "starts_ms";
+pub const ENDS_MS: &str = "ends_ms";
+pub const PAY_WINDOW_MS: &str = "pay_window_ms";
+pub const PRICE: &str = "price";
 
 /// The keys of one item.
 #[derive(Debug, Clone)]
@@ -31,7 +38,7 @@ impl ItemKeys {
         self.named("stock")
     }
 
-    /// Hash: [`ON_SALE`] (1/0) and [`LIMIT`] (per-user limit, 0 = none).
+    /// Hash: [`ON_SALE`] (1/0), [`LIMIT`] (per-user limit, 0 = none) and the sale terms.
     pub fn meta(&self) -> String {
         self.named("meta")
     }

@@ -3,7 +3,7 @@
 //! catalog's reads and admin writes, the start-up warm-up and sync-stock.
 
 use crate::Error;
-use crate::keys::{ItemKeys, LIMIT, ON_SALE};
+use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
 use common::redis::{Keyspace, RedisClient, SlotPipeline};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
@@ -18,17 +18,48 @@ pub struct ItemState {
     pub stock: u32,
     pub max_per_user: Option<u32>,
     pub on_sale: bool,
+    pub terms: SaleTerms,
 }
 
 impl ItemState {
-    /// An item on sale with `stock` units and no per-user limit.
+    /// An item on sale with `stock` units, no per-user limit and no other terms.
     pub fn on_sale(id: u64, stock: u32) -> Self {
         ItemState {
             id,
             stock,
             max_per_user: None,
             on_sale: true,
+            terms: SaleTerms::default(),
         }
+    }
+}
+
+/// When an item sells and on what terms; the purchase script reads them from the item's
+/// meta hash, against the Redis server's clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaleTerms {
+    /// Unit price in minor units: a reservation's amount due is price × quantity.
+    pub price: u64,
+    /// Unix ms; purchases before it are refused.
+    pub starts_at_ms: Option<i64>,
+    /// Unix ms; purchases at or after it are refused.
+    pub ends_at_ms: Option<i64>,
+    /// Seconds a buyer has to pay for a reservation; `None` or 0: orders are final.
+    pub payment_window_secs: Option<u32>,
+}
+
+impl SaleTerms {
+    /// The meta hash's fields and values (0 stands for "none").
+    fn fields(&self) -> [(&'static str, i64); 4] {
+        [
+            (PRICE, i64::try_from(self.price).unwrap_or(i64::MAX)),
+            (STARTS_MS, self.starts_at_ms.unwrap_or(0)),
+            (ENDS_MS, self.ends_at_ms.unwrap_or(0)),
+            (
+                PAY_WINDOW_MS,
+                i64::from(self.payment_window_secs.unwrap_or(0)) * 1000,
+            ),
+        ]
     }
 }
 
@@ -113,10 +144,12 @@ impl ItemStore {
             .hset_multiple(
                 keys.meta(),
                 &[
-                    (ON_SALE, u32::from(state.on_sale)),
-                    (LIMIT, state.max_per_user.unwrap_or(0)),
+                    (ON_SALE, i64::from(state.on_sale)),
+                    (LIMIT, i64::from(state.max_per_user.unwrap_or(0))),
                 ],
             )
+            .ignore()
+            .hset_multiple(keys.meta(), &state.terms.fields())
             .ignore();
         let mut conn = self.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
@@ -145,6 +178,9 @@ impl ItemStore {
                     &meta,
                     redis::Cmd::hset_nx(&meta, LIMIT, state.max_per_user.unwrap_or(0)),
                 );
+                for (field, value) in state.terms.fields() {
+                    pipe.add_ignored(&meta, redis::Cmd::hset_nx(&meta, field, value));
+                }
             }
             let set: Vec<bool> = pipe.query(&conn).await?;
             loaded += set.into_iter().filter(|s| *s).count();
@@ -167,6 +203,15 @@ impl ItemStore {
         let meta = self.keys(item_id).meta();
         let mut conn = self.redis.get().await?;
         conn.hset::<_, _, _, ()>(&meta, LIMIT, max_per_user.unwrap_or(0))
+            .await?;
+        Ok(self.redis.replicated(&meta).await?)
+    }
+
+    /// Sets an item's sale terms (an admin's change, or sync-stock's copy of MySQL's).
+    pub async fn set_terms(&self, item_id: u64, terms: &SaleTerms) -> Result<(), Error> {
+        let meta = self.keys(item_id).meta();
+        let mut conn = self.redis.get().await?;
+        conn.hset_multiple::<_, _, _, ()>(&meta, &terms.fields())
             .await?;
         Ok(self.redis.replicated(&meta).await?)
     }

@@ -39,6 +39,14 @@ pub enum ApiError {
         "Whether this purchase went through is not known yet. Look up the order before buying again; a retry with the same Idempotency-Key is always safe."
     )]
     OutcomeUnknown { order_id: String },
+    #[error("The sale of this item has not started yet.")]
+    SaleNotStarted { starts_at: String },
+    #[error("The sale of this item has ended.")]
+    SaleEnded { ended_at: String },
+    #[error("The order is not reserved, so it cannot be paid or cancelled.")]
+    OrderNotReserved { status: String },
+    #[error("The order's reservation expired before it was paid.")]
+    OrderExpired,
     #[error("The request body is too large.")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("Internal server error.")]
@@ -79,6 +87,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::SaleNotStarted { .. } => "SALE_NOT_STARTED",
+            ApiError::SaleEnded { .. } => "SALE_ENDED",
+            ApiError::OrderNotReserved { .. } => "ORDER_NOT_RESERVED",
+            ApiError::OrderExpired => "ORDER_EXPIRED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -99,6 +111,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit_bytes } => json!({ "limit_bytes": limit_bytes }),
             ApiError::OutcomeUnknown { order_id } => json!({ "order_id": order_id }),
+            ApiError::SaleNotStarted { starts_at } => json!({ "starts_at": starts_at }),
+            ApiError::SaleEnded { ended_at } => json!({ "ended_at": ended_at }),
+            ApiError::OrderNotReserved { status } => json!({ "status": status }),
             _ => json!({}),
         };
         match details {
@@ -197,9 +212,12 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::InsufficientStock { .. } | ApiError::PurchaseLimitExceeded { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::InsufficientStock { .. }
+            | ApiError::PurchaseLimitExceeded { .. }
+            | ApiError::SaleNotStarted { .. }
+            | ApiError::SaleEnded { .. }
+            | ApiError::OrderNotReserved { .. }
+            | ApiError::OrderExpired => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SystemBusy { .. } | ApiError::OutcomeUnknown { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -3,8 +3,9 @@
 //! row back, and a failed commit undoes the Redis change. Writes to an existing item run
 //! under that item's distributed lock.
 
-use crate::domain::{ItemChanges, NewItem, RestockQuantity};
+use crate::domain::{ItemChanges, NewItem, RestockQuantity, check_window};
 use crate::items::{self, Item};
+use common::ValidationErrors;
 use common::input::Pagination;
 use db::DbPool;
 use diesel_async::AsyncConnection;
@@ -15,6 +16,9 @@ use inventory::{DistributedLock, ItemStore};
 pub enum CatalogError {
     #[error("no such item")]
     NotFound,
+    /// The change is invalid against the item as it is (a sale closing before it opens).
+    #[error("invalid change: {0}")]
+    Invalid(ValidationErrors),
     /// A restock would take the stock beyond what the column holds.
     #[error("the stock would exceed its maximum")]
     StockOutOfRange,
@@ -118,7 +122,15 @@ impl Catalog {
                 let before = items::find_live(&mut conn, id)
                     .await?
                     .ok_or(CatalogError::NotFound)?;
-                let mut limit_changed = false;
+                let schedule = before.schedule();
+                check_window(
+                    changes.sale_starts_at.unwrap_or(schedule.sale_starts_at),
+                    changes.sale_ends_at.unwrap_or(schedule.sale_ends_at),
+                )
+                .map_err(|message| {
+                    CatalogError::Invalid(ValidationErrors::single("sale_ends_at", message))
+                })?;
+                let (mut limit_changed, mut terms_changed) = (false, false);
                 let outcome = conn
                     .transaction::<_, CatalogError, _>(async |c| {
                         items::update(&mut *c, id, &changes).await?;
@@ -126,12 +138,22 @@ impl Catalog {
                             self.store.set_limit(id, limit).await?;
                             limit_changed = true;
                         }
+                        if changes.changes_terms() {
+                            let updated = items::find_live(&mut *c, id)
+                                .await?
+                                .ok_or(CatalogError::NotFound)?;
+                            self.store.set_terms(id, &updated.terms()).await?;
+                            terms_changed = true;
+                        }
                         Ok(())
                     })
                     .await;
                 if let Err(error) = outcome {
                     if limit_changed {
                         self.undo(self.store.set_limit(id, before.max_per_user).await, id);
+                    }
+                    if terms_changed {
+                        self.undo(self.store.set_terms(id, &before.terms()).await, id);
                     }
                     return Err(error);
                 }

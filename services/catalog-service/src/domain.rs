@@ -1,6 +1,7 @@
 //! Catalog input parsed into types that only hold valid values: a new item, a partial
 //! update and a restock quantity. Handlers pass these on; queries never see raw JSON.
 
+use chrono::{DateTime, Utc};
 use common::ValidationErrors;
 use common::input::JsonObject;
 
@@ -13,6 +14,8 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// The most units one restock adds: the stock bound.
 const MAX_RESTOCK: u32 = MAX_STOCK as u32;
 pub const MAX_PER_USER: i64 = 1_000_000;
+/// The longest a buyer may be given to pay for a reservation: a day.
+pub const MAX_PAYMENT_WINDOW_SECS: i64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemName(String);
@@ -60,6 +63,49 @@ fn max_per_user(value: Option<i64>) -> Result<Option<u32>, String> {
         .transpose()
 }
 
+/// When a sale opens or closes: an RFC 3339 time, or null for no bound.
+/// Within 1970-2999 (UTC): what MySQL's DATETIME and the Redis clock both hold.
+fn sale_time(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    raw.map(|text| {
+        let at = DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| format!("The {field} must be an RFC 3339 date-time or null."))?;
+        if (1970..3000).contains(&chrono::Datelike::year(&at)) {
+            Ok(at)
+        } else {
+            Err(format!("The {field} must be between 1970 and 2999."))
+        }
+    })
+    .transpose()
+}
+
+fn payment_window(value: Option<i64>) -> Result<Option<u32>, String> {
+    value
+        .map(|v| bounded("payment_window_secs", v, 0, MAX_PAYMENT_WINDOW_SECS).map(|v| v as u32))
+        .transpose()
+}
+
+/// A sale that closes must close after it opens (the message is `sale_ends_at`'s).
+pub fn check_window(
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+) -> Result<(), String> {
+    match (starts_at, ends_at) {
+        (Some(starts), Some(ends)) if ends <= starts => {
+            Err("The sale_ends_at must be after sale_starts_at.".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// When an item sells and whether its buyers get a payment step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaleSchedule {
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+    pub payment_window_secs: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewItem {
     pub name: ItemName,
@@ -67,10 +113,20 @@ pub struct NewItem {
     pub price: u64,
     pub stock: u32,
     pub max_per_user: Option<u32>,
+    pub schedule: SaleSchedule,
 }
 
 impl NewItem {
-    pub const FIELDS: [&str; 5] = ["name", "description", "price", "stock", "max_per_user"];
+    pub const FIELDS: [&str; 8] = [
+        "name",
+        "description",
+        "price",
+        "stock",
+        "max_per_user",
+        "sale_starts_at",
+        "sale_ends_at",
+        "payment_window_secs",
+    ];
 
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
         let mut errors = body.unknown_fields(&Self::FIELDS);
@@ -85,18 +141,48 @@ impl NewItem {
             "max_per_user",
             body.optional_integer("max_per_user").and_then(max_per_user),
         );
-        match (name, description, price, stock, max_per_user) {
-            (Some(name), Some(description), Some(price), Some(stock), Some(max_per_user))
-                if errors.is_empty() =>
-            {
-                Ok(NewItem {
-                    name,
-                    description,
-                    price,
-                    stock,
-                    max_per_user,
+        let sale_starts_at = errors.check(
+            "sale_starts_at",
+            body.optional_string("sale_starts_at")
+                .and_then(|raw| sale_time("sale_starts_at", raw)),
+        );
+        let sale_ends_at = errors.check(
+            "sale_ends_at",
+            body.optional_string("sale_ends_at")
+                .and_then(|raw| sale_time("sale_ends_at", raw)),
+        );
+        let payment_window_secs = errors.check(
+            "payment_window_secs",
+            body.optional_integer("payment_window_secs")
+                .and_then(payment_window),
+        );
+        let schedule = match (sale_starts_at, sale_ends_at, payment_window_secs) {
+            (Some(sale_starts_at), Some(sale_ends_at), Some(payment_window_secs)) => {
+                errors.check("sale_ends_at", check_window(sale_starts_at, sale_ends_at));
+                Some(SaleSchedule {
+                    sale_starts_at,
+                    sale_ends_at,
+                    payment_window_secs,
                 })
             }
+            _ => None,
+        };
+        match (name, description, price, stock, max_per_user, schedule) {
+            (
+                Some(name),
+                Some(description),
+                Some(price),
+                Some(stock),
+                Some(max_per_user),
+                Some(schedule),
+            ) if errors.is_empty() => Ok(NewItem {
+                name,
+                description,
+                price,
+                stock,
+                max_per_user,
+                schedule,
+            }),
             _ => Err(errors),
         }
     }
@@ -110,11 +196,31 @@ pub struct ItemChanges {
     pub description: Option<Option<String>>,
     pub price: Option<u64>,
     pub max_per_user: Option<Option<u32>>,
+    pub sale_starts_at: Option<Option<DateTime<Utc>>>,
+    pub sale_ends_at: Option<Option<DateTime<Utc>>>,
+    pub payment_window_secs: Option<Option<u32>>,
 }
 
 impl ItemChanges {
     /// `stock` is known so that it is refused with the way to change it.
-    pub const FIELDS: [&str; 5] = ["name", "description", "price", "max_per_user", "stock"];
+    pub const FIELDS: [&str; 8] = [
+        "name",
+        "description",
+        "price",
+        "max_per_user",
+        "sale_starts_at",
+        "sale_ends_at",
+        "payment_window_secs",
+        "stock",
+    ];
+
+    /// Whether the change touches what Redis sells by (price and schedule).
+    pub fn changes_terms(&self) -> bool {
+        self.price.is_some()
+            || self.sale_starts_at.is_some()
+            || self.sale_ends_at.is_some()
+            || self.payment_window_secs.is_some()
+    }
 
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
         let mut errors = body.unknown_fields(&Self::FIELDS);
@@ -137,6 +243,27 @@ impl ItemChanges {
                 body.optional_integer("max_per_user").and_then(max_per_user),
             );
         }
+        for field in ["sale_starts_at", "sale_ends_at"] {
+            if body.contains(field) {
+                let at = errors.check(
+                    field,
+                    body.optional_string(field)
+                        .and_then(|raw| sale_time(field, raw)),
+                );
+                if field == "sale_starts_at" {
+                    changes.sale_starts_at = at;
+                } else {
+                    changes.sale_ends_at = at;
+                }
+            }
+        }
+        if body.contains("payment_window_secs") {
+            changes.payment_window_secs = errors.check(
+                "payment_window_secs",
+                body.optional_integer("payment_window_secs")
+                    .and_then(payment_window),
+            );
+        }
         if body.contains("stock") {
             errors.add(
                 "stock",
@@ -146,7 +273,7 @@ impl ItemChanges {
         if errors.is_empty() && changes == ItemChanges::default() {
             errors.add(
                 "body",
-                "Send at least one of name, description, price, max_per_user.",
+                "Send at least one of name, description, price, max_per_user, sale_starts_at, sale_ends_at, payment_window_secs.",
             );
         }
         if errors.is_empty() {
@@ -195,6 +322,37 @@ mod tests {
             (item.price, item.stock, item.max_per_user),
             (1999, 5, Some(2))
         );
+    }
+
+    #[test]
+    fn a_sale_schedule_parses_and_must_close_after_it_opens() {
+        let item = NewItem::parse(&body(
+            r#"{"name": "Lamp", "price": 1, "stock": 1, "sale_starts_at": "2026-12-01T10:00:00+01:00", "sale_ends_at": "2026-12-01T10:00:01Z", "payment_window_secs": 600}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            item.schedule.sale_starts_at.map(|at| at.to_rfc3339()),
+            Some("2026-12-01T09:00:00+00:00".into())
+        );
+        assert_eq!(item.schedule.payment_window_secs, Some(600));
+        let backwards = NewItem::parse(&body(
+            r#"{"name": "Lamp", "price": 1, "stock": 1, "sale_starts_at": "2026-12-01T10:00:00Z", "sale_ends_at": "2026-12-01T10:00:00Z"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(fields(backwards), ["sale_ends_at"]);
+        let bad = NewItem::parse(&body(
+            r#"{"name": "Lamp", "price": 1, "stock": 1, "sale_starts_at": "tomorrow", "payment_window_secs": 86401}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(fields(bad), ["payment_window_secs", "sale_starts_at"]);
+        let ancient = NewItem::parse(&body(
+            r#"{"name": "Lamp", "price": 1, "stock": 1, "sale_ends_at": "0001-01-01T00:00:00Z"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(fields(ancient), ["sale_ends_at"]);
+        let cleared = ItemChanges::parse(&body(r#"{"sale_ends_at": null}"#)).unwrap();
+        assert_eq!(cleared.sale_ends_at, Some(None));
+        assert!(cleared.changes_terms());
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! The `items` table: the model and the queries catalog-service runs against it.
 //! Reads skip soft-deleted rows; stock only moves by checked relative updates.
 
-use crate::domain::{ItemChanges, NewItem};
-use chrono::NaiveDateTime;
+use crate::domain::{ItemChanges, NewItem, SaleSchedule};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use db::schema::items;
 use diesel::prelude::*;
 use diesel::sql_types::{Bigint, Datetime, Nullable, Unsigned};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
-use inventory::store::ItemState;
+use inventory::store::{ItemState, SaleTerms};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = items)]
@@ -22,6 +22,9 @@ pub struct Item {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    pub sale_starts_at: Option<NaiveDateTime>,
+    pub sale_ends_at: Option<NaiveDateTime>,
+    pub payment_window_secs: Option<u32>,
 }
 
 impl Item {
@@ -31,8 +34,31 @@ impl Item {
             stock: self.stock,
             max_per_user: self.max_per_user,
             on_sale: self.deleted_at.is_none(),
+            terms: self.terms(),
         }
     }
+
+    pub fn terms(&self) -> SaleTerms {
+        let millis = |at: Option<NaiveDateTime>| at.map(|at| at.and_utc().timestamp_millis());
+        SaleTerms {
+            price: self.price,
+            starts_at_ms: millis(self.sale_starts_at),
+            ends_at_ms: millis(self.sale_ends_at),
+            payment_window_secs: self.payment_window_secs,
+        }
+    }
+
+    pub fn schedule(&self) -> SaleSchedule {
+        SaleSchedule {
+            sale_starts_at: self.sale_starts_at.map(|at| at.and_utc()),
+            sale_ends_at: self.sale_ends_at.map(|at| at.and_utc()),
+            payment_window_secs: self.payment_window_secs,
+        }
+    }
+}
+
+fn naive(at: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
+    at.map(|at| at.naive_utc())
 }
 
 #[derive(Insertable)]
@@ -43,6 +69,9 @@ struct NewRow<'a> {
     price: u64,
     stock: u32,
     max_per_user: Option<u32>,
+    sale_starts_at: Option<NaiveDateTime>,
+    sale_ends_at: Option<NaiveDateTime>,
+    payment_window_secs: Option<u32>,
 }
 
 #[derive(AsChangeset)]
@@ -52,6 +81,9 @@ struct ChangeRow<'a> {
     description: Option<Option<&'a str>>,
     price: Option<u64>,
     max_per_user: Option<Option<u32>>,
+    sale_starts_at: Option<Option<NaiveDateTime>>,
+    sale_ends_at: Option<Option<NaiveDateTime>>,
+    payment_window_secs: Option<Option<u32>>,
 }
 
 pub async fn page(
@@ -104,6 +136,9 @@ pub async fn insert(conn: &mut AsyncMysqlConnection, new: &NewItem) -> QueryResu
             price: new.price,
             stock: new.stock,
             max_per_user: new.max_per_user,
+            sale_starts_at: naive(new.schedule.sale_starts_at),
+            sale_ends_at: naive(new.schedule.sale_ends_at),
+            payment_window_secs: new.schedule.payment_window_secs,
         })
         .execute(conn)
         .await?;
@@ -128,6 +163,9 @@ pub async fn update(
         description: changes.description.as_ref().map(|d| d.as_deref()),
         price: changes.price,
         max_per_user: changes.max_per_user,
+        sale_starts_at: changes.sale_starts_at.map(naive),
+        sale_ends_at: changes.sale_ends_at.map(naive),
+        payment_window_secs: changes.payment_window_secs,
     };
     let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
         .set(row)

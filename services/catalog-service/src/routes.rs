@@ -3,6 +3,7 @@
 use crate::catalog::{Catalog, CatalogError, ItemView};
 use crate::domain::{ItemChanges, NewItem, RestockQuantity};
 use actix_web::{HttpResponse, web};
+use chrono::SecondsFormat;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use web_layer::ApiError;
@@ -13,6 +14,7 @@ impl From<CatalogError> for ApiError {
     fn from(error: CatalogError) -> Self {
         match error {
             CatalogError::NotFound => ApiError::NotFound,
+            CatalogError::Invalid(errors) => ApiError::Validation(errors),
             CatalogError::StockOutOfRange => ApiError::validation(
                 "quantity",
                 "The quantity would take the stock beyond its maximum.",
@@ -50,6 +52,9 @@ pub fn item_json(view: &ItemView) -> Value {
         "price": item.price,
         "stock": view.stock,
         "max_per_user": item.max_per_user,
+        "sale_starts_at": item.sale_starts_at.map(|at| at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        "sale_ends_at": item.sale_ends_at.map(|at| at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        "payment_window_secs": item.payment_window_secs,
         "created_at": item.created_at.and_utc().to_rfc3339(),
         "updated_at": item.updated_at.and_utc().to_rfc3339(),
     })

@@ -2,7 +2,7 @@
 //! environments only. Idempotent: an item whose name already exists is left alone.
 
 use crate::catalog::Catalog;
-use crate::domain::{ItemName, NewItem};
+use crate::domain::{ItemName, NewItem, SaleSchedule};
 use common::config::Environment;
 
 pub const DEMO_ITEMS: [(&str, &str, u64, u32); 2] = [
@@ -35,6 +35,7 @@ pub async fn seed(catalog: &Catalog, env: Environment) -> anyhow::Result<Vec<Str
             price,
             stock,
             max_per_user: None,
+            schedule: SaleSchedule::default(),
         };
         catalog.create(new).await?;
         created.push(name.to_owned());

@@ -30,6 +30,10 @@ pub enum PurchaseError {
     InsufficientStock { current_stock: u64 },
     #[error("purchase limit {limit} reached ({already_bought} bought)")]
     LimitExceeded { limit: u64, already_bought: u64 },
+    #[error("the sale opens at {starts_at}")]
+    SaleNotStarted { starts_at: DateTime<Utc> },
+    #[error("the sale closed at {ended_at}")]
+    SaleEnded { ended_at: DateTime<Utc> },
     #[error("the idempotency key was used for another quantity")]
     KeyReused,
     /// Certainly not taken: the lock strategy's lock or EXEC lost, or the order id was
@@ -163,6 +167,12 @@ impl Purchases {
             Outcome::Duplicate(record) => self.replay(event.item_id, record).await,
             Outcome::KeyReused(_) => Err(PurchaseError::KeyReused),
             Outcome::NotOnSale => Err(PurchaseError::NotFound),
+            Outcome::SaleNotStarted { starts_at_ms } => Err(PurchaseError::SaleNotStarted {
+                starts_at: DateTime::from_timestamp_millis(starts_at_ms).unwrap_or_default(),
+            }),
+            Outcome::SaleEnded { ended_at_ms } => Err(PurchaseError::SaleEnded {
+                ended_at: DateTime::from_timestamp_millis(ended_at_ms).unwrap_or_default(),
+            }),
             Outcome::InsufficientStock { current_stock } => {
                 Err(PurchaseError::InsufficientStock { current_stock })
             }
@@ -286,6 +296,8 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::KeyReused(_) => "key_reused",
         Outcome::Void => "void",
         Outcome::NotOnSale => "not_on_sale",
+        Outcome::SaleNotStarted { .. } => "sale_not_started",
+        Outcome::SaleEnded { .. } => "sale_ended",
         Outcome::InsufficientStock { .. } => "insufficient_stock",
         Outcome::LimitExceeded { .. } => "limit_exceeded",
         Outcome::Busy => "busy",

@@ -26,6 +26,12 @@ impl From<PurchaseError> for ApiError {
                 limit,
                 already_bought,
             },
+            PurchaseError::SaleNotStarted { starts_at } => ApiError::SaleNotStarted {
+                starts_at: starts_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            },
+            PurchaseError::SaleEnded { ended_at } => ApiError::SaleEnded {
+                ended_at: ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            },
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },

@@ -9,10 +9,12 @@
 //! admin writes hold it, so a soft delete cannot slip between reading the row and
 //! writing the on-sale flag (which would put a deleted item back on sale).
 
+use chrono::NaiveDateTime;
 use db::DbPool;
 use db::schema::items;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use inventory::store::SaleTerms;
 use inventory::sync::{MysqlFigures, Synced};
 use inventory::{DistributedLock, ItemStore};
 
@@ -83,6 +85,7 @@ pub(crate) struct LockedRow<'c> {
     pub max_per_user: Option<u32>,
     /// Not soft-deleted.
     pub on_sale: bool,
+    pub terms: SaleTerms,
 }
 
 /// A pass that sets each item's Redis state from its MySQL row (sync-stock,
@@ -111,7 +114,9 @@ pub(crate) trait ItemPass: Sync {
             let report = lock
                 .with_lock(&lock_key, async || {
                     conn.transaction::<_, SyncError, _>(async |c| {
-                        self.on_locked_row(locked_row(c, id).await?).await
+                        let row = locked_row(c, id).await?;
+                        store.set_terms(id, &row.terms).await?;
+                        self.on_locked_row(row).await
                     })
                     .await
                 })
@@ -143,21 +148,43 @@ async fn locked_row(
     conn: &mut AsyncMysqlConnection,
     item_id: u64,
 ) -> Result<LockedRow<'_>, SyncError> {
-    let (stock, max_per_user, deleted_at): (u32, Option<u32>, Option<chrono::NaiveDateTime>) =
-        items::table
-            .find(item_id)
-            .select((items::stock, items::max_per_user, items::deleted_at))
-            .for_update()
-            .first(&mut *conn)
-            .await
-            .optional()?
-            .ok_or(SyncError::UnknownItem(item_id))?;
+    type Row = (
+        u32,
+        Option<u32>,
+        Option<NaiveDateTime>,
+        u64,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<u32>,
+    );
+    let (stock, max_per_user, deleted_at, price, starts, ends, window): Row = items::table
+        .find(item_id)
+        .select((
+            items::stock,
+            items::max_per_user,
+            items::deleted_at,
+            items::price,
+            items::sale_starts_at,
+            items::sale_ends_at,
+            items::payment_window_secs,
+        ))
+        .for_update()
+        .first(&mut *conn)
+        .await
+        .optional()?
+        .ok_or(SyncError::UnknownItem(item_id))?;
     Ok(LockedRow {
         conn,
         item_id,
         stock,
         max_per_user,
         on_sale: deleted_at.is_none(),
+        terms: SaleTerms {
+            price,
+            starts_at_ms: starts.map(|at| at.and_utc().timestamp_millis()),
+            ends_at_ms: ends.map(|at| at.and_utc().timestamp_millis()),
+            payment_window_secs: window,
+        },
     })
 }
 

@@ -6,7 +6,7 @@
 //! not run yet.
 
 use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
-use crate::keys::{ItemKeys, LIMIT, ON_SALE};
+use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, STARTS_MS};
 use crate::{DistributedLock, ItemStore};
 use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
@@ -87,16 +87,31 @@ async fn check_and_write(
             });
         }
     }
-    let (on_sale, limit): (Option<String>, Option<u64>) = redis::cmd("HMGET")
-        .arg(keys.meta())
-        .arg(ON_SALE)
-        .arg(LIMIT)
-        .query_async(&mut *conn)
-        .await?;
+    let (on_sale, limit, starts, ends): (Option<String>, Option<u64>, Option<i64>, Option<i64>) =
+        redis::cmd("HMGET")
+            .arg(keys.meta())
+            .arg(ON_SALE)
+            .arg(LIMIT)
+            .arg(STARTS_MS)
+            .arg(ENDS_MS)
+            .query_async(&mut *conn)
+            .await?;
     let stock: Option<u64> = conn.get(keys.stock()).await?;
     let (Some("1"), Some(stock)) = (on_sale.as_deref(), stock) else {
         return Ok(Outcome::NotOnSale);
     };
+    let (starts, ends) = (starts.unwrap_or(0), ends.unwrap_or(0));
+    if starts > 0 || ends > 0 {
+        let now = server_time_ms(conn).await?;
+        if starts > 0 && now < starts {
+            return Ok(Outcome::SaleNotStarted {
+                starts_at_ms: starts,
+            });
+        }
+        if ends > 0 && now >= ends {
+            return Ok(Outcome::SaleEnded { ended_at_ms: ends });
+        }
+    }
     let quantity = u64::from(purchase.quantity);
     if quantity > stock {
         return Ok(Outcome::InsufficientStock {
@@ -145,4 +160,11 @@ async fn check_and_write(
         Some(()) => Outcome::Placed,
         None => Outcome::Busy,
     })
+}
+
+/// The Redis server's clock (TIME), the one the purchase script checks sale windows
+/// against.
+async fn server_time_ms(conn: &mut deadpool_redis::Connection) -> Result<i64, AttemptError> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
+    Ok(secs * 1000 + micros / 1000)
 }

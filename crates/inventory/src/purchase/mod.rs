@@ -61,6 +61,14 @@ pub enum Outcome {
     /// The order id had been voided (its purchase was settled as not taken).
     Void,
     NotOnSale,
+    /// The item's sale opens at this time (Unix ms).
+    SaleNotStarted {
+        starts_at_ms: i64,
+    },
+    /// The item's sale closed at this time (Unix ms).
+    SaleEnded {
+        ended_at_ms: i64,
+    },
     InsufficientStock {
         current_stock: u64,
     },

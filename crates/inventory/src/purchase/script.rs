@@ -52,6 +52,10 @@ fn number(reply: &[String], index: usize) -> Option<u64> {
     reply.get(index)?.parse().ok()
 }
 
+fn millis(reply: &[String], index: usize) -> Option<i64> {
+    reply.get(index)?.parse().ok().filter(|ms| *ms > 0)
+}
+
 fn record(reply: &[String]) -> Option<IdempotencyRecord> {
     IdempotencyRecord::parse(reply.get(1)?)
 }
@@ -59,7 +63,8 @@ fn record(reply: &[String]) -> Option<IdempotencyRecord> {
 /// Turns the script's reply into an outcome; `None` for a reply it never gives.
 fn parse_reply(reply: &[String]) -> Option<Outcome> {
     let expected_len = match reply.first()?.as_str() {
-        "OK" | "DUPLICATE" | "KEY_REUSED" | "INSUFFICIENT_STOCK" => 2,
+        "OK" | "DUPLICATE" | "KEY_REUSED" | "INSUFFICIENT_STOCK" | "SALE_NOT_STARTED"
+        | "SALE_ENDED" => 2,
         "VOID" | "NOT_ON_SALE" => 1,
         "LIMIT_EXCEEDED" => 3,
         _ => return None,
@@ -76,6 +81,12 @@ fn parse_reply(reply: &[String]) -> Option<Outcome> {
         "KEY_REUSED" => Outcome::KeyReused(record(reply)?),
         "VOID" => Outcome::Void,
         "NOT_ON_SALE" => Outcome::NotOnSale,
+        "SALE_NOT_STARTED" => Outcome::SaleNotStarted {
+            starts_at_ms: millis(reply, 1)?,
+        },
+        "SALE_ENDED" => Outcome::SaleEnded {
+            ended_at_ms: millis(reply, 1)?,
+        },
         "INSUFFICIENT_STOCK" => Outcome::InsufficientStock {
             current_stock: number(reply, 1)?,
         },
@@ -109,6 +120,18 @@ mod tests {
             })
         );
         assert_eq!(parse_reply(&reply(&["VOID"])), Some(Outcome::Void));
+        assert_eq!(
+            parse_reply(&reply(&["SALE_NOT_STARTED", "1700000000000"])),
+            Some(Outcome::SaleNotStarted {
+                starts_at_ms: 1_700_000_000_000
+            })
+        );
+        assert_eq!(
+            parse_reply(&reply(&["SALE_ENDED", "1700000000000"])),
+            Some(Outcome::SaleEnded {
+                ended_at_ms: 1_700_000_000_000
+            })
+        );
         assert!(matches!(
             parse_reply(&reply(&["DUPLICATE", "o-1:2:1700000000000"])),
             Some(Outcome::Duplicate(record)) if record.order_id == "o-1" && record.quantity == 2
@@ -126,6 +149,8 @@ mod tests {
             reply(&["DUPLICATE", "garbage"]),
             reply(&["LIMIT_EXCEEDED", "3"]),
             reply(&["OK", "x"]),
+            reply(&["SALE_ENDED", "0"]),
+            reply(&["SALE_NOT_STARTED"]),
         ] {
             assert_eq!(parse_reply(&unexpected), None, "{unexpected:?}");
         }

@@ -3,7 +3,9 @@
 -- KEYS: stock, meta, bought, outbox, outbox times, idempotency key, void marker.
 -- ARGV: user id, quantity, order id, event JSON, now (ms), idempotency TTL (0 = none).
 -- An idempotency key remembers `order_id:quantity:purchased_at_ms`; reused for another
--- quantity it is refused. A voided order id (see rule_out.lua) does nothing.
+-- quantity it is refused. A voided order id (see rule_out.lua) does nothing. A sale
+-- window is checked against the Redis server's clock (TIME), so every instance agrees;
+-- items without one never pay for the call.
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'VOID'} end
 local ttl = tonumber(ARGV[6])
 if ttl > 0 then
@@ -13,12 +15,20 @@ if ttl > 0 then
     return {'DUPLICATE', prior}
   end
 end
-if redis.call('HGET', KEYS[2], 'on_sale') ~= '1' then return {'NOT_ON_SALE'} end
+local meta = redis.call('HMGET', KEYS[2], 'on_sale', 'limit', 'starts_ms', 'ends_ms')
+if meta[1] ~= '1' then return {'NOT_ON_SALE'} end
 local stock = tonumber(redis.call('GET', KEYS[1]))
 if not stock then return {'NOT_ON_SALE'} end
+local starts, ends = tonumber(meta[3] or '0'), tonumber(meta[4] or '0')
+if starts > 0 or ends > 0 then
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if starts > 0 and now < starts then return {'SALE_NOT_STARTED', meta[3]} end
+  if ends > 0 and now >= ends then return {'SALE_ENDED', meta[4]} end
+end
 local quantity = tonumber(ARGV[2])
 if quantity > stock then return {'INSUFFICIENT_STOCK', tostring(stock)} end
-local limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or '0')
+local limit = tonumber(meta[2] or '0')
 if limit > 0 then
   local bought = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
   if bought + quantity > limit then

@@ -232,3 +232,50 @@ async fn restock_beyond_the_column_range_is_refused_and_changes_nothing() {
     assert_eq!(app.mysql_stock(id).await, 4_000_000_000);
     assert_eq!(app.redis_stock(id).await, Some(4_000_000_000));
 }
+
+#[actix_web::test]
+async fn a_sale_schedule_is_set_shown_changed_and_sold_by() {
+    use inventory::keys::{ENDS_MS, PAY_WINDOW_MS, PRICE, STARTS_MS};
+    let app = spawn_app().await;
+    let created = app
+        .create_item(json!({"name": "Drop", "price": 1500, "stock": 3,
+            "sale_starts_at": "2030-01-01T10:00:00+02:00", "sale_ends_at": "2030-01-01T09:00:00.5Z",
+            "payment_window_secs": 300}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_u64().unwrap();
+    assert_eq!(created.body["sale_starts_at"], "2030-01-01T08:00:00.000Z");
+    assert_eq!(created.body["sale_ends_at"], "2030-01-01T09:00:00.500Z");
+    assert_eq!(created.body["payment_window_secs"], 300);
+    assert_eq!(app.redis_meta(id, STARTS_MS).await, Some(1_893_484_800_000));
+    assert_eq!(app.redis_meta(id, ENDS_MS).await, Some(1_893_488_400_500));
+    assert_eq!(app.redis_meta(id, PAY_WINDOW_MS).await, Some(300_000));
+    assert_eq!(app.redis_meta(id, PRICE).await, Some(1500));
+
+    // Closing before it opens, against the stored start: refused, nothing changes.
+    let backwards = app
+        .patch_item(id, &json!({"sale_ends_at": "2030-01-01T07:00:00Z"}))
+        .await;
+    assert_envelope(&backwards, 422, "VALIDATION_FAILED");
+    assert_eq!(error_fields(&backwards), ["sale_ends_at"]);
+    assert_eq!(app.redis_meta(id, ENDS_MS).await, Some(1_893_488_400_500));
+
+    let opened = app
+        .patch_item(
+            id,
+            &json!({"sale_starts_at": null, "payment_window_secs": 0, "price": 1700}),
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(opened.body["sale_starts_at"], Value::Null);
+    assert_eq!(opened.body["payment_window_secs"], 0);
+    assert_eq!(app.redis_meta(id, STARTS_MS).await, Some(0));
+    assert_eq!(app.redis_meta(id, PAY_WINDOW_MS).await, Some(0));
+    assert_eq!(app.redis_meta(id, PRICE).await, Some(1700));
+
+    let too_long = app
+        .patch_item(id, &json!({"payment_window_secs": 86_401}))
+        .await;
+    assert_envelope(&too_long, 422, "VALIDATION_FAILED");
+    assert_eq!(error_fields(&too_long), ["payment_window_secs"]);
+}

@@ -103,6 +103,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A field of the item's meta hash in Redis.
+    pub async fn redis_meta(&self, id: u64, field: &str) -> Option<i64> {
+        self.env
+            .redis
+            .connection()
+            .await
+            .hget(self.keys(id).meta(), field)
+            .await
+            .unwrap()
+    }
+
     pub async fn mysql_stock(&self, id: u64) -> u32 {
         self.env.database.stock(id).await
     }

@@ -7,7 +7,7 @@ use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use inventory::ItemStore;
-use inventory::store::ItemState;
+use inventory::store::{ItemState, SaleTerms};
 use purchase_service::configuration::{Settings, Strategy};
 use purchase_service::startup::Application;
 use redis::AsyncCommands;
@@ -89,6 +89,18 @@ pub fn token(user_id: u64) -> String {
 impl Stack {
     /// An item on sale, as catalog-service would create it.
     pub async fn item(&self, stock: u32, max_per_user: Option<u32>) -> u64 {
+        self.item_on_terms(stock, max_per_user, SaleTerms::default())
+            .await
+    }
+
+    /// An item on sale on these terms (Redis's; MySQL's row keeps the defaults, which
+    /// only sync-stock would read).
+    pub async fn item_on_terms(
+        &self,
+        stock: u32,
+        max_per_user: Option<u32>,
+        terms: SaleTerms,
+    ) -> u64 {
         let id = self
             .env
             .database
@@ -104,6 +116,7 @@ impl Stack {
                 stock,
                 max_per_user,
                 on_sale: true,
+                terms,
             })
             .await
             .unwrap();

@@ -12,7 +12,7 @@ async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
             id: 1,
             stock: 999,
             max_per_user: Some(5),
-            on_sale: true,
+            ..ItemState::on_sale(1, 999)
         })
         .await
         .unwrap();
