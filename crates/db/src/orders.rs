@@ -21,7 +21,39 @@ pub async fn persisted_among<S: AsRef<str>>(
         .await
 }
 
-/// Units each buyer has of an item in MySQL: (user id, units), by user id.
+/// Which of these outbox messages (`<order id>` for a placement, `<order id>:<type>` for
+/// a reservation's later step) MySQL already has: the order, or the order in that status.
+pub async fn persisted_messages<S: AsRef<str>>(
+    conn: &mut AsyncMysqlConnection,
+    message_ids: &[S],
+) -> QueryResult<Vec<String>> {
+    let order_ids: Vec<&str> = message_ids
+        .iter()
+        .map(|id| id.as_ref().split(':').next().unwrap_or_default())
+        .collect();
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statuses: std::collections::HashMap<String, String> = orders::table
+        .filter(orders::id.eq_any(&order_ids))
+        .select((orders::id, orders::status))
+        .load(conn)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(message_ids
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|id| match id.split_once(':') {
+            None => statuses.contains_key(*id),
+            Some((order, kind)) => statuses.get(order).is_some_and(|status| status == kind),
+        })
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Units each buyer holds of an item in MySQL (released reservations left out):
+/// (user id, units), by user id.
 pub async fn bought_per_user(
     conn: &mut AsyncMysqlConnection,
     item_id: u64,
@@ -30,6 +62,7 @@ pub async fn bought_per_user(
     use diesel::sql_types::Unsigned;
     orders::table
         .filter(orders::item_id.eq(item_id))
+        .filter(orders::released_at.is_null())
         .group_by(orders::user_id)
         .select((
             orders::user_id,

@@ -223,6 +223,58 @@ async fn every_documented_operation_answers_as_documented() {
         contract.check("get", "/api/v1/orders/{id}", &order);
     }
 
+    // A reservation: reserved, cancelled, then not reserved any more; and an order
+    // that never was a reservation.
+    let reservable = gw
+        .post(
+            "/api/v1/items",
+            Some(&admin),
+            &json!({"name": "Reservable", "price": 700, "stock": 3, "payment_window_secs": 600}),
+        )
+        .await;
+    contract.check("post", "/api/v1/items", &reservable);
+    let reservable_id = reservable.body["id"].as_u64().unwrap();
+    let reserved = gw
+        .post(
+            &format!("/api/v1/items/{reservable_id}/purchase"),
+            Some(&user),
+            &json!({"quantity": 1}),
+        )
+        .await;
+    assert_eq!(
+        reserved.body["order"]["status"], "reserved",
+        "{}",
+        reserved.body
+    );
+    contract.check("post", "/api/v1/items/{id}/purchase", &reserved);
+    let reserved_id = reserved.body["order"]["id"].as_str().unwrap().to_owned();
+    contract.check(
+        "get",
+        "/api/v1/orders/{id}",
+        &gw.get(&format!("/api/v1/orders/{reserved_id}"), Some(&user))
+            .await,
+    );
+    for id in [&reserved_id, &reserved_id, &order_id] {
+        let cancel = gw
+            .post(
+                &format!("/api/v1/orders/{id}/cancel"),
+                Some(&user),
+                &Value::Null,
+            )
+            .await;
+        contract.check("post", "/api/v1/orders/{id}/cancel", &cancel);
+    }
+    contract.check(
+        "post",
+        "/api/v1/orders/{id}/cancel",
+        &gw.post(
+            &format!("/api/v1/orders/{reserved_id}/cancel"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await,
+    );
+
     // Deleted, then already gone.
     for _ in 0..2 {
         let deleted = gw.send("DELETE", &item_path, Some(&admin), &[], None).await;
@@ -340,6 +392,7 @@ fn the_stock_event_schema_matches_the_events_the_code_publishes() {
         quantity: 2,
         purchased_at_ms: 1_795_524_274_009,
         request_id: Some("trace-1".into()),
+        ..events::StockEvent::default()
     };
     for request_id in [Some("trace-1".to_owned()), None] {
         event.request_id = request_id;
@@ -350,6 +403,18 @@ fn the_stock_event_schema_matches_the_events_the_code_publishes() {
             .collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
+    let expired = events::StockEvent {
+        kind: events::EventType::Expired,
+        pay_by_ms: Some(1_795_524_574_009),
+        amount: Some(1500),
+        at_ms: Some(1_795_524_574_100),
+        ..event.clone()
+    };
+    let json: Value = serde_json::from_str(&expired.to_json()).unwrap();
+    assert!(validator.is_valid(&json), "{json}");
+    let mut undated = json.clone();
+    undated.as_object_mut().unwrap().remove("at_ms");
+    assert!(!validator.is_valid(&undated), "a release needs at_ms");
     let mut bad: Value = serde_json::from_str(&event.to_json()).unwrap();
     bad["quantity"] = json!(0);
     assert!(

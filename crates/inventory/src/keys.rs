@@ -70,6 +70,30 @@ impl ItemKeys {
         self.named("parked")
     }
 
+    /// Hash: order id → the placement event of a reservation not yet paid, cancelled or
+    /// expired (its owner, the lifecycle script, removes it when one of those happens).
+    pub fn reserved(&self) -> String {
+        self.named("reserved")
+    }
+
+    /// Sorted set: reserved order id scored by its `pay_by` (Unix ms): the expiry
+    /// schedule every purchase-service instance works through.
+    pub fn expiry(&self) -> String {
+        self.named("expiry")
+    }
+
+    /// What became of a reservation (`paid:<payment id>`, `cancelled`, `expired`),
+    /// kept for `ORDER_STATUS_TTL_SECS` so late payments and cancels get a true answer.
+    pub fn settled(&self, order_id: &str) -> String {
+        self.named(&format!("settled:{order_id}"))
+    }
+
+    /// A payment already applied (payment id → order id), so a redelivered webhook
+    /// changes nothing.
+    pub fn payment(&self, payment_id: &str) -> String {
+        self.named(&format!("payment:{payment_id}"))
+    }
+
     /// Marks an order id that was ruled out while its purchase's outcome was unknown: a
     /// purchase carrying it that reaches Redis later does nothing.
     pub fn void(&self, order_id: &str) -> String {
@@ -85,6 +109,13 @@ impl ItemKeys {
     pub fn lock(&self) -> String {
         self.named("lock")
     }
+}
+
+/// String: the item of a reservation (written after the purchase, bounded by a TTL), so
+/// a cancel or a payment, which name only the order, finds the item's keys before MySQL
+/// has the order.
+pub fn order_item(keys: &Keyspace, order_id: &str) -> String {
+    keys.key(format_args!("order:{{{order_id}}}:item"))
 }
 
 /// The keys of one user.
@@ -123,6 +154,10 @@ mod tests {
             keys.outbox_tries(),
             keys.parked(),
             keys.void("0192-ab"),
+            keys.reserved(),
+            keys.expiry(),
+            keys.settled("0192-ab"),
+            keys.payment("pay_1"),
             keys.lock(),
             keys.idempotency(7, "k"),
         ] {

@@ -7,6 +7,7 @@
 
 pub mod attempts;
 pub mod keys;
+pub mod lifecycle;
 pub mod lock;
 pub mod outbox;
 pub mod parked;

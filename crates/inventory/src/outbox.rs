@@ -278,6 +278,16 @@ impl ItemStore {
         Ok((entries, gone))
     }
 
+    /// One outbox entry's event JSON.
+    pub async fn outbox_event(
+        &self,
+        item_id: u64,
+        message_id: &str,
+    ) -> Result<Option<String>, Error> {
+        let mut conn = self.redis().get().await?;
+        Ok(conn.hget(self.keys(item_id).outbox(), message_id).await?)
+    }
+
     /// How many orders sit in one item's outbox.
     pub async fn outbox_len(&self, item_id: u64) -> Result<u64, Error> {
         let mut conn = self.redis().get().await?;

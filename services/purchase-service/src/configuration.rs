@@ -17,6 +17,7 @@ relay_after_ms = 3000
 republish_after_ms = 30000
 max_publishes_in_flight = 256
 publish_queue_capacity = 8192
+expiry_interval_ms = 200
 "#;
 
 /// How a purchase is taken in Redis.
@@ -58,6 +59,9 @@ pub struct PurchaseSettings {
     pub max_publishes_in_flight: usize,
     /// Placed orders waiting to be published; beyond it the relay takes over.
     pub publish_queue_capacity: usize,
+    /// How often the expiry worker looks for reservations past their deadline (a
+    /// reservation expires at most this long after it).
+    pub expiry_interval_ms: u64,
 }
 
 /// What only purchase-service reads.

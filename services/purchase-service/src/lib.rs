@@ -9,5 +9,6 @@ pub mod orders;
 pub mod publishing;
 pub mod purchases;
 pub mod relay;
+pub mod reservations;
 pub mod routes;
 pub mod startup;

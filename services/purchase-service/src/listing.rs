@@ -10,10 +10,16 @@ use chrono::{DateTime, Utc};
 use common::input::Pagination;
 use events::StockEvent;
 
+/// `pending`/`confirmed`: a final order before and after MySQL has it. A reservation is
+/// `reserved` until it is `paid`, `cancelled` or `expired`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
     Pending,
     Confirmed,
+    Reserved,
+    Paid,
+    Cancelled,
+    Expired,
 }
 
 impl OrderStatus {
@@ -21,7 +27,24 @@ impl OrderStatus {
         match self {
             OrderStatus::Pending => "pending",
             OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Reserved => "reserved",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
         }
+    }
+
+    /// A status as MySQL or a settled marker (`paid:<payment id>`) spells it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw.split(':').next()? {
+            "pending" => OrderStatus::Pending,
+            "confirmed" => OrderStatus::Confirmed,
+            "reserved" => OrderStatus::Reserved,
+            "paid" => OrderStatus::Paid,
+            "cancelled" => OrderStatus::Cancelled,
+            "expired" => OrderStatus::Expired,
+            _ => return None,
+        })
     }
 }
 
@@ -32,27 +55,38 @@ pub struct Order {
     pub quantity: u32,
     pub status: OrderStatus,
     pub purchased_at: DateTime<Utc>,
+    /// A reservation's deadline.
+    pub pay_by: Option<DateTime<Utc>>,
 }
 
 impl Order {
+    /// An order as MySQL has it.
     pub fn confirmed(row: OrderRow) -> Self {
         Order {
+            status: OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Confirmed),
             id: row.id,
             item_id: row.item_id,
             quantity: row.quantity,
-            status: OrderStatus::Confirmed,
             purchased_at: row.purchased_at.and_utc(),
+            pay_by: row.pay_by.map(|at| at.and_utc()),
         }
     }
 
+    /// An order still in an outbox: `reserved` if it has a deadline, else `pending`.
     pub fn pending(event: &StockEvent) -> Self {
+        let pay_by = event.pay_by_ms.and_then(DateTime::from_timestamp_millis);
         Order {
             id: event.order_id.clone(),
             item_id: event.item_id,
             quantity: event.quantity,
-            status: OrderStatus::Pending,
+            status: if pay_by.is_some() {
+                OrderStatus::Reserved
+            } else {
+                OrderStatus::Pending
+            },
             purchased_at: DateTime::from_timestamp_millis(event.purchased_at_ms)
                 .unwrap_or_default(),
+            pay_by,
         }
     }
 }
@@ -79,6 +113,18 @@ fn split(pagination: Pagination, pending: usize) -> PageSplit {
 }
 
 impl Purchases {
+    /// A reservation's status as Redis knows it: its end (paid, cancelled, expired) is
+    /// there before MySQL has it.
+    pub(crate) async fn with_settled_status(&self, order: &mut Order) -> Result<(), PurchaseError> {
+        if order.status == OrderStatus::Reserved
+            && let Some(settled) = self.store.settled(order.item_id, &order.id).await?
+            && let Some(status) = OrderStatus::parse(&settled)
+        {
+            order.status = status;
+        }
+        Ok(())
+    }
+
     /// A page of the user's orders: pending ones first (newest first), then the persisted
     /// ones (newest first), `per_page` at most.
     pub async fn orders(
@@ -104,6 +150,10 @@ impl Purchases {
         .await?;
         let mut page: Vec<Order> = pending[split.pending].iter().map(Order::pending).collect();
         page.extend(rows.into_iter().map(Order::confirmed));
+        drop(conn);
+        for order in &mut page {
+            self.with_settled_status(order).await?;
+        }
         Ok((page, persisted_total + pending.len() as i64))
     }
 
@@ -111,21 +161,22 @@ impl Purchases {
     pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
         let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
         let mut conn = db::connection(&self.db).await?;
-        if let Some(row) = orders::find(&mut conn, order_id.as_str()).await? {
-            return if row.user_id == user_id {
-                Ok(Order::confirmed(row))
-            } else {
-                Err(PurchaseError::NotFound)
-            };
-        }
+        let row = orders::find(&mut conn, order_id.as_str()).await?;
         drop(conn);
-        self.store
-            .pending_order_of_user(user_id, order_id.as_str())
-            .await?
-            .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
-            .filter(|event| event.user_id == user_id)
-            .map(|event| Order::pending(&event))
-            .ok_or(PurchaseError::NotFound)
+        let mut order = match row {
+            Some(row) if row.user_id == user_id => Order::confirmed(row),
+            Some(_) => return Err(PurchaseError::NotFound),
+            None => self
+                .store
+                .pending_order_of_user(user_id, order_id.as_str())
+                .await?
+                .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
+                .filter(|event| event.user_id == user_id)
+                .map(|event| Order::pending(&event))
+                .ok_or(PurchaseError::NotFound)?,
+        };
+        self.with_settled_status(&mut order).await?;
+        Ok(order)
     }
 
     async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, PurchaseError> {

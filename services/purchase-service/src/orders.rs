@@ -15,6 +15,8 @@ pub struct OrderRow {
     pub quantity: u32,
     pub purchased_at: NaiveDateTime,
     pub persisted_at: NaiveDateTime,
+    pub status: String,
+    pub pay_by: Option<NaiveDateTime>,
 }
 
 /// A user's persisted orders, newest first, and how many there are.

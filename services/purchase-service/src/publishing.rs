@@ -89,7 +89,7 @@ async fn publish_queued(
             }
             Some((event, published)) = in_flight.next(), if !in_flight.is_empty() => {
                 match published {
-                    Ok(()) => confirmed.push((event.item_id, event.order_id)),
+                    Ok(()) => confirmed.push((event.item_id, event.message_id())),
                     Err(error) => failures.record(&event.order_id, &error),
                 }
                 if confirmed.len() >= MARK_BATCH {
@@ -171,7 +171,12 @@ pub async fn publish(publisher: &Publisher, event: &StockEvent) -> Result<(), Pu
     }
     let queue = &publisher.topology().queue;
     publisher
-        .publish(queue, &event.order_id, event.to_json().as_bytes(), &headers)
+        .publish(
+            queue,
+            &event.message_id(),
+            event.to_json().as_bytes(),
+            &headers,
+        )
         .await
 }
 

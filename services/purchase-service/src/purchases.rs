@@ -34,6 +34,9 @@ pub enum PurchaseError {
     SaleNotStarted { starts_at: DateTime<Utc> },
     #[error("the sale closed at {ended_at}")]
     SaleEnded { ended_at: DateTime<Utc> },
+    /// A cancel (or payment) of an order that is not reserved; `status` is what it is.
+    #[error("the order is {status}, not reserved")]
+    NotReserved { status: &'static str },
     #[error("the idempotency key was used for another quantity")]
     KeyReused,
     /// Certainly not taken: the lock strategy's lock or EXEC lost, or the order id was
@@ -46,9 +49,9 @@ pub enum PurchaseError {
     Database(#[from] db::Error),
     #[error(transparent)]
     Inventory(#[from] inventory::Error),
-    /// Redis answered the purchase with something it never answers: a defect.
+    /// Redis answered with something it never answers: a defect.
     #[error(transparent)]
-    Unexpected(AttemptError),
+    Unexpected(anyhow::Error),
 }
 
 impl From<diesel::result::Error> for PurchaseError {
@@ -91,7 +94,7 @@ const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 impl Purchases {
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
-        let event = StockEvent {
+        let mut event = StockEvent {
             version: events::EVENT_VERSION,
             order_id: uuid::Uuid::now_v7().to_string(),
             user_id: request.user_id,
@@ -99,6 +102,7 @@ impl Purchases {
             quantity: request.quantity.get(),
             purchased_at_ms: Utc::now().timestamp_millis(),
             request_id: request.request_id,
+            ..StockEvent::default()
         };
         let event_json = event.to_json();
         let purchase = Purchase {
@@ -122,9 +126,14 @@ impl Purchases {
             }
         };
         let outcome = match attempted {
-            Ok(Outcome::Placed) => {
-                self.replicated_or_settled(event.item_id, &event.order_id)
+            Ok(placed @ (Outcome::Placed | Outcome::Reserved { .. })) => {
+                match self
+                    .replicated_or_settled(event.item_id, &event.order_id)
                     .await?
+                {
+                    Outcome::Placed => placed,
+                    voided => voided,
+                }
             }
             Ok(Outcome::Duplicate(record)) => {
                 match self
@@ -143,27 +152,34 @@ impl Purchases {
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
-                return Err(PurchaseError::Unexpected(error));
+                return Err(PurchaseError::Unexpected(error.into()));
             }
         };
         self.count(outcome_label(&outcome));
+        let outcome = match outcome {
+            // Settled as placed: whether it is a reservation is in its outbox entry.
+            Outcome::Placed => self.reservation_of(event.item_id, &event.order_id).await,
+            outcome => outcome,
+        };
         match outcome {
-            Outcome::Placed => {
-                // Debug, not info: the request's own log line and the event's request id
-                // already tie the request to the order, and a second line per purchase
-                // cost a tenth of the service's CPU under load.
-                tracing::debug!(order_id = %event.order_id, item_id = event.item_id, "purchase placed");
+            Outcome::Reserved { pay_by_ms, amount } => {
+                event.pay_by_ms = Some(pay_by_ms);
+                event.amount = Some(amount);
                 if let Err(error) = self
                     .store
-                    .index_pending(event.user_id, &event.order_id, event.item_id)
+                    .index_reservation(
+                        &event.order_id,
+                        event.item_id,
+                        pay_by_ms,
+                        event.purchased_at_ms,
+                    )
                     .await
                 {
-                    tracing::warn!(order_id = %event.order_id, %error, "could not list the order among the buyer's pending ones; it shows once persisted");
+                    tracing::warn!(order_id = %event.order_id, %error, "could not index the reservation by order; a payment or cancel finds it once persisted");
                 }
-                let order = Order::pending(&event);
-                self.publishing.offer(event);
-                Ok(order)
+                Ok(self.accept(event).await)
             }
+            Outcome::Placed => Ok(self.accept(event).await),
             Outcome::Duplicate(record) => self.replay(event.item_id, record).await,
             Outcome::KeyReused(_) => Err(PurchaseError::KeyReused),
             Outcome::NotOnSale => Err(PurchaseError::NotFound),
@@ -189,6 +205,45 @@ impl Purchases {
         }
     }
 
+    /// Lists a placed order among its buyer's pending ones and hands it to the publisher.
+    async fn accept(&self, event: StockEvent) -> Order {
+        // Debug, not info: the request's own log line and the event's request id
+        // already tie the request to the order, and a second line per purchase
+        // cost a tenth of the service's CPU under load.
+        tracing::debug!(order_id = %event.order_id, item_id = event.item_id, "purchase placed");
+        if let Err(error) = self
+            .store
+            .index_pending(event.user_id, &event.order_id, event.item_id)
+            .await
+        {
+            tracing::warn!(order_id = %event.order_id, %error, "could not list the order among the buyer's pending ones; it shows once persisted");
+        }
+        let order = Order::pending(&event);
+        self.publishing.offer(event);
+        order
+    }
+
+    /// A placed order whose reply was lost: a reservation if its outbox entry has a
+    /// deadline.
+    async fn reservation_of(&self, item_id: u64, order_id: &str) -> Outcome {
+        let entry = self.store.outbox_event(item_id, order_id).await;
+        match entry
+            .ok()
+            .flatten()
+            .and_then(|json| StockEvent::parse(json.as_bytes()).ok())
+        {
+            Some(StockEvent {
+                pay_by_ms: Some(pay_by_ms),
+                amount,
+                ..
+            }) => Outcome::Reserved {
+                pay_by_ms,
+                amount: amount.unwrap_or(0),
+            },
+            _ => Outcome::Placed,
+        }
+    }
+
     /// The order an idempotency key produced, as it is now.
     async fn replay(
         &self,
@@ -197,19 +252,27 @@ impl Purchases {
     ) -> Result<Order, PurchaseError> {
         let persisted =
             orders::find(&mut *db::connection(&self.db).await?, &record.order_id).await?;
-        Ok(match persisted {
+        let mut order = match persisted {
             Some(row) => Order::confirmed(row),
-            None => Order {
-                id: record.order_id,
-                item_id,
-                quantity: record.quantity,
-                status: OrderStatus::Pending,
-                purchased_at: record
-                    .purchased_at_ms
-                    .and_then(DateTime::from_timestamp_millis)
-                    .unwrap_or_default(),
+            None => match self.store.outbox_event(item_id, &record.order_id).await? {
+                Some(json) if let Ok(event) = StockEvent::parse(json.as_bytes()) => {
+                    Order::pending(&event)
+                }
+                _ => Order {
+                    id: record.order_id,
+                    item_id,
+                    quantity: record.quantity,
+                    status: OrderStatus::Pending,
+                    purchased_at: record
+                        .purchased_at_ms
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or_default(),
+                    pay_by: None,
+                },
             },
-        })
+        };
+        self.with_settled_status(&mut order).await?;
+        Ok(order)
     }
 
     /// A placed order is answered only once `REDIS_MIN_REPLICAS_ACKED` replicas have it.
@@ -292,6 +355,7 @@ impl Purchases {
 fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Placed => "placed",
+        Outcome::Reserved { .. } => "reserved",
         Outcome::Duplicate(_) => "duplicate",
         Outcome::KeyReused(_) => "key_reused",
         Outcome::Void => "void",

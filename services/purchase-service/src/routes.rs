@@ -32,6 +32,9 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::SaleEnded { ended_at } => ApiError::SaleEnded {
                 ended_at: ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             },
+            PurchaseError::NotReserved { status } => ApiError::OrderNotReserved {
+                status: status.to_owned(),
+            },
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },
@@ -45,17 +48,33 @@ impl From<PurchaseError> for ApiError {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/items/{id}/purchase").route(web::post().to(purchase)))
         .service(web::resource("/api/v1/orders").route(web::get().to(list_orders)))
-        .service(web::resource("/api/v1/orders/{id}").route(web::get().to(show_order)));
+        .service(web::resource("/api/v1/orders/{id}").route(web::get().to(show_order)))
+        .service(web::resource("/api/v1/orders/{id}/cancel").route(web::post().to(cancel_order)));
 }
 
 fn order_json(order: &Order) -> Value {
-    json!({
+    let mut json = json!({
         "id": order.id,
         "item_id": order.item_id,
         "quantity": order.quantity,
         "status": order.status.as_str(),
         "purchased_at": order.purchased_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
+    });
+    if let Some(pay_by) = order.pay_by {
+        json["pay_by"] = pay_by
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into();
+    }
+    json
+}
+
+async fn cancel_order(
+    purchases: web::Data<Purchases>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let order = purchases.cancel(caller.id, &id).await?;
+    Ok(HttpResponse::Ok().json(order_json(&order)))
 }
 
 async fn purchase(

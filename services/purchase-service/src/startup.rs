@@ -88,6 +88,10 @@ impl Service for Application {
             max_in_flight: settings.purchase.max_publishes_in_flight,
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
+        let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(
+            Duration::from_millis(settings.purchase.expiry_interval_ms),
+            shutdown.subscribe(),
+        ));
 
         let authenticator = infra.authenticator(&settings.jwt)?;
         infra.readiness = infra.readiness.with_check("rabbitmq", move || {
@@ -110,7 +114,7 @@ impl Service for Application {
         Ok(PurchaseService {
             http,
             shutdown,
-            background: vec![publishing_task, relay_task],
+            background: vec![publishing_task, relay_task, expiry_task],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })

@@ -1,6 +1,9 @@
-//! Applying stock events to MySQL: each event inserts its order (keyed by the order id,
-//! so a redelivered event changes nothing) and decrements the item's stock with a
-//! checked update. A batch shares one transaction. The fast path does the whole batch in
+//! Applying stock events to MySQL: each placement inserts its order (keyed by the order
+//! id, so a redelivered event changes nothing) and decrements the item's stock with a
+//! checked update. A reservation's later steps (paid, cancelled, expired) move the
+//! order's status on from `reserved`, once, and a release adds the units back; one that
+//! arrives before its placement records the order in its final status and leaves the
+//! stock alone (nothing was taken from it), and the placement then changes nothing. A batch shares one transaction. The fast path does the whole batch in
 //! a few statements (find the orders already persisted, one checked decrement per item,
 //! one multi-row insert); if any item cannot cover its share it falls back to one
 //! savepoint per event, so an event that can never apply is rolled back alone and the
@@ -10,7 +13,7 @@ use chrono::DateTime;
 use db::schema::{items, orders};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use events::StockEvent;
+use events::{EventType, StockEvent};
 use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,28 +41,103 @@ struct NewOrder<'a> {
     item_id: u64,
     quantity: u32,
     purchased_at: chrono::NaiveDateTime,
+    status: &'static str,
+    pay_by: Option<chrono::NaiveDateTime>,
 }
 
-async fn apply_one(
+fn millis(ms: i64, field: &str) -> Result<chrono::NaiveDateTime, EventError> {
+    DateTime::from_timestamp_millis(ms)
+        .map(|at| at.naive_utc())
+        .ok_or_else(|| EventError::Poison(format!("{field} is out of range")))
+}
+
+/// What a placement records: a reservation, or a final order.
+fn placed_status(event: &StockEvent) -> &'static str {
+    if event.pay_by_ms.is_some() {
+        "reserved"
+    } else {
+        "confirmed"
+    }
+}
+
+/// A reservation's later step: moves the order on from `reserved` (a release gives the
+/// units back), or, before its placement arrived, records the order as it ends.
+async fn apply_step(
     conn: &mut AsyncMysqlConnection,
     event: &StockEvent,
 ) -> Result<Applied, EventError> {
-    let purchased_at = DateTime::from_timestamp_millis(event.purchased_at_ms)
-        .ok_or_else(|| EventError::Poison("purchased_at_ms is out of range".into()))?
-        .naive_utc();
-    let inserted = diesel::insert_or_ignore_into(orders::table)
-        .values(NewOrder {
-            id: &event.order_id,
-            user_id: event.user_id,
-            item_id: event.item_id,
-            quantity: event.quantity,
-            purchased_at,
-        })
-        .execute(conn)
+    let at = millis(event.at_ms.unwrap_or(event.purchased_at_ms), "at_ms")?;
+    let status = event.kind.as_str();
+    let still_reserved = orders::table
+        .find(&event.order_id)
+        .filter(orders::status.eq("reserved"));
+    let moved = if event.kind == EventType::Paid {
+        diesel::update(still_reserved)
+            .set((
+                orders::status.eq(status),
+                orders::paid_at.eq(at),
+                orders::payment_id.eq(&event.payment_id),
+            ))
+            .execute(conn)
+            .await?
+    } else {
+        diesel::update(still_reserved)
+            .set((orders::status.eq(status), orders::released_at.eq(at)))
+            .execute(conn)
+            .await?
+    };
+    if moved == 1 {
+        if event.kind.releases() {
+            diesel::update(items::table.find(event.item_id))
+                .set(items::stock.eq(items::stock + event.quantity))
+                .execute(conn)
+                .await?;
+        }
+        return Ok(Applied::Applied);
+    }
+    let known: i64 = orders::table
+        .find(&event.order_id)
+        .count()
+        .get_result(conn)
         .await?;
-    if inserted == 0 {
+    if known > 0 {
         return Ok(Applied::Duplicate);
     }
+    // The placement has not arrived: a payment takes the units now; a release of units
+    // MySQL never took leaves the stock as it is.
+    let purchased_at = millis(event.purchased_at_ms, "purchased_at_ms")?;
+    let pay_by = event
+        .pay_by_ms
+        .map(|ms| millis(ms, "pay_by_ms"))
+        .transpose()?;
+    diesel::insert_into(orders::table)
+        .values((
+            NewOrder {
+                id: &event.order_id,
+                user_id: event.user_id,
+                item_id: event.item_id,
+                quantity: event.quantity,
+                purchased_at,
+                status,
+                pay_by,
+            },
+            if event.kind == EventType::Paid {
+                (orders::paid_at.eq(Some(at)), orders::released_at.eq(None))
+            } else {
+                (orders::paid_at.eq(None), orders::released_at.eq(Some(at)))
+            },
+            orders::payment_id.eq(&event.payment_id),
+        ))
+        .execute(conn)
+        .await?;
+    if event.kind == EventType::Paid {
+        take_stock(conn, event).await?;
+    }
+    Ok(Applied::Applied)
+}
+
+/// The checked decrement of a placement: poison when the item cannot cover it.
+async fn take_stock(conn: &mut AsyncMysqlConnection, event: &StockEvent) -> Result<(), EventError> {
     let decremented = diesel::update(
         items::table
             .find(event.item_id)
@@ -69,7 +147,7 @@ async fn apply_one(
     .execute(conn)
     .await?;
     if decremented == 1 {
-        return Ok(Applied::Applied);
+        return Ok(());
     }
     let stock: Option<u32> = items::table
         .find(event.item_id)
@@ -84,6 +162,37 @@ async fn apply_one(
             event.item_id, event.quantity
         ),
     }))
+}
+
+async fn apply_one(
+    conn: &mut AsyncMysqlConnection,
+    event: &StockEvent,
+) -> Result<Applied, EventError> {
+    if event.kind != EventType::Placed {
+        return apply_step(conn, event).await;
+    }
+    let purchased_at = millis(event.purchased_at_ms, "purchased_at_ms")?;
+    let pay_by = event
+        .pay_by_ms
+        .map(|ms| millis(ms, "pay_by_ms"))
+        .transpose()?;
+    let inserted = diesel::insert_or_ignore_into(orders::table)
+        .values(NewOrder {
+            id: &event.order_id,
+            user_id: event.user_id,
+            item_id: event.item_id,
+            quantity: event.quantity,
+            purchased_at,
+            status: placed_status(event),
+            pay_by,
+        })
+        .execute(conn)
+        .await?;
+    if inserted == 0 {
+        return Ok(Applied::Duplicate);
+    }
+    take_stock(conn, event).await?;
+    Ok(Applied::Applied)
 }
 
 /// Applies a batch in one transaction. An `Err` is a database failure (nothing was
@@ -103,6 +212,9 @@ async fn apply_all_or_none(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
 ) -> Result<Option<Vec<Applied>>, diesel::result::Error> {
+    if events.iter().any(|event| event.kind != EventType::Placed) {
+        return Ok(None);
+    }
     let outcome = conn
         .transaction(async |c| {
             let ids: Vec<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
@@ -119,8 +231,13 @@ async fn apply_all_or_none(
                     outcomes.push(Applied::Duplicate);
                     continue;
                 }
-                let Some(purchased_at) = DateTime::from_timestamp_millis(event.purchased_at_ms)
-                else {
+                let (Some(purchased_at), Ok(pay_by)) = (
+                    DateTime::from_timestamp_millis(event.purchased_at_ms),
+                    event
+                        .pay_by_ms
+                        .map(|ms| millis(ms, "pay_by_ms"))
+                        .transpose(),
+                ) else {
                     return Err(diesel::result::Error::RollbackTransaction);
                 };
                 rows.push(NewOrder {
@@ -129,6 +246,8 @@ async fn apply_all_or_none(
                     item_id: event.item_id,
                     quantity: event.quantity,
                     purchased_at: purchased_at.naive_utc(),
+                    status: placed_status(event),
+                    pay_by,
                 });
                 *per_item.entry(event.item_id).or_default() += u64::from(event.quantity);
                 outcomes.push(Applied::Applied);

@@ -127,15 +127,21 @@ impl Consumer {
                     self.metrics.applied.inc();
                     let lag_ms = (now_ms - event.purchased_at_ms).max(0);
                     self.metrics.lag_seconds.observe(lag_ms as f64 / 1000.0);
-                    persisted.push(order_ref(event));
+                    persisted.push(event);
                 }
                 (_, Some(event)) => {
                     self.metrics.duplicates.inc();
-                    persisted.push(order_ref(event));
+                    persisted.push(event);
                 }
                 (_, None) => {}
             }
         }
+        let message_ids: Vec<String> = persisted.iter().map(|e| e.message_id()).collect();
+        let persisted: Vec<OrderRef> = persisted
+            .iter()
+            .zip(&message_ids)
+            .map(|(event, id)| order_ref(event, id))
+            .collect();
         if let Err(error) = self.store.remove_from_outbox(&persisted).await {
             // The relay will republish them; they are duplicates by then and get cleaned.
             tracing::warn!(%error, "could not clear persisted orders from the outbox");
@@ -182,7 +188,7 @@ impl Consumer {
         let body = String::from_utf8_lossy(&delivery.data);
         match self
             .store
-            .park(order_ref(event), &body, reason, now_ms)
+            .park(order_ref(event, &event.message_id()), &body, reason, now_ms)
             .await
         {
             Ok(()) => {
@@ -215,10 +221,11 @@ impl Consumer {
     }
 }
 
-fn order_ref(event: &StockEvent) -> OrderRef<'_> {
+/// The outbox entry of an event: its message id is the outbox field.
+fn order_ref<'a>(event: &StockEvent, message_id: &'a str) -> OrderRef<'a> {
     OrderRef {
         item_id: event.item_id,
         user_id: event.user_id,
-        order_id: &event.order_id,
+        order_id: message_id,
     }
 }

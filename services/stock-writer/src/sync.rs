@@ -65,7 +65,7 @@ impl ItemPass for StockSync {
             stock: row.stock,
             on_sale: row.on_sale,
             max_per_user: row.max_per_user,
-            persisted_order_ids: db::orders::persisted_among(row.conn, &outbox_ids).await?,
+            persisted_order_ids: db::orders::persisted_messages(row.conn, &outbox_ids).await?,
         };
         let synced = self.store.sync(row.item_id, &figures).await?;
         warn_of_shortfall(row.item_id, synced.shortfall);

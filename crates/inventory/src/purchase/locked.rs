@@ -6,7 +6,7 @@
 //! not run yet.
 
 use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
-use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, STARTS_MS};
+use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
 use crate::{DistributedLock, ItemStore};
 use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
@@ -87,22 +87,32 @@ async fn check_and_write(
             });
         }
     }
-    let (on_sale, limit, starts, ends): (Option<String>, Option<u64>, Option<i64>, Option<i64>) =
-        redis::cmd("HMGET")
-            .arg(keys.meta())
-            .arg(ON_SALE)
-            .arg(LIMIT)
-            .arg(STARTS_MS)
-            .arg(ENDS_MS)
-            .query_async(&mut *conn)
-            .await?;
+    type Meta = (
+        Option<String>,
+        Option<u64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<u64>,
+    );
+    let (on_sale, limit, starts, ends, window, price): Meta = redis::cmd("HMGET")
+        .arg(keys.meta())
+        .arg(ON_SALE)
+        .arg(LIMIT)
+        .arg(STARTS_MS)
+        .arg(ENDS_MS)
+        .arg(PAY_WINDOW_MS)
+        .arg(PRICE)
+        .query_async(&mut *conn)
+        .await?;
     let stock: Option<u64> = conn.get(keys.stock()).await?;
     let (Some("1"), Some(stock)) = (on_sale.as_deref(), stock) else {
         return Ok(Outcome::NotOnSale);
     };
-    let (starts, ends) = (starts.unwrap_or(0), ends.unwrap_or(0));
-    if starts > 0 || ends > 0 {
-        let now = server_time_ms(conn).await?;
+    let (starts, ends, window) = (starts.unwrap_or(0), ends.unwrap_or(0), window.unwrap_or(0));
+    let mut now = 0;
+    if starts > 0 || ends > 0 || window > 0 {
+        now = server_time_ms(conn).await?;
         if starts > 0 && now < starts {
             return Ok(Outcome::SaleNotStarted {
                 starts_at_ms: starts,
@@ -132,16 +142,32 @@ async fn check_and_write(
     if let Some(hook) = after_watch {
         hook().await;
     }
+    let reservation = (window > 0).then(|| Outcome::Reserved {
+        pay_by_ms: now + window,
+        amount: price.unwrap_or(0) * quantity,
+    });
+    let event = match &reservation {
+        Some(Outcome::Reserved { pay_by_ms, amount }) => {
+            reserved_event(purchase.event_json, *pay_by_ms, *amount)
+        }
+        _ => purchase.event_json.to_owned(),
+    };
     let mut pipe = redis::pipe();
     pipe.atomic()
         .decr(keys.stock(), quantity)
         .ignore()
         .hincr(keys.bought(), purchase.user_id, quantity)
         .ignore()
-        .hset(keys.outbox(), purchase.order_id, purchase.event_json)
+        .hset(keys.outbox(), purchase.order_id, &event)
         .ignore()
         .zadd(keys.outbox_times(), purchase.order_id, purchase.now_ms)
         .ignore();
+    if let Some(Outcome::Reserved { pay_by_ms, .. }) = &reservation {
+        pipe.hset(keys.reserved(), purchase.order_id, &event)
+            .ignore()
+            .zadd(keys.expiry(), purchase.order_id, *pay_by_ms)
+            .ignore();
+    }
     if purchase.idempotency.is_some() {
         pipe.set_ex(
             &idempotency_key,
@@ -157,7 +183,7 @@ async fn check_and_write(
         .await
         .map_err(AttemptError::of_write)?;
     Ok(match executed {
-        Some(()) => Outcome::Placed,
+        Some(()) => reservation.unwrap_or(Outcome::Placed),
         None => Outcome::Busy,
     })
 }
@@ -167,4 +193,11 @@ async fn check_and_write(
 async fn server_time_ms(conn: &mut deadpool_redis::Connection) -> Result<i64, AttemptError> {
     let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
     Ok(secs * 1000 + micros / 1000)
+}
+
+/// The placement event of a reservation: the service's event with its deadline and
+/// amount due, as the purchase script writes it.
+fn reserved_event(event_json: &str, pay_by_ms: i64, amount: u64) -> String {
+    let body = event_json.strip_suffix('}').unwrap_or(event_json);
+    format!(r#"{body},"pay_by_ms":{pay_by_ms},"amount":{amount}}}"#)
 }

@@ -53,6 +53,12 @@ impl Purchase<'_> {
 pub enum Outcome {
     /// Taken: the order is in the outbox.
     Placed,
+    /// Taken as a reservation (the item has a payment window): the order is in the
+    /// outbox and in the expiry schedule; unpaid by `pay_by_ms`, it expires.
+    Reserved {
+        pay_by_ms: i64,
+        amount: u64,
+    },
     /// The idempotency key was used before, for the same quantity: that order, not a new
     /// one.
     Duplicate(IdempotencyRecord),

@@ -35,6 +35,8 @@ impl ItemStore {
             .key(keys.outbox_times())
             .key(purchase.idempotency_key(&keys))
             .key(keys.void(purchase.order_id))
+            .key(keys.reserved())
+            .key(keys.expiry())
             .arg(purchase.user_id)
             .arg(purchase.quantity)
             .arg(purchase.order_id)
@@ -66,6 +68,7 @@ fn parse_reply(reply: &[String]) -> Option<Outcome> {
         "OK" | "DUPLICATE" | "KEY_REUSED" | "INSUFFICIENT_STOCK" | "SALE_NOT_STARTED"
         | "SALE_ENDED" => 2,
         "VOID" | "NOT_ON_SALE" => 1,
+        "RESERVED" => 4,
         "LIMIT_EXCEEDED" => 3,
         _ => return None,
     };
@@ -76,6 +79,13 @@ fn parse_reply(reply: &[String]) -> Option<Outcome> {
         "OK" => {
             number(reply, 1)?;
             Outcome::Placed
+        }
+        "RESERVED" => {
+            number(reply, 1)?;
+            Outcome::Reserved {
+                pay_by_ms: millis(reply, 2)?,
+                amount: number(reply, 3)?,
+            }
         }
         "DUPLICATE" => Outcome::Duplicate(record(reply)?),
         "KEY_REUSED" => Outcome::KeyReused(record(reply)?),
@@ -120,6 +130,13 @@ mod tests {
             })
         );
         assert_eq!(parse_reply(&reply(&["VOID"])), Some(Outcome::Void));
+        assert_eq!(
+            parse_reply(&reply(&["RESERVED", "4", "1700000000000", "3000"])),
+            Some(Outcome::Reserved {
+                pay_by_ms: 1_700_000_000_000,
+                amount: 3000
+            })
+        );
         assert_eq!(
             parse_reply(&reply(&["SALE_NOT_STARTED", "1700000000000"])),
             Some(Outcome::SaleNotStarted {

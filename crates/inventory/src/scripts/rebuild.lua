@@ -9,7 +9,7 @@ local counts = {}
 local function add(user, units) counts[user] = (counts[user] or 0) + units end
 for i = 3, #ARGV, 2 do add(ARGV[i], tonumber(ARGV[i + 1])) end
 local pending = unpersisted(KEYS[4], KEYS[5], function(_, event)
-  add(tostring(event['user_id']), event['quantity'])
+  add(string.format('%.0f', event['user_id']), units_of(event))
   return true
 end)
 local target, shortfall = stock_left(ARGV[1], pending)

@@ -1,5 +1,5 @@
 //! The ceiling: `redis-benchmark` running the very purchase script the service runs
-//! (`inventory::purchase::PURCHASE_LUA`, 7 keys) at the same concurrency, against Redis
+//! (`inventory::purchase::PURCHASE_LUA`, 9 keys) at the same concurrency, against Redis
 //! alone. Its keys are an item's keys (`inventory::ItemKeys`) under the stack's key
 //! prefix plus `bench:`, deleted afterwards.
 
@@ -47,6 +47,8 @@ pub async fn measure(
         keys.outbox_times(),
         keys.idempotency(0, "-"),
         keys.void("-"),
+        keys.reserved(),
+        keys.expiry(),
     ];
     let event =
         r#"{"version":1,"order_id":"x","user_id":1,"item_id":0,"quantity":1,"purchased_at_ms":0}"#;

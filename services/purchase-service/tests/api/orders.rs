@@ -118,6 +118,7 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
             quantity: 1,
             purchased_at_ms: 1_700_000_000_000,
             request_id: Some("0123456789abcdef0123456789abcdef".into()),
+            ..StockEvent::default()
         };
         pipe.hset(&outbox, &event.order_id, event.to_json())
             .ignore();

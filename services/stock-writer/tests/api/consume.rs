@@ -111,3 +111,71 @@ async fn a_backlog_is_applied_in_batches() {
     assert_eq!(writer.stock(1).await, 700);
     stop.trigger();
 }
+
+/// A reservation's events: its placement, then `kind` at `at_ms`.
+fn step(order: &str, kind: events::EventType) -> events::StockEvent {
+    events::StockEvent {
+        kind,
+        pay_by_ms: Some(1_700_000_060_000),
+        amount: Some(300),
+        at_ms: (kind != events::EventType::Placed).then_some(1_700_000_001_000),
+        payment_id: (kind == events::EventType::Paid).then(|| "pay_1".to_owned()),
+        ..event(order, 1, 3)
+    }
+}
+
+#[tokio::test]
+async fn reservation_steps_apply_once_in_any_order() {
+    use events::EventType::{Cancelled, Expired, Paid, Placed};
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 20).await;
+    // In order, each twice: paid keeps the units, expired gives them back.
+    for kind in [Placed, Placed, Paid, Paid] {
+        writer.publish(&step("paid-in-order", kind)).await;
+    }
+    for kind in [Placed, Expired, Expired, Placed] {
+        writer.publish(&step("expired-in-order", kind)).await;
+    }
+    // Out of order: the release before its placement (nothing taken, nothing given
+    // back), the payment before its placement (taken once).
+    for kind in [Cancelled, Placed, Cancelled] {
+        writer.publish(&step("cancelled-first", kind)).await;
+    }
+    for kind in [Paid, Placed] {
+        writer.publish(&step("paid-first", kind)).await;
+    }
+    writer.wait_for_orders(4).await;
+    testkit::eventually(10, "every step applied", || async {
+        writer.stock(1).await == 14
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        writer.stock(1).await,
+        14,
+        "20 - 3 paid in order - 3 paid first"
+    );
+    let mut conn = writer.env.database.connect().await;
+    use db::schema::orders;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let statuses: std::collections::BTreeMap<String, (String, Option<String>)> = orders::table
+        .select((orders::id, (orders::status, orders::payment_id)))
+        .load(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        statuses,
+        std::collections::BTreeMap::from([
+            ("cancelled-first".into(), ("cancelled".into(), None)),
+            ("expired-in-order".into(), ("expired".into(), None)),
+            ("paid-first".into(), ("paid".into(), Some("pay_1".into()))),
+            (
+                "paid-in-order".into(),
+                ("paid".into(), Some("pay_1".into()))
+            ),
+        ])
+    );
+}

@@ -54,6 +54,7 @@ pub fn event(order: &str, item_id: u64, quantity: u32) -> StockEvent {
         quantity,
         purchased_at_ms: chrono::Utc::now().timestamp_millis(),
         request_id: Some("req-1".into()),
+        ..StockEvent::default()
     }
 }
 
@@ -83,7 +84,7 @@ impl Writer {
     }
 
     pub async fn publish(&self, event: &StockEvent) {
-        self.publish_raw(&event.order_id, event.to_json().as_bytes())
+        self.publish_raw(&event.message_id(), event.to_json().as_bytes())
             .await;
     }
 

@@ -1,0 +1,214 @@
+//! The end of a reservation: paid, cancelled by its buyer, or expired, decided by one
+//! atomic script (`scripts/lifecycle.lua`) so that racing steps on one order have exactly
+//! one winner. Also the expiry schedule the workers read, and the order → item index a
+//! payment or a cancel (which name only the order) uses to find the item's keys.
+
+use crate::keys::order_item;
+use crate::{Error, ItemStore};
+use common::redis::SlotPipeline;
+use redis::{AsyncCommands, Script};
+use std::sync::LazyLock;
+
+static LIFECYCLE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/lifecycle.lua")));
+
+/// How long what became of a reservation (and an applied payment id) is remembered in
+/// Redis; after that MySQL answers.
+pub const SETTLED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// What to do to a reservation.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Pay { payment_id: &'a str, amount: u64 },
+    Cancel { user_id: u64 },
+    Expire,
+}
+
+/// What the step did, or why it did nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The step won; `event` is the stock event it put in the outbox.
+    Paid {
+        event: String,
+    },
+    Cancelled {
+        event: String,
+    },
+    Expired {
+        event: String,
+    },
+    /// This payment id was applied before (to this order id).
+    DuplicatePayment {
+        order_id: String,
+    },
+    /// Not reserved (any more): `settled` is what became of it, if Redis still knows
+    /// (`paid:<payment id>`, `cancelled`, `expired`).
+    NotReserved {
+        settled: Option<String>,
+    },
+    /// A cancel by someone who is not the buyer.
+    NotTheBuyer,
+    /// A payment of another amount than the one due.
+    WrongAmount {
+        due: u64,
+    },
+    /// An expiry asked before the deadline (clocks apart): nothing changed.
+    NotDue,
+}
+
+impl ItemStore {
+    /// Applies one step to a reservation of `item_id`.
+    pub async fn end_reservation(
+        &self,
+        item_id: u64,
+        order_id: &str,
+        step: Step<'_>,
+    ) -> Result<Ended, Error> {
+        let keys = self.keys(item_id);
+        let (action, user_id, payment_id, amount) = match step {
+            Step::Pay { payment_id, amount } => ("pay", 0, payment_id, amount),
+            Step::Cancel { user_id } => ("cancel", user_id, "-", 0),
+            Step::Expire => ("expire", 0, "-", 0),
+        };
+        let mut conn = self.redis().get().await?;
+        let reply: Vec<String> = LIFECYCLE
+            .key(keys.reserved())
+            .key(keys.expiry())
+            .key(keys.stock())
+            .key(keys.bought())
+            .key(keys.outbox())
+            .key(keys.outbox_times())
+            .key(keys.settled(order_id))
+            .key(keys.payment(payment_id))
+            .arg(order_id)
+            .arg(action)
+            .arg(user_id)
+            .arg(payment_id)
+            .arg(amount)
+            .arg(SETTLED_TTL_SECS)
+            .invoke_async(&mut conn)
+            .await?;
+        parse_reply(&reply).ok_or_else(|| Error::UnexpectedReply(format!("{reply:?}")))
+    }
+
+    /// Reservations of these items whose deadline has passed on the Redis server's
+    /// clock, at most `limit` per item: (item id, order id).
+    pub async fn due_reservations(
+        &self,
+        item_ids: &[u64],
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.redis().get().await?;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn.clone()).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let keys: Vec<String> = item_ids.iter().map(|id| self.keys(*id).expiry()).collect();
+        let due: Vec<Vec<String>> = SlotPipeline::per_key(keys.iter().cloned(), |key| {
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key)
+                .arg("-inf")
+                .arg(now_ms)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
+            cmd
+        })
+        .query(&conn)
+        .await?;
+        Ok(item_ids
+            .iter()
+            .zip(due)
+            .flat_map(|(id, orders)| orders.into_iter().map(move |order| (*id, order)))
+            .collect())
+    }
+
+    /// Remembers which item a reservation belongs to, until well after its deadline.
+    pub async fn index_reservation(
+        &self,
+        order_id: &str,
+        item_id: u64,
+        pay_by_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        let ttl = u64::try_from((pay_by_ms - now_ms).max(0) / 1000).unwrap_or(0) + SETTLED_TTL_SECS;
+        let mut conn = self.redis().get().await?;
+        conn.set_ex::<_, _, ()>(order_item(self.keyspace(), order_id), item_id, ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// The item of a reservation Redis still indexes.
+    pub async fn item_of_reservation(&self, order_id: &str) -> Result<Option<u64>, Error> {
+        let mut conn = self.redis().get().await?;
+        Ok(conn.get(order_item(self.keyspace(), order_id)).await?)
+    }
+
+    /// What became of an order's reservation, if Redis still knows.
+    pub async fn settled(&self, item_id: u64, order_id: &str) -> Result<Option<String>, Error> {
+        let mut conn = self.redis().get().await?;
+        Ok(conn.get(self.keys(item_id).settled(order_id)).await?)
+    }
+
+    /// The placement events of an item's open reservations (order id → event JSON).
+    pub async fn open_reservations(&self, item_id: u64) -> Result<Vec<(String, String)>, Error> {
+        let mut conn = self.redis().get().await?;
+        Ok(conn.hgetall(self.keys(item_id).reserved()).await?)
+    }
+}
+
+fn parse_reply(reply: &[String]) -> Option<Ended> {
+    let event = || reply.get(1).cloned();
+    Some(match (reply.first()?.as_str(), reply.len()) {
+        ("PAID", 2) => Ended::Paid { event: event()? },
+        ("CANCELLED", 2) => Ended::Cancelled { event: event()? },
+        ("EXPIRED", 2) => Ended::Expired { event: event()? },
+        ("DUPLICATE_PAYMENT", 2) => Ended::DuplicatePayment { order_id: event()? },
+        ("NOT_RESERVED", 2) => Ended::NotReserved {
+            settled: event().filter(|s| !s.is_empty()),
+        },
+        ("NOT_FOUND", 1) => Ended::NotTheBuyer,
+        ("WRONG_AMOUNT", 2) => Ended::WrongAmount {
+            due: reply[1].parse().ok()?,
+        },
+        ("NOT_DUE", 1) => Ended::NotDue,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn every_reply_is_understood_and_nothing_else_is() {
+        assert_eq!(
+            parse_reply(&reply(&["NOT_RESERVED", ""])),
+            Some(Ended::NotReserved { settled: None })
+        );
+        assert_eq!(
+            parse_reply(&reply(&["NOT_RESERVED", "expired"])),
+            Some(Ended::NotReserved {
+                settled: Some("expired".into())
+            })
+        );
+        assert_eq!(
+            parse_reply(&reply(&["WRONG_AMOUNT", "3000"])),
+            Some(Ended::WrongAmount { due: 3000 })
+        );
+        for unexpected in [
+            reply(&[]),
+            reply(&["PAID"]),
+            reply(&["WRONG_AMOUNT", "x"]),
+            reply(&["NOPE", "1"]),
+        ] {
+            assert_eq!(parse_reply(&unexpected), None, "{unexpected:?}");
+        }
+    }
+}

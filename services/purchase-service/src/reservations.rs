@@ -1,0 +1,119 @@
+//! The end of a reservation as purchase-service drives it: a buyer's cancel, and the
+//! expiry worker every instance runs. Both go through the one atomic lifecycle script
+//! (`inventory::lifecycle`), so any number of instances and a racing payment or cancel
+//! still give each order exactly one end; each end's event goes to the publisher at
+//! once (the outbox keeps it until MySQL has it).
+
+use crate::domain::OrderId;
+use crate::listing::{Order, OrderStatus};
+use crate::orders;
+use crate::purchases::{PurchaseError, Purchases};
+use common::shutdown::Shutdown;
+use events::StockEvent;
+use inventory::lifecycle::{Ended, Step};
+use std::time::Duration;
+
+/// Most reservations one item expires per pass.
+const EXPIRE_BATCH_PER_ITEM: usize = 500;
+
+impl Purchases {
+    /// The buyer gives a reservation up: its units go back to the sale at once.
+    pub async fn cancel(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
+        let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
+        let item_id = self
+            .item_of_order(order_id.as_str())
+            .await?
+            .ok_or(PurchaseError::NotFound)?;
+        let ended = self
+            .store
+            .end_reservation(item_id, order_id.as_str(), Step::Cancel { user_id })
+            .await?;
+        match ended {
+            Ended::Cancelled { event } => Ok(Order::ended(&self.offer_ended(&event)?)),
+            Ended::NotTheBuyer => Err(PurchaseError::NotFound),
+            Ended::NotReserved { .. } => {
+                // Not reserved any more, or never: what it is now, if it is the caller's.
+                let order = self.order(user_id, order_id.as_str()).await?;
+                Err(PurchaseError::NotReserved {
+                    status: order.status.as_str(),
+                })
+            }
+            other => Err(PurchaseError::Unexpected(anyhow::anyhow!(
+                "a cancel answered {other:?}"
+            ))),
+        }
+    }
+
+    /// Which item an order is of: Redis's index of reservations, else MySQL.
+    pub(crate) async fn item_of_order(&self, order_id: &str) -> Result<Option<u64>, PurchaseError> {
+        if let Some(item_id) = self.store.item_of_reservation(order_id).await? {
+            return Ok(Some(item_id));
+        }
+        let mut conn = db::connection(&self.db).await?;
+        Ok(orders::find(&mut conn, order_id)
+            .await?
+            .map(|row| row.item_id))
+    }
+
+    /// Hands an end's event to the publisher; the order as it is now (its status the
+    /// event's type).
+    pub(crate) fn offer_ended(&self, event_json: &str) -> Result<StockEvent, PurchaseError> {
+        let event = StockEvent::parse(event_json.as_bytes()).map_err(|reason| {
+            PurchaseError::Unexpected(anyhow::anyhow!(
+                "the lifecycle script wrote an unreadable event ({reason}): {event_json}"
+            ))
+        })?;
+        self.publishing.offer(event.clone());
+        Ok(event)
+    }
+
+    /// Expires what is due, until shutdown; every instance runs it, and the script makes
+    /// that safe.
+    pub async fn expire_until_stopped(self, interval: Duration, mut shutdown: Shutdown) {
+        loop {
+            match self.expire_due().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "reservations expired"),
+                Err(error) => tracing::warn!(%error, "expiry pass failed"),
+            }
+            if !shutdown.sleep(interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One pass; returns how many reservations this instance expired.
+    pub async fn expire_due(&self) -> Result<usize, PurchaseError> {
+        let items = self.store.known_item_ids().await?;
+        let due = self
+            .store
+            .due_reservations(&items, EXPIRE_BATCH_PER_ITEM)
+            .await?;
+        let mut expired = 0;
+        for (item_id, order_id) in due {
+            if let Ended::Expired { event } = self
+                .store
+                .end_reservation(item_id, &order_id, Step::Expire)
+                .await?
+            {
+                self.offer_ended(&event)?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+impl Order {
+    /// The order a lifecycle event leaves.
+    pub fn ended(event: &StockEvent) -> Self {
+        let mut order = Order::pending(event);
+        order.status = match event.kind {
+            events::EventType::Paid => OrderStatus::Paid,
+            events::EventType::Cancelled => OrderStatus::Cancelled,
+            events::EventType::Expired => OrderStatus::Expired,
+            events::EventType::Placed => order.status,
+        };
+        order
+    }
+}
