@@ -13,5 +13,6 @@ pub mod redis;
 pub mod shutdown;
 pub mod telemetry;
 pub mod validation;
+pub mod webhook_signature;
 
 pub use validation::ValidationErrors;

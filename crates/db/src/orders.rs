@@ -72,3 +72,35 @@ pub async fn bought_per_user(
         .load(conn)
         .await
 }
+
+/// An order MySQL has as `reserved`: what rebuild-redis needs to put it back in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct OpenReservation {
+    pub id: String,
+    pub user_id: u64,
+    pub quantity: u32,
+    pub purchased_at: chrono::NaiveDateTime,
+    pub pay_by: Option<chrono::NaiveDateTime>,
+    pub amount: Option<u64>,
+}
+
+/// The item's orders still `reserved` in MySQL.
+pub async fn open_reservations(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+) -> QueryResult<Vec<OpenReservation>> {
+    orders::table
+        .filter(orders::item_id.eq(item_id))
+        .filter(orders::status.eq("reserved"))
+        .select((
+            orders::id,
+            orders::user_id,
+            orders::quantity,
+            orders::purchased_at,
+            orders::pay_by,
+            orders::amount,
+        ))
+        .order(orders::id)
+        .load(conn)
+        .await
+}

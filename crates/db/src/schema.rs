@@ -47,6 +47,7 @@ diesel::table! {
         paid_at -> Nullable<Datetime>,
         released_at -> Nullable<Datetime>,
         payment_id -> Nullable<Varchar>,
+        amount -> Nullable<Unsigned<Bigint>>,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The conservation check, the one invariant every load must keep: for an item that
-//! started with `initial` units, MySQL's stock plus the units its orders sold is
-//! `initial`, Redis holds the same stock as MySQL, no order answered 200 is missing
+//! started with `initial` units, MySQL's stock plus the units its orders hold (confirmed,
+//! reserved or paid; a cancelled or expired reservation holds none) is `initial`, Redis holds the same stock as MySQL, no order answered 200 is missing
 //! from MySQL and none is there twice. The benchmark checks it after every scenario,
 //! the chaos drill after its faults, the end-to-end tests after their purchases.
 //! Redis keys come from `inventory::ItemKeys` under the stack's own key prefix.
@@ -21,8 +21,11 @@ use std::collections::HashSet;
 pub struct StockAccount {
     pub item_id: u64,
     pub initial: u64,
-    /// Units of the item's orders persisted in MySQL.
+    /// Units the item's orders in MySQL hold (released reservations left out).
     pub sold: u64,
+    /// Units of reservations that were cancelled or expired (given back).
+    #[serde(default)]
+    pub released: u64,
     pub mysql_stock: u64,
     /// `None` when Redis has no stock for the item.
     pub redis_stock: Option<i64>,
@@ -43,9 +46,14 @@ impl StockAccount {
         use db::schema::{items, orders};
         let of_item = orders::table.filter(orders::item_id.eq(item_id));
         // MySQL sums integers as DECIMAL; cast back so no decimal type is needed.
-        let sold: u64 = of_item
-            .select(sql::<Unsigned<BigInt>>(
-                "CAST(COALESCE(SUM(quantity), 0) AS UNSIGNED)",
+        let (sold, released): (u64, u64) = of_item
+            .select((
+                sql::<Unsigned<BigInt>>(
+                    "CAST(COALESCE(SUM(CASE WHEN released_at IS NULL THEN quantity END), 0) AS UNSIGNED)",
+                ),
+                sql::<Unsigned<BigInt>>(
+                    "CAST(COALESCE(SUM(CASE WHEN released_at IS NULL THEN 0 ELSE quantity END), 0) AS UNSIGNED)",
+                ),
             ))
             .first(mysql)
             .await?;
@@ -63,6 +71,7 @@ impl StockAccount {
             item_id,
             initial,
             sold,
+            released,
             mysql_stock: mysql_stock.into(),
             redis_stock,
             order_rows: order_rows.try_into()?,
@@ -97,6 +106,35 @@ pub async fn persisted_order_ids(
         .filter(orders::item_id.eq(item_id))
         .select(orders::id)
         .load(mysql)
+        .await?)
+}
+
+/// How many of the item's orders MySQL has in each status.
+pub async fn status_counts(
+    mysql: &mut AsyncMysqlConnection,
+    item_id: u64,
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    use db::schema::orders;
+    let counts: Vec<(String, i64)> = orders::table
+        .filter(orders::item_id.eq(item_id))
+        .group_by(orders::status)
+        .select((orders::status, count_star()))
+        .load(mysql)
+        .await?;
+    Ok(counts
+        .into_iter()
+        .map(|(status, count)| (status, count.try_into().unwrap_or(0)))
+        .collect())
+}
+
+/// Reservations Redis still holds open for the item.
+pub async fn open_reservations(
+    redis: &mut (impl ConnectionLike + Send + Sync),
+    keyspace: &Keyspace,
+    item_id: u64,
+) -> anyhow::Result<u64> {
+    Ok(redis
+        .hlen(ItemKeys::new(keyspace, item_id).reserved())
         .await?)
 }
 
@@ -147,6 +185,7 @@ mod tests {
             item_id: 1,
             initial: 100,
             sold,
+            released: 0,
             mysql_stock,
             redis_stock,
             order_rows: sold,

@@ -44,7 +44,13 @@ pub enum Access {
     Service(&'static str),
     /// The service processes themselves (to kill one): only a stack the test started.
     Processes,
+    /// The payment provider's signing secret, to send webhooks:
+    /// `E2E_PAYMENT_WEBHOOK_SECRET` (the stack's `PAYMENT_WEBHOOK_SECRET`).
+    WebhookSecret,
 }
+
+/// The webhook signing secret of a stack a test starts.
+pub const LOCAL_WEBHOOK_SECRET: &str = "whsec_e2e_secret";
 
 impl Access {
     /// The variables that grant this access to a stack at `E2E_BASE_URL`, as a note
@@ -64,6 +70,9 @@ impl Access {
             Access::Processes => {
                 "a stack the test starts itself (run it without E2E_BASE_URL)".into()
             }
+            Access::WebhookSecret => {
+                "E2E_PAYMENT_WEBHOOK_SECRET (the stack's PAYMENT_WEBHOOK_SECRET)".into()
+            }
         }
     }
 
@@ -76,6 +85,7 @@ impl Access {
             Access::Logs => var("E2E_LOG_DIR").is_some(),
             Access::Service(service) => var(&service_url_variable(service)).is_some(),
             Access::Processes => false,
+            Access::WebhookSecret => var("E2E_PAYMENT_WEBHOOK_SECRET").is_some(),
         }
     }
 }
@@ -193,6 +203,34 @@ impl Stack {
         let body = serde_json::json!({ "name": name, "email": email, "password": password });
         self.gateway
             .post("/api/v1/auth/register", None, &body)
+            .await
+    }
+
+    /// The payment provider's webhook paying `order_id`, signed now (ask
+    /// [`Stack::reaches`] for [`Access::WebhookSecret`] first).
+    pub async fn pay(&self, order_id: &str, payment_id: &str, amount: u64) -> Response {
+        let secret = match &self.target {
+            Target::Local(_) => LOCAL_WEBHOOK_SECRET.to_owned(),
+            Target::External(_) => granted_var("E2E_PAYMENT_WEBHOOK_SECRET"),
+        };
+        let body = serde_json::json!({"event": "payment.succeeded", "order_id": order_id,
+            "payment_id": payment_id, "amount": amount})
+        .to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64);
+        let signature = common::webhook_signature::sign(&secret, now, body.as_bytes());
+        self.gateway
+            .send(
+                "POST",
+                "/api/v1/payments/webhook",
+                None,
+                &[
+                    ("Payment-Signature", &signature),
+                    ("Content-Type", "application/json"),
+                ],
+                Some(body.into_bytes()),
+            )
             .await
     }
 

@@ -98,6 +98,7 @@ impl LocalStack {
             .with("DB_POOL_SIZE", "8")
             .with("OUTBOX_RELAY_INTERVAL_MS", "200")
             .with("OUTBOX_RELAY_AFTER_MS", "1000")
+            .with("PAYMENT_WEBHOOK_SECRET", crate::LOCAL_WEBHOOK_SECRET)
             .with("DB_HOST", settings.host)
             .with("DB_PORT", settings.port.to_string())
             .with("DB_USERNAME", settings.username)

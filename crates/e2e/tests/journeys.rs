@@ -344,3 +344,73 @@ async fn every_error_comes_in_the_envelope_even_from_the_gateway() {
         200
     );
 }
+
+#[actix_web::test]
+async fn a_reservation_is_paid_by_webhook_and_an_unpaid_one_expires_and_gives_its_unit_back() {
+    let journey = "the reservation journey";
+    let stack = Stack::start().await;
+    let Some(admin) = stack.admin_token(journey).await else {
+        return;
+    };
+    if !stack.reaches(journey, &[Access::WebhookSecret]) {
+        return;
+    }
+    let created = stack
+        .gateway
+        .post(
+            "/api/v1/items",
+            Some(&admin),
+            &json!({"name": "Drop", "price": 1200, "stock": 2, "payment_window_secs": 2}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let item = created.body["id"].as_u64().unwrap();
+    let (_, token) = buyer(&stack, "reserver").await;
+    let buy = async || {
+        let bought = stack
+            .gateway
+            .post(
+                &format!("/api/v1/items/{item}/purchase"),
+                Some(&token),
+                &json!({"quantity": 1}),
+            )
+            .await;
+        assert_eq!(bought.status, 200, "{}", bought.body);
+        assert_eq!(
+            bought.body["order"]["status"], "reserved",
+            "{}",
+            bought.body
+        );
+        bought.body["order"]["id"].as_str().unwrap().to_owned()
+    };
+
+    let paid = buy().await;
+    let payment = stack.pay(&paid, &stack.unique("pi"), 1200).await;
+    assert_eq!(payment.status, 200, "{}", payment.body);
+    assert_eq!(payment.body["status"], "paid");
+    let shown = stack
+        .gateway
+        .get(&format!("/api/v1/orders/{paid}"), Some(&token))
+        .await;
+    assert_eq!(shown.body["status"], "paid", "{}", shown.body);
+
+    let unpaid = buy().await;
+    assert_eq!(listed(&stack, item).await["stock"], 0);
+    let order_path = format!("/api/v1/orders/{unpaid}");
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = stack.gateway.get(&order_path, Some(&token)).await.body["status"].clone();
+        if status == "expired" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "expired");
+    assert_eq!(
+        listed(&stack, item).await["stock"],
+        1,
+        "the unit is back on sale"
+    );
+    let late = stack.pay(&unpaid, &stack.unique("pi-late"), 1200).await;
+    assert_envelope(&late, 409, "ORDER_EXPIRED");
+}

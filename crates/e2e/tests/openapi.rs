@@ -274,6 +274,28 @@ async fn every_documented_operation_answers_as_documented() {
         )
         .await,
     );
+    // The payment webhook: unsigned, then paying a reservation, then a cancelled one.
+    let webhook = "/api/v1/payments/webhook";
+    contract.check(
+        "post",
+        webhook,
+        &gw.post(webhook, None, &json!({"event": "payment.succeeded"}))
+            .await,
+    );
+    if stack.reaches("the payment webhook", &[e2e::Access::WebhookSecret]) {
+        let again = gw
+            .post(
+                &format!("/api/v1/items/{reservable_id}/purchase"),
+                Some(&user),
+                &json!({"quantity": 1}),
+            )
+            .await;
+        let again_id = again.body["order"]["id"].as_str().unwrap().to_owned();
+        for (order, amount) in [(&again_id, 1), (&again_id, 700), (&reserved_id, 700)] {
+            let paid = stack.pay(order, &stack.unique("pi"), amount).await;
+            contract.check("post", webhook, &paid);
+        }
+    }
 
     // Deleted, then already gone.
     for _ in 0..2 {

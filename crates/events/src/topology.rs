@@ -1,5 +1,5 @@
-//! Exchange `stock` (direct) → quorum queue `stock_updates`, and the dead-letter quorum
-//! queue `stock_updates.dlq`, all durable and declared idempotently by producer and
+//! Exchange `stock` (direct) → quorum queue `stock_updates`, the dead-letter quorum
+//! queue `stock_updates.dlq` and the quorum queue `payments.refund_required`, all durable and declared idempotently by producer and
 //! consumer alike. A name prefix lets several deployments or tests share a broker.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -11,6 +11,9 @@ pub struct Topology {
     pub exchange: String,
     pub queue: String,
     pub dead_letter_queue: String,
+    /// `payment.refund_required` announcements: payments that arrived for a reservation
+    /// that had ended, for the payment system to give the money back.
+    pub refund_queue: String,
 }
 
 impl Topology {
@@ -19,6 +22,7 @@ impl Topology {
             exchange: format!("{prefix}stock"),
             queue: format!("{prefix}stock_updates"),
             dead_letter_queue: format!("{prefix}stock_updates.dlq"),
+            refund_queue: format!("{prefix}payments.refund_required"),
         }
     }
 
@@ -34,7 +38,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        for queue in [&self.queue, &self.dead_letter_queue] {
+        for queue in [&self.queue, &self.dead_letter_queue, &self.refund_queue] {
             let mut arguments = FieldTable::default();
             arguments.insert(
                 ShortString::from("x-queue-type"),

@@ -152,6 +152,32 @@ impl ItemStore {
         Ok(conn.get(self.keys(item_id).settled(order_id)).await?)
     }
 
+    /// Puts back reservations Redis lost (rebuild-redis, from MySQL): each in the
+    /// reserved hash, the expiry schedule and the order → item index, leaving any Redis
+    /// still has alone. `reservations` are (order id, placement event JSON, pay_by ms).
+    /// Returns how many were put back.
+    pub async fn restore_reservations(
+        &self,
+        item_id: u64,
+        reservations: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<usize, Error> {
+        let keys = self.keys(item_id);
+        let mut restored = 0;
+        let mut conn = self.redis().get().await?;
+        for (order_id, event, pay_by_ms) in reservations {
+            let added: bool = conn.hset_nx(keys.reserved(), order_id, event).await?;
+            if added {
+                conn.zadd::<_, _, _, ()>(keys.expiry(), order_id, *pay_by_ms)
+                    .await?;
+                restored += 1;
+            }
+            self.index_reservation(order_id, item_id, *pay_by_ms, now_ms)
+                .await?;
+        }
+        Ok(restored)
+    }
+
     /// The placement events of an item's open reservations (order id → event JSON).
     pub async fn open_reservations(&self, item_id: u64) -> Result<Vec<(String, String)>, Error> {
         let mut conn = self.redis().get().await?;

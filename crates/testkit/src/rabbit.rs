@@ -115,7 +115,11 @@ impl Drop for TestRabbit {
                         .await
                         .ok()?;
                 let channel = connection.create_channel().await.ok()?;
-                for queue in [&topology.queue, &topology.dead_letter_queue] {
+                for queue in [
+                    &topology.queue,
+                    &topology.dead_letter_queue,
+                    &topology.refund_queue,
+                ] {
                     let _ = channel
                         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                         .await;

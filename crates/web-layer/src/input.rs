@@ -32,6 +32,26 @@ impl FromRequest for JsonBody {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let raw = RawBody::from_request(req, payload);
+        Box::pin(async move {
+            let RawBody(body) = raw.await?;
+            JsonObject::parse(&body)
+                .map(JsonBody)
+                .map_err(ApiError::Validation)
+        })
+    }
+}
+
+/// A request body read whole, up to [`BodyLimit`] (413 beyond it), for a handler that
+/// needs the exact bytes (a signed webhook).
+#[derive(Debug, Clone, Default)]
+pub struct RawBody(pub Vec<u8>);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<BodyLimit>()
             .map_or(16 * 1024, |limit| limit.0);
@@ -55,9 +75,7 @@ impl FromRequest for JsonBody {
                 }
                 body.extend_from_slice(&chunk);
             }
-            JsonObject::parse(&body)
-                .map(JsonBody)
-                .map_err(ApiError::Validation)
+            Ok(RawBody(body))
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The few API calls the benchmark and the drill make through the gateway: an admin
-//! login (the seeded demo admin) and creating the items they sell.
+//! The few API calls the benchmark, the drill and `cargo xtask pay` make through the
+//! gateway: an admin login (the seeded demo admin), creating the items they sell, and
+//! the payment provider's signed webhook.
 
 use anyhow::{Context, bail};
 use devstack::probe;
@@ -29,7 +30,24 @@ impl Admin {
 
     /// Creates an item on sale with `stock` units; its id.
     pub async fn create_item(&self, name: &str, stock: u64) -> anyhow::Result<u64> {
-        let body = json!({ "name": name, "price": 100, "stock": stock }).to_string();
+        self.create(json!({ "name": name, "price": 100, "stock": stock }))
+            .await
+    }
+
+    /// Creates an item whose buyers get `window_secs` to pay (reservations); its id.
+    pub async fn create_reservable_item(
+        &self,
+        name: &str,
+        stock: u64,
+        window_secs: u32,
+    ) -> anyhow::Result<u64> {
+        self.create(json!({ "name": name, "price": 100, "stock": stock,
+            "payment_window_secs": window_secs }))
+            .await
+    }
+
+    async fn create(&self, item: Value) -> anyhow::Result<u64> {
+        let body = item.to_string();
         let authorization = format!("Bearer {}", self.token);
         let answer = call(
             self.gateway_port,
@@ -57,4 +75,36 @@ async fn call(
         bail!("POST {path} answered {}: {}", answer.status, answer.body);
     }
     serde_json::from_str(&answer.body).with_context(|| format!("POST {path}: not JSON"))
+}
+
+/// Sends the payment provider's `payment.succeeded` for `order_id`, signed now with
+/// `secret` as the provider would; the gateway's answer, whatever its status.
+pub async fn pay(
+    gateway_port: u16,
+    secret: &str,
+    order_id: &str,
+    payment_id: &str,
+    amount: u64,
+) -> anyhow::Result<probe::Answer> {
+    if secret.is_empty() {
+        bail!("PAYMENT_WEBHOOK_SECRET is not set (deploy/local.env sets one for local use)");
+    }
+    let body = json!({"event": "payment.succeeded", "order_id": order_id,
+        "payment_id": payment_id, "amount": amount})
+    .to_string();
+    let signature =
+        common::webhook_signature::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
+    let path = "/api/v1/payments/webhook";
+    probe::request(
+        gateway_port,
+        "POST",
+        path,
+        &[
+            ("Payment-Signature", &signature),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&body),
+    )
+    .await
+    .with_context(|| format!("POST {path}: no answer on port {gateway_port} (is the stack up?)"))
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's developer tool, behind `scripts/stack`, `scripts/bench`
 //! and `scripts/chaos` (which first make sure the machine's MariaDB, Redis, RabbitMQ and
 //! nginx are there). It runs the native stack (`stack up|down|status|logs|restart`),
-//! the benchmark (`bench [--quick]`) and the fault drills (`chaos [--redis] [SECONDS]`), with the
+//! the benchmark (`bench [--quick]`), the fault drills (`chaos [--redis] [SECONDS]`) and
+//! sends a signed payment webhook (`pay ORDER_ID --amount N`), with the
 //! stack code the end-to-end tests use (`devstack`) and the load generator as a library.
 //!
 //! The environment is `deploy/local.env` with the caller's variables winning; it is
@@ -53,6 +54,17 @@ enum Task {
         /// acknowledgement), crash a single server with AOF.
         #[arg(long)]
         redis: bool,
+    },
+    /// Sends the payment provider's signed `payment.succeeded` for a reservation to the
+    /// gateway (PAYMENT_WEBHOOK_SECRET signs it) and prints the answer.
+    Pay {
+        order_id: String,
+        /// Minor units: the reservation's amount due (price × quantity).
+        #[arg(long)]
+        amount: u64,
+        /// The provider's payment id (default: a fresh one).
+        #[arg(long)]
+        payment_id: Option<String>,
     },
 }
 
@@ -123,6 +135,21 @@ fn run(task: Task, stack: NativeStack) -> anyhow::Result<ExitCode> {
             } => {
                 if !chaos::run(&stack, seconds.unwrap_or(90)).await? {
                     anyhow::bail!("the drill found lost, doubled or unconserved stock");
+                }
+            }
+            Task::Pay {
+                order_id,
+                amount,
+                payment_id,
+            } => {
+                let payment_id = payment_id
+                    .unwrap_or_else(|| format!("pay_{}", chrono::Utc::now().timestamp_millis()));
+                let secret = std::env::var("PAYMENT_WEBHOOK_SECRET").unwrap_or_default();
+                let answer =
+                    api::pay(stack.gateway_port, &secret, &order_id, &payment_id, amount).await?;
+                println!("{} {}", answer.status, answer.body);
+                if !(200..300).contains(&answer.status) {
+                    return Ok(ExitCode::FAILURE);
                 }
             }
             Task::Chaos {

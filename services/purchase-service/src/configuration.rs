@@ -18,6 +18,8 @@ republish_after_ms = 30000
 max_publishes_in_flight = 256
 publish_queue_capacity = 8192
 expiry_interval_ms = 200
+payment_webhook_secret = ""
+payment_webhook_tolerance_secs = 300
 "#;
 
 /// How a purchase is taken in Redis.
@@ -62,6 +64,36 @@ pub struct PurchaseSettings {
     /// How often the expiry worker looks for reservations past their deadline (a
     /// reservation expires at most this long after it).
     pub expiry_interval_ms: u64,
+    /// The secret the payment provider signs its webhooks with; empty refuses every
+    /// webhook (and production refuses to start).
+    pub payment_webhook_secret: Secret,
+    /// How far a webhook's signing time may be from now.
+    pub payment_webhook_tolerance_secs: u64,
+}
+
+/// A secret setting: its `Debug` never shows it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "(unset)"
+        } else {
+            "(redacted)"
+        })
+    }
 }
 
 /// What only purchase-service reads.

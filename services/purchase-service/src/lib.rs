@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod domain;
 pub mod listing;
 pub mod orders;
+pub mod payments;
 pub mod publishing;
 pub mod purchases;
 pub mod relay;

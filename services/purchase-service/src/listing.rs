@@ -160,23 +160,41 @@ impl Purchases {
     /// One of the user's orders; another user's, or an id that names no order, is 404.
     pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
         let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
+        let pending = self
+            .store
+            .pending_order_of_user(user_id, order_id.as_str())
+            .await?
+            .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
+            .filter(|event| event.user_id == user_id);
+        let order = self.current_order(order_id.as_str(), pending).await?;
+        match order {
+            Some((order, owner)) if owner == user_id => Ok(order),
+            _ => Err(PurchaseError::NotFound),
+        }
+    }
+
+    /// An order as it is now, and its buyer, from what Redis had of it (`pending`, read
+    /// first) and MySQL (read after): an order persisted and cleared from Redis between
+    /// the two reads is in the second. MySQL's row wins when both have it; a reservation
+    /// takes its end from Redis (see [`Purchases::with_settled_status`]).
+    pub(crate) async fn current_order(
+        &self,
+        order_id: &str,
+        pending: Option<StockEvent>,
+    ) -> Result<Option<(Order, u64)>, PurchaseError> {
         let mut conn = db::connection(&self.db).await?;
-        let row = orders::find(&mut conn, order_id.as_str()).await?;
+        let row = orders::find(&mut conn, order_id).await?;
         drop(conn);
-        let mut order = match row {
-            Some(row) if row.user_id == user_id => Order::confirmed(row),
-            Some(_) => return Err(PurchaseError::NotFound),
-            None => self
-                .store
-                .pending_order_of_user(user_id, order_id.as_str())
-                .await?
-                .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
-                .filter(|event| event.user_id == user_id)
-                .map(|event| Order::pending(&event))
-                .ok_or(PurchaseError::NotFound)?,
+        let (mut order, owner) = match (row, pending) {
+            (Some(row), _) => {
+                let owner = row.user_id;
+                (Order::confirmed(row), owner)
+            }
+            (None, Some(event)) => (Order::pending(&event), event.user_id),
+            (None, None) => return Ok(None),
         };
         self.with_settled_status(&mut order).await?;
-        Ok(order)
+        Ok(Some((order, owner)))
     }
 
     async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, PurchaseError> {

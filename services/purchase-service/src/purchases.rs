@@ -34,6 +34,15 @@ pub enum PurchaseError {
     SaleNotStarted { starts_at: DateTime<Utc> },
     #[error("the sale closed at {ended_at}")]
     SaleEnded { ended_at: DateTime<Utc> },
+    /// A payment for a reservation that expired first.
+    #[error("the reservation expired")]
+    Expired,
+    /// Input that is well formed but does not fit the order (a payment's amount).
+    #[error("invalid: {0}")]
+    Invalid(common::ValidationErrors),
+    /// The refund of a refused payment could not be announced: the provider must retry.
+    #[error("could not announce the refund: {0}")]
+    RefundNotAnnounced(events::PublishError),
     /// A cancel (or payment) of an order that is not reserved; `status` is what it is.
     #[error("the order is {status}, not reserved")]
     NotReserved { status: &'static str },
@@ -85,6 +94,8 @@ pub struct Purchases {
     pub after_watch: Option<WatchHook>,
     pub db: DbPool,
     pub publishing: PublishQueue,
+    /// Publishes what is confirmed before an answer (refund announcements).
+    pub publisher: std::sync::Arc<events::Publisher>,
     pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
 }
@@ -250,29 +261,26 @@ impl Purchases {
         item_id: u64,
         record: IdempotencyRecord,
     ) -> Result<Order, PurchaseError> {
-        let persisted =
-            orders::find(&mut *db::connection(&self.db).await?, &record.order_id).await?;
-        let mut order = match persisted {
-            Some(row) => Order::confirmed(row),
-            None => match self.store.outbox_event(item_id, &record.order_id).await? {
-                Some(json) if let Ok(event) = StockEvent::parse(json.as_bytes()) => {
-                    Order::pending(&event)
-                }
-                _ => Order {
-                    id: record.order_id,
-                    item_id,
-                    quantity: record.quantity,
-                    status: OrderStatus::Pending,
-                    purchased_at: record
-                        .purchased_at_ms
-                        .and_then(DateTime::from_timestamp_millis)
-                        .unwrap_or_default(),
-                    pay_by: None,
-                },
+        let pending = self
+            .store
+            .outbox_event(item_id, &record.order_id)
+            .await?
+            .and_then(|json| StockEvent::parse(json.as_bytes()).ok());
+        Ok(match self.current_order(&record.order_id, pending).await? {
+            Some((order, _)) => order,
+            // Gone from both only if MySQL lost it; the record still says what was sold.
+            None => Order {
+                id: record.order_id,
+                item_id,
+                quantity: record.quantity,
+                status: OrderStatus::Pending,
+                purchased_at: record
+                    .purchased_at_ms
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or_default(),
+                pay_by: None,
             },
-        };
-        self.with_settled_status(&mut order).await?;
-        Ok(order)
+        })
     }
 
     /// A placed order is answered only once `REDIS_MIN_REPLICAS_ACKED` replicas have it.

@@ -3,13 +3,15 @@
 
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::Order;
+use crate::payments::{self, Notice};
 use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use common::input::JsonObject;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use web_layer::ApiError;
 use web_layer::auth::AuthUser;
-use web_layer::input::JsonBody;
+use web_layer::input::{JsonBody, RawBody};
 use web_layer::telemetry::RequestId;
 
 impl From<PurchaseError> for ApiError {
@@ -35,6 +37,11 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::NotReserved { status } => ApiError::OrderNotReserved {
                 status: status.to_owned(),
             },
+            PurchaseError::Expired => ApiError::OrderExpired,
+            PurchaseError::Invalid(errors) => ApiError::Validation(errors),
+            PurchaseError::RefundNotAnnounced(_) => {
+                ApiError::busy("refund announcement not confirmed", &error)
+            }
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },
@@ -49,7 +56,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/items/{id}/purchase").route(web::post().to(purchase)))
         .service(web::resource("/api/v1/orders").route(web::get().to(list_orders)))
         .service(web::resource("/api/v1/orders/{id}").route(web::get().to(show_order)))
-        .service(web::resource("/api/v1/orders/{id}/cancel").route(web::post().to(cancel_order)));
+        .service(web::resource("/api/v1/orders/{id}/cancel").route(web::post().to(cancel_order)))
+        .service(web::resource("/api/v1/payments/webhook").route(web::post().to(payment_webhook)));
 }
 
 fn order_json(order: &Order) -> Value {
@@ -132,4 +140,38 @@ async fn show_order(
 ) -> Result<HttpResponse, ApiError> {
     let order = purchases.order(caller.id, &order_id).await?;
     Ok(HttpResponse::Ok().json(order_json(&order)))
+}
+
+/// The payment provider's webhook: the signature is checked on the raw body first.
+async fn payment_webhook(
+    purchases: web::Data<Purchases>,
+    req: HttpRequest,
+    RawBody(body): RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let settings = &purchases.settings;
+    let signature = req
+        .headers()
+        .get("payment-signature")
+        .and_then(|value| value.to_str().ok());
+    if let Err(why) = common::webhook_signature::verify(
+        settings.payment_webhook_secret.expose(),
+        signature,
+        &body,
+        chrono::Utc::now().timestamp(),
+        settings.payment_webhook_tolerance_secs,
+    ) {
+        tracing::warn!(%why, "payment webhook refused");
+        return Err(ApiError::Unauthenticated);
+    }
+    let body = JsonObject::parse(&body).map_err(ApiError::Validation)?;
+    match Notice::parse(&body).map_err(ApiError::Validation)? {
+        Notice::Ignored { event } => {
+            tracing::info!(%event, "payment webhook event ignored");
+            Ok(HttpResponse::Ok().json(json!({ "received": true })))
+        }
+        Notice::Succeeded(payment) => {
+            let payments::Applied::Paid(order) = purchases.apply_payment(&payment).await?;
+            Ok(HttpResponse::Ok().json(order_json(&order)))
+        }
+    }
 }

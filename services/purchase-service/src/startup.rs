@@ -41,6 +41,13 @@ impl Service for Application {
         settings: Settings,
         mut infra: Infrastructure,
     ) -> anyhow::Result<PurchaseService> {
+        if settings.app.env.is_production()
+            && settings.purchase.payment_webhook_secret.expose().is_empty()
+        {
+            anyhow::bail!(
+                "PAYMENT_WEBHOOK_SECRET must be set in production (the payment provider's webhook signing secret)"
+            );
+        }
         let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
         if settings.purchase.strategy == Strategy::Lua
             && let Err(error) = store.preload_purchase_script().await
@@ -76,6 +83,7 @@ impl Service for Application {
             after_watch: None,
             db: infra.db.clone(),
             publishing,
+            publisher: publisher.clone(),
             settings: settings.purchase.clone(),
             outcomes,
         };

@@ -43,6 +43,7 @@ struct NewOrder<'a> {
     purchased_at: chrono::NaiveDateTime,
     status: &'static str,
     pay_by: Option<chrono::NaiveDateTime>,
+    amount: Option<u64>,
 }
 
 fn millis(ms: i64, field: &str) -> Result<chrono::NaiveDateTime, EventError> {
@@ -120,6 +121,7 @@ async fn apply_step(
                 purchased_at,
                 status,
                 pay_by,
+                amount: event.amount,
             },
             if event.kind == EventType::Paid {
                 (orders::paid_at.eq(Some(at)), orders::released_at.eq(None))
@@ -185,6 +187,7 @@ async fn apply_one(
             purchased_at,
             status: placed_status(event),
             pay_by,
+            amount: event.amount,
         })
         .execute(conn)
         .await?;
@@ -248,6 +251,7 @@ async fn apply_all_or_none(
                     purchased_at: purchased_at.naive_utc(),
                     status: placed_status(event),
                     pay_by,
+                    amount: event.amount,
                 });
                 *per_item.entry(event.item_id).or_default() += u64::from(event.quantity);
                 outcomes.push(Applied::Applied);

@@ -77,7 +77,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             for report in &reports {
                 let redis = report.redis;
                 println!(
-                    "item {}: stock {} -> {} (MySQL {}, pending {}{}), buyers {} ({} units) -> {} ({} units), {}",
+                    "item {}: stock {} -> {} (MySQL {}, pending {}{}), buyers {} ({} units) -> {} ({} units), {} reservation(s) put back, {}",
                     report.item_id,
                     redis.stock_before.map_or("unset".into(), |b| b.to_string()),
                     redis.stock_after,
@@ -92,6 +92,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     redis.bought_before.1,
                     redis.bought_after.0,
                     redis.bought_after.1,
+                    report.reservations_restored,
                     if report.on_sale {
                         "back on sale"
                     } else {

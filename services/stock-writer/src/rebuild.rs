@@ -10,6 +10,7 @@
 
 use crate::sync::{ItemPass, LockedRow, SyncError, item_ids, warn_of_shortfall};
 use db::DbPool;
+use events::StockEvent;
 use inventory::rebuild::{PersistedSales, Rebuilt};
 use inventory::{DistributedLock, ItemStore};
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ pub struct RebuildReport {
     pub mysql_stock: u32,
     pub on_sale: bool,
     pub redis: Rebuilt,
+    /// Open reservations MySQL has that Redis had lost, put back (they expire or get
+    /// paid as any other).
+    pub reservations_restored: usize,
 }
 
 /// What rebuild-redis works with.
@@ -106,6 +110,33 @@ impl ItemPass for RedisRebuild {
         };
         let redis = self.store.rebuild(row.item_id, &sales).await?;
         warn_of_shortfall(row.item_id, redis.shortfall);
+        let open = db::orders::open_reservations(row.conn, row.item_id).await?;
+        let reservations: Vec<(String, String, i64)> = open
+            .into_iter()
+            .map(|order| {
+                let pay_by_ms = order.pay_by.map_or(0, |at| at.and_utc().timestamp_millis());
+                let event = StockEvent {
+                    version: events::EVENT_VERSION,
+                    order_id: order.id.clone(),
+                    user_id: order.user_id,
+                    item_id: row.item_id,
+                    quantity: order.quantity,
+                    purchased_at_ms: order.purchased_at.and_utc().timestamp_millis(),
+                    pay_by_ms: Some(pay_by_ms),
+                    amount: Some(order.amount.unwrap_or(0)),
+                    ..StockEvent::default()
+                };
+                (order.id, event.to_json(), pay_by_ms)
+            })
+            .collect();
+        let reservations_restored = self
+            .store
+            .restore_reservations(
+                row.item_id,
+                &reservations,
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await?;
         if row.on_sale {
             self.store.set_on_sale(row.item_id, true).await?;
         }
@@ -114,6 +145,7 @@ impl ItemPass for RedisRebuild {
             mysql_stock: row.stock,
             on_sale: row.on_sale,
             redis,
+            reservations_restored,
         })
     }
 }

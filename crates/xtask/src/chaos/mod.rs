@@ -1,7 +1,9 @@
 //! `cargo xtask chaos [SECONDS]`: a fault drill on the native stack during a purchase
 //! load through the gateway. kill -9 stock-writer and restart it, restart the broker,
 //! kill -9 purchase-service and restart it; then wait for the drain and check that every
-//! order answered 200 is in MySQL exactly once and that stock is conserved. The broker
+//! order answered 200 is in MySQL exactly once and that stock is conserved. Beside it
+//! runs a reservation load on an item with a short payment window, never paid: every
+//! reservation must expire exactly once through the faults and give its unit back. The broker
 //! is a private RabbitMQ node ([`rabbit`]) that purchase-service and stock-writer use
 //! for the drill; they go back to the machine's RabbitMQ afterwards and the node is
 //! stopped. Writes `target/chaos/report.md` and `report.json`; fails when anything was
@@ -16,10 +18,10 @@ use crate::api::Admin;
 use crate::native::NativeStack;
 use crate::{Backends, step};
 use anyhow::Context;
-use devstack::stock::{outbox_len, persisted_order_ids};
+use devstack::stock::{open_reservations, outbox_len, persisted_order_ids, status_counts};
 use devstack::{OrderAudit, ServiceEnv};
 use rabbit::PrivateRabbit;
-use report::{DrillReport, Timeline};
+use report::{DrillReport, ReservationCheck, Timeline};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,10 @@ use std::time::{Duration, Instant};
 const BROKER_USERS: [&str; 2] = ["purchase-service", "stock-writer"];
 const INITIAL_STOCK: u64 = 1_000_000;
 const CONCURRENCY: usize = 32;
+/// The reservation load: stock, payment window, buyers at once.
+const RESERVATION_STOCK: u64 = 1_000_000;
+const RESERVATION_WINDOW_SECS: u32 = 2;
+const RESERVATION_CONCURRENCY: usize = 8;
 /// How long the outbox may take to drain after the load.
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -110,19 +116,33 @@ async fn drill(
         rabbit::PORT
     ));
 
-    let run = loadgen::Run {
-        concurrency: CONCURRENCY,
+    let reserving = admin
+        .create_reservable_item(
+            &format!("chaos reservations {}", std::process::id()),
+            RESERVATION_STOCK,
+            RESERVATION_WINDOW_SECS,
+        )
+        .await?;
+    timeline.note(format!(
+        "item {reserving} with stock {RESERVATION_STOCK} and a {RESERVATION_WINDOW_SECS} s payment window: reserved at concurrency {RESERVATION_CONCURRENCY} beside the load, never paid"
+    ));
+    let gateway = format!("http://127.0.0.1:{}", stack.gateway_port);
+    let load_of = |item: u64, concurrency: usize, label: &str| loadgen::Run {
+        concurrency,
         duration: Duration::from_secs(seconds),
         collect_orders: true,
-        label: "chaos".into(),
+        label: label.into(),
         progress: false,
         ..loadgen::Run::new(
-            format!("http://127.0.0.1:{}", stack.gateway_port),
+            gateway.clone(),
             vec![item],
             stack.settings.jwt.private_key_path.clone(),
         )
     };
+    let run = load_of(item, CONCURRENCY, "chaos");
+    let reservation_run = load_of(reserving, RESERVATION_CONCURRENCY, "chaos reservations");
     let load = tokio::task::spawn_blocking(move || run.execute());
+    let reservation_load = tokio::task::spawn_blocking(move || reservation_run.execute());
 
     // Each fault while the load runs (the broker alone takes seconds to come back).
     let pause = |s| tokio::time::sleep(Duration::from_secs(s));
@@ -149,6 +169,7 @@ async fn drill(
         timeline.note("WARNING: the load ended before the last fault; pass a longer SECONDS");
     }
     let outcome = load.await??;
+    let reserved = reservation_load.await??;
     std::fs::write(
         out.join("load.json"),
         serde_json::to_string_pretty(&outcome.summary)? + "\n",
@@ -177,6 +198,8 @@ async fn drill(
     let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
     write_ids(&out.join("confirmed.txt"), &confirmed)?;
     write_ids(&out.join("persisted.txt"), &persisted)?;
+    let reservations =
+        settle_reservations(&mut backends, reserving, reserved.order_ids, &mut timeline).await?;
     Ok(DrillReport {
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         item,
@@ -186,6 +209,46 @@ async fn drill(
         timeline,
         orders: OrderAudit::new(&confirmed, &persisted),
         stock: backends.account(item, INITIAL_STOCK).await?,
+        reservations,
+    })
+}
+
+/// Waits until every reservation answered 200 is in MySQL and none is open anywhere
+/// (each expired), then audits the reservation item.
+async fn settle_reservations(
+    backends: &mut Backends,
+    item: u64,
+    confirmed: Vec<String>,
+    timeline: &mut Timeline,
+) -> anyhow::Result<ReservationCheck> {
+    let started = Instant::now();
+    while started.elapsed() < DRAIN_LIMIT {
+        let pending = outbox_len(&mut backends.redis, &backends.keyspace, &[item]).await?;
+        let open = open_reservations(&mut backends.redis, &backends.keyspace, item).await?;
+        let statuses = status_counts(&mut backends.mysql, item).await?;
+        let persisted: u64 = statuses.values().sum();
+        if pending == 0
+            && open == 0
+            && !statuses.contains_key("reserved")
+            && persisted >= confirmed.len() as u64
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    timeline.note(format!(
+        "reservations settled in {}s after the load (each expires {RESERVATION_WINDOW_SECS} s after purchase)",
+        started.elapsed().as_secs()
+    ));
+    let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
+    Ok(ReservationCheck {
+        item,
+        window_secs: RESERVATION_WINDOW_SECS,
+        concurrency: RESERVATION_CONCURRENCY,
+        orders: OrderAudit::new(&confirmed, &persisted),
+        statuses: status_counts(&mut backends.mysql, item).await?,
+        open_in_redis: open_reservations(&mut backends.redis, &backends.keyspace, item).await?,
+        stock: backends.account(item, RESERVATION_STOCK).await?,
     })
 }
 

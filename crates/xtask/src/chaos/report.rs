@@ -36,12 +36,74 @@ pub struct DrillReport {
     pub timeline: Timeline,
     pub orders: OrderAudit,
     pub stock: StockAccount,
+    pub reservations: ReservationCheck,
+}
+
+/// The reservation load beside the purchase load: every reservation answered 200 must
+/// be in MySQL once, each must have expired exactly once (its units back), and the
+/// item's stock must be whole again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReservationCheck {
+    pub item: u64,
+    pub window_secs: u32,
+    pub concurrency: usize,
+    pub orders: OrderAudit,
+    /// MySQL's orders of the item by status.
+    pub statuses: std::collections::BTreeMap<String, u64>,
+    /// Reservations Redis still holds open.
+    pub open_in_redis: u64,
+    pub stock: StockAccount,
+}
+
+impl ReservationCheck {
+    /// Nothing lost or doubled, every reservation expired once, the stock whole again.
+    pub fn passed(&self) -> bool {
+        let expired = self.statuses.get("expired").copied().unwrap_or(0);
+        self.orders.missing == 0
+            && self.stock.duplicated() == 0
+            && self.stock.conserved()
+            && self.open_in_redis == 0
+            && expired == self.stock.order_rows
+            && self.stock.mysql_stock == self.stock.initial
+    }
+
+    fn markdown(&self) -> Vec<String> {
+        let stock = &self.stock;
+        vec![
+            String::new(),
+            "## Reservations".into(),
+            format!(
+                "Item {}, stock {}, payment window {} s, bought at concurrency {} through the same faults and never paid: each must expire once and give its unit back.",
+                self.item, stock.initial, self.window_secs, self.concurrency
+            ),
+            format!("- reservations answered 200: {}", self.orders.confirmed),
+            format!("- of those missing from MySQL: **{}**", self.orders.missing),
+            format!("- duplicated order rows: **{}**", stock.duplicated()),
+            format!(
+                "- MySQL statuses: {:?}; still open in Redis: {}",
+                self.statuses, self.open_in_redis
+            ),
+            format!(
+                "- stock: MySQL {} (initial {}), units released {}; Redis {}; whole again: **{}**",
+                stock.mysql_stock,
+                stock.initial,
+                stock.released,
+                stock
+                    .redis_stock
+                    .map_or_else(|| "missing".to_owned(), |s| s.to_string()),
+                if self.passed() { "yes" } else { "no" }
+            ),
+        ]
+    }
 }
 
 impl DrillReport {
-    /// Nothing lost, nothing doubled, stock conserved.
+    /// Nothing lost, nothing doubled, stock conserved; every reservation expired once.
     pub fn passed(&self) -> bool {
-        self.orders.missing == 0 && self.stock.duplicated() == 0 && self.stock.conserved()
+        self.orders.missing == 0
+            && self.stock.duplicated() == 0
+            && self.stock.conserved()
+            && self.reservations.passed()
     }
 
     pub fn markdown(&self) -> String {
@@ -84,6 +146,7 @@ impl DrillReport {
                 if stock.conserved() { "yes" } else { "no" }
             ),
         ]);
+        lines.extend(self.reservations.markdown());
         lines.join("\n") + "\n"
     }
 }
@@ -112,10 +175,33 @@ mod tests {
                 item_id: 7,
                 initial: 1000,
                 sold: 102,
+                released: 0,
                 mysql_stock,
                 redis_stock: Some(898),
                 order_rows: 102 + duplicated,
                 distinct_orders: 102,
+            },
+            reservations: ReservationCheck {
+                item: 8,
+                window_secs: 2,
+                concurrency: 8,
+                orders: OrderAudit {
+                    confirmed: 40,
+                    missing: 0,
+                    unconfirmed: 0,
+                },
+                statuses: [("expired".to_owned(), 40)].into(),
+                open_in_redis: 0,
+                stock: StockAccount {
+                    item_id: 8,
+                    initial: 500,
+                    sold: 0,
+                    released: 40,
+                    mysql_stock: 500,
+                    redis_stock: Some(500),
+                    order_rows: 40,
+                    distinct_orders: 40,
+                },
             },
         }
     }
@@ -133,6 +219,7 @@ mod tests {
             "(cut by kill -9 after the script ran): 2",
             "- stock: MySQL 898 + sold 102 = 1000 (initial 1000); Redis 898; conserved: **yes**",
             "Broker: the private node flash-chaos@localhost on 127.0.0.1:5679.",
+            "- stock: MySQL 500 (initial 500), units released 40; Redis 500; whole again: **yes**",
         ] {
             assert!(markdown.contains(line), "missing {line:?} in\n{markdown}");
         }
@@ -145,5 +232,11 @@ mod tests {
         let unconserved = report(0, 0, 897);
         assert!(!unconserved.passed());
         assert!(unconserved.markdown().contains("conserved: **no**"));
+        let mut still_open = report(0, 0, 898);
+        still_open.reservations.open_in_redis = 1;
+        assert!(!still_open.passed(), "a reservation that never expired");
+        let mut doubled_release = report(0, 0, 898);
+        doubled_release.reservations.stock.mysql_stock = 501;
+        assert!(!doubled_release.passed(), "a unit given back twice");
     }
 }

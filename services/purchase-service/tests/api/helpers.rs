@@ -35,8 +35,13 @@ pub fn purchase_settings(env: &TestEnv, strategy: Strategy) -> Settings {
     settings.purchase.relay_interval_ms = 100;
     settings.purchase.relay_after_ms = 300;
     settings.purchase.republish_after_ms = 1000;
+    settings.purchase.payment_webhook_secret =
+        purchase_service::configuration::Secret::new(WEBHOOK_SECRET);
     settings
 }
+
+/// The payment provider's signing secret in these tests.
+pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
 
 pub async fn start_writer(env: &TestEnv) -> ShutdownSwitch {
     let writer = stock_writer::startup::Application::build(env.settings())
@@ -127,6 +132,40 @@ impl Stack {
     pub async fn stop_writer(&mut self) {
         self.writer.take().expect("a running writer").trigger();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    /// The payment provider's webhook for `order_id`, signed now with the tests' secret.
+    pub async fn pay(&self, order_id: &str, payment_id: &str, amount: u64) -> Response {
+        let body = json!({"event": "payment.succeeded", "order_id": order_id,
+            "payment_id": payment_id, "amount": amount})
+        .to_string();
+        let signature = common::webhook_signature::sign(
+            WEBHOOK_SECRET,
+            chrono::Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        self.webhook(&body, Some(&signature)).await
+    }
+
+    /// `POST /api/v1/payments/webhook` with this body and signature header.
+    pub async fn webhook(&self, body: &str, signature: Option<&str>) -> Response {
+        let headers: Vec<(&str, &str)> = signature
+            .map(|s| {
+                vec![
+                    ("Payment-Signature", s),
+                    ("Content-Type", "application/json"),
+                ]
+            })
+            .unwrap_or_default();
+        self.client
+            .send(
+                "POST",
+                "/api/v1/payments/webhook",
+                None,
+                &headers,
+                Some(body.as_bytes().to_vec()),
+            )
+            .await
     }
 
     /// `GET path` as the user.

@@ -89,7 +89,7 @@ async fn a_sale_without_a_window_is_open_and_a_closed_one_refuses_everyone() {
     assert_eq!(stack.buy(1, open, json!(1)).await.status, 200);
 }
 
-fn reservable(window_secs: u32) -> SaleTerms {
+pub fn reservable(window_secs: u32) -> SaleTerms {
     SaleTerms {
         price: 1500,
         payment_window_secs: Some(window_secs),
@@ -98,7 +98,10 @@ fn reservable(window_secs: u32) -> SaleTerms {
 }
 
 /// order id → status in MySQL, for one item.
-async fn mysql_statuses(stack: &Stack, item: u64) -> std::collections::BTreeMap<String, String> {
+pub async fn mysql_statuses(
+    stack: &Stack,
+    item: u64,
+) -> std::collections::BTreeMap<String, String> {
     use db::schema::orders;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;

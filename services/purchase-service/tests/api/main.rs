@@ -6,6 +6,7 @@ mod helpers;
 mod lifecycle;
 mod orders;
 mod outcomes;
+mod payments;
 mod purchase;
 mod races;
 mod replication;

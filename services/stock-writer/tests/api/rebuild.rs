@@ -107,3 +107,53 @@ async fn rebuild_redis_waits_for_the_orders_redis_still_has_to_reach_mysql() {
     );
     assert!(steps.iter().any(|s| s.contains("in MySQL")), "{steps:?}");
 }
+
+#[tokio::test]
+async fn rebuild_redis_puts_back_the_open_reservations_redis_lost() {
+    use inventory::lifecycle::{Ended, Step};
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    // MySQL: one open reservation of user 7 (pay by 1.5 s from now), one that expired
+    // (its units back in the stock already); Redis lost everything.
+    sql(&writer, "INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status, pay_by, amount) VALUES ('open', 7, 1, 2, NOW(3), 'reserved', NOW(3) + INTERVAL 1500000 MICROSECOND, 200)").await;
+    sql(&writer, "INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status, pay_by, released_at, amount) VALUES ('gone', 7, 1, 3, NOW(3), 'expired', NOW(3), NOW(3), 300)").await;
+    sql(
+        &writer,
+        "UPDATE items SET stock = 8, payment_window_secs = 60 WHERE id = 1",
+    )
+    .await;
+
+    let reports = rebuild(&writer).run(Some(1), |_| {}).await.unwrap();
+
+    assert_eq!(reports[0].reservations_restored, 1);
+    let store = writer.store();
+    let keys = store.keys(1);
+    let mut redis = writer.env.redis.connection().await;
+    let bought: BTreeMap<u64, u64> = redis.hgetall(keys.bought()).await.unwrap();
+    assert_eq!(
+        bought,
+        BTreeMap::from([(7, 2)]),
+        "the released order holds nothing"
+    );
+    assert_eq!(store.item_of_reservation("open").await.unwrap(), Some(1));
+    let open = store.open_reservations(1).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].1.contains(r#""amount":200"#), "{}", open[0].1);
+    // A second rebuild puts nothing back twice.
+    let again = rebuild(&writer).run(Some(1), |_| {}).await.unwrap();
+    assert_eq!(again[0].reservations_restored, 0);
+
+    // It expires as any other, giving its units and the buyer's count back.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let due = store.due_reservations(&[1], 10).await.unwrap();
+    assert_eq!(due, [(1, "open".to_owned())]);
+    let ended = store
+        .end_reservation(1, "open", Step::Expire)
+        .await
+        .unwrap();
+    assert!(matches!(ended, Ended::Expired { .. }), "{ended:?}");
+    let stock: i64 = redis.get(keys.stock()).await.unwrap();
+    assert_eq!(stock, 10);
+    let bought: BTreeMap<u64, u64> = redis.hgetall(keys.bought()).await.unwrap();
+    assert!(bought.is_empty(), "{bought:?}");
+}

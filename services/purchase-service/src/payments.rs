@@ -1,0 +1,248 @@
+//! The payment provider's webhook: a signed `payment.succeeded` ends a reservation as
+//! paid. The signature (`common::webhook_signature`) is checked on the raw bytes before
+//! anything is parsed. A payment that cannot be applied (the reservation expired or was
+//! cancelled, or another payment paid it) is refused with 409 and announced as
+//! `payment.refund_required` on RabbitMQ, confirmed before the answer, so the money goes
+//! back; the provider retries any non-2xx, and a retry changes nothing more.
+
+use crate::domain::OrderId;
+use crate::listing::{Order, OrderStatus};
+use crate::purchases::{PurchaseError, Purchases};
+use common::ValidationErrors;
+use common::input::JsonObject;
+use inventory::lifecycle::{Ended, Step};
+
+/// The only event that moves an order; the provider's others are acknowledged and
+/// ignored.
+pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+
+/// A provider's payment id: 1-255 letters, digits or `_-.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentId(String);
+
+impl PaymentId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let valid = (1..=255).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if valid {
+            Ok(PaymentId(raw.to_owned()))
+        } else {
+            Err("The payment_id must be 1-255 letters, digits or _-. characters.".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A webhook's body, parsed: a succeeded payment, or an event this service ignores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Succeeded(Payment),
+    Ignored { event: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub order_id: OrderId,
+    pub payment_id: PaymentId,
+    /// Minor units.
+    pub amount: u64,
+}
+
+impl Notice {
+    /// Fields beyond the ones read are allowed: providers add to their events.
+    pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let Some(event) = errors.check("event", body.string("event").map(str::to_owned)) else {
+            return Err(errors);
+        };
+        if event != PAYMENT_SUCCEEDED {
+            return Ok(Notice::Ignored { event });
+        }
+        let order_id = errors.check(
+            "order_id",
+            body.string("order_id").and_then(|raw| {
+                OrderId::parse(raw).ok_or_else(|| {
+                    "The order_id must be 1-64 letters, digits or dashes.".to_owned()
+                })
+            }),
+        );
+        let payment_id = errors.check(
+            "payment_id",
+            body.string("payment_id").and_then(PaymentId::parse),
+        );
+        let amount = errors.check(
+            "amount",
+            body.integer("amount").and_then(|amount| {
+                u64::try_from(amount).map_err(|_| "The amount must be at least 0.".to_owned())
+            }),
+        );
+        match (order_id, payment_id, amount) {
+            (Some(order_id), Some(payment_id), Some(amount)) if errors.is_empty() => {
+                Ok(Notice::Succeeded(Payment {
+                    order_id,
+                    payment_id,
+                    amount,
+                }))
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// What a payment did.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// The reservation is paid, by this payment now or by its earlier delivery.
+    Paid(Order),
+}
+
+/// Why a payment ended up not paying its order (a refund was announced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Expired,
+    NotReserved(OrderStatus),
+}
+
+impl Purchases {
+    /// Applies a succeeded payment to its reservation.
+    pub async fn apply_payment(&self, payment: &Payment) -> Result<Applied, PurchaseError> {
+        let order_id = payment.order_id.as_str();
+        let item_id = self
+            .item_of_order(order_id)
+            .await?
+            .ok_or(PurchaseError::NotFound)?;
+        let step = Step::Pay {
+            payment_id: payment.payment_id.as_str(),
+            amount: payment.amount,
+        };
+        let refused = match self.store.end_reservation(item_id, order_id, step).await? {
+            Ended::Paid { event } => {
+                let event = self.offer_ended(&event)?;
+                return Ok(Applied::Paid(Order::ended(&event)));
+            }
+            Ended::DuplicatePayment { order_id: paid } if paid == order_id => {
+                let mut order = self.order_of_anyone(item_id, order_id).await?;
+                order.status = OrderStatus::Paid;
+                return Ok(Applied::Paid(order));
+            }
+            Ended::DuplicatePayment { .. } => {
+                return Err(PurchaseError::Invalid(ValidationErrors::single(
+                    "payment_id",
+                    "This payment was already applied to another order.",
+                )));
+            }
+            Ended::WrongAmount { due } => {
+                return Err(PurchaseError::Invalid(ValidationErrors::single(
+                    "amount",
+                    format!("The amount due for this order is {due}."),
+                )));
+            }
+            Ended::Expired { event } => {
+                self.offer_ended(&event)?;
+                Refused::Expired
+            }
+            Ended::NotReserved { settled } => {
+                let status = match settled.as_deref().and_then(OrderStatus::parse) {
+                    Some(status) => status,
+                    None => self.order_of_anyone(item_id, order_id).await?.status,
+                };
+                match status {
+                    OrderStatus::Expired => Refused::Expired,
+                    status => Refused::NotReserved(status),
+                }
+            }
+            other @ (Ended::Cancelled { .. } | Ended::NotTheBuyer | Ended::NotDue) => {
+                return Err(PurchaseError::Unexpected(anyhow::anyhow!(
+                    "a payment answered {other:?}"
+                )));
+            }
+        };
+        self.announce_refund(payment, refused).await?;
+        Err(match refused {
+            Refused::Expired => PurchaseError::Expired,
+            Refused::NotReserved(status) => PurchaseError::NotReserved {
+                status: status.as_str(),
+            },
+        })
+    }
+
+    /// Publishes `payment.refund_required` and waits for the broker's confirm: the
+    /// provider is told 409 only once the refund cannot be lost.
+    async fn announce_refund(&self, payment: &Payment, why: Refused) -> Result<(), PurchaseError> {
+        let reason = match why {
+            Refused::Expired => "expired",
+            Refused::NotReserved(status) => status.as_str(),
+        };
+        let body = serde_json::json!({
+            "event": "payment.refund_required",
+            "order_id": payment.order_id.as_str(),
+            "payment_id": payment.payment_id.as_str(),
+            "amount": payment.amount,
+            "order_status": reason,
+        });
+        let queue = &self.publisher.topology().refund_queue;
+        let message_id = format!("refund:{}", payment.payment_id.as_str());
+        tracing::warn!(
+            order_id = payment.order_id.as_str(),
+            payment_id = payment.payment_id.as_str(),
+            reason,
+            "payment for an order that is not reserved; refund required"
+        );
+        self.publisher
+            .publish(queue, &message_id, body.to_string().as_bytes(), &[])
+            .await
+            .map_err(PurchaseError::RefundNotAnnounced)
+    }
+
+    /// An order as it is now, whoever bought it (the provider is no buyer).
+    async fn order_of_anyone(&self, item_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
+        let pending = self
+            .store
+            .outbox_event(item_id, order_id)
+            .await?
+            .and_then(|json| events::StockEvent::parse(json.as_bytes()).ok());
+        self.current_order(order_id, pending)
+            .await?
+            .map(|(order, _)| order)
+            .ok_or(PurchaseError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_parse_succeeded_payments_and_ignore_other_events() {
+        let body = |json: &str| JsonObject::parse(json.as_bytes()).unwrap();
+        assert_eq!(
+            Notice::parse(&body(
+                r#"{"event":"payment.succeeded","order_id":"o-1","payment_id":"pi_1","amount":3000,"livemode":false}"#
+            )),
+            Ok(Notice::Succeeded(Payment {
+                order_id: OrderId::parse("o-1").unwrap(),
+                payment_id: PaymentId::parse("pi_1").unwrap(),
+                amount: 3000,
+            }))
+        );
+        assert_eq!(
+            Notice::parse(&body(r#"{"event":"payment.created"}"#)),
+            Ok(Notice::Ignored {
+                event: "payment.created".into()
+            })
+        );
+        let errors = Notice::parse(&body(
+            r#"{"event":"payment.succeeded","order_id":"x y","payment_id":"","amount":-1}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            errors.fields().collect::<Vec<_>>(),
+            ["amount", "order_id", "payment_id"]
+        );
+    }
+}

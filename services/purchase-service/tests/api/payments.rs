@@ -1,0 +1,282 @@
+//! The payment webhook against the real stack: signatures, payment of a reservation,
+//! redelivery, wrong amounts, late payments (a refund announced on RabbitMQ), and
+//! payments racing the expiry worker.
+
+use crate::helpers::{STRATEGIES, Stack, WEBHOOK_SECRET, assert_envelope, spawn_stack, token};
+use crate::lifecycle::{mysql_statuses, reservable};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Reserves one unit for `user`; the order id.
+async fn reserve(stack: &Stack, user: u64, item: u64) -> String {
+    let response = stack.buy(user, item, json!(1)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["order"]["status"], "reserved");
+    response.body["order"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The refund announcements waiting in RabbitMQ.
+async fn refunds(stack: &Stack) -> Vec<Value> {
+    let queue = stack.env.rabbit.topology().refund_queue;
+    stack
+        .env
+        .rabbit
+        .drain(&queue)
+        .await
+        .iter()
+        .map(|message| serde_json::from_slice(&message.body).unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn only_a_fresh_signature_made_with_the_secret_is_accepted() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(2, None, reservable(600)).await;
+    let order = reserve(&stack, 1, item).await;
+    let body = json!({"event": "payment.succeeded", "order_id": order, "payment_id": "pi_1", "amount": 1500}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let sign = common::webhook_signature::sign;
+    for signature in [
+        None,
+        Some("garbage".to_owned()),
+        Some(sign("another-secret", now, body.as_bytes())),
+        Some(sign(WEBHOOK_SECRET, now - 301, body.as_bytes())),
+        Some(sign(WEBHOOK_SECRET, now, b"{\"amount\":1}")),
+    ] {
+        let response = stack.webhook(&body, signature.as_deref()).await;
+        assert_envelope(&response, 401, "UNAUTHENTICATED");
+    }
+    let shown = stack.get_as(1, &format!("/api/v1/orders/{order}")).await;
+    assert_eq!(shown.body["status"], "reserved", "nothing changed");
+    let signed = sign(WEBHOOK_SECRET, now, body.as_bytes());
+    assert_eq!(stack.webhook(&body, Some(&signed)).await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() {
+    for strategy in STRATEGIES {
+        let stack = spawn_stack(strategy).await;
+        let item = stack.item_on_terms(3, None, reservable(600)).await;
+        let order = reserve(&stack, 1, item).await;
+
+        let short = stack.pay(&order, "pi_short", 1000).await;
+        assert_envelope(&short, 422, "VALIDATION_FAILED");
+        assert!(short.body["errors"]["amount"].is_array(), "{}", short.body);
+
+        let paid = stack.pay(&order, "pi_1", 1500).await;
+        assert_eq!(paid.status, 200, "{strategy:?}: {}", paid.body);
+        assert_eq!(paid.body["status"], "paid");
+        let again = stack.pay(&order, "pi_1", 1500).await;
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.body["status"], "paid");
+        assert!(refunds(&stack).await.is_empty());
+
+        // A second, different payment of a paid order: refused, and its money goes back.
+        let double = stack.pay(&order, "pi_2", 1500).await;
+        assert_envelope(&double, 409, "ORDER_NOT_RESERVED");
+        assert_eq!(double.body["status"], "paid");
+        let announced = refunds(&stack).await;
+        assert_eq!(announced.len(), 1, "{announced:?}");
+        assert_eq!(announced[0]["payment_id"], "pi_2");
+        assert_eq!(announced[0]["event"], "payment.refund_required");
+
+        let shown = stack.get_as(1, &format!("/api/v1/orders/{order}")).await;
+        assert_eq!(shown.body["status"], "paid", "{}", shown.body);
+        let cancel = stack
+            .client
+            .post(
+                &format!("/api/v1/orders/{order}/cancel"),
+                Some(&token(1)),
+                &json!({}),
+            )
+            .await;
+        assert_envelope(&cancel, 409, "ORDER_NOT_RESERVED");
+        testkit::eventually(30, "MySQL has the order paid, stock taken once", || async {
+            mysql_statuses(&stack, item)
+                .await
+                .get(&order)
+                .map(String::as_str)
+                == Some("paid")
+                && stack.mysql_stock(item).await == 2
+                && stack.store.outbox_len(item).await.unwrap() == 0
+        })
+        .await;
+        assert_eq!(stack.redis_stock(item).await, 2);
+
+        assert_envelope(
+            &stack.pay("0000-no-such-order", "pi_3", 1500).await,
+            404,
+            "NOT_FOUND",
+        );
+        let other = json!({"event": "payment.created", "id": "x"}).to_string();
+        let signature = common::webhook_signature::sign(
+            WEBHOOK_SECRET,
+            chrono::Utc::now().timestamp(),
+            other.as_bytes(),
+        );
+        assert_eq!(stack.webhook(&other, Some(&signature)).await.status, 200);
+    }
+}
+
+#[actix_web::test]
+async fn a_payment_after_expiry_or_cancel_is_refused_and_refunded() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(2, None, reservable(1)).await;
+    let late = reserve(&stack, 1, item).await;
+    let cancelled = reserve(&stack, 2, item).await;
+    let cancel = stack
+        .client
+        .post(
+            &format!("/api/v1/orders/{cancelled}/cancel"),
+            Some(&token(2)),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+
+    assert_envelope(
+        &stack.pay(&late, "pi_late", 1500).await,
+        409,
+        "ORDER_EXPIRED",
+    );
+    let refused = stack.pay(&cancelled, "pi_cancelled", 1500).await;
+    assert_envelope(&refused, 409, "ORDER_NOT_RESERVED");
+    assert_eq!(refused.body["status"], "cancelled");
+    let announced: Vec<(String, String)> = refunds(&stack)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["payment_id"].as_str().unwrap().to_owned(),
+                r["order_status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            ("pi_late".into(), "expired".into()),
+            ("pi_cancelled".into(), "cancelled".into())
+        ]
+    );
+    assert_eq!(stack.redis_stock(item).await, 2, "both units back");
+}
+
+#[actix_web::test]
+async fn payments_racing_the_expiry_worker_end_each_order_exactly_once() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(200, None, reservable(1)).await;
+    let mut orders = Vec::new();
+    for user in 1..=200u64 {
+        orders.push(reserve(&stack, user, item).await);
+    }
+    tokio::time::sleep(Duration::from_millis(850)).await;
+    let payments = orders.iter().enumerate().map(|(n, order)| {
+        let stack = &stack;
+        async move {
+            (
+                order.clone(),
+                stack.pay(order, &format!("pi_{n}"), 1500).await,
+            )
+        }
+    });
+    let answers = futures_util::future::join_all(payments).await;
+    let mut paid = Vec::new();
+    for (order, answer) in &answers {
+        match answer.status {
+            200 => paid.push(order.clone()),
+            409 => assert_eq!(
+                answer.body["error_code"], "ORDER_EXPIRED",
+                "{}",
+                answer.body
+            ),
+            status => panic!("{status}: {}", answer.body),
+        }
+    }
+    testkit::eventually(30, "every order ended once in MySQL", || async {
+        let statuses = mysql_statuses(&stack, item).await;
+        statuses.len() == 200
+            && statuses.values().all(|s| s == "paid" || s == "expired")
+            && stack.store.outbox_len(item).await.unwrap() == 0
+    })
+    .await;
+    let statuses = mysql_statuses(&stack, item).await;
+    for (order, status) in &statuses {
+        assert_eq!(status == "paid", paid.contains(order), "{order}: {status}");
+    }
+    let unpaid = 200 - paid.len() as u32;
+    assert_eq!(
+        refunds(&stack).await.len() as u32,
+        unpaid,
+        "each refused payment refunded"
+    );
+    assert_eq!(stack.redis_stock(item).await, i64::from(unpaid));
+    assert_eq!(stack.mysql_stock(item).await, unpaid);
+}
+
+#[actix_web::test]
+async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(1000, None, reservable(2)).await;
+    let buys = (1..=1000u64).map(|user| {
+        let stack = &stack;
+        async move { stack.buy(user, item, json!(1)).await }
+    });
+    let answers = futures_util::future::join_all(buys).await;
+    let orders: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.body["order"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_envelope(
+        &stack.buy(5000, item, json!(1)).await,
+        409,
+        "INSUFFICIENT_STOCK",
+    );
+    // Half are paid while a second wave of buyers races for what comes back.
+    let pays = orders.iter().step_by(2).enumerate().map(|(n, order)| {
+        let stack = &stack;
+        async move { stack.pay(order, &format!("pi_{n}"), 1500).await }
+    });
+    for answer in futures_util::future::join_all(pays).await {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    testkit::eventually(10, "the 500 unpaid reservations expired", || async {
+        stack.redis_stock(item).await == 500
+    })
+    .await;
+    let second_wave = (2001..=2600u64).map(|user| {
+        let stack = &stack;
+        async move { stack.buy(user, item, json!(1)).await }
+    });
+    let resold = futures_util::future::join_all(second_wave).await;
+    let sold_again = resold.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        sold_again, 500,
+        "every returned unit sold again, none twice"
+    );
+    assert!(
+        resold
+            .iter()
+            .all(|a| a.status == 200 || a.body["error_code"] == "INSUFFICIENT_STOCK")
+    );
+    assert_eq!(stack.redis_stock(item).await, 0);
+    testkit::eventually(
+        60,
+        "MySQL: 500 paid, 500 expired, 500 reserved, stock 0",
+        || async {
+            let statuses = mysql_statuses(&stack, item).await;
+            let count = |s: &str| statuses.values().filter(|v| *v == s).count();
+            count("paid") == 500
+                && count("expired") == 500
+                && count("reserved") == 500
+                && stack.store.outbox_len(item).await.unwrap() == 0
+        },
+    )
+    .await;
+    // Conservation: initial = stock + reserved + paid.
+    assert_eq!(stack.mysql_stock(item).await, 0);
+}
