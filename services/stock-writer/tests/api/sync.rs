@@ -88,3 +88,62 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
         "an unknown item is an error"
     );
 }
+
+#[tokio::test]
+async fn sync_stock_counts_a_reservations_pending_steps_by_type() {
+    use events::EventType::{Expired, Paid};
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let run = async |statement: &str| {
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(statement),
+            &mut writer.env.database.connect().await,
+        )
+        .await
+        .unwrap();
+    };
+    // MySQL has reservations a (2 units) and c (1 unit): stock 7.
+    run("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status) VALUES ('a', 7, 1, 2, NOW(), 'reserved'), ('c', 7, 1, 1, NOW(), 'reserved')").await;
+    run("UPDATE items SET stock = 7 WHERE id = 1").await;
+    // Redis, not yet in MySQL: a expired (its 2 units already back in Redis), b placed
+    // (3 units taken in Redis), c paid (moves no unit).
+    let step = |order: &str, quantity: u32, kind| events::StockEvent {
+        kind,
+        at_ms: Some(1_700_000_001_000),
+        pay_by_ms: Some(1_700_000_000_500),
+        ..event(order, 1, quantity)
+    };
+    let pending = [step("a", 2, Expired), event("b", 1, 3), step("c", 1, Paid)];
+    let keys = writer.store().keys(1);
+    let mut redis = writer.env.redis.connection().await;
+    for e in &pending {
+        redis
+            .hset::<_, _, _, ()>(keys.outbox(), e.message_id(), e.to_json())
+            .await
+            .unwrap();
+    }
+
+    let report = &writer.stock_sync().run(Some(1)).await.unwrap()[0];
+    assert_eq!(
+        (report.redis.pending, report.redis.after),
+        (1, 6),
+        "7 + 2 - 3"
+    );
+
+    // MySQL catches up with a's expiry (units back: 9); its outbox entry goes, and the
+    // figure stays.
+    run("UPDATE orders SET status = 'expired', released_at = NOW() WHERE id = 'a'").await;
+    run("UPDATE items SET stock = 9 WHERE id = 1").await;
+    let report = &writer.stock_sync().run(Some(1)).await.unwrap()[0];
+    assert_eq!(
+        (
+            report.redis.pending,
+            report.redis.cleaned,
+            report.redis.after
+        ),
+        (3, 1, 6)
+    );
+    let mut left: Vec<String> = redis.hkeys(keys.outbox()).await.unwrap();
+    left.sort();
+    assert_eq!(left, ["b", "c:paid"]);
+}
