@@ -4,6 +4,7 @@
 //! payment or a cancel (which name only the order) uses to find the item's keys.
 
 use crate::keys::order_item;
+use crate::outbox::due_by;
 use crate::{Error, ItemStore};
 use common::redis::SlotPipeline;
 use redis::{AsyncCommands, Script};
@@ -104,20 +105,10 @@ impl ItemStore {
         let conn = self.redis().get().await?;
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn.clone()).await?;
         let now_ms = secs * 1000 + micros / 1000;
-        let keys: Vec<String> = item_ids.iter().map(|id| self.keys(*id).expiry()).collect();
-        let due: Vec<Vec<String>> = SlotPipeline::per_key(keys.iter().cloned(), |key| {
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(key)
-                .arg("-inf")
-                .arg(now_ms)
-                .arg("BYSCORE")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit);
-            cmd
-        })
-        .query(&conn)
-        .await?;
+        let keys = item_ids.iter().map(|id| self.keys(*id).expiry());
+        let due: Vec<Vec<String>> = SlotPipeline::per_key(keys, |key| due_by(key, now_ms, limit))
+            .query(&conn)
+            .await?;
         Ok(item_ids
             .iter()
             .zip(due)

@@ -37,6 +37,20 @@ pub struct OutboxEntry {
     pub event: String,
 }
 
+/// The members of a sorted set scored `max_score` or lower, `limit` at most, lowest
+/// first: what is due in a schedule.
+pub(crate) fn due_by(key: &str, max_score: i64, limit: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(key)
+        .arg("-inf")
+        .arg(max_score)
+        .arg("BYSCORE")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(limit);
+    cmd
+}
+
 impl ItemStore {
     /// Entries due at `now_ms` or earlier, at most `limit` per item.
     pub async fn due_outbox_entries(
@@ -49,20 +63,10 @@ impl ItemStore {
             return Ok(Vec::new());
         }
         let conn = self.redis().get().await?;
-        let mut pipe = SlotPipeline::new();
-        for id in item_ids {
-            let key = self.keys(*id).outbox_times();
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(&key)
-                .arg("-inf")
-                .arg(now_ms)
-                .arg("BYSCORE")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit);
-            pipe.add(&key, cmd);
-        }
-        let due: Vec<Vec<String>> = pipe.query(&conn).await?;
+        let keys = item_ids.iter().map(|id| self.keys(*id).outbox_times());
+        let due: Vec<Vec<String>> = SlotPipeline::per_key(keys, |key| due_by(key, now_ms, limit))
+            .query(&conn)
+            .await?;
         let mut pipe = SlotPipeline::new();
         let mut wanted = Vec::new();
         for (id, order_ids) in item_ids.iter().zip(due) {

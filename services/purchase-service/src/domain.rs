@@ -20,24 +20,40 @@ impl Quantity {
     }
 }
 
+/// `raw` if it is 1 to `max` characters, each a letter, a digit or one of `extra`.
+fn token(raw: &str, max: usize, extra: &[u8]) -> Option<String> {
+    let valid = (1..=max).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+    valid.then(|| raw.to_owned())
+}
+
+/// A payment provider's payment id: 1-255 letters, digits or `_-.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentId(String);
+
+impl PaymentId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        token(raw, 255, b"_-.")
+            .map(PaymentId)
+            .ok_or_else(|| "The payment_id must be 1-255 letters, digits or _-. characters.".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A client's `Idempotency-Key`: 1..=128 characters of letters, digits and `-_.:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let valid = (1..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if valid {
-            Ok(IdempotencyKey(raw.to_owned()))
-        } else {
-            Err(
-                "The Idempotency-Key header must be 1-128 letters, digits or -_.: characters."
-                    .into(),
-            )
-        }
+        token(raw, 128, b"-_.:").map(IdempotencyKey).ok_or_else(|| {
+            "The Idempotency-Key header must be 1-128 letters, digits or -_.: characters.".into()
+        })
     }
 
     pub fn as_str(&self) -> &str {

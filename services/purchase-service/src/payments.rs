@@ -5,7 +5,7 @@
 //! `payment.refund_required` on RabbitMQ, confirmed before the answer, so the money goes
 //! back; the provider retries any non-2xx, and a retry changes nothing more.
 
-use crate::domain::OrderId;
+use crate::domain::{OrderId, PaymentId};
 use crate::listing::{Order, OrderStatus};
 use crate::purchases::{PurchaseError, Purchases};
 use common::ValidationErrors;
@@ -15,28 +15,6 @@ use inventory::lifecycle::{Ended, Step};
 /// The only event that moves an order; the provider's others are acknowledged and
 /// ignored.
 pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
-
-/// A provider's payment id: 1-255 letters, digits or `_-.`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaymentId(String);
-
-impl PaymentId {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let valid = (1..=255).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        if valid {
-            Ok(PaymentId(raw.to_owned()))
-        } else {
-            Err("The payment_id must be 1-255 letters, digits or _-. characters.".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A webhook's body, parsed: a succeeded payment, or an event this service ignores.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -198,16 +198,38 @@ async fn apply_one(
     Ok(Applied::Applied)
 }
 
-/// Applies a batch in one transaction. An `Err` is a database failure (nothing was
-/// committed): the caller retries the batch later.
+/// Applies a batch: its placements in one transaction (the fast path), then the
+/// reservations' later steps in another, one savepoint each. Placing first is right in
+/// any arrival order: a step whose placement is in the same batch then finds the order,
+/// and one that arrived before it would have left the same result. An `Err` is a
+/// database failure: the caller retries the whole batch, and what already committed
+/// answers as a duplicate.
 pub async fn apply_batch(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
 ) -> Result<Vec<Applied>, diesel::result::Error> {
-    match apply_all_or_none(conn, events).await? {
-        Some(outcomes) => Ok(outcomes),
-        None => apply_one_by_one(conn, events).await,
+    type Indexed<'a> = Vec<(usize, &'a StockEvent)>;
+    let (placements, steps): (Indexed, Indexed) = events
+        .iter()
+        .copied()
+        .enumerate()
+        .partition(|(_, event)| event.kind == EventType::Placed);
+    let placed: Vec<&StockEvent> = placements.iter().map(|(_, event)| *event).collect();
+    let mut outcomes = vec![Applied::Duplicate; events.len()];
+    let placed_outcomes = match apply_all_or_none(conn, &placed).await? {
+        Some(outcomes) => outcomes,
+        None => apply_one_by_one(conn, &placed).await?,
+    };
+    let stepped: Vec<&StockEvent> = steps.iter().map(|(_, event)| *event).collect();
+    let step_outcomes = apply_one_by_one(conn, &stepped).await?;
+    for ((index, _), outcome) in placements
+        .iter()
+        .chain(&steps)
+        .zip(placed_outcomes.into_iter().chain(step_outcomes))
+    {
+        outcomes[*index] = outcome;
     }
+    Ok(outcomes)
 }
 
 /// The whole batch, or `None` (nothing written) when some event cannot apply.
@@ -215,8 +237,8 @@ async fn apply_all_or_none(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
 ) -> Result<Option<Vec<Applied>>, diesel::result::Error> {
-    if events.iter().any(|event| event.kind != EventType::Placed) {
-        return Ok(None);
+    if events.is_empty() {
+        return Ok(Some(Vec::new()));
     }
     let outcome = conn
         .transaction(async |c| {
@@ -290,6 +312,9 @@ async fn apply_one_by_one(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
 ) -> Result<Vec<Applied>, diesel::result::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(async |c| {
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {

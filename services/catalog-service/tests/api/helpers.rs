@@ -94,13 +94,7 @@ impl TestApp {
     }
 
     pub async fn redis_on_sale(&self, id: u64) -> Option<i64> {
-        self.env
-            .redis
-            .connection()
-            .await
-            .hget(self.keys(id).meta(), ON_SALE)
-            .await
-            .unwrap()
+        self.redis_meta(id, ON_SALE).await
     }
 
     /// A field of the item's meta hash in Redis.

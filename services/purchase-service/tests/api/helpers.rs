@@ -134,6 +134,17 @@ impl Stack {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    /// `POST /api/v1/orders/{order_id}/cancel` as the user.
+    pub async fn cancel(&self, user_id: u64, order_id: &str) -> Response {
+        self.client
+            .post(
+                &format!("/api/v1/orders/{order_id}/cancel"),
+                Some(&token(user_id)),
+                &json!({}),
+            )
+            .await
+    }
+
     /// The payment provider's webhook for `order_id`, signed now with the tests' secret.
     pub async fn pay(&self, order_id: &str, payment_id: &str, amount: u64) -> Response {
         let body = json!({"event": "payment.succeeded", "order_id": order_id,

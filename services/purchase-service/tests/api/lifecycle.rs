@@ -131,34 +131,13 @@ async fn a_reservation_holds_units_until_its_buyer_cancels_it() {
         let limited = stack.buy(1, item, json!(1)).await;
         assert_envelope(&limited, 409, "PURCHASE_LIMIT_EXCEEDED");
 
-        let stranger = stack
-            .client
-            .post(
-                &format!("/api/v1/orders/{id}/cancel"),
-                Some(&crate::helpers::token(2)),
-                &json!({}),
-            )
-            .await;
+        let stranger = stack.cancel(2, &id).await;
         assert_envelope(&stranger, 404, "NOT_FOUND");
-        let cancel = stack
-            .client
-            .post(
-                &format!("/api/v1/orders/{id}/cancel"),
-                Some(&crate::helpers::token(1)),
-                &json!({}),
-            )
-            .await;
+        let cancel = stack.cancel(1, &id).await;
         assert_eq!(cancel.status, 200, "{strategy:?}: {}", cancel.body);
         assert_eq!(cancel.body["status"], "cancelled");
         assert_eq!(stack.redis_stock(item).await, 5, "units back at once");
-        let again = stack
-            .client
-            .post(
-                &format!("/api/v1/orders/{id}/cancel"),
-                Some(&crate::helpers::token(1)),
-                &json!({}),
-            )
-            .await;
+        let again = stack.cancel(1, &id).await;
         assert_envelope(&again, 409, "ORDER_NOT_RESERVED");
         assert_eq!(again.body["status"], "cancelled");
         // The buyer's count came back with the units.
@@ -237,16 +216,7 @@ async fn cancels_racing_the_expiry_worker_end_each_order_exactly_once() {
     tokio::time::sleep(Duration::from_millis(900)).await;
     let cancels = ids.iter().map(|(user, id)| {
         let stack = &stack;
-        async move {
-            stack
-                .client
-                .post(
-                    &format!("/api/v1/orders/{id}/cancel"),
-                    Some(&crate::helpers::token(*user)),
-                    &json!({}),
-                )
-                .await
-        }
+        async move { stack.cancel(*user, id).await }
     });
     let answers = futures_util::future::join_all(cancels).await;
     let cancelled = answers.iter().filter(|a| a.status == 200).count();

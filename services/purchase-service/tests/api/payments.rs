@@ -2,7 +2,7 @@
 //! redelivery, wrong amounts, late payments (a refund announced on RabbitMQ), and
 //! payments racing the expiry worker.
 
-use crate::helpers::{STRATEGIES, Stack, WEBHOOK_SECRET, assert_envelope, spawn_stack, token};
+use crate::helpers::{STRATEGIES, Stack, WEBHOOK_SECRET, assert_envelope, spawn_stack};
 use crate::lifecycle::{mysql_statuses, reservable};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -82,14 +82,7 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
 
         let shown = stack.get_as(1, &format!("/api/v1/orders/{order}")).await;
         assert_eq!(shown.body["status"], "paid", "{}", shown.body);
-        let cancel = stack
-            .client
-            .post(
-                &format!("/api/v1/orders/{order}/cancel"),
-                Some(&token(1)),
-                &json!({}),
-            )
-            .await;
+        let cancel = stack.cancel(1, &order).await;
         assert_envelope(&cancel, 409, "ORDER_NOT_RESERVED");
         testkit::eventually(30, "MySQL has the order paid, stock taken once", || async {
             mysql_statuses(&stack, item)
@@ -124,14 +117,7 @@ async fn a_payment_after_expiry_or_cancel_is_refused_and_refunded() {
     let item = stack.item_on_terms(2, None, reservable(1)).await;
     let late = reserve(&stack, 1, item).await;
     let cancelled = reserve(&stack, 2, item).await;
-    let cancel = stack
-        .client
-        .post(
-            &format!("/api/v1/orders/{cancelled}/cancel"),
-            Some(&token(2)),
-            &json!({}),
-        )
-        .await;
+    let cancel = stack.cancel(2, &cancelled).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
     tokio::time::sleep(Duration::from_millis(1_300)).await;
 
