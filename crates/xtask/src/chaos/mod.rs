@@ -181,18 +181,15 @@ async fn drill(
 
     stack.wait_ready().await?;
     let confirmed = outcome.order_ids;
-    let started = Instant::now();
-    while started.elapsed() < DRAIN_LIMIT {
-        let pending = outbox_len(&mut backends.redis, &backends.keyspace, &[item]).await?;
-        let persisted = backends.account(item, INITIAL_STOCK).await?.order_rows;
-        if pending == 0 && persisted >= confirmed.len() as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let drained = poll_until(&mut backends, async |b| {
+        let pending = outbox_len(&mut b.redis, &b.keyspace, &[item]).await?;
+        let persisted = b.account(item, INITIAL_STOCK).await?.order_rows;
+        Ok(pending == 0 && persisted >= confirmed.len() as u64)
+    })
+    .await?;
     timeline.note(format!(
         "drained in {}s (the relay republishes outbox orders after OUTBOX_RELAY_AFTER_MS)",
-        started.elapsed().as_secs()
+        drained.as_secs()
     ));
 
     let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
@@ -221,24 +218,20 @@ async fn settle_reservations(
     confirmed: Vec<String>,
     timeline: &mut Timeline,
 ) -> anyhow::Result<ReservationCheck> {
-    let started = Instant::now();
-    while started.elapsed() < DRAIN_LIMIT {
-        let pending = outbox_len(&mut backends.redis, &backends.keyspace, &[item]).await?;
-        let open = open_reservations(&mut backends.redis, &backends.keyspace, item).await?;
-        let statuses = status_counts(&mut backends.mysql, item).await?;
+    let settled = poll_until(backends, async |b| {
+        let pending = outbox_len(&mut b.redis, &b.keyspace, &[item]).await?;
+        let open = open_reservations(&mut b.redis, &b.keyspace, item).await?;
+        let statuses = status_counts(&mut b.mysql, item).await?;
         let persisted: u64 = statuses.values().sum();
-        if pending == 0
+        Ok(pending == 0
             && open == 0
             && !statuses.contains_key("reserved")
-            && persisted >= confirmed.len() as u64
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+            && persisted >= confirmed.len() as u64)
+    })
+    .await?;
     timeline.note(format!(
         "reservations settled in {}s after the load (each expires {RESERVATION_WINDOW_SECS} s after purchase)",
-        started.elapsed().as_secs()
+        settled.as_secs()
     ));
     let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
     Ok(ReservationCheck {
@@ -252,7 +245,19 @@ async fn settle_reservations(
     })
 }
 
-/// Order ids, sorted, one per line.
+/// Asks `done` once a second until it says yes or [`DRAIN_LIMIT`] has passed; how long
+/// that took.
+async fn poll_until(
+    backends: &mut Backends,
+    mut done: impl AsyncFnMut(&mut Backends) -> anyhow::Result<bool>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < DRAIN_LIMIT && !done(backends).await? {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(started.elapsed())
+}
+
 /// A service crashing: killed (SIGKILL) and started again, with the drill's environment.
 struct Crash<'a> {
     stack: &'a NativeStack,
@@ -274,6 +279,7 @@ impl Crash<'_> {
     }
 }
 
+/// Order ids, sorted, one per line.
 fn write_ids(path: &Path, ids: &[String]) -> anyhow::Result<()> {
     let mut sorted = ids.to_vec();
     sorted.sort();

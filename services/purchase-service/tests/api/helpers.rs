@@ -134,6 +134,18 @@ impl Stack {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    /// Reserves one unit of an item with a payment window for the user; the order id.
+    pub async fn reserve(&self, user_id: u64, item: u64) -> String {
+        let response = self.buy(user_id, item, json!(1)).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(
+            response.body["order"]["status"], "reserved",
+            "{}",
+            response.body
+        );
+        response.body["order"]["id"].as_str().unwrap().to_owned()
+    }
+
     /// `POST /api/v1/orders/{order_id}/cancel` as the user.
     pub async fn cancel(&self, user_id: u64, order_id: &str) -> Response {
         self.client

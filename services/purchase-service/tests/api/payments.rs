@@ -7,14 +7,6 @@ use crate::lifecycle::{mysql_statuses, reservable};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Reserves one unit for `user`; the order id.
-async fn reserve(stack: &Stack, user: u64, item: u64) -> String {
-    let response = stack.buy(user, item, json!(1)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(response.body["order"]["status"], "reserved");
-    response.body["order"]["id"].as_str().unwrap().to_owned()
-}
-
 /// The refund announcements waiting in RabbitMQ.
 async fn refunds(stack: &Stack) -> Vec<Value> {
     let queue = stack.env.rabbit.topology().refund_queue;
@@ -32,7 +24,7 @@ async fn refunds(stack: &Stack) -> Vec<Value> {
 async fn only_a_fresh_signature_made_with_the_secret_is_accepted() {
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item_on_terms(2, None, reservable(600)).await;
-    let order = reserve(&stack, 1, item).await;
+    let order = stack.reserve(1, item).await;
     let body = json!({"event": "payment.succeeded", "order_id": order, "payment_id": "pi_1", "amount": 1500}).to_string();
     let now = chrono::Utc::now().timestamp();
     let sign = common::webhook_signature::sign;
@@ -57,7 +49,7 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
     for strategy in STRATEGIES {
         let stack = spawn_stack(strategy).await;
         let item = stack.item_on_terms(3, None, reservable(600)).await;
-        let order = reserve(&stack, 1, item).await;
+        let order = stack.reserve(1, item).await;
 
         let short = stack.pay(&order, "pi_short", 1000).await;
         assert_envelope(&short, 422, "VALIDATION_FAILED");
@@ -115,8 +107,8 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
 async fn a_payment_after_expiry_or_cancel_is_refused_and_refunded() {
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item_on_terms(2, None, reservable(1)).await;
-    let late = reserve(&stack, 1, item).await;
-    let cancelled = reserve(&stack, 2, item).await;
+    let late = stack.reserve(1, item).await;
+    let cancelled = stack.reserve(2, item).await;
     let cancel = stack.cancel(2, &cancelled).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
     tokio::time::sleep(Duration::from_millis(1_300)).await;
@@ -155,7 +147,7 @@ async fn payments_racing_the_expiry_worker_end_each_order_exactly_once() {
     let item = stack.item_on_terms(200, None, reservable(1)).await;
     let mut orders = Vec::new();
     for user in 1..=200u64 {
-        orders.push(reserve(&stack, user, item).await);
+        orders.push(stack.reserve(user, item).await);
     }
     tokio::time::sleep(Duration::from_millis(850)).await;
     let payments = orders.iter().enumerate().map(|(n, order)| {
