@@ -20,6 +20,7 @@ publish_queue_capacity = 8192
 expiry_interval_ms = 200
 payment_webhook_secret = ""
 payment_webhook_tolerance_secs = 300
+sold_out_recheck_ms = 100
 "#;
 
 /// How a purchase is taken in Redis.
@@ -69,6 +70,9 @@ pub struct PurchaseSettings {
     pub payment_webhook_secret: Secret,
     /// How far a webhook's signing time may be from now.
     pub payment_webhook_tolerance_secs: u64,
+    /// How long an item seen sold out is answered 409 from memory before Redis is asked
+    /// again (0: always ask Redis); the longest a returned unit can go unseen here.
+    pub sold_out_recheck_ms: u64,
 }
 
 /// A secret setting: its `Debug` never shows it.

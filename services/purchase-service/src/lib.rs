@@ -12,4 +12,5 @@ pub mod purchases;
 pub mod relay;
 pub mod reservations;
 pub mod routes;
+pub mod sold_out;
 pub mod startup;

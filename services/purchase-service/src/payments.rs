@@ -121,6 +121,7 @@ impl Purchases {
                 )));
             }
             Ended::Expired { event } => {
+                self.sold_out.clear(item_id);
                 self.offer_ended(&event)?;
                 Refused::Expired
             }

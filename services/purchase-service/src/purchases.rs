@@ -7,6 +7,7 @@ use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::{Order, OrderStatus};
 use crate::orders;
 use crate::publishing::PublishQueue;
+use crate::sold_out::SoldOutMarks;
 use chrono::{DateTime, Utc};
 use db::DbPool;
 use events::StockEvent;
@@ -98,6 +99,7 @@ pub struct Purchases {
     pub publisher: std::sync::Arc<events::Publisher>,
     pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
+    pub sold_out: SoldOutMarks,
 }
 
 /// First pause between two looks at an unknown outcome; it doubles up to a second.
@@ -105,6 +107,12 @@ const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 impl Purchases {
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
+        // A retry with an Idempotency-Key may be of a purchase that happened: only Redis
+        // can say, so it is never answered from the mark.
+        if request.idempotency_key.is_none() && self.sold_out.is_sold_out(request.item_id) {
+            self.count("sold_out_mark");
+            return Err(PurchaseError::InsufficientStock { current_stock: 0 });
+        }
         let mut event = StockEvent {
             version: events::EVENT_VERSION,
             order_id: uuid::Uuid::now_v7().to_string(),
@@ -201,6 +209,9 @@ impl Purchases {
                 ended_at: DateTime::from_timestamp_millis(ended_at_ms).unwrap_or_default(),
             }),
             Outcome::InsufficientStock { current_stock } => {
+                if current_stock == 0 {
+                    self.sold_out.mark(event.item_id);
+                }
                 Err(PurchaseError::InsufficientStock { current_stock })
             }
             Outcome::LimitExceeded {

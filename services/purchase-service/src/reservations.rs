@@ -29,7 +29,10 @@ impl Purchases {
             .end_reservation(item_id, order_id.as_str(), Step::Cancel { user_id })
             .await?;
         match ended {
-            Ended::Cancelled { event } => Ok(Order::ended(&self.offer_ended(&event)?)),
+            Ended::Cancelled { event } => {
+                self.sold_out.clear(item_id);
+                Ok(Order::ended(&self.offer_ended(&event)?))
+            }
             Ended::NotTheBuyer => Err(PurchaseError::NotFound),
             Ended::NotReserved { .. } => {
                 // Not reserved any more, or never: what it is now, if it is the caller's.
@@ -96,6 +99,7 @@ impl Purchases {
                 .end_reservation(item_id, &order_id, Step::Expire)
                 .await?
             {
+                self.sold_out.clear(item_id);
                 self.offer_ended(&event)?;
                 expired += 1;
             }

@@ -8,6 +8,7 @@ use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
 use crate::routes;
+use crate::sold_out::SoldOutMarks;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use common::shutdown::ShutdownSwitch;
@@ -86,6 +87,9 @@ impl Service for Application {
             publisher: publisher.clone(),
             settings: settings.purchase.clone(),
             outcomes,
+            sold_out: SoldOutMarks::new(Duration::from_millis(
+                settings.purchase.sold_out_recheck_ms,
+            )),
         };
         let relay = Relay {
             store,

@@ -11,3 +11,4 @@ mod purchase;
 mod races;
 mod replication;
 mod shutdown;
+mod sold_out;
