@@ -21,6 +21,8 @@ expiry_interval_ms = 200
 payment_webhook_secret = ""
 payment_webhook_tolerance_secs = 300
 sold_out_recheck_ms = 100
+rate_per_user = 0
+burst_per_user = 10
 "#;
 
 /// How a purchase is taken in Redis.
@@ -73,6 +75,11 @@ pub struct PurchaseSettings {
     /// How long an item seen sold out is answered 409 from memory before Redis is asked
     /// again (0: always ask Redis); the longest a returned unit can go unseen here.
     pub sold_out_recheck_ms: u64,
+    /// Purchases a second one buyer may make at one instance (a token bucket); 0: no
+    /// limit.
+    pub rate_per_user: u32,
+    /// How many purchases a buyer may make at once before the rate applies.
+    pub burst_per_user: u32,
 }
 
 /// A secret setting: its `Debug` never shows it.

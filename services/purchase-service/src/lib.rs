@@ -2,6 +2,7 @@
 //! lock design on request), hands confirmed orders to RabbitMQ through an outbox that
 //! survives broker outages and crashes, and shows a buyer their orders.
 
+pub mod admission;
 pub mod configuration;
 pub mod domain;
 pub mod listing;

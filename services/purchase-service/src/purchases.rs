@@ -2,6 +2,7 @@
 //! is unknown before answering, and hand the order to RabbitMQ without making the buyer
 //! wait for it.
 
+use crate::admission::{Admission, RetryAfter};
 use crate::configuration::{PurchaseSettings, Strategy};
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::{Order, OrderStatus};
@@ -47,6 +48,9 @@ pub enum PurchaseError {
     /// A cancel (or payment) of an order that is not reserved; `status` is what it is.
     #[error("the order is {status}, not reserved")]
     NotReserved { status: &'static str },
+    /// The buyer's purchase rate is used up (`PURCHASE_RATE_PER_USER`).
+    #[error("too many purchases; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the idempotency key was used for another quantity")]
     KeyReused,
     /// Certainly not taken: the lock strategy's lock or EXEC lost, or the order id was
@@ -99,6 +103,7 @@ pub struct Purchases {
     pub publisher: std::sync::Arc<events::Publisher>,
     pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
+    pub admission: Admission,
     pub sold_out: SoldOutMarks,
 }
 
@@ -107,6 +112,12 @@ const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 impl Purchases {
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
+        if let Err(RetryAfter(wait)) = self.admission.admit(request.user_id) {
+            self.count("rate_limited");
+            return Err(PurchaseError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
         // A retry with an Idempotency-Key may be of a purchase that happened: only Redis
         // can say, so it is never answered from the mark.
         if request.idempotency_key.is_none() && self.sold_out.is_sold_out(request.item_id) {

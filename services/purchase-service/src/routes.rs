@@ -42,6 +42,9 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::RefundNotAnnounced(_) => {
                 ApiError::busy("refund announcement not confirmed", &error)
             }
+            PurchaseError::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },

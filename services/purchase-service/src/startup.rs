@@ -3,6 +3,7 @@
 //! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
 //! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
+use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};
 use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
@@ -87,6 +88,10 @@ impl Service for Application {
             publisher: publisher.clone(),
             settings: settings.purchase.clone(),
             outcomes,
+            admission: Admission::new(
+                f64::from(settings.purchase.rate_per_user),
+                settings.purchase.burst_per_user,
+            ),
             sold_out: SoldOutMarks::new(Duration::from_millis(
                 settings.purchase.sold_out_recheck_ms,
             )),

@@ -1,6 +1,7 @@
 //! purchase-service over real HTTP, with the real stock-writer draining real RabbitMQ
 //! into the real MariaDB, for both purchase strategies.
 
+mod admission;
 mod faults;
 mod helpers;
 mod lifecycle;
