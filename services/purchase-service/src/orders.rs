@@ -17,6 +17,7 @@ pub struct OrderRow {
     pub persisted_at: NaiveDateTime,
     pub status: String,
     pub pay_by: Option<NaiveDateTime>,
+    pub amount: Option<u64>,
 }
 
 /// A user's persisted orders, newest first, and how many there are.

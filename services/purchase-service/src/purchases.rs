@@ -162,7 +162,7 @@ impl Purchases {
                     .await?
                 {
                     Outcome::Placed => placed,
-                    voided => voided,
+                    settled => settled,
                 }
             }
             Ok(Outcome::Duplicate(record)) => {
@@ -170,7 +170,7 @@ impl Purchases {
                     .replicated_or_settled(event.item_id, &record.order_id)
                     .await?
                 {
-                    Outcome::Placed => Outcome::Duplicate(record),
+                    Outcome::Placed | Outcome::Reserved { .. } => Outcome::Duplicate(record),
                     voided => voided,
                 }
             }
@@ -186,11 +186,6 @@ impl Purchases {
             }
         };
         self.count(outcome_label(&outcome));
-        let outcome = match outcome {
-            // Settled as placed: whether it is a reservation is in its outbox entry.
-            Outcome::Placed => self.reservation_of(event.item_id, &event.order_id).await,
-            outcome => outcome,
-        };
         match outcome {
             Outcome::Reserved { pay_by_ms, amount } => {
                 event.pay_by_ms = Some(pay_by_ms);
@@ -256,27 +251,6 @@ impl Purchases {
         order
     }
 
-    /// A placed order whose reply was lost: a reservation if its outbox entry has a
-    /// deadline.
-    async fn reservation_of(&self, item_id: u64, order_id: &str) -> Outcome {
-        let entry = self.store.outbox_event(item_id, order_id).await;
-        match entry
-            .ok()
-            .flatten()
-            .and_then(|json| StockEvent::parse(json.as_bytes()).ok())
-        {
-            Some(StockEvent {
-                pay_by_ms: Some(pay_by_ms),
-                amount,
-                ..
-            }) => Outcome::Reserved {
-                pay_by_ms,
-                amount: amount.unwrap_or(0),
-            },
-            _ => Outcome::Placed,
-        }
-    }
-
     /// The order an idempotency key produced, as it is now.
     async fn replay(
         &self,
@@ -326,7 +300,8 @@ impl Purchases {
     }
 
     /// Finds out whether a purchase whose reply never came (or whose replicas did not
-    /// answer) was taken for good: [`Outcome::Placed`] if it was, [`Outcome::Void`] if
+    /// answer) was taken for good: [`Outcome::Placed`] (or [`Outcome::Reserved`], read from
+    /// its outbox entry) if it was, [`Outcome::Void`] if
     /// it certainly was not (and now never will be). Keeps looking while Redis or MySQL
     /// cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`, then answers `OUTCOME_UNKNOWN`
     /// with the order id.
@@ -360,12 +335,21 @@ impl Purchases {
             Settled::InOutbox | Settled::Parked => {
                 let outbox = self.store.keys(item_id).outbox();
                 self.store.redis().replicated(&outbox).await?;
-                Ok(Outcome::Placed)
+                let event = self.store.outbox_event(item_id, order_id).await?;
+                Ok(placed_as(
+                    event.and_then(|json| StockEvent::parse(json.as_bytes()).ok()),
+                ))
             }
             Settled::RuledOut => {
                 let mut conn = self.db.get().await?;
                 Ok(match orders::find(&mut conn, order_id).await? {
-                    Some(_) => Outcome::Placed,
+                    Some(row) => match row.pay_by {
+                        Some(pay_by) => Outcome::Reserved {
+                            pay_by_ms: pay_by.and_utc().timestamp_millis(),
+                            amount: row.amount.unwrap_or(0),
+                        },
+                        None => Outcome::Placed,
+                    },
                     None => Outcome::Void,
                 })
             }
@@ -379,6 +363,22 @@ impl Purchases {
                 outcome,
             })
             .inc();
+    }
+}
+
+/// A placed order found by settling, as its outbox entry (or parked event) says: a
+/// reservation if it has a deadline.
+fn placed_as(event: Option<StockEvent>) -> Outcome {
+    match event {
+        Some(StockEvent {
+            pay_by_ms: Some(pay_by_ms),
+            amount,
+            ..
+        }) => Outcome::Reserved {
+            pay_by_ms,
+            amount: amount.unwrap_or(0),
+        },
+        _ => Outcome::Placed,
     }
 }
 

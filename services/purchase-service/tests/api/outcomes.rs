@@ -113,3 +113,25 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy
     assert_envelope(&looked_up, 404, "NOT_FOUND");
     assert_eq!(stack.redis_stock(item).await, 10);
 }
+
+#[actix_web::test]
+async fn a_reservation_whose_reply_came_too_late_is_answered_as_reserved() {
+    let proxy = ChaosProxy::to_redis().await;
+    let (stack, purchases) = purchases_through(&proxy, 5_000).await;
+    let item = stack
+        .item_on_terms(10, None, crate::lifecycle::reservable(600))
+        .await;
+    proxy.delay_replies(Duration::from_millis(1_000));
+    let (order, ()) = tokio::join!(purchases.purchase(request(item, 1)), async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        proxy.delay_replies(Duration::ZERO);
+    });
+    let order = order.expect("the sale happened, so it is not refused");
+    assert_eq!(
+        order.status.as_str(),
+        "reserved",
+        "settled from its outbox entry"
+    );
+    assert!(order.pay_by.is_some());
+    assert_eq!(stack.redis_stock(item).await, 9);
+}
