@@ -1,5 +1,5 @@
 //! The ceiling: `redis-benchmark` running the very purchase script the service runs
-//! (`inventory::purchase::PURCHASE_LUA`, 9 keys) at the same concurrency, against Redis
+//! (`inventory::purchase::PURCHASE_LUA`) at the same concurrency, against Redis
 //! alone. Its keys are an item's keys (`inventory::ItemKeys`) under the stack's key
 //! prefix plus `bench:`, deleted afterwards.
 
@@ -68,7 +68,8 @@ pub async fn measure(
             "-n",
             &requests.to_string(),
         ])
-        .args(["-r", "100000000", "--csv", "evalsha", &sha, "7"])
+        .args(["-r", "100000000", "--csv", "evalsha", &sha])
+        .arg(script_keys.len().to_string())
         .args(&script_keys)
         .args(["__rand_int__", "1", "order-__rand_int__", event, "0", "0"]);
     let output = command
