@@ -46,6 +46,25 @@ struct NewOrder<'a> {
     amount: Option<u64>,
 }
 
+impl<'a> NewOrder<'a> {
+    /// The row an event's order starts as, in `status`.
+    fn of(event: &'a StockEvent, status: &'static str) -> Result<Self, EventError> {
+        Ok(NewOrder {
+            id: &event.order_id,
+            user_id: event.user_id,
+            item_id: event.item_id,
+            quantity: event.quantity,
+            purchased_at: millis(event.purchased_at_ms, "purchased_at_ms")?,
+            status,
+            pay_by: event
+                .pay_by_ms
+                .map(|ms| millis(ms, "pay_by_ms"))
+                .transpose()?,
+            amount: event.amount,
+        })
+    }
+}
+
 fn millis(ms: i64, field: &str) -> Result<chrono::NaiveDateTime, EventError> {
     DateTime::from_timestamp_millis(ms)
         .map(|at| at.naive_utc())
@@ -106,23 +125,9 @@ async fn apply_step(
     }
     // The placement has not arrived: a payment takes the units now; a release of units
     // MySQL never took leaves the stock as it is.
-    let purchased_at = millis(event.purchased_at_ms, "purchased_at_ms")?;
-    let pay_by = event
-        .pay_by_ms
-        .map(|ms| millis(ms, "pay_by_ms"))
-        .transpose()?;
     diesel::insert_into(orders::table)
         .values((
-            NewOrder {
-                id: &event.order_id,
-                user_id: event.user_id,
-                item_id: event.item_id,
-                quantity: event.quantity,
-                purchased_at,
-                status,
-                pay_by,
-                amount: event.amount,
-            },
+            NewOrder::of(event, status)?,
             if event.kind == EventType::Paid {
                 (orders::paid_at.eq(Some(at)), orders::released_at.eq(None))
             } else {
@@ -173,22 +178,8 @@ async fn apply_one(
     if event.kind != EventType::Placed {
         return apply_step(conn, event).await;
     }
-    let purchased_at = millis(event.purchased_at_ms, "purchased_at_ms")?;
-    let pay_by = event
-        .pay_by_ms
-        .map(|ms| millis(ms, "pay_by_ms"))
-        .transpose()?;
     let inserted = diesel::insert_or_ignore_into(orders::table)
-        .values(NewOrder {
-            id: &event.order_id,
-            user_id: event.user_id,
-            item_id: event.item_id,
-            quantity: event.quantity,
-            purchased_at,
-            status: placed_status(event),
-            pay_by,
-            amount: event.amount,
-        })
+        .values(NewOrder::of(event, placed_status(event))?)
         .execute(conn)
         .await?;
     if inserted == 0 {
@@ -256,25 +247,12 @@ async fn apply_all_or_none(
                     outcomes.push(Applied::Duplicate);
                     continue;
                 }
-                let (Some(purchased_at), Ok(pay_by)) = (
-                    DateTime::from_timestamp_millis(event.purchased_at_ms),
-                    event
-                        .pay_by_ms
-                        .map(|ms| millis(ms, "pay_by_ms"))
-                        .transpose(),
-                ) else {
+                // An event that can never apply makes the batch go one by one, where it is
+                // refused alone.
+                let Ok(row) = NewOrder::of(event, placed_status(event)) else {
                     return Err(diesel::result::Error::RollbackTransaction);
                 };
-                rows.push(NewOrder {
-                    id: &event.order_id,
-                    user_id: event.user_id,
-                    item_id: event.item_id,
-                    quantity: event.quantity,
-                    purchased_at: purchased_at.naive_utc(),
-                    status: placed_status(event),
-                    pay_by,
-                    amount: event.amount,
-                });
+                rows.push(row);
                 *per_item.entry(event.item_id).or_default() += u64::from(event.quantity);
                 outcomes.push(Applied::Applied);
             }
