@@ -13,13 +13,14 @@ static SYNC: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// MySQL's view of an item, and which of the item's outbox orders MySQL already has.
+/// MySQL's view of an item, and which of the item's outbox messages MySQL already has.
 #[derive(Debug, Clone)]
 pub struct MysqlFigures {
     pub stock: u32,
     pub on_sale: bool,
     pub max_per_user: Option<u32>,
-    pub persisted_order_ids: Vec<String>,
+    /// Outbox fields (`<order id>`, `<order id>:<type>`) whose event MySQL has applied.
+    pub persisted_messages: Vec<String>,
 }
 
 /// What one sync did in Redis.
@@ -30,15 +31,16 @@ pub struct Synced {
     pub after: i64,
     /// Units sold in Redis and not yet persisted (outbox and parked).
     pub pending: i64,
-    /// Persisted orders that were still in the outbox, now removed.
+    /// Persisted events that were still in the outbox, now removed.
     pub cleaned: i64,
     /// Pending sales MySQL's stock could not cover (0 unless the two had drifted).
     pub shortfall: i64,
 }
 
 impl ItemStore {
-    /// The ids of the orders in an item's outbox.
-    pub async fn outbox_order_ids(&self, item_id: u64) -> Result<Vec<String>, Error> {
+    /// The message ids (outbox fields) in an item's outbox: `<order id>` for a
+    /// placement, `<order id>:<type>` for a reservation's later step.
+    pub async fn outbox_message_ids(&self, item_id: u64) -> Result<Vec<String>, Error> {
         let mut conn = self.redis().get().await?;
         Ok(redis::cmd("HKEYS")
             .arg(self.keys(item_id).outbox())
@@ -60,7 +62,7 @@ impl ItemStore {
             .arg(mysql.stock)
             .arg(u8::from(mysql.on_sale))
             .arg(mysql.max_per_user.unwrap_or(0))
-            .arg(&mysql.persisted_order_ids)
+            .arg(&mysql.persisted_messages)
             .invoke_async(&mut conn)
             .await?;
         let [before, after, pending, cleaned, shortfall] = numbers(reply)?;

@@ -60,12 +60,12 @@ impl ItemPass for StockSync {
     type Report = SyncReport;
 
     async fn on_locked_row(&self, row: LockedRow<'_>) -> Result<SyncReport, SyncError> {
-        let outbox_ids = self.store.outbox_order_ids(row.item_id).await?;
+        let outbox_ids = self.store.outbox_message_ids(row.item_id).await?;
         let figures = MysqlFigures {
             stock: row.stock,
             on_sale: row.on_sale,
             max_per_user: row.max_per_user,
-            persisted_order_ids: db::orders::persisted_messages(row.conn, &outbox_ids).await?,
+            persisted_messages: db::orders::persisted_messages(row.conn, &outbox_ids).await?,
         };
         let synced = self.store.sync(row.item_id, &figures).await?;
         warn_of_shortfall(row.item_id, synced.shortfall);

@@ -2,7 +2,7 @@
 -- minus what was sold in Redis and is not persisted yet (the outbox, and parked orders),
 -- dropping outbox entries MySQL already has. (unpersisted.lua is prepended.)
 -- KEYS: stock, meta, outbox, outbox times, parked, outbox tries.
--- ARGV: MySQL stock, on-sale flag, limit, then the outbox order ids MySQL has.
+-- ARGV: MySQL stock, on-sale flag, limit, then the outbox message ids MySQL has.
 local persisted = {}
 for i = 4, #ARGV do persisted[ARGV[i]] = true end
 local cleaned = 0
