@@ -37,3 +37,12 @@ pub enum Error {
     #[error(transparent)]
     NotReplicated(#[from] common::redis::ReplicationError),
 }
+
+/// The Redis server's clock (TIME) in Unix ms: the one the scripts check sale windows and
+/// deadlines against, so every instance agrees.
+pub(crate) async fn server_time_ms(
+    conn: &mut impl redis::aio::ConnectionLike,
+) -> redis::RedisResult<i64> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1000 + micros / 1000)
+}

@@ -103,8 +103,7 @@ impl ItemStore {
             return Ok(Vec::new());
         }
         let conn = self.redis().get().await?;
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn.clone()).await?;
-        let now_ms = secs * 1000 + micros / 1000;
+        let now_ms = crate::server_time_ms(&mut conn.clone()).await?;
         let keys = item_ids.iter().map(|id| self.keys(*id).expiry());
         let due: Vec<Vec<String>> = SlotPipeline::per_key(keys, |key| due_by(key, now_ms, limit))
             .query(&conn)
@@ -137,10 +136,18 @@ impl ItemStore {
         Ok(conn.get(order_item(self.keyspace(), order_id)).await?)
     }
 
-    /// What became of an order's reservation, if Redis still knows.
-    pub async fn settled(&self, item_id: u64, order_id: &str) -> Result<Option<String>, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(conn.get(self.keys(item_id).settled(order_id)).await?)
+    /// What became of each of these reservations (item id, order id), where Redis still
+    /// knows: one round trip (one per slot on a cluster).
+    pub async fn settled(&self, orders: &[(u64, &str)]) -> Result<Vec<Option<String>>, Error> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = orders
+            .iter()
+            .map(|(item_id, order_id)| self.keys(*item_id).settled(order_id));
+        Ok(SlotPipeline::per_key(keys, |key| redis::Cmd::get(key))
+            .query(&self.redis().get().await?)
+            .await?)
     }
 
     /// Puts back reservations Redis lost (rebuild-redis, from MySQL): each in the

@@ -113,14 +113,25 @@ fn split(pagination: Pagination, pending: usize) -> PageSplit {
 }
 
 impl Purchases {
-    /// A reservation's status as Redis knows it: its end (paid, cancelled, expired) is
-    /// there before MySQL has it.
-    pub(crate) async fn with_settled_status(&self, order: &mut Order) -> Result<(), PurchaseError> {
-        if order.status == OrderStatus::Reserved
-            && let Some(settled) = self.store.settled(order.item_id, &order.id).await?
-            && let Some(status) = OrderStatus::parse(&settled)
-        {
-            order.status = status;
+    /// Reservations' statuses as Redis knows them: their end (paid, cancelled, expired)
+    /// is there before MySQL has it. One round trip for all of them.
+    pub(crate) async fn with_settled_status(
+        &self,
+        orders: &mut [Order],
+    ) -> Result<(), PurchaseError> {
+        let mut reserved: Vec<&mut Order> = orders
+            .iter_mut()
+            .filter(|order| order.status == OrderStatus::Reserved)
+            .collect();
+        let keys: Vec<(u64, &str)> = reserved
+            .iter()
+            .map(|o| (o.item_id, o.id.as_str()))
+            .collect();
+        let settled = self.store.settled(&keys).await?;
+        for (order, settled) in reserved.iter_mut().zip(settled) {
+            if let Some(status) = settled.as_deref().and_then(OrderStatus::parse) {
+                order.status = status;
+            }
         }
         Ok(())
     }
@@ -151,9 +162,7 @@ impl Purchases {
         let mut page: Vec<Order> = pending[split.pending].iter().map(Order::pending).collect();
         page.extend(rows.into_iter().map(Order::confirmed));
         drop(conn);
-        for order in &mut page {
-            self.with_settled_status(order).await?;
-        }
+        self.with_settled_status(&mut page).await?;
         Ok((page, persisted_total + pending.len() as i64))
     }
 
@@ -193,7 +202,8 @@ impl Purchases {
             (None, Some(event)) => (Order::pending(&event), event.user_id),
             (None, None) => return Ok(None),
         };
-        self.with_settled_status(&mut order).await?;
+        self.with_settled_status(std::slice::from_mut(&mut order))
+            .await?;
         Ok(Some((order, owner)))
     }
 

@@ -112,7 +112,7 @@ async fn check_and_write(
     let (starts, ends, window) = (starts.unwrap_or(0), ends.unwrap_or(0), window.unwrap_or(0));
     let mut now = 0;
     if starts > 0 || ends > 0 || window > 0 {
-        now = server_time_ms(conn).await?;
+        now = crate::server_time_ms(&mut *conn).await?;
         if starts > 0 && now < starts {
             return Ok(Outcome::SaleNotStarted {
                 starts_at_ms: starts,
@@ -186,13 +186,6 @@ async fn check_and_write(
         Some(()) => reservation.unwrap_or(Outcome::Placed),
         None => Outcome::Busy,
     })
-}
-
-/// The Redis server's clock (TIME), the one the purchase script checks sale windows
-/// against.
-async fn server_time_ms(conn: &mut deadpool_redis::Connection) -> Result<i64, AttemptError> {
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut *conn).await?;
-    Ok(secs * 1000 + micros / 1000)
 }
 
 /// The placement event of a reservation: the service's event with its deadline and
