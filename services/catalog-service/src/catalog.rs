@@ -134,32 +134,32 @@ impl Catalog {
                 let outcome = conn
                     .transaction::<_, CatalogError, _>(async |c| {
                         items::update(&mut *c, id, &changes).await?;
+                        let updated = items::find_live(&mut *c, id)
+                            .await?
+                            .ok_or(CatalogError::NotFound)?;
                         if let Some(limit) = changes.max_per_user {
                             self.store.set_limit(id, limit).await?;
                             limit_changed = true;
                         }
                         if changes.changes_terms() {
-                            let updated = items::find_live(&mut *c, id)
-                                .await?
-                                .ok_or(CatalogError::NotFound)?;
                             self.store.set_terms(id, &updated.terms()).await?;
                             terms_changed = true;
                         }
-                        Ok(())
+                        Ok(updated)
                     })
                     .await;
-                if let Err(error) = outcome {
-                    if limit_changed {
-                        self.undo(self.store.set_limit(id, before.max_per_user).await, id);
+                let after = match outcome {
+                    Ok(after) => after,
+                    Err(error) => {
+                        if limit_changed {
+                            self.undo(self.store.set_limit(id, before.max_per_user).await, id);
+                        }
+                        if terms_changed {
+                            self.undo(self.store.set_terms(id, &before.terms()).await, id);
+                        }
+                        return Err(error);
                     }
-                    if terms_changed {
-                        self.undo(self.store.set_terms(id, &before.terms()).await, id);
-                    }
-                    return Err(error);
-                }
-                let after = items::find_live(&mut conn, id)
-                    .await?
-                    .ok_or(CatalogError::NotFound)?;
+                };
                 drop(conn);
                 self.view(after).await
             })
