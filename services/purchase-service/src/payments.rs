@@ -72,13 +72,6 @@ impl Notice {
     }
 }
 
-/// What a payment did.
-#[derive(Debug, Clone)]
-pub enum Applied {
-    /// The reservation is paid, by this payment now or by its earlier delivery.
-    Paid(Order),
-}
-
 /// Why a payment ended up not paying its order (a refund was announced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -87,8 +80,9 @@ pub enum Refused {
 }
 
 impl Purchases {
-    /// Applies a succeeded payment to its reservation.
-    pub async fn apply_payment(&self, payment: &Payment) -> Result<Applied, PurchaseError> {
+    /// Applies a succeeded payment to its reservation: the order, paid by this payment
+    /// now or by its earlier delivery.
+    pub async fn apply_payment(&self, payment: &Payment) -> Result<Order, PurchaseError> {
         let order_id = payment.order_id.as_str();
         let item_id = self
             .item_of_order(order_id)
@@ -101,12 +95,12 @@ impl Purchases {
         let refused = match self.store.end_reservation(item_id, order_id, step).await? {
             Ended::Paid { event } => {
                 let event = self.offer_ended(&event)?;
-                return Ok(Applied::Paid(Order::ended(&event)));
+                return Ok(Order::ended(&event));
             }
             Ended::DuplicatePayment { order_id: paid } if paid == order_id => {
                 let mut order = self.order_of_anyone(item_id, order_id).await?;
                 order.status = OrderStatus::Paid;
-                return Ok(Applied::Paid(order));
+                return Ok(order);
             }
             Ended::DuplicatePayment { .. } => {
                 return Err(PurchaseError::Invalid(ValidationErrors::single(

@@ -3,7 +3,7 @@
 
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::listing::Order;
-use crate::payments::{self, Notice};
+use crate::payments::Notice;
 use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::input::JsonObject;
@@ -173,7 +173,7 @@ async fn payment_webhook(
             Ok(HttpResponse::Ok().json(json!({ "received": true })))
         }
         Notice::Succeeded(payment) => {
-            let payments::Applied::Paid(order) = purchases.apply_payment(&payment).await?;
+            let order = purchases.apply_payment(&payment).await?;
             Ok(HttpResponse::Ok().json(order_json(&order)))
         }
     }
