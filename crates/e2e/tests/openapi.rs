@@ -434,6 +434,12 @@ fn the_stock_event_schema_matches_the_events_the_code_publishes() {
     };
     let json: Value = serde_json::from_str(&expired.to_json()).unwrap();
     assert!(validator.is_valid(&json), "{json}");
+    // A batch message is an array of such events.
+    let batch: Value =
+        serde_json::from_str(&events::encode_message(&[event.clone(), expired.clone()])).unwrap();
+    let batch = batch.as_array().expect("a batch is an array");
+    assert_eq!(batch.len(), 2);
+    assert!(batch.iter().all(|e| validator.is_valid(e)), "{batch:?}");
     let mut undated = json.clone();
     undated.as_object_mut().unwrap().remove("at_ms");
     assert!(!validator.is_valid(&undated), "a release needs at_ms");

@@ -2,9 +2,11 @@
 //! stock-writer, and the RabbitMQ topology and publisher both sides use. Its JSON schema
 //! is written down in `proto-docs/stock-event.schema.json`.
 
+pub mod message;
 pub mod publisher;
 pub mod topology;
 
+pub use message::{Received, encode_message, parse_message};
 pub use publisher::{PublishError, Publisher};
 pub use topology::Topology;
 

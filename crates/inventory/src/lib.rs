@@ -14,6 +14,7 @@ pub mod parked;
 pub mod purchase;
 pub mod rebuild;
 pub mod settle;
+pub mod stock_back;
 pub mod store;
 pub mod sync;
 

@@ -89,7 +89,12 @@ impl ItemStore {
             .arg(SETTLED_TTL_SECS)
             .invoke_async(&mut conn)
             .await?;
-        parse_reply(&reply).ok_or_else(|| Error::UnexpectedReply(format!("{reply:?}")))
+        let ended =
+            parse_reply(&reply).ok_or_else(|| Error::UnexpectedReply(format!("{reply:?}")))?;
+        if matches!(ended, Ended::Cancelled { .. } | Ended::Expired { .. }) {
+            self.announce_stock_back(item_id).await;
+        }
+        Ok(ended)
     }
 
     /// Reservations of these items whose deadline has passed on the Redis server's

@@ -76,6 +76,9 @@ impl ItemStore {
             bought_after: (buyers_now, units_now),
         };
         self.redis().replicated(&keys.stock()).await?;
+        if after > before.max(0) {
+            self.announce_stock_back(item_id).await;
+        }
         Ok(rebuilt)
     }
 }

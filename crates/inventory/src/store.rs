@@ -154,7 +154,11 @@ impl ItemStore {
         let mut conn = self.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
         self.remember(&[state.id]).await?;
-        Ok(self.redis.replicated(&keys.stock()).await?)
+        self.redis.replicated(&keys.stock()).await?;
+        if state.on_sale && state.stock > 0 {
+            self.announce_stock_back(state.id).await;
+        }
+        Ok(())
     }
 
     /// Loads items Redis does not know yet, never overwriting a figure it has (Redis
@@ -196,7 +200,11 @@ impl ItemStore {
         let mut conn = self.redis.get().await?;
         conn.hset::<_, _, _, ()>(&meta, ON_SALE, u32::from(on_sale))
             .await?;
-        Ok(self.redis.replicated(&meta).await?)
+        self.redis.replicated(&meta).await?;
+        if on_sale {
+            self.announce_stock_back(item_id).await;
+        }
+        Ok(())
     }
 
     pub async fn set_limit(&self, item_id: u64, max_per_user: Option<u32>) -> Result<(), Error> {
@@ -222,6 +230,9 @@ impl ItemStore {
         let mut conn = self.redis.get().await?;
         let now: i64 = conn.incr(&stock, quantity).await?;
         self.redis.replicated(&stock).await?;
+        if quantity > 0 {
+            self.announce_stock_back(item_id).await;
+        }
         Ok(now)
     }
 

@@ -66,6 +66,9 @@ impl ItemStore {
             .invoke_async(&mut conn)
             .await?;
         let [before, after, pending, cleaned, shortfall] = numbers(reply)?;
+        if after > before.max(0) {
+            self.announce_stock_back(item_id).await;
+        }
         Ok(Synced {
             before: Some(before).filter(|b| *b >= 0),
             after,

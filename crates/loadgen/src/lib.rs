@@ -42,6 +42,9 @@ pub struct Run {
     pub label: String,
     /// Draw a progress bar on standard error while it runs.
     pub progress: bool,
+    /// A sale: stop this long after the first `INSUFFICIENT_STOCK` answer (or at
+    /// `duration`, whichever comes first), and report [`SaleFigures`].
+    pub sale_tail: Option<Duration>,
 }
 
 impl Run {
@@ -60,6 +63,7 @@ impl Run {
             collect_orders: false,
             label: String::new(),
             progress: true,
+            sale_tail: None,
         }
     }
 
@@ -114,6 +118,26 @@ pub struct Summary {
     /// tenth of a second: how long buyers got nothing while a fault lasted.
     #[serde(default)]
     pub longest_gap_without_ok_s: f64,
+    /// A sale's figures ([`Run::sale_tail`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale: Option<SaleFigures>,
+}
+
+/// What a sale run measured: how fast the stock went and how the buyers who came too
+/// late were answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaleFigures {
+    /// From the first request to the last successful purchase.
+    pub sold_out_after_s: f64,
+    /// Successful purchases per second until then.
+    pub ok_per_s: f64,
+    /// Latency of the successful purchases only.
+    pub ok_latency_ms: Latency,
+    /// Answers after the last successful purchase, and their rate.
+    pub rejected_after: u64,
+    pub rejected_per_s: f64,
+    /// 5xx answers and requests without an answer, over the whole run.
+    pub server_errors: u64,
 }
 
 impl Summary {
@@ -138,6 +162,14 @@ struct Tally {
     order_ids: Vec<String>,
     /// 200s per tenth of a second since the run started.
     ok_per_tick: Vec<u64>,
+    /// Latency of the 200s alone.
+    ok_latency_us: Histogram<u64>,
+    /// When the last 200 and the last answer came, since the run started.
+    last_ok_at: Duration,
+    last_answer_at: Duration,
+    /// Non-200 answers after the last 200 this tally has seen, with their times (a
+    /// sale's rejections are counted once the merged last 200 is known).
+    late_answers: Vec<Duration>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -150,6 +182,10 @@ impl Tally {
             error_codes: BTreeMap::new(),
             order_ids: Vec::new(),
             ok_per_tick: Vec::new(),
+            ok_latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            last_ok_at: Duration::ZERO,
+            last_answer_at: Duration::ZERO,
+            late_answers: Vec::new(),
         }
     }
 
@@ -162,11 +198,14 @@ impl Tally {
         body: &[u8],
         collect_orders: bool,
     ) {
-        let _ = self
-            .latency_us
-            .record(latency.as_micros().max(1).try_into().unwrap_or(u64::MAX));
+        let micros = latency.as_micros().max(1).try_into().unwrap_or(u64::MAX);
+        let _ = self.latency_us.record(micros);
         *self.statuses.entry(status).or_default() += 1;
+        self.last_answer_at = self.last_answer_at.max(at);
         if status == 200 {
+            let _ = self.ok_latency_us.record(micros);
+            self.last_ok_at = self.last_ok_at.max(at);
+            self.late_answers.clear();
             let tick = (at.as_millis() / TICK.as_millis()) as usize;
             if self.ok_per_tick.len() <= tick {
                 self.ok_per_tick.resize(tick + 1, 0);
@@ -180,11 +219,16 @@ impl Tally {
                 .error_codes
                 .entry(error_code(status, body))
                 .or_default() += 1;
+            self.late_answers.push(at);
         }
     }
 
     fn merge(&mut self, other: Tally) {
         let _ = self.latency_us.add(&other.latency_us);
+        let _ = self.ok_latency_us.add(&other.ok_latency_us);
+        self.last_ok_at = self.last_ok_at.max(other.last_ok_at);
+        self.last_answer_at = self.last_answer_at.max(other.last_answer_at);
+        self.late_answers.extend(other.late_answers);
         for (status, n) in other.statuses {
             *self.statuses.entry(status).or_default() += n;
         }
@@ -214,7 +258,6 @@ impl Tally {
         let seconds = elapsed.as_secs_f64();
         let requests: u64 = self.statuses.values().sum();
         let ok = self.statuses.get(&200).copied().unwrap_or(0);
-        let ms = |micros: u64| micros as f64 / 1000.0;
         Summary {
             label: run.label.clone(),
             url: run.url.clone(),
@@ -232,15 +275,58 @@ impl Tally {
             requests_per_s: requests as f64 / seconds,
             statuses: self.statuses.clone(),
             error_codes: self.error_codes.clone(),
-            latency_ms: Latency {
-                p50: ms(self.latency_us.value_at_quantile(0.50)),
-                p95: ms(self.latency_us.value_at_quantile(0.95)),
-                p99: ms(self.latency_us.value_at_quantile(0.99)),
-                max: ms(self.latency_us.max()),
-                mean: self.latency_us.mean() / 1000.0,
-            },
+            latency_ms: latency(&self.latency_us),
             longest_gap_without_ok_s: self.longest_gap_without_ok().as_secs_f64(),
+            sale: run.sale_tail.map(|_| self.sale_figures()),
         }
+    }
+
+    fn sale_figures(&self) -> SaleFigures {
+        let ok = self.statuses.get(&200).copied().unwrap_or(0);
+        let sold_out_after = self.last_ok_at.as_secs_f64();
+        let rejected_after = self
+            .late_answers
+            .iter()
+            .filter(|at| **at > self.last_ok_at)
+            .count() as u64;
+        let after = (self.last_answer_at.saturating_sub(self.last_ok_at)).as_secs_f64();
+        SaleFigures {
+            sold_out_after_s: round3(sold_out_after),
+            ok_per_s: if sold_out_after > 0.0 {
+                ok as f64 / sold_out_after
+            } else {
+                0.0
+            },
+            ok_latency_ms: latency(&self.ok_latency_us),
+            rejected_after,
+            rejected_per_s: if after > 0.0 {
+                rejected_after as f64 / after
+            } else {
+                0.0
+            },
+            server_errors: self
+                .statuses
+                .iter()
+                .filter(|(status, _)| **status == 0 || **status >= 500)
+                .map(|(_, n)| n)
+                .sum(),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Percentiles of a histogram of microseconds, in milliseconds.
+fn latency(us: &Histogram<u64>) -> Latency {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    Latency {
+        p50: ms(us.value_at_quantile(0.50)),
+        p95: ms(us.value_at_quantile(0.95)),
+        p99: ms(us.value_at_quantile(0.99)),
+        max: ms(us.max()),
+        mean: us.mean() / 1000.0,
     }
 }
 
@@ -292,17 +378,45 @@ struct Shared {
     started: Instant,
     deadline: Instant,
     sent: Arc<AtomicU64>,
+    /// A sale's first `INSUFFICIENT_STOCK`, in ms since the start (`u64::MAX`: none yet).
+    sold_out_at_ms: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// Whether the run is over: its deadline passed, or a sale's tail after the sell-out.
+    fn over(&self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return true;
+        }
+        let sold_out_at = self.sold_out_at_ms.load(Ordering::Relaxed);
+        self.run.sale_tail.is_some_and(|tail| {
+            sold_out_at != u64::MAX
+                && now.duration_since(self.started) >= Duration::from_millis(sold_out_at) + tail
+        })
+    }
+
+    fn note_answer(&self, status: u16, body: &[u8]) {
+        if self.run.sale_tail.is_some()
+            && status == 409
+            && error_code(status, body) == "INSUFFICIENT_STOCK"
+        {
+            let at = self.started.elapsed().as_millis() as u64;
+            let _ = self.sold_out_at_ms.compare_exchange(
+                u64::MAX,
+                at,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 async fn buyer(worker: usize, shared: Arc<Shared>, client: awc::Client) -> Tally {
     let Shared {
-        run,
-        tokens,
-        started,
-        deadline,
-        sent,
+        run, tokens, sent, ..
     } = &*shared;
-    let (workers, started, deadline) = (run.concurrency, *started, *deadline);
+    let (workers, started) = (run.concurrency, shared.started);
     let mut tally = Tally::new();
     let body = json!({ "quantity": run.quantity }).to_string();
     let interval = (run.rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / run.rate));
@@ -311,7 +425,7 @@ async fn buyer(worker: usize, shared: Arc<Shared>, client: awc::Client) -> Tally
             i.mul_f64(worker as f64 / workers as f64)
         });
     let mut n = worker;
-    while Instant::now() < deadline {
+    while !shared.over() {
         if interval.is_some() {
             let now = Instant::now();
             if next_send > now {
@@ -339,6 +453,7 @@ async fn buyer(worker: usize, shared: Arc<Shared>, client: awc::Client) -> Tally
             }
             Err(_) => (0, Default::default()),
         };
+        shared.note_answer(status, &bytes);
         tally.record(
             scheduled.elapsed(),
             started.elapsed(),
@@ -374,6 +489,7 @@ fn progress_bar(run: &Run) -> indicatif::ProgressBar {
 fn execute(run: Arc<Run>) -> anyhow::Result<Outcome> {
     let tokens = Arc::new(tokens(&run)?);
     let sent = Arc::new(AtomicU64::new(0));
+    let sold_out_at_ms = Arc::new(AtomicU64::new(u64::MAX));
     let done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let deadline = started + run.duration;
@@ -403,6 +519,7 @@ fn execute(run: Arc<Run>) -> anyhow::Result<Outcome> {
                 started,
                 deadline,
                 sent: sent.clone(),
+                sold_out_at_ms: sold_out_at_ms.clone(),
             });
             std::thread::spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
@@ -505,6 +622,35 @@ mod tests {
         assert_eq!(tally.order_ids, ["o-1", "o-2"]);
         assert!((summary.latency_ms.max - 50.0).abs() < 0.1);
         assert!((summary.latency_ms.p50 - 30.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn a_sale_reports_its_sell_out_and_the_answers_after_it() {
+        let ok = r#"{"order":{"id":"o"}}"#;
+        let none_left = r#"{"error_code":"INSUFFICIENT_STOCK"}"#;
+        let mut tally = tally_of(&[(10, 200, ok), (15, 409, none_left), (40, 409, none_left)]);
+        tally.merge(tally_of(&[
+            (20, 200, ok),
+            (25, 503, "{}"),
+            (30, 409, none_left),
+            (50, 409, none_left),
+        ]));
+        let run = Run {
+            sale_tail: Some(Duration::from_secs(1)),
+            ..Run::new("http://x", vec![7], "key.pem")
+        };
+        let sale = tally
+            .summary(&run, Duration::from_millis(60))
+            .sale
+            .expect("a sale's figures");
+        assert_eq!(sale.sold_out_after_s, 0.02);
+        assert!((sale.ok_per_s - 100.0).abs() < 1e-9);
+        assert_eq!(sale.rejected_after, 4, "the 409s and the 503 after 20 ms");
+        assert!((sale.rejected_per_s - 4.0 / 0.03).abs() < 1e-6);
+        assert_eq!(sale.server_errors, 1);
+        assert!((sale.ok_latency_ms.max - 20.0).abs() < 0.1, "200s only");
+        let plain = Run::new("http://x", vec![7], "key.pem");
+        assert_eq!(tally.summary(&plain, Duration::from_millis(60)).sale, None);
     }
 
     #[test]

@@ -41,6 +41,10 @@ struct Args {
     /// A label copied into the summary.
     #[arg(long, default_value = "")]
     label: String,
+    /// A sale: stop this many seconds after the first INSUFFICIENT_STOCK answer and
+    /// report the sell-out figures.
+    #[arg(long)]
+    sale_tail_secs: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +63,11 @@ fn main() -> anyhow::Result<()> {
         collect_orders: args.orders_out.is_some(),
         label: args.label,
         progress: true,
+        sale_tail: args
+            .sale_tail_secs
+            .map(Duration::try_from_secs_f64)
+            .transpose()
+            .context("--sale-tail-secs must be a positive number")?,
     };
     let outcome = run.execute()?;
     if let Some(path) = &args.orders_out {

@@ -19,7 +19,7 @@ pub use command::succeeded;
 pub use database::{TestDatabase, TestItem, server_url};
 pub use env::TestEnv;
 pub use http::{Client, Response, assert_envelope, error_fields};
-pub use rabbit::{Message, TestRabbit, rabbit_url};
+pub use rabbit::{Message, TestRabbit, events_of, rabbit_url};
 pub use redis_server::RedisServer;
 pub use service::serve;
 pub use test_redis::{TestRedis, redis_url};

@@ -22,6 +22,16 @@ pub struct Message {
     pub headers: Vec<(String, String)>,
 }
 
+/// The stock events `messages` carry (a message may hold a batch), unreadable ones left
+/// out.
+pub fn events_of(messages: &[Message]) -> Vec<events::StockEvent> {
+    messages
+        .iter()
+        .flat_map(|m| events::parse_message(&m.body))
+        .filter_map(|r| r.event.ok())
+        .collect()
+}
+
 impl TestRabbit {
     pub fn new() -> Self {
         TestRabbit {

@@ -15,7 +15,8 @@ idempotency_ttl_secs = 86400
 relay_interval_ms = 1000
 relay_after_ms = 3000
 republish_after_ms = 30000
-max_publishes_in_flight = 256
+max_publishes_in_flight = 16
+publish_batch_max = 128
 publish_queue_capacity = 8192
 expiry_interval_ms = 200
 payment_webhook_secret = ""
@@ -60,8 +61,11 @@ pub struct PurchaseSettings {
     /// it is due again; the relay then republishes it once `relay_after_ms` has passed
     /// as well (the relay's one threshold applies to every entry).
     pub republish_after_ms: i64,
-    /// Publishes awaiting a broker confirm at once.
+    /// Messages awaiting a broker confirm at once (fresh orders, and the relay's).
     pub max_publishes_in_flight: usize,
+    /// Orders per message at most: what queued up while confirms were outstanding
+    /// travels together.
+    pub publish_batch_max: usize,
     /// Placed orders waiting to be published; beyond it the relay takes over.
     pub publish_queue_capacity: usize,
     /// How often the expiry worker looks for reservations past their deadline (a

@@ -2,13 +2,14 @@
 //!
 //! A placed order is already safe in its item's outbox; publishing at once only makes it
 //! reach MySQL sooner. Events go through a bounded queue to one task that keeps a
-//! bounded number of publishes awaiting their confirm. Both bounds keep memory flat when
-//! the broker is slow: a publish awaiting its confirm costs kilobytes (measured: 4096 in
-//! flight added about 27 MiB), a queued event a few hundred bytes. When the queue is
-//! full (broker down, or far behind) the event is dropped here and the outbox relay
-//! publishes it later.
+//! bounded number of messages awaiting their confirm. Each message takes every event
+//! queued by then (up to `batch_max`): the broker's cost is per message, so while
+//! confirms are outstanding the orders that arrive meanwhile travel together, and a
+//! lone order still goes at once. Both bounds keep memory flat when the broker is slow.
+//! When the queue is full (broker down, or far behind) the event is dropped here and
+//! the outbox relay publishes it later.
 //!
-//! Once the broker confirms an order, its outbox entry is pushed back by
+//! Once the broker confirms a message, its orders' outbox entries are pushed back by
 //! `republish_after_ms` (in batches), so that the relay republishes only orders whose
 //! publish never got through, not every order stock-writer has yet to persist: under
 //! sustained overload those duplicates would only add to the broker's and the writer's
@@ -35,7 +36,10 @@ const MARK_BATCH: usize = 512;
 /// The publishing task's bounds, and when a confirmed order comes due again.
 pub struct PublishSettings {
     pub capacity: usize,
+    /// Messages awaiting their confirm at once.
     pub max_in_flight: usize,
+    /// Events per message at most.
+    pub batch_max: usize,
     pub republish_after_ms: i64,
 }
 
@@ -74,23 +78,28 @@ async fn publish_queued(
     mut shutdown: Shutdown,
 ) {
     let max_in_flight = settings.max_in_flight.max(1);
+    let batch_max = settings.batch_max.max(1);
     let mut in_flight = FuturesUnordered::new();
     let mut confirmed: Vec<(u64, String)> = Vec::new();
     let mut failures = FailedPublishes::default();
     let mut mark_timer = tokio::time::interval(MARK_EVERY);
     loop {
         tokio::select! {
-            Some(event) = queued.recv(), if in_flight.len() < max_in_flight => {
+            Some(first) = queued.recv(), if in_flight.len() < max_in_flight => {
+                let mut batch = vec![first];
+                while batch.len() < batch_max && let Ok(event) = queued.try_recv() {
+                    batch.push(event);
+                }
                 let publisher = publisher.clone();
                 in_flight.push(async move {
-                    let published = publish(&publisher, &event).await;
-                    (event, published)
+                    let published = publish(&publisher, &batch).await;
+                    (batch, published)
                 });
             }
-            Some((event, published)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((batch, published)) = in_flight.next(), if !in_flight.is_empty() => {
                 match published {
-                    Ok(()) => confirmed.push((event.item_id, event.message_id())),
-                    Err(error) => failures.record(&event.order_id, &error),
+                    Ok(()) => confirmed.extend(batch.iter().map(|e| (e.item_id, e.message_id()))),
+                    Err(error) => failures.record(batch.len(), &error),
                 }
                 if confirmed.len() >= MARK_BATCH {
                     mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
@@ -133,9 +142,10 @@ pub struct FailedPublishes {
 }
 
 impl FailedPublishes {
-    pub fn record(&mut self, order_id: &str, error: &PublishError) {
-        tracing::debug!(order_id, %error, "publish failed");
-        self.count += 1;
+    /// A publish of `orders` orders failed.
+    pub fn record(&mut self, orders: usize, error: &PublishError) {
+        tracing::debug!(orders, %error, "publish failed");
+        self.count += orders as u64;
         self.last_error = error.to_string();
         self.log_if_due();
     }
@@ -163,18 +173,27 @@ impl FailedPublishes {
     }
 }
 
-/// Publishes one event to the stock queue.
-pub async fn publish(publisher: &Publisher, event: &StockEvent) -> Result<(), PublishError> {
+/// Publishes events to the stock queue as one message. A lone event keeps its own
+/// message id and request id header; a batch is named after its first event.
+pub async fn publish(publisher: &Publisher, events: &[StockEvent]) -> Result<(), PublishError> {
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
     let mut headers = Vec::new();
-    if let Some(request_id) = &event.request_id {
-        headers.push(("x-request-id", request_id.as_str()));
-    }
+    let message_id = if let [event] = events {
+        if let Some(request_id) = &event.request_id {
+            headers.push(("x-request-id", request_id.as_str()));
+        }
+        event.message_id()
+    } else {
+        format!("batch:{}+{}", first.message_id(), events.len() - 1)
+    };
     let queue = &publisher.topology().queue;
     publisher
         .publish(
             queue,
-            &event.message_id(),
-            event.to_json().as_bytes(),
+            &message_id,
+            events::encode_message(events).as_bytes(),
             &headers,
         )
         .await
@@ -188,11 +207,11 @@ mod tests {
     fn failures_are_summed_until_logged() {
         let mut failures = FailedPublishes::default();
         assert!(!failures.pending());
-        failures.record("a", &PublishError::Nacked);
+        failures.record(1, &PublishError::Nacked);
         assert!(!failures.pending(), "the first failure is logged at once");
-        failures.record("b", &PublishError::Nacked);
-        failures.record("c", &PublishError::Nacked);
-        assert_eq!(failures.count, 2, "later ones wait for the next line");
+        failures.record(3, &PublishError::Nacked);
+        failures.record(1, &PublishError::Nacked);
+        assert_eq!(failures.count, 4, "later ones wait for the next line");
         failures.log_if_due();
         assert!(failures.pending(), "not a second yet");
         failures.log();

@@ -8,9 +8,10 @@
 
 use crate::publishing::{FailedPublishes, publish};
 use common::shutdown::Shutdown;
-use events::{Publisher, StockEvent};
+use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
 use inventory::ItemStore;
+use inventory::outbox::OutboxEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ pub struct Relay {
     pub interval: Duration,
     pub relay_after_ms: i64,
     pub republish_after_ms: i64,
-    /// Publishes awaiting a confirm at once, as for fresh orders.
+    /// Messages awaiting a confirm at once, and events per message, as for fresh orders.
     pub max_in_flight: usize,
+    pub batch_max: usize,
 }
 
 impl Relay {
@@ -59,27 +61,32 @@ impl Relay {
             .store
             .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
             .await?;
-        // Published concurrently (up to max_in_flight): the broker confirms them together,
-        // so a backlog left by an outage drains at the broker's pace rather than one
-        // round trip per order, without holding thousands of publishes in memory.
-        let attempts = due.into_iter().filter_map(|entry| match StockEvent::parse(entry.event.as_bytes()) {
-            Ok(event) => Some(async move {
-                let published = publish(&self.publisher, &event).await;
-                (entry, published)
-            }),
-            Err(_) => {
-                tracing::error!(order_id = %entry.order_id, "unreadable outbox entry left in place");
-                None
-            }
-        });
+        // Published in batches, several at once (up to max_in_flight): the broker
+        // confirms them together, so a backlog left by an outage drains at the broker's
+        // pace rather than one round trip per order, without holding thousands of
+        // publishes in memory.
+        let readable: Vec<(OutboxEntry, StockEvent)> = due
+            .into_iter()
+            .filter_map(|entry| match StockEvent::parse(entry.event.as_bytes()) {
+                Ok(event) => Some((entry, event)),
+                Err(_) => {
+                    tracing::error!(order_id = %entry.order_id, "unreadable outbox entry left in place");
+                    None
+                }
+            })
+            .collect();
+        let attempts: Vec<_> = readable
+            .chunks(self.batch_max.max(1))
+            .map(|chunk| publish_chunk(&self.publisher, chunk))
+            .collect();
         let mut failures = FailedPublishes::default();
         let mut published = Vec::new();
         let mut outcomes =
             futures_util::stream::iter(attempts).buffer_unordered(self.max_in_flight.max(1));
-        while let Some((entry, outcome)) = outcomes.next().await {
+        while let Some((chunk, outcome)) = outcomes.next().await {
             match outcome {
-                Ok(()) => published.push(entry),
-                Err(error) => failures.record(&entry.order_id, &error),
+                Ok(()) => published.extend(chunk.iter().map(|(entry, _)| entry)),
+                Err(error) => failures.record(chunk.len(), &error),
             }
         }
         failures.log();
@@ -97,4 +104,13 @@ impl Relay {
             .await?;
         Ok(published.len())
     }
+}
+
+/// Publishes a chunk of due entries as one message; the chunk and the outcome.
+async fn publish_chunk<'a>(
+    publisher: &Publisher,
+    chunk: &'a [(OutboxEntry, StockEvent)],
+) -> (&'a [(OutboxEntry, StockEvent)], Result<(), PublishError>) {
+    let events: Vec<StockEvent> = chunk.iter().map(|(_, event)| event.clone()).collect();
+    (chunk, publish(publisher, &events).await)
 }

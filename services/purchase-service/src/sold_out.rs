@@ -1,15 +1,23 @@
 //! Sold-out marks: once the purchase script says an item has no unit left, this instance
 //! answers its purchases 409 from memory instead of asking Redis, for a short while. In a
 //! real sale most requests arrive after the sell-out, and each of them would otherwise
-//! cost a Redis round trip and a script run. A mark lives `SOLD_OUT_RECHECK_MS` at most;
-//! then the next purchase asks Redis again (and marks again if still sold out), so a unit
-//! that comes back (restock, cancel, expiry, sync-stock) is on sale again on every
-//! instance within that time. This instance's own cancels and expiries clear the mark at
-//! once.
+//! cost a Redis round trip and a script run. A mark is dropped as soon as stock comes
+//! back anywhere: every store operation that gives units back (restock, cancel, expiry,
+//! sync-stock, rebuild) publishes a notice that every instance listens to
+//! ([`listen_for_stock_back`]). A notice can be lost (a dropped subscription), so a mark
+//! also lives `SOLD_OUT_RECHECK_MS` at most; then the next purchase asks Redis again (and
+//! marks again if still sold out). Either way a returned unit is on sale again on every
+//! instance within that interval.
 
+use common::config::RedisSettings;
+use common::shutdown::Shutdown;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// How long to wait before subscribing again after the subscription failed.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// The sold-out marks of one instance, shared by its workers.
 #[derive(Clone, Debug)]
@@ -58,10 +66,67 @@ impl SoldOutMarks {
         marks.insert(item_id, at);
     }
 
-    /// Units of the item came back (this instance saw it happen).
+    /// Units of the item came back.
     pub fn clear(&self, item_id: u64) {
         let mut marks = self.marked_at.write().unwrap_or_else(|e| e.into_inner());
         marks.remove(&item_id);
+    }
+
+    /// Notices may have been missed: trust no mark.
+    fn clear_all(&self) {
+        self.marked_at
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// Drops marks as the store's stock-back notices arrive on `channel`, until shutdown;
+/// subscribes again after a lost connection (dropping every mark then, since notices
+/// may have been missed meanwhile).
+pub async fn listen_for_stock_back(
+    marks: SoldOutMarks,
+    redis: RedisSettings,
+    channel: String,
+    mut shutdown: Shutdown,
+) {
+    if marks.recheck.is_zero() {
+        return;
+    }
+    loop {
+        let subscribed = async {
+            let mut pubsub = common::redis::subscriber(&redis).await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(mut pubsub) => {
+                marks.clear_all();
+                tracing::debug!(%channel, "listening for stock-back notices");
+                let mut notices = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        () = shutdown.requested() => return,
+                        notice = notices.next() => match notice {
+                            Some(notice) => {
+                                if let Some(item_id) = inventory::stock_back::item_of_notice(notice.get_payload_bytes()) {
+                                    marks.clear(item_id);
+                                }
+                            }
+                            None => break,
+                        },
+                    }
+                }
+                marks.clear_all();
+                tracing::warn!("the stock-back subscription ended; subscribing again");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not subscribe to stock-back notices; sold-out marks last their re-check interval meanwhile");
+            }
+        }
+        if !shutdown.sleep(RESUBSCRIBE_AFTER).await {
+            return;
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
 use crate::routes;
-use crate::sold_out::SoldOutMarks;
+use crate::sold_out::{self, SoldOutMarks};
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use common::shutdown::ShutdownSwitch;
@@ -74,6 +74,7 @@ impl Service for Application {
             PublishSettings {
                 capacity: settings.purchase.publish_queue_capacity,
                 max_in_flight: settings.purchase.max_publishes_in_flight,
+                batch_max: settings.purchase.publish_batch_max,
                 republish_after_ms: settings.purchase.republish_after_ms,
             },
             shutdown.subscribe(),
@@ -103,8 +104,15 @@ impl Service for Application {
             relay_after_ms: settings.purchase.relay_after_ms,
             republish_after_ms: settings.purchase.republish_after_ms,
             max_in_flight: settings.purchase.max_publishes_in_flight,
+            batch_max: settings.purchase.publish_batch_max,
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
+        let stock_back_task = tokio::spawn(sold_out::listen_for_stock_back(
+            purchases.sold_out.clone(),
+            settings.redis.clone(),
+            purchases.store.stock_back_channel(),
+            shutdown.subscribe(),
+        ));
         let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(
             Duration::from_millis(settings.purchase.expiry_interval_ms),
             shutdown.subscribe(),
@@ -131,7 +139,7 @@ impl Service for Application {
         Ok(PurchaseService {
             http,
             shutdown,
-            background: vec![publishing_task, relay_task, expiry_task],
+            background: vec![publishing_task, relay_task, expiry_task, stock_back_task],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })

@@ -1,5 +1,6 @@
-//! The consumer: takes events from `stock_updates` with a prefetch window and manual
-//! acks, applies whatever has arrived as one MySQL transaction, dead-letters what can
+//! The consumer: takes messages from `stock_updates` with a prefetch window and manual
+//! acks, splits each into its events (a message may carry a batch of them), applies
+//! whatever has arrived as one MySQL transaction, dead-letters what can
 //! never apply (parking its order, so the relay stops republishing it), removes
 //! persisted orders from the Redis outbox, and acks only after the commit. A lost
 //! broker or database is waited out and reconnected; unacked deliveries go back to the
@@ -10,7 +11,7 @@ use crate::metrics::WriterMetrics;
 use anyhow::anyhow;
 use common::shutdown::Shutdown;
 use db::DbPool;
-use events::{Publisher, StockEvent, Topology};
+use events::{Publisher, Received, StockEvent, Topology};
 use futures_util::{FutureExt, StreamExt};
 use inventory::ItemStore;
 use inventory::outbox::OrderRef;
@@ -87,27 +88,47 @@ impl Consumer {
                 },
             };
             let mut batch = vec![first];
-            while batch.len() < self.batch_max {
+            let mut received = events::parse_message(&batch[0].data)
+                .into_iter()
+                .map(|r| (0, r))
+                .collect::<Vec<_>>();
+            while received.len() < self.batch_max {
                 match deliveries.next().now_or_never() {
-                    Some(Some(delivery)) => batch.push(delivery?),
+                    Some(Some(delivery)) => {
+                        let delivery = delivery?;
+                        let at = batch.len();
+                        received.extend(
+                            events::parse_message(&delivery.data)
+                                .into_iter()
+                                .map(|r| (at, r)),
+                        );
+                        batch.push(delivery);
+                    }
                     Some(None) | None => break,
                 }
             }
-            self.handle(&batch, shutdown).await?;
+            self.handle(&batch, &received, shutdown).await?;
         }
     }
 
-    /// Applies, dead-letters, cleans up and acks one batch. An error leaves the batch
-    /// unacked (it will be redelivered).
-    async fn handle(&self, batch: &[Delivery], shutdown: &mut Shutdown) -> anyhow::Result<()> {
-        let parsed: Vec<Result<StockEvent, String>> =
-            batch.iter().map(|d| StockEvent::parse(&d.data)).collect();
-        let events: Vec<&StockEvent> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+    /// Applies, dead-letters, cleans up and acks one batch of deliveries holding the
+    /// events `received` (each with the index of its delivery). An error leaves the
+    /// batch unacked (it will be redelivered).
+    async fn handle(
+        &self,
+        batch: &[Delivery],
+        received: &[(usize, Received)],
+        shutdown: &mut Shutdown,
+    ) -> anyhow::Result<()> {
+        let events: Vec<&StockEvent> = received
+            .iter()
+            .filter_map(|(_, r)| r.event.as_ref().ok())
+            .collect();
         let mut outcomes = self.apply_with_retry(&events, shutdown).await?.into_iter();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut persisted = Vec::new();
-        for (delivery, parsed) in batch.iter().zip(&parsed) {
-            let (outcome, event) = match parsed {
+        for (delivery, entry) in received {
+            let (outcome, event) = match &entry.event {
                 Ok(event) => {
                     let outcome = outcomes
                         .next()
@@ -118,9 +139,18 @@ impl Consumer {
             };
             match (outcome, event) {
                 (Applied::Poison(reason), event) => {
-                    self.dead_letter(delivery, &reason).await?;
+                    let message_id = match event {
+                        Some(event) => event.message_id(),
+                        None => batch[*delivery]
+                            .properties
+                            .message_id()
+                            .as_ref()
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
+                    };
+                    self.dead_letter(entry, &message_id, &reason).await?;
                     if let Some(event) = event {
-                        self.park(event, delivery, &reason, now_ms).await;
+                        self.park(event, entry, &reason, now_ms).await;
                     }
                 }
                 (Applied::Applied, Some(event)) => {
@@ -146,7 +176,7 @@ impl Consumer {
             // The relay will republish them; they are duplicates by then and get cleaned.
             tracing::warn!(%error, "could not clear persisted orders from the outbox");
         }
-        self.metrics.batch_size.observe(batch.len() as f64);
+        self.metrics.batch_size.observe(received.len() as f64);
         if let Some(last) = batch.last() {
             last.ack(BasicAckOptions { multiple: true }).await?;
         }
@@ -184,8 +214,8 @@ impl Consumer {
 
     /// Moves a refused order out of the outbox; if Redis cannot be reached now, the
     /// relay republishes it later and it is refused, and parked, again.
-    async fn park(&self, event: &StockEvent, delivery: &Delivery, reason: &str, now_ms: i64) {
-        let body = String::from_utf8_lossy(&delivery.data);
+    async fn park(&self, event: &StockEvent, entry: &Received, reason: &str, now_ms: i64) {
+        let body = String::from_utf8_lossy(&entry.body);
         match self
             .store
             .park(order_ref(event, &event.message_id()), &body, reason, now_ms)
@@ -200,19 +230,20 @@ impl Consumer {
         }
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> anyhow::Result<()> {
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
+    /// Sends one refused event (or an unreadable message, whole) to the dead-letter
+    /// queue.
+    async fn dead_letter(
+        &self,
+        entry: &Received,
+        message_id: &str,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         tracing::error!(%message_id, %reason, "event can never be applied; sent to the dead-letter queue");
         self.dead_letters
             .publish(
                 &self.topology.dead_letter_queue,
-                &message_id,
-                &delivery.data,
+                message_id,
+                &entry.body,
                 &[("x-death-reason", reason)],
             )
             .await?;

@@ -167,6 +167,28 @@ fn exclusive_pool(url: String, settings: &RedisSettings) -> anyhow::Result<Pool>
         .build()?)
 }
 
+/// A pub/sub connection to the first configured node that answers (on a cluster, a
+/// message published on any node reaches the subscribers of every node).
+pub async fn subscriber(settings: &RedisSettings) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut last_error = None;
+    for url in settings.node_urls() {
+        let connected = async { redis::Client::open(url.as_str())?.get_async_pubsub().await };
+        match tokio::time::timeout(CONNECTION_TIMEOUT, connected).await {
+            Ok(Ok(pubsub)) => return Ok(pubsub),
+            Ok(Err(error)) => last_error = Some(error),
+            Err(_) => {
+                last_error = Some(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no pub/sub connection in time",
+                )))
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Client, "no Redis node configured"))
+    }))
+}
+
 /// Connects lazily, so this succeeds with Redis down; commands then fail fast (the
 /// timeouts) with `SYSTEM_BUSY` until it is back. A command whose reply takes longer
 /// than `REDIS_RESPONSE_TIMEOUT_MS` fails; for a write, that leaves its outcome unknown.

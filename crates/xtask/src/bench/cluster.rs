@@ -5,6 +5,7 @@
 //! Conservation is checked after each. Written to `cluster.json` and as a section of
 //! `report.md`.
 
+use super::sale::{FlashSale, SALE_BUYERS, SALE_STOCKS};
 use super::{Bench, HOT_STOCK, MANY_ITEMS, MANY_ITEMS_STOCK};
 use crate::step;
 use anyhow::Context;
@@ -28,6 +29,8 @@ pub struct ClusterRun {
 pub struct ClusterRuns {
     pub nodes: String,
     pub runs: Vec<ClusterRun>,
+    /// The small-stock flash sale, with the acknowledgement on.
+    pub flash_sales: Vec<FlashSale>,
 }
 
 impl ClusterRuns {
@@ -105,6 +108,7 @@ impl Bench<'_> {
         let keyspace = Keyspace::new(settings.key_prefix.clone());
         let gateway = self.stack.gateway_port;
         let mut runs = Vec::new();
+        let mut flash_sales = Vec::new();
         let outcome = async {
             for acked in [0, 1] {
                 step(format!(
@@ -154,6 +158,25 @@ impl Bench<'_> {
                     });
                 }
             }
+            // The services are still on the cluster with the acknowledgement on.
+            let stock = SALE_STOCKS[0];
+            let label = format!("cluster-flash-sale-{stock}");
+            let (item, load, answered_from_marks) = self.sell_out(stock, &label).await?;
+            let drain_s = drain(&mut redis, &keyspace, &[item]).await?;
+            let account =
+                StockAccount::measure(&mut self.backends.mysql, &mut redis, &keyspace, item, stock)
+                    .await?;
+            let oversold = self.record_check(&label, account);
+            flash_sales.push(FlashSale {
+                stock,
+                buyers: SALE_BUYERS,
+                concurrency,
+                redis: "cluster".into(),
+                load,
+                answered_from_marks,
+                drain_s,
+                oversold,
+            });
             anyhow::Ok(())
         }
         .await;
@@ -164,18 +187,23 @@ impl Bench<'_> {
                 .await?;
         }
         outcome?;
-        Ok(ClusterRuns { nodes, runs })
+        Ok(ClusterRuns {
+            nodes,
+            runs,
+            flash_sales,
+        })
     }
 }
 
+/// Waits until stock-writer has persisted every order of `items`; seconds waited.
 async fn drain(
     redis: &mut SharedConnection,
     keyspace: &Keyspace,
     items: &[u64],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     while started.elapsed() < super::DRAIN_LIMIT && outbox_len(redis, keyspace, items).await? > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
+    Ok((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0)
 }

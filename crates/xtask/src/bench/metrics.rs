@@ -78,6 +78,18 @@ pub fn counter(text: &str, name: &str) -> Option<f64> {
         .ok()
 }
 
+/// The sum of a labelled counter's series (`<name>{...} <value>`) whose labels contain
+/// `label` (e.g. `outcome="sold_out_mark"`); 0 when there is none.
+pub fn counter_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') && rest.contains(label))
+        })
+        .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +138,21 @@ writer_lag_seconds_bucket{le="+Inf"} 1000
             Some(38130.0)
         );
         assert_eq!(counter(METRICS, "writer_events_parked_total"), None);
+    }
+
+    #[test]
+    fn a_labelled_counter_sums_the_series_with_the_label() {
+        let text = r#"purchase_outcomes_total{strategy="lua",outcome="sold_out_mark"} 12
+purchase_outcomes_total{strategy="lock",outcome="sold_out_mark"} 3
+purchase_outcomes_total{strategy="lua",outcome="ok"} 99
+purchase_outcomes_totally{outcome="sold_out_mark"} 1000
+"#;
+        let marks = counter_sum(
+            text,
+            "purchase_outcomes_total",
+            r#"outcome="sold_out_mark""#,
+        );
+        assert_eq!(marks, 15.0);
+        assert_eq!(counter_sum(text, "purchase_outcomes_total", "nothing"), 0.0);
     }
 }

@@ -4,7 +4,8 @@
 //! purchase-service with the CPU every process spends per purchase; stock-writer on a
 //! backlog built while it was stopped; 50 items; the redis-benchmark ceiling of the same
 //! script; the peak RSS of every service; the hot item and 50 items on the local Redis
-//! Cluster with and without replica acknowledgement ([`cluster`]). After every scenario
+//! Cluster with and without replica acknowledgement ([`cluster`]); and a flash sale of a
+//! small and a large stock to thousands of buyers ([`sale`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
 //! `report.md`, `throughput.svg`, plus each load's summary and the raw measurements.
 
@@ -12,6 +13,7 @@ mod ceiling;
 mod cluster;
 mod metrics;
 mod report;
+mod sale;
 
 use crate::api::Admin;
 use crate::native::NativeStack;
@@ -105,7 +107,11 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
     let measurements = bench.measure().await?;
     let cluster = bench.cluster(measurements.top()).await?;
     let summary = Summary::new(&measurements)?;
+    let mut sales = measurements.flash_sales.clone();
+    sales.extend(cluster.flash_sales.iter().cloned());
+    let summary = summary.with_sales(&sales);
     let markdown = report::markdown(&measurements, &summary)?
+        + &sale::markdown(&sales)
         + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps);
     let out = &bench.out;
     write_json(&out.join("measurements.json"), &measurements)?;
@@ -207,6 +213,24 @@ impl Bench<'_> {
         .await?;
         std::fs::write(self.out.join("redis-benchmark.csv"), &ceiling.csv)?;
 
+        let mut flash_sales = Vec::new();
+        for stock in sale::SALE_STOCKS {
+            let label = format!("flash-sale-{stock}");
+            let (item, load, answered_from_marks) = self.sell_out(stock, &label).await?;
+            let drain_s = self.drain(&[item]).await?;
+            let oversold = self.check(&label, item, stock).await?;
+            flash_sales.push(sale::FlashSale {
+                stock,
+                buyers: sale::SALE_BUYERS,
+                concurrency: top,
+                redis: "single".into(),
+                load,
+                answered_from_marks,
+                drain_s,
+                oversold,
+            });
+        }
+
         let rss_mib = SERVICES
             .iter()
             .map(|service| {
@@ -232,6 +256,7 @@ impl Bench<'_> {
             rss_mib,
             oversold: self.checked.iter().map(|c| c.oversold).sum(),
             writer_lag_p99,
+            flash_sales,
         })
     }
 
@@ -318,13 +343,13 @@ impl Bench<'_> {
     }
 
     /// Checks conservation for one item; a broken one counts as at least one oversold.
-    async fn check(&mut self, scenario: &str, item: u64, initial: u64) -> anyhow::Result<()> {
+    /// Returns the units oversold.
+    async fn check(&mut self, scenario: &str, item: u64, initial: u64) -> anyhow::Result<u64> {
         let account = self.backends.account(item, initial).await?;
-        self.record_check(scenario, account);
-        Ok(())
+        Ok(self.record_check(scenario, account))
     }
 
-    fn record_check(&mut self, scenario: &str, account: StockAccount) {
+    fn record_check(&mut self, scenario: &str, account: StockAccount) -> u64 {
         let mut oversold = account.oversold();
         if !account.conserved() {
             oversold = oversold.max(1);
@@ -338,6 +363,7 @@ impl Bench<'_> {
             oversold,
             account,
         });
+        oversold
     }
 
     async fn writer_metrics(&self) -> anyhow::Result<String> {

@@ -4,6 +4,7 @@
 //! is pure, so a fixed set of measurements always gives the same report.
 
 use super::metrics::LagP99;
+use super::sale::FlashSale;
 use anyhow::Context;
 use loadgen::{Latency, Summary as Load};
 use serde::ser::SerializeMap;
@@ -99,6 +100,8 @@ pub struct Measurements {
     /// Units oversold over every scenario (a broken conservation counts at least 1).
     pub oversold: u64,
     pub writer_lag_p99: LagP99,
+    #[serde(default)]
+    pub flash_sales: Vec<FlashSale>,
 }
 
 impl Measurements {
@@ -184,6 +187,11 @@ pub struct Summary {
     pub latency_ms: Ordered<Latency>,
     pub lua_over_lock: f64,
     pub direct_over_ceiling: f64,
+    /// The CPU every process spent per purchase in the direct run, summed.
+    pub cpu_us_per_purchase_total: f64,
+    /// Each flash sale's figures, `flash_sale[_cluster]_<stock>_<figure>`.
+    #[serde(flatten)]
+    pub flash_sale: Ordered<f64>,
 }
 
 impl Summary {
@@ -228,7 +236,16 @@ impl Summary {
             latency_ms: Ordered(latency),
             lua_over_lock: lua.ok_per_s / lock.ok_per_s.max(1e-9),
             direct_over_ceiling: m.direct.ok_per_s / m.redis_ceiling_rps,
-        })
+            cpu_us_per_purchase_total: m.direct_cpu_us_per_purchase.iter().map(|(_, us)| us).sum(),
+            flash_sale: Ordered(Vec::new()),
+        }
+        .with_sales(&m.flash_sales))
+    }
+
+    /// With the figures of these flash sales (the cluster's too, measured later).
+    pub fn with_sales(mut self, sales: &[FlashSale]) -> Self {
+        self.flash_sale = Ordered(sales.iter().flat_map(FlashSale::summary_figures).collect());
+        self
     }
 }
 
@@ -278,7 +295,7 @@ pub fn markdown(m: &Measurements, s: &Summary) -> anyhow::Result<String> {
         "| redis-benchmark, same script | {top} | {:.0} | | | | |",
         m.redis_ceiling_rps
     ));
-    let cpu_total: f64 = m.direct_cpu_us_per_purchase.iter().map(|(_, v)| v).sum();
+    let cpu_total = s.cpu_us_per_purchase_total;
     let cpu_available = m.machine.cpus as f64 * 1e6 / m.direct.ok_per_s.max(1e-9);
     lines.extend([
         String::new(),
@@ -452,6 +469,7 @@ mod tests {
                 mean: p99 / 3.0,
             },
             longest_gap_without_ok_s: 0.0,
+            sale: None,
         }
     }
 
@@ -515,6 +533,7 @@ mod tests {
             ],
             oversold: 0,
             writer_lag_p99: LagP99::Millis(1000.0),
+            flash_sales: Vec::new(),
         }
     }
 
@@ -660,6 +679,7 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
             .map(String::as_str)
             .collect();
         let mut expected = SUMMARY_KEYS.to_vec();
+        expected.push("cpu_us_per_purchase_total");
         expected.sort();
         assert_eq!(keys, expected);
         let positions: Vec<usize> = SUMMARY_KEYS
@@ -690,10 +710,47 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
     }
 
     #[test]
-    fn the_summary_is_what_the_python_report_wrote() {
+    fn the_summary_keeps_what_the_python_report_wrote_and_adds_the_cpu_total() {
         let summary = serde_json::to_value(Summary::new(&measurements()).unwrap()).unwrap();
         let python: serde_json::Value = serde_json::from_str(PYTHON_SUMMARY).unwrap();
-        assert_eq!(summary, python);
+        for (key, value) in python.as_object().unwrap() {
+            assert_eq!(&summary[key], value, "{key}");
+        }
+        let total = summary["cpu_us_per_purchase_total"].as_f64().unwrap();
+        assert!((total - 201.2).abs() < 1e-9, "{total}");
+    }
+
+    #[test]
+    fn every_flash_sale_adds_its_figures() {
+        let mut m = measurements();
+        let load: Load = serde_json::from_value(serde_json::json!({
+            "label": "sale", "url": "http://x", "items": [1], "concurrency": 64,
+            "mode": "closed", "duration_s": 4.0, "requests": 20000, "ok": 1000,
+            "ok_per_s": 250.0, "requests_per_s": 5000.0,
+            "statuses": {"200": 1000, "409": 19000},
+            "error_codes": {"INSUFFICIENT_STOCK": 19000},
+            "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0, "mean": 1.5},
+            "sale": {"sold_out_after_s": 0.5, "ok_per_s": 2000.0,
+                     "ok_latency_ms": {"p50": 5.0, "p95": 8.0, "p99": 9.0, "max": 12.0, "mean": 6.0},
+                     "rejected_after": 19000, "rejected_per_s": 6000.0, "server_errors": 0}
+        }))
+        .unwrap();
+        m.flash_sales.push(FlashSale {
+            stock: 1000,
+            buyers: 20_000,
+            concurrency: 64,
+            redis: "single".into(),
+            load,
+            answered_from_marks: 17_100,
+            drain_s: 0.4,
+            oversold: 0,
+        });
+        let summary = serde_json::to_value(Summary::new(&m).unwrap()).unwrap();
+        assert_eq!(summary["flash_sale_1k_sold_out_s"], 0.5);
+        assert_eq!(summary["flash_sale_1k_ok_p99_ms"], 9.0);
+        assert_eq!(summary["flash_sale_1k_rejected_per_s"], 6000.0);
+        assert_eq!(summary["flash_sale_1k_sold_out_mark_share"], 0.9);
+        assert_eq!(summary["flash_sale_1k_oversold"], 0.0);
     }
 
     #[test]

@@ -70,13 +70,52 @@ async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catche
     assert_eq!(placed.len(), 20);
     // Well past relay_after_ms (300 ms), short of republish_after_ms (1 s) after the confirms.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let published = stack.env.rabbit.drain_published().await;
+    let published = testkit::events_of(&stack.env.rabbit.drain_published().await);
     assert_eq!(
         published.len(),
         20,
         "each order published once, none again by the relay"
     );
     assert_eq!(stack.store.outbox_len(item).await.unwrap(), 20);
+}
+
+#[actix_web::test]
+async fn orders_placed_while_a_confirm_is_outstanding_travel_together_in_one_message() {
+    let mut stack = spawn_stack(Strategy::Lua).await;
+    stack.writer.take().unwrap().trigger();
+    let item = stack.item(100, None).await;
+    // One message awaiting its confirm at a time, and the broker's confirms come late.
+    let broker = ChaosProxy::to_rabbitmq().await;
+    let mut settings = stack.settings.clone();
+    settings.rabbitmq.port = broker.port;
+    settings.purchase.max_publishes_in_flight = 1;
+    settings.purchase.relay_interval_ms = 3_600_000;
+    let (client, _) = testkit::serve::<Application>(settings).await;
+    broker.delay_replies(Duration::from_millis(300));
+    let placed = confirmed(&buy_many(&client, item, 30).await);
+    assert_eq!(placed.len(), 30);
+
+    let messages = std::sync::Mutex::new(Vec::new());
+    testkit::eventually(20, "every order published", || async {
+        let drained = stack.env.rabbit.drain_published().await;
+        let mut messages = messages.lock().unwrap();
+        messages.extend(drained);
+        testkit::events_of(&messages).len() >= 30
+    })
+    .await;
+    let messages = messages.into_inner().unwrap();
+    let mut published: Vec<String> = testkit::events_of(&messages)
+        .into_iter()
+        .map(|e| e.order_id)
+        .collect();
+    published.sort();
+    let placed: Vec<String> = placed.into_keys().collect();
+    assert_eq!(published, placed, "each order published once");
+    assert!(
+        messages.len() < 30,
+        "{} messages for 30 orders: none travelled together",
+        messages.len()
+    );
 }
 
 /// A stack whose purchase-service reaches RabbitMQ through `rabbit_port`.

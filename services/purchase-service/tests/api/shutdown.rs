@@ -72,6 +72,6 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
         );
     }
     broker.delay_replies(Duration::ZERO);
-    let published = stack.env.rabbit.drain_published().await;
+    let published = testkit::events_of(&stack.env.rabbit.drain_published().await);
     assert_eq!(published.len(), 40, "each order published once");
 }

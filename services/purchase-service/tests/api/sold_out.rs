@@ -1,8 +1,9 @@
 //! Sold-out marks: a sold-out item is answered 409 from memory, never for longer than
-//! the re-check interval after a unit comes back, never for a retry with an
-//! Idempotency-Key, and not at all once this instance gave units back itself.
+//! the re-check interval after a unit comes back (and as soon as the stock-back notice
+//! arrives), never for a retry with an Idempotency-Key, and not at all once this
+//! instance gave units back itself.
 
-use crate::helpers::{assert_envelope, spawn_stack};
+use crate::helpers::{assert_envelope, spawn_stack, spawn_stack_with};
 use crate::lifecycle::reservable;
 use purchase_service::configuration::Strategy;
 use serde_json::json;
@@ -40,6 +41,49 @@ async fn a_sold_out_item_is_answered_from_memory_and_sells_again_after_a_restock
     ))
     .await;
     assert_eq!(stack.buy(30, item, json!(1)).await.status, 200);
+    assert_eq!(stack.redis_stock(item).await, 0);
+}
+
+#[actix_web::test]
+async fn a_restock_elsewhere_clears_the_mark_by_its_notice_long_before_the_recheck() {
+    // A re-check interval of a minute: only the notice can put the unit back on sale.
+    let stack = spawn_stack_with(Strategy::Lua, |s| s.purchase.sold_out_recheck_ms = 60_000).await;
+    let item = stack.item(1, None).await;
+    assert_eq!(stack.buy(1, item, json!(1)).await.status, 200);
+    assert_envelope(
+        &stack.buy(2, item, json!(1)).await,
+        409,
+        "INSUFFICIENT_STOCK",
+    );
+    let before = answered_from_marks(&stack).await;
+    assert_envelope(
+        &stack.buy(3, item, json!(1)).await,
+        409,
+        "INSUFFICIENT_STOCK",
+    );
+    assert_eq!(
+        answered_from_marks(&stack).await,
+        before + 1,
+        "marked sold out"
+    );
+
+    // Another process (the catalog) restocks through the store, which announces it.
+    stack.store.add_stock(item, 1).await.unwrap();
+    let restocked = std::time::Instant::now();
+    let mut user = 10;
+    loop {
+        let answer = stack.buy(user, item, json!(1)).await;
+        if answer.status == 200 {
+            break;
+        }
+        assert_envelope(&answer, 409, "INSUFFICIENT_STOCK");
+        assert!(
+            restocked.elapsed() < Duration::from_secs(5),
+            "the restocked unit was still refused from the mark after 5 s"
+        );
+        user += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(stack.redis_stock(item).await, 0);
 }
 

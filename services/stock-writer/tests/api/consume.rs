@@ -93,6 +93,43 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_consumption_goes_on() {
 }
 
 #[tokio::test]
+async fn a_message_carrying_a_batch_applies_each_event_and_refuses_a_bad_one_alone() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 5).await;
+    let burst = [
+        event("order-b1", 1, 2),
+        event("order-b2", 99, 1),
+        event("order-b3", 1, 1),
+    ];
+    let body = events::encode_message(&burst);
+    writer
+        .publish_raw("batch:order-b1+2", body.as_bytes())
+        .await;
+    // The same batch again, and one of its orders alone (as the relay may send it).
+    writer
+        .publish_raw("batch:order-b1+2", body.as_bytes())
+        .await;
+    writer.publish(&burst[2]).await;
+    writer.assert_settled(2, 2).await;
+
+    let collected = std::sync::Mutex::new(Vec::new());
+    testkit::eventually(10, "the refused event dead-lettered", || async {
+        let drained = writer.env.rabbit.drain_dead_letters().await;
+        let mut collected = collected.lock().unwrap();
+        collected.extend(drained);
+        !collected.is_empty()
+    })
+    .await;
+    let dead = collected.into_inner().unwrap();
+    assert_eq!(
+        dead[0].body,
+        burst[1].to_json().as_bytes(),
+        "the refused event alone, not its batch"
+    );
+    assert_eq!(writer.order_count().await, 2);
+}
+
+#[tokio::test]
 async fn a_backlog_is_applied_in_batches() {
     let writer = spawn_writer_with(|s| s.writer.batch_max = 50).await;
     writer.insert_item(1, 1000).await;
