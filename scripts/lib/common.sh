@@ -124,3 +124,30 @@ redis_cluster_replicas_synced() {
 
 # The cluster's nodes as REDIS_CLUSTER_NODES wants them.
 redis_cluster_nodes() { local p out=(); for p in $REDIS_CLUSTER_PORTS; do out+=("127.0.0.1:$p"); done; (IFS=,; echo "${out[*]}"); }
+
+# promtool (Debian's `prometheus` package), which `scripts/test` validates deploy/prometheus
+# with. The package's post-install would start a Prometheus server on :9090: a
+# policy-rc.d that forbids starting services is put in place for the install (unless the
+# machine has one), and a server that started all the same is stopped and disabled.
+ensure_promtool() {
+  command -v promtool >/dev/null && return 0
+  log "installing promtool (Debian's prometheus package)"
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# flash-sale scripts/lib/common.sh: no service starts during this install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    ours=1
+  fi
+  local installed=0
+  if apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; then
+    installed=1
+  fi
+  [ $ours = 1 ] && rm -f "$policy"
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  else
+    service prometheus stop >/dev/null 2>&1 || true
+  fi
+  [ $installed = 1 ] && command -v promtool >/dev/null || die "could not install promtool (apt-get install -y --no-install-recommends prometheus)"
+}

@@ -1,9 +1,11 @@
 //! Prometheus metrics: a registry per service with the HTTP request metrics every
-//! service shares; services register their own metrics into it before serving.
+//! service shares and whether its backends answer; services register their own metrics
+//! into it before serving.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -13,6 +15,11 @@ struct HttpLabels {
     method: String,
     route: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -25,6 +32,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<HttpLabels, Counter>,
     latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    backend_up: Family<BackendLabels, Gauge>,
 }
 
 impl Metrics {
@@ -46,10 +54,17 @@ impl Metrics {
             "HTTP request latency",
             latency.clone(),
         );
+        let backend_up = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "backend_up",
+            "Whether the service's check of a backend (redis, mysql, rabbitmq) passed at the last scrape",
+            backend_up.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            backend_up,
         }
     }
 
@@ -68,6 +83,13 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Records whether a backend answered the service's readiness check.
+    pub fn set_backend_up(&self, backend: &'static str, up: bool) {
+        self.backend_up
+            .get_or_create(&BackendLabels { backend })
+            .set(i64::from(up));
     }
 
     /// The registry in the Prometheus text exposition format.
@@ -91,5 +113,22 @@ mod tests {
         assert!(text.contains("http_requests_total{"), "{text}");
         assert!(text.contains("route=\"/api/v1/items\""), "{text}");
         assert!(text.contains("service=\"test-service\""), "{text}");
+    }
+
+    #[test]
+    fn a_backend_is_up_or_down_as_last_checked() {
+        let metrics = Metrics::new("test-service");
+        metrics.set_backend_up("redis", true);
+        metrics.set_backend_up("rabbitmq", true);
+        metrics.set_backend_up("rabbitmq", false);
+        let text = metrics.encode();
+        assert!(
+            text.contains("backend_up{service=\"test-service\",backend=\"redis\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("backend_up{service=\"test-service\",backend=\"rabbitmq\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! broker outage costs callers a fast error rather than a hang.
 
 use crate::Topology;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::{Duration, Instant};
@@ -102,6 +102,28 @@ impl Publisher {
     /// Whether the publisher currently holds a live channel (for readiness).
     pub async fn is_connected(&self) -> bool {
         self.channel().await.is_ok()
+    }
+
+    /// How many messages are ready in one of the topology's queues, by a passive declare
+    /// on this publisher's channel (for stock-writer's queue gauges).
+    pub async fn message_count(&self, queue: &str) -> Result<u32, PublishError> {
+        let channel = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let declare = channel.queue_declare(queue.into(), passive, FieldTable::default());
+        match tokio::time::timeout(self.timeout, declare).await {
+            Ok(Ok(queue)) => Ok(queue.message_count()),
+            Ok(Err(error)) => {
+                self.forget_link().await;
+                Err(PublishError::Unavailable(error.to_string()))
+            }
+            Err(_) => {
+                self.forget_link().await;
+                Err(PublishError::Timeout(self.timeout))
+            }
+        }
     }
 
     /// Publishes a persistent JSON message to `routing_key` on the stock exchange and

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 /// Run as EVAL inside a pipeline (one per item); Redis caches it compiled by its hash.
 const BACK_OFF_LUA: &str = include_str!("scripts/back_off.lua");
+const OUTBOX_OLDEST_LUA: &str = include_str!("scripts/outbox_oldest.lua");
 
 /// How long a buyer's index of pending orders outlives its last new order; entries leave
 /// it as their orders are persisted, so this only bounds what an outage leaves behind.
@@ -290,6 +291,22 @@ impl ItemStore {
     ) -> Result<Option<String>, Error> {
         let mut conn = self.redis().get().await?;
         Ok(conn.hget(self.keys(item_id).outbox(), message_id).await?)
+    }
+
+    /// When the oldest entry of each item's outbox was written (Unix ms, the event's own
+    /// time), `None` for an empty outbox. Reads every entry of each outbox in Redis:
+    /// meant for the few items that have pending orders, every few seconds.
+    pub async fn oldest_outbox_entries(&self, item_ids: &[u64]) -> Result<Vec<Option<i64>>, Error> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = item_ids.iter().map(|id| self.keys(*id).outbox());
+        let pipe = SlotPipeline::per_key(keys, |key| {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(OUTBOX_OLDEST_LUA).arg(1).arg(key);
+            cmd
+        });
+        Ok(pipe.query(&self.redis().get().await?).await?)
     }
 
     /// How many orders sit in one item's outbox.

@@ -318,4 +318,31 @@ mod tests {
         let scheduled: u64 = conn.zcard(keys.outbox_times()).await.unwrap();
         assert_eq!(scheduled, 1);
     }
+
+    #[tokio::test]
+    async fn the_oldest_outbox_entry_is_told_by_its_own_time() {
+        use redis::AsyncCommands;
+        let redis = TestRedis::new();
+        let store = store(&redis);
+        let mut conn = redis.connection().await;
+        let outbox = store.keys(1).outbox();
+        for (field, event) in [
+            ("o-1", r#"{"order_id":"o-1","purchased_at_ms":5000}"#),
+            ("o-2", r#"{"order_id":"o-2","purchased_at_ms":3000}"#),
+            // A step of an order placed long ago entered the outbox when it happened.
+            (
+                "o-0:paid",
+                r#"{"type":"paid","order_id":"o-0","purchased_at_ms":1000,"at_ms":4000}"#,
+            ),
+        ] {
+            conn.hset::<_, _, _, ()>(&outbox, field, event)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.oldest_outbox_entries(&[1, 2]).await.unwrap(),
+            [Some(3000), None]
+        );
+        assert!(store.oldest_outbox_entries(&[]).await.unwrap().is_empty());
+    }
 }

@@ -1,7 +1,7 @@
 //! What every service's actix app shares: extractor error handlers that answer in the
 //! JSON envelope, the 404 for unknown routes, the 405 (with `Allow`) for a known route
 //! asked with another method, and the operational endpoints `/healthz`, `/readyz` and
-//! `/metrics`.
+//! `/metrics` (which runs the readiness checks too, for `backend_up`).
 //!
 //! A route is registered as a `web::resource` holding its methods, not with
 //! `.route(path, method)`: that form guards the whole path by the method, so any other
@@ -22,6 +22,9 @@ use serde_json::json;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// How long one readiness check may take before it counts as failing.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The dependencies `/readyz` checks, by name.
@@ -41,6 +44,17 @@ impl Readiness {
             Arc::new(move || Box::pin(check()) as BoxFuture<'static, _>),
         ));
         self
+    }
+
+    /// Runs every check at once, each bounded by [`CHECK_TIMEOUT`].
+    pub async fn check_all(&self) -> Vec<(&'static str, Result<(), String>)> {
+        futures_util::future::join_all(self.checks.iter().map(|(name, check)| async move {
+            let outcome = tokio::time::timeout(CHECK_TIMEOUT, check())
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
+            (*name, outcome)
+        }))
+        .await
     }
 
     pub fn with_redis(self, pool: common::redis::RedisClient) -> Self {
@@ -167,11 +181,11 @@ async fn healthz() -> HttpResponse {
 async fn readyz(readiness: Option<web::Data<Readiness>>) -> HttpResponse {
     let mut ready = true;
     let mut results = serde_json::Map::new();
-    for (name, check) in readiness.iter().flat_map(|r| r.checks.iter()) {
-        let outcome = match tokio::time::timeout(std::time::Duration::from_secs(2), check()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err("timed out".into()),
-        };
+    let outcomes = match &readiness {
+        Some(readiness) => readiness.check_all().await,
+        None => Vec::new(),
+    };
+    for (name, outcome) in outcomes {
         let status = match outcome {
             Ok(()) => "ok".to_owned(),
             Err(error) => {
@@ -180,7 +194,7 @@ async fn readyz(readiness: Option<web::Data<Readiness>>) -> HttpResponse {
                 format!("failing: {error}")
             }
         };
-        results.insert((*name).to_owned(), status.into());
+        results.insert(name.to_owned(), status.into());
     }
     let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": results });
     if ready {
@@ -190,7 +204,16 @@ async fn readyz(readiness: Option<web::Data<Readiness>>) -> HttpResponse {
     }
 }
 
-async fn metrics(metrics: Option<web::Data<Metrics>>) -> HttpResponse {
+/// The registry, with `backend_up` set from the readiness checks run for this scrape.
+async fn metrics(
+    metrics: Option<web::Data<Metrics>>,
+    readiness: Option<web::Data<Readiness>>,
+) -> HttpResponse {
+    if let (Some(metrics), Some(readiness)) = (&metrics, &readiness) {
+        for (name, outcome) in readiness.check_all().await {
+            metrics.set_backend_up(name, outcome.is_ok());
+        }
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.map(|m| m.encode()).unwrap_or_default())
@@ -241,6 +264,26 @@ mod tests {
             assert_eq!(body["error_code"], "METHOD_NOT_ALLOWED");
             assert!(body["message"].is_string());
         }
+    }
+
+    #[actix_web::test]
+    async fn a_scrape_says_which_backends_pass_their_checks() {
+        let readiness = Readiness::default()
+            .with_check("redis", || async { Ok(()) })
+            .with_check("rabbitmq", || async { Err("not connected".to_owned()) });
+        let app = init_service(
+            App::new()
+                .app_data(web::Data::new(Metrics::new("test-service")))
+                .app_data(web::Data::new(readiness))
+                .configure(|cfg| configure(cfg, 1024)),
+        )
+        .await;
+        let response = call_service(&app, TestRequest::get().uri("/metrics").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = actix_web::test::read_body(response).await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("backend=\"redis\"} 1"), "{text}");
+        assert!(text.contains("backend=\"rabbitmq\"} 0"), "{text}");
     }
 
     #[actix_web::test]

@@ -1,16 +1,21 @@
 //! stock-writer's own metrics: events by fate, batch sizes, the lag from purchase to
-//! MySQL commit, and how many orders wait in the outboxes or are parked (read from Redis
-//! every few seconds).
+//! MySQL commit, and gauges of the sale's state read every few seconds: how many orders
+//! wait in the outboxes (and for how long) or are parked, the stock left per item, and
+//! the depth of the stock and dead-letter queues.
 
 use common::shutdown::Shutdown;
+use events::{PublishError, Publisher, Topology};
 use inventory::ItemStore;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-/// How often the outbox and parked gauges are read from Redis.
+/// How often the sale's gauges are read.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -78,16 +83,32 @@ impl WriterMetrics {
     }
 }
 
-/// Orders waiting in the outboxes, and parked ones, across every known item.
-#[derive(Clone, Default)]
-pub struct OutboxGauges {
-    pub pending: Gauge,
-    pub parked: Gauge,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ItemLabels {
+    item_id: u64,
 }
 
-impl OutboxGauges {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+/// The state of the sale, read every few seconds: orders waiting in the outboxes (how
+/// many, and how long the oldest has waited), parked ones, the stock left per item (from
+/// Redis), and the messages waiting in the stock queue and the dead-letter queue (from
+/// the broker).
+#[derive(Clone, Default)]
+pub struct SaleGauges {
+    pub pending: Gauge,
+    pub parked: Gauge,
+    pub oldest_pending_age: Gauge<f64, AtomicU64>,
+    stock: Family<ItemLabels, Gauge>,
+    queue_messages: Family<QueueLabels, Gauge>,
+}
+
+impl SaleGauges {
     pub fn register(registry: &mut Registry) -> Self {
-        let gauges = OutboxGauges::default();
+        let gauges = SaleGauges::default();
         registry.register(
             "outbox_pending_orders",
             "Orders taken in Redis and not yet persisted in MySQL",
@@ -98,30 +119,101 @@ impl OutboxGauges {
             "Orders stock-writer refused for good, waiting for `stock-writer dlq replay`",
             gauges.parked.clone(),
         );
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "How long the oldest order waiting in an outbox has waited (0 when none waits)",
+            gauges.oldest_pending_age.clone(),
+        );
+        registry.register(
+            "item_stock",
+            "Units left to sell, per item, as Redis holds them",
+            gauges.stock.clone(),
+        );
+        registry.register(
+            "queue_messages",
+            "Messages ready in the broker's stock_updates and stock_updates.dlq queues",
+            gauges.queue_messages.clone(),
+        );
         gauges
     }
 
-    /// Reads both figures from Redis once.
-    pub async fn refresh(&self, store: &ItemStore) -> Result<(), inventory::Error> {
+    /// Reads the Redis figures once.
+    pub async fn refresh(&self, store: &ItemStore, now_ms: i64) -> Result<(), inventory::Error> {
         let items = store.known_item_ids().await?;
-        let pending: u64 = store.outbox_counts(&items).await?.iter().sum();
+        let pending = store.outbox_counts(&items).await?;
+        let with_pending: Vec<u64> = items
+            .iter()
+            .zip(&pending)
+            .filter(|(_, count)| **count > 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let oldest = store.oldest_outbox_entries(&with_pending).await?;
         let parked: u64 = store.parked_counts(&items).await?.iter().sum();
-        self.pending.set(pending as i64);
+        let stocks = store.stocks(&items).await?;
+        self.pending.set(pending.iter().sum::<u64>() as i64);
         self.parked.set(parked as i64);
+        self.oldest_pending_age
+            .set(age_seconds(oldest.into_iter().flatten().min(), now_ms));
+        for (item_id, stock) in items.into_iter().zip(stocks) {
+            let labels = ItemLabels { item_id };
+            match stock {
+                Some(stock) => {
+                    self.stock.get_or_create(&labels).set(stock as i64);
+                }
+                None => {
+                    self.stock.remove(&labels);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the queues' depths once, labelled with their names without the deployment's
+    /// prefix.
+    pub async fn refresh_queues(
+        &self,
+        broker: &Publisher,
+        prefix: &str,
+    ) -> Result<(), PublishError> {
+        let (named, labelled) = (Topology::new(prefix), Topology::new(""));
+        for (queue, label) in [
+            (named.queue, labelled.queue),
+            (named.dead_letter_queue, labelled.dead_letter_queue),
+        ] {
+            let count = broker.message_count(&queue).await?;
+            self.queue_messages
+                .get_or_create(&QueueLabels { queue: label })
+                .set(i64::from(count));
+        }
         Ok(())
     }
 
     /// Refreshes the gauges every few seconds until shutdown.
-    pub async fn run(self, store: ItemStore, mut shutdown: Shutdown) {
+    pub async fn run(
+        self,
+        store: ItemStore,
+        broker: Publisher,
+        prefix: String,
+        mut shutdown: Shutdown,
+    ) {
         loop {
-            if let Err(error) = self.refresh(&store).await {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if let Err(error) = self.refresh(&store, now_ms).await {
                 tracing::debug!(%error, "could not read the outbox gauges");
+            }
+            if let Err(error) = self.refresh_queues(&broker, &prefix).await {
+                tracing::debug!(%error, "could not read the queue gauges");
             }
             if !shutdown.sleep(GAUGE_INTERVAL).await {
                 return;
             }
         }
     }
+}
+
+/// Seconds from `oldest_ms` to `now_ms`; 0 when nothing waits (or clocks disagree).
+fn age_seconds(oldest_ms: Option<i64>, now_ms: i64) -> f64 {
+    oldest_ms.map_or(0.0, |oldest| (now_ms - oldest).max(0) as f64 / 1000.0)
 }
 
 #[cfg(test)]
@@ -133,7 +225,7 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = WriterMetrics::register(&mut registry);
         metrics.applied.inc();
-        OutboxGauges::register(&mut registry);
+        SaleGauges::register(&mut registry);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for name in [
@@ -145,9 +237,61 @@ mod tests {
             "writer_lag_seconds_count",
             "outbox_pending_orders",
             "outbox_parked_orders",
+            "outbox_oldest_age_seconds",
             "# HELP writer_events_applied Events applied to MySQL.",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_oldest_order_s_age_is_counted_from_its_own_time() {
+        assert_eq!(age_seconds(None, 10_000), 0.0);
+        assert_eq!(age_seconds(Some(7_500), 10_000), 2.5);
+        assert_eq!(
+            age_seconds(Some(12_000), 10_000),
+            0.0,
+            "a clock ahead of ours"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sale_gauges_read_the_outboxes_and_the_stock_from_redis() {
+        use redis::AsyncCommands;
+        let redis = testkit::TestRedis::new();
+        let store = ItemStore::new(
+            common::redis::pool(&redis.settings()).unwrap(),
+            common::redis::Keyspace::new(redis.prefix.clone()),
+        );
+        store
+            .put(&inventory::store::ItemState::on_sale(1, 7))
+            .await
+            .unwrap();
+        store
+            .put(&inventory::store::ItemState::on_sale(2, 3))
+            .await
+            .unwrap();
+        let mut conn = redis.connection().await;
+        conn.hset::<_, _, _, ()>(
+            store.keys(2).outbox(),
+            "o-1",
+            r#"{"order_id":"o-1","purchased_at_ms":4000}"#,
+        )
+        .await
+        .unwrap();
+        let mut registry = Registry::default();
+        let gauges = SaleGauges::register(&mut registry);
+        gauges.refresh(&store, 10_000).await.unwrap();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "outbox_pending_orders 1",
+            "outbox_parked_orders 0",
+            "outbox_oldest_age_seconds 6.0",
+            "item_stock{item_id=\"1\"} 7",
+            "item_stock{item_id=\"2\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::configuration::{Settings, WriterOwn};
 use crate::consumer::Consumer;
-use crate::metrics::{OutboxGauges, WriterMetrics};
+use crate::metrics::{SaleGauges, WriterMetrics};
 use crate::rebuild::RedisRebuild;
 use crate::sync::StockSync;
 use common::redis::Keyspace;
@@ -66,7 +66,7 @@ impl Service for Application {
         let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
         let topology = Topology::new(&settings.rabbitmq.prefix);
         let writer_metrics = WriterMetrics::register(infra.metrics.registry_mut());
-        let gauges = OutboxGauges::register(infra.metrics.registry_mut());
+        let gauges = SaleGauges::register(infra.metrics.registry_mut());
         let connected = Arc::new(AtomicBool::new(false));
         let consumer = Consumer {
             url: settings.rabbitmq.url(),
@@ -84,7 +84,19 @@ impl Service for Application {
             connected: connected.clone(),
         };
         let shutdown = ShutdownSwitch::new();
-        tokio::spawn(gauges.run(store.clone(), shutdown.subscribe()));
+        // The gauges' own channel: a passive declare that fails closes its channel, and
+        // must not take the dead-letter publisher's with it.
+        let broker = Publisher::new(
+            settings.rabbitmq.url(),
+            Topology::new(&settings.rabbitmq.prefix),
+            Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
+        );
+        tokio::spawn(gauges.run(
+            store.clone(),
+            broker,
+            settings.rabbitmq.prefix.clone(),
+            shutdown.subscribe(),
+        ));
         let consumer = tokio::spawn(consumer.run(shutdown.subscribe()));
 
         infra.readiness = infra.readiness.with_check("rabbitmq", move || {
