@@ -6,14 +6,15 @@
 //! script; the peak RSS of every service; the hot item and 50 items on the local Redis
 //! Cluster with and without replica acknowledgement ([`cluster`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
-//! `report.md`, `throughput.svg`, plus each load's summary and the raw measurements.
+//! `report.md`, the charts ([`figures`]), plus each load's summary and the raw measurements.
 
 mod ceiling;
 mod cluster;
-mod metrics;
+mod figures;
 mod report;
 
 use crate::api::Admin;
+use crate::metrics;
 use crate::native::NativeStack;
 use crate::{Backends, process, step};
 use anyhow::Context;
@@ -105,21 +106,23 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
     let measurements = bench.measure().await?;
     let cluster = bench.cluster(measurements.top()).await?;
     let summary = Summary::new(&measurements)?;
-    let markdown = report::markdown(&measurements, &summary)?
-        + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps);
     let out = &bench.out;
+    let charts = figures::publish(out, &measurements, &cluster);
+    let markdown = report::markdown(&measurements, &summary)?
+        + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps)
+        + &figures::markdown(&charts);
     write_json(&out.join("measurements.json"), &measurements)?;
     write_json(&out.join("cluster.json"), &cluster)?;
     write_json(&out.join("conservation.json"), &bench.checked)?;
     write_json(&out.join("summary.json"), &summary)?;
     std::fs::write(out.join("report.md"), &markdown)?;
-    std::fs::write(out.join("throughput.svg"), report::svg(&measurements)?)?;
     print!("{markdown}");
     step(format!(
-        "report: {}, summary: {}, chart: {}",
+        "report: {}, summary: {}, charts: {} of 3 in {} (.svg, .png)",
         out.join("report.md").display(),
         out.join("summary.json").display(),
-        out.join("throughput.svg").display()
+        charts.len(),
+        out.display()
     ));
     Ok(())
 }
