@@ -9,9 +9,11 @@ mod bars;
 mod font;
 mod lines;
 mod png;
+mod timeline;
 
 pub use bars::StackedBars;
 pub use lines::LinePanel;
+pub use timeline::{Mark, TimePanel, TimeSeries, Timeline};
 
 use anyhow::Context;
 use plotters::coord::Shift;
