@@ -152,6 +152,20 @@ impl Summary {
 pub struct Outcome {
     pub summary: Summary,
     pub order_ids: Vec<String>,
+    /// When the buyers started: second 0 of [`Outcome::per_second`], so that what
+    /// happened beside the load (a fault, a sample) can be placed on its time axis.
+    pub started: Instant,
+    /// The answers of each second since [`Outcome::started`] (entry `i` is `[i, i+1)` s).
+    pub per_second: Vec<Second>,
+}
+
+/// The answers of one second of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Second {
+    /// Answered 200.
+    pub ok: u64,
+    /// Answered 5xx, or not answered at all (status 0).
+    pub server_errors: u64,
 }
 
 /// What the buyers of one thread counted.
@@ -170,6 +184,8 @@ struct Tally {
     /// Non-200 answers after the last 200 this tally has seen, with their times (a
     /// sale's rejections are counted once the merged last 200 is known).
     late_answers: Vec<Duration>,
+    /// 5xx and unanswered requests per tenth of a second since the run started.
+    server_errors_per_tick: Vec<u64>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -186,6 +202,7 @@ impl Tally {
             last_ok_at: Duration::ZERO,
             last_answer_at: Duration::ZERO,
             late_answers: Vec::new(),
+            server_errors_per_tick: Vec::new(),
         }
     }
 
@@ -202,15 +219,15 @@ impl Tally {
         let _ = self.latency_us.record(micros);
         *self.statuses.entry(status).or_default() += 1;
         self.last_answer_at = self.last_answer_at.max(at);
+        let tick = (at.as_millis() / TICK.as_millis()) as usize;
+        if status == 0 || status >= 500 {
+            count_at(&mut self.server_errors_per_tick, tick, 1);
+        }
         if status == 200 {
             let _ = self.ok_latency_us.record(micros);
             self.last_ok_at = self.last_ok_at.max(at);
             self.late_answers.clear();
-            let tick = (at.as_millis() / TICK.as_millis()) as usize;
-            if self.ok_per_tick.len() <= tick {
-                self.ok_per_tick.resize(tick + 1, 0);
-            }
-            self.ok_per_tick[tick] += 1;
+            count_at(&mut self.ok_per_tick, tick, 1);
             if collect_orders && let Some(id) = order_id(body) {
                 self.order_ids.push(id);
             }
@@ -236,12 +253,34 @@ impl Tally {
             *self.error_codes.entry(code).or_default() += n;
         }
         self.order_ids.extend(other.order_ids);
-        if self.ok_per_tick.len() < other.ok_per_tick.len() {
-            self.ok_per_tick.resize(other.ok_per_tick.len(), 0);
-        }
         for (tick, n) in other.ok_per_tick.into_iter().enumerate() {
-            self.ok_per_tick[tick] += n;
+            count_at(&mut self.ok_per_tick, tick, n);
         }
+        for (tick, n) in other.server_errors_per_tick.into_iter().enumerate() {
+            count_at(&mut self.server_errors_per_tick, tick, n);
+        }
+    }
+
+    /// The ticks summed per second.
+    fn per_second(&self) -> Vec<Second> {
+        let ticks_per_second = (Duration::from_secs(1).as_millis() / TICK.as_millis()) as usize;
+        let ticks = self
+            .ok_per_tick
+            .len()
+            .max(self.server_errors_per_tick.len());
+        let sum = |per_tick: &[u64], second: usize| -> u64 {
+            per_tick
+                .iter()
+                .skip(second * ticks_per_second)
+                .take(ticks_per_second)
+                .sum()
+        };
+        (0..ticks.div_ceil(ticks_per_second))
+            .map(|second| Second {
+                ok: sum(&self.ok_per_tick, second),
+                server_errors: sum(&self.server_errors_per_tick, second),
+            })
+            .collect()
     }
 
     fn longest_gap_without_ok(&self) -> Duration {
@@ -328,6 +367,14 @@ fn latency(us: &Histogram<u64>) -> Latency {
         max: ms(us.max()),
         mean: us.mean() / 1000.0,
     }
+}
+
+/// Adds `n` to `per_tick[tick]`, growing the series as needed.
+fn count_at(per_tick: &mut Vec<u64>, tick: usize, n: u64) {
+    if per_tick.len() <= tick {
+        per_tick.resize(tick + 1, 0);
+    }
+    per_tick[tick] += n;
 }
 
 fn order_id(body: &[u8]) -> Option<String> {
@@ -558,7 +605,9 @@ fn execute(run: Arc<Run>) -> anyhow::Result<Outcome> {
 
     Ok(Outcome {
         summary: total.summary(&run, elapsed),
+        per_second: total.per_second(),
         order_ids: total.order_ids,
+        started,
     })
 }
 
@@ -588,6 +637,29 @@ mod tests {
         let summary = tally.summary(&run, Duration::from_secs(2));
         // 200s in ticks 0, 1, 5, 9, 14: the longest stretch without one is ticks 10-13.
         assert_eq!(summary.longest_gap_without_ok_s, 0.4);
+    }
+
+    #[test]
+    fn each_second_counts_its_200s_and_its_server_errors_over_the_threads() {
+        let ok = r#"{"order":{"id":"o"}}"#;
+        let mut tally = tally_of(&[
+            (50, 200, ok),
+            (990, 200, ok),
+            (1_000, 503, "{}"),
+            (1_500, 0, ""),
+        ]);
+        tally.merge(tally_of(&[
+            (120, 409, r#"{"error_code":"INSUFFICIENT_STOCK"}"#),
+            (3_050, 200, ok),
+            (3_100, 502, "<html>bad gateway</html>"),
+        ]));
+        let second = |ok, server_errors| Second { ok, server_errors };
+        assert_eq!(
+            tally.per_second(),
+            [second(2, 0), second(0, 2), second(0, 0), second(1, 1)],
+            "a 409 is no server error; a second without answers is there, empty"
+        );
+        assert_eq!(Tally::new().per_second(), []);
     }
 
     #[test]

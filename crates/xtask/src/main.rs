@@ -13,6 +13,8 @@ mod api;
 mod backends;
 mod bench;
 mod chaos;
+mod charts;
+mod metrics;
 mod native;
 mod process;
 

@@ -7,15 +7,16 @@
 //! Cluster with and without replica acknowledgement ([`cluster`]); and a flash sale of a
 //! small and a large stock to thousands of buyers ([`sale`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
-//! `report.md`, `throughput.svg`, plus each load's summary and the raw measurements.
+//! `report.md`, the charts ([`figures`]), plus each load's summary and the raw measurements.
 
 mod ceiling;
 mod cluster;
-mod metrics;
+mod figures;
 mod report;
 mod sale;
 
 use crate::api::Admin;
+use crate::metrics;
 use crate::native::NativeStack;
 use crate::{Backends, process, step};
 use anyhow::Context;
@@ -110,22 +111,24 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
     let mut sales = measurements.flash_sales.clone();
     sales.extend(cluster.flash_sales.iter().cloned());
     let summary = summary.with_sales(&sales);
+    let out = &bench.out;
+    let charts = figures::publish(out, &measurements, &cluster);
     let markdown = report::markdown(&measurements, &summary)?
         + &sale::markdown(&sales)
-        + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps);
-    let out = &bench.out;
+        + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps)
+        + &figures::markdown(&charts);
     write_json(&out.join("measurements.json"), &measurements)?;
     write_json(&out.join("cluster.json"), &cluster)?;
     write_json(&out.join("conservation.json"), &bench.checked)?;
     write_json(&out.join("summary.json"), &summary)?;
     std::fs::write(out.join("report.md"), &markdown)?;
-    std::fs::write(out.join("throughput.svg"), report::svg(&measurements)?)?;
     print!("{markdown}");
     step(format!(
-        "report: {}, summary: {}, chart: {}",
+        "report: {}, summary: {}, charts: {} of 3 in {} (.svg, .png)",
         out.join("report.md").display(),
         out.join("summary.json").display(),
-        out.join("throughput.svg").display()
+        charts.len(),
+        out.display()
     ));
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! The benchmark's report, built from what it measured ([`Measurements`]):
 //! `summary.json` (one key per figure README quotes, the same keys the report has always
-//! had), `report.md` (the table and the notes under it) and `throughput.svg`. Building it
-//! is pure, so a fixed set of measurements always gives the same report.
+//! had) and `report.md` (the table and the notes under it; the charts are
+//! [`super::figures`]). Building it is pure, so a fixed set of measurements always gives
+//! the same report.
 
-use super::metrics::LagP99;
 use super::sale::FlashSale;
+use crate::metrics::LagP99;
 use anyhow::Context;
 use loadgen::{Latency, Summary as Load};
 use serde::ser::SerializeMap;
@@ -326,124 +327,17 @@ pub fn markdown(m: &Measurements, s: &Summary) -> anyhow::Result<String> {
             )
         ),
         format!("- oversold: **{}**", m.oversold),
-        String::new(),
-        "![throughput](throughput.svg)".into(),
     ]);
     Ok(lines.join("\n") + "\n")
 }
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 360.0;
-const PAD: f64 = 60.0;
-
-fn x_of(index: usize, points: usize) -> f64 {
-    PAD + (index as f64 / (points.max(2) - 1) as f64) * (WIDTH - 2.0 * PAD)
-}
-
-fn polyline(points: &[f64], y_max: f64, color: &str, dash: &str) -> String {
-    let coords: Vec<String> = points
-        .iter()
-        .enumerate()
-        .map(|(i, y)| {
-            format!(
-                "{:.1},{:.1}",
-                x_of(i, points.len()),
-                HEIGHT - PAD - (y / y_max) * (HEIGHT - 2.0 * PAD)
-            )
-        })
-        .collect();
-    format!(
-        r#"<polyline fill="none" stroke="{color}" stroke-width="2" {dash} points="{}"/>"#,
-        coords.join(" ")
-    )
-}
-
-/// `throughput.svg`: purchases/s (solid) and p99 (dashed) of the hot item against
-/// concurrency, both strategies.
-pub fn svg(m: &Measurements) -> anyhow::Result<String> {
-    let mut runs = Vec::new();
-    for strategy in Strategy::ALL {
-        let loads = m
-            .levels
-            .iter()
-            .map(|&c| m.hot(strategy, c).map(|run| &run.load))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        runs.push((strategy, loads));
-    }
-    let all = || runs.iter().flat_map(|(_, loads)| loads.iter());
-    let or_one = |max: f64| if max > 0.0 { max } else { 1.0 };
-    let rps_max = or_one(all().map(|l| l.ok_per_s).fold(0.0, f64::max) * 1.1);
-    let p99_max = or_one(all().map(|l| l.latency_ms.p99).fold(0.0, f64::max) * 1.1);
-    let (w, h, pad) = (WIDTH, HEIGHT, PAD);
-    let mut svg = vec![
-        format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-        ),
-        r#"<rect width="100%" height="100%" fill="white"/>"#.to_owned(),
-        format!(
-            r#"<text x="{:.1}" y="20" text-anchor="middle" font-size="14">Hot item: purchases/s (solid) and p99 ms (dashed) vs concurrency</text>"#,
-            w / 2.0
-        ),
-        format!(
-            r#"<line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
-            h - pad,
-            w - pad,
-            h - pad
-        ),
-        format!(
-            r#"<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/>"#,
-            h - pad
-        ),
-        format!(
-            r#"<line x1="{}" y1="{pad}" x2="{}" y2="{}" stroke="black"/>"#,
-            w - pad,
-            w - pad,
-            h - pad
-        ),
-        format!(
-            r#"<text x="{}" y="{pad}" text-anchor="end">{rps_max:.0}/s</text>"#,
-            pad - 5.0
-        ),
-        format!(
-            r#"<text x="{}" y="{pad}">{p99_max:.0} ms</text>"#,
-            w - pad + 5.0
-        ),
-    ];
-    for (i, c) in m.levels.iter().enumerate() {
-        svg.push(format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{c}</text>"#,
-            x_of(i, m.levels.len()),
-            h - pad + 18.0
-        ));
-    }
-    for (strategy, loads) in &runs {
-        let color = match strategy {
-            Strategy::Lua => "#1f77b4",
-            Strategy::Lock => "#d62728",
-        };
-        let rps: Vec<f64> = loads.iter().map(|l| l.ok_per_s).collect();
-        let p99: Vec<f64> = loads.iter().map(|l| l.latency_ms.p99).collect();
-        svg.push(polyline(&rps, rps_max, color, ""));
-        svg.push(polyline(&p99, p99_max, color, r#"stroke-dasharray="6,4""#));
-    }
-    svg.push(format!(
-        r##"<text x="{}" y="{}" fill="#1f77b4">lua</text><text x="{}" y="{}" fill="#d62728">lock</text>"##,
-        pad + 10.0,
-        pad + 15.0,
-        pad + 50.0,
-        pad + 15.0
-    ));
-    svg.push("</svg>".into());
-    Ok(svg.join("\n"))
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use loadgen::Mode;
     use std::collections::BTreeMap;
 
-    fn load(label: &str, ok_per_s: f64, p99: f64, busy: u64) -> Load {
+    pub(in crate::bench) fn load(label: &str, ok_per_s: f64, p99: f64, busy: u64) -> Load {
         Load {
             label: label.into(),
             url: "http://127.0.0.1:8080".into(),
@@ -495,7 +389,7 @@ mod tests {
 
     /// Two concurrencies with the same figures: what the Python report (scripts/lib/
     /// bench_report.py, which this replaces) was fed to produce the outputs below.
-    fn measurements() -> Measurements {
+    pub(in crate::bench) fn measurements() -> Measurements {
         Measurements {
             machine: Machine {
                 cpus: 2,
@@ -622,26 +516,7 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
 - peak RSS (MiB): auth-service 10.2, catalog-service 10.5, purchase-service 29.2, stock-writer 19.9
 - CPU per purchase during the direct run, µs (total 201, of 286 available at that rate): purchase-service 110, beam.smp 58, loadgen 33
 - oversold: **0**
-
-![throughput](throughput.svg)
 "##;
-    const PYTHON_CHART: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="720" height="360" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="360.0" y="20" text-anchor="middle" font-size="14">Hot item: purchases/s (solid) and p99 ms (dashed) vs concurrency</text>
-<line x1="60" y1="300" x2="660" y2="300" stroke="black"/>
-<line x1="60" y1="60" x2="60" y2="300" stroke="black"/>
-<line x1="660" y1="60" x2="660" y2="300" stroke="black"/>
-<text x="55" y="60" text-anchor="end">4070/s</text>
-<text x="665" y="60">765 ms</text>
-<text x="60.0" y="318" text-anchor="middle">16</text>
-<text x="660.0" y="318" text-anchor="middle">64</text>
-<polyline fill="none" stroke="#1f77b4" stroke-width="2"  points="60.0,81.8 660.0,81.8"/>
-<polyline fill="none" stroke="#1f77b4" stroke-width="2" stroke-dasharray="6,4" points="60.0,280.0 660.0,280.0"/>
-<polyline fill="none" stroke="#d62728" stroke-width="2"  points="60.0,267.0 660.0,267.0"/>
-<polyline fill="none" stroke="#d62728" stroke-width="2" stroke-dasharray="6,4" points="60.0,81.8 660.0,81.8"/>
-<text x="70" y="75" fill="#1f77b4">lua</text><text x="110" y="75" fill="#d62728">lock</text>
-</svg>"##;
-
     /// Every key the Python report wrote, in its order.
     const SUMMARY_KEYS: [&str; 21] = [
         "machine",
@@ -760,11 +635,6 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
             markdown(&m, &Summary::new(&m).unwrap()).unwrap(),
             PYTHON_REPORT
         );
-    }
-
-    #[test]
-    fn the_chart_is_what_the_python_report_drew() {
-        assert_eq!(svg(&measurements()).unwrap(), PYTHON_CHART);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! of them the sold-out marks answered without Redis), 5xx, oversold, and how long
 //! MySQL took to hold every order after the sale.
 
-use super::{Bench, metrics};
+use super::Bench;
+use crate::metrics;
 use crate::native::NativeStack;
 use anyhow::Context;
 use devstack::probe;

@@ -6,22 +6,27 @@
 //! reservation must expire exactly once through the faults and give its unit back. The broker
 //! is a private RabbitMQ node ([`rabbit`]) that purchase-service and stock-writer use
 //! for the drill; they go back to the machine's RabbitMQ afterwards and the node is
-//! stopped. Writes `target/chaos/report.md` and `report.json`; fails when anything was
-//! lost, doubled or not conserved.
+//! stopped. Every second it records the loads' answers, the outboxes and stock-writer's
+//! lag ([`seconds`]), drawn with the faults as `target/chaos/timeline.{svg,png}`.
+//! Writes `target/chaos/report.md` and `report.json`; fails when anything was lost,
+//! doubled or not conserved.
 
 mod rabbit;
 mod redis_drill;
 mod redis_nodes;
+mod redis_report;
 mod report;
+mod seconds;
 
 use crate::api::Admin;
 use crate::native::NativeStack;
-use crate::{Backends, step};
+use crate::{Backends, charts, step};
 use anyhow::Context;
 use devstack::stock::{open_reservations, outbox_len, persisted_order_ids, status_counts};
 use devstack::{OrderAudit, ServiceEnv};
 use rabbit::PrivateRabbit;
 use report::{DrillReport, ReservationCheck, Timeline};
+use seconds::{LoadSeconds, Sampler};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -41,15 +46,21 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 pub async fn run_redis(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
     let out = stack.root.join("target/chaos");
     std::fs::create_dir_all(&out)?;
-    let reports = redis_drill::run(stack, seconds, &out).await?;
+    let mut reports = redis_drill::run(stack, seconds, &out).await?;
+    for report in &mut reports {
+        let chart = report
+            .per_second
+            .chart(&report.name, report.timeline.marks());
+        report.chart = charts::publish(&chart, &out, &report.chart_file);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     publish(
         &out,
         "redis-report",
-        &redis_drill::markdown(&reports, cpus),
+        &redis_report::markdown(&reports, cpus),
         &reports,
     )?;
-    Ok(reports.iter().all(redis_drill::ScenarioReport::passed))
+    Ok(reports.iter().all(redis_report::ScenarioReport::passed))
 }
 
 /// Runs the drill; whether nothing was lost, doubled or unconserved.
@@ -70,9 +81,16 @@ pub async fn run(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
         restored = restored.and(stack.restart_service(service, &ServiceEnv::new()).await);
     }
     let stopped = node.stop();
-    let report = drilled?;
+    let mut report = drilled?;
     restored?;
     stopped?;
+    let chart = report.per_second.chart(
+        &format!(
+            "Chaos drill: purchases at concurrency {CONCURRENCY} and reservations at {RESERVATION_CONCURRENCY} through the gateway"
+        ),
+        report.timeline.marks(),
+    );
+    report.chart = charts::publish(&chart, &out, "timeline");
     publish(&out, "report", &report.markdown(), &report)?;
     Ok(report.passed())
 }
@@ -141,6 +159,11 @@ async fn drill(
     };
     let run = load_of(item, CONCURRENCY, "chaos");
     let reservation_run = load_of(reserving, RESERVATION_CONCURRENCY, "chaos reservations");
+    let sampler = Sampler::start(
+        stack.settings.redis.clone(),
+        vec![item, reserving],
+        NativeStack::port("stock-writer"),
+    );
     let load = tokio::task::spawn_blocking(move || run.execute());
     let reservation_load = tokio::task::spawn_blocking(move || reservation_run.execute());
 
@@ -155,12 +178,12 @@ async fn drill(
         .and_restart_after("stock-writer", 4, &mut timeline)
         .await?;
     pause(4).await;
-    timeline.note(format!(
-        "restart RabbitMQ (the private node {})",
-        rabbit::NODE
-    ));
+    timeline.mark(
+        "broker restart",
+        format!("restart RabbitMQ (the private node {})", rabbit::NODE),
+    );
     node.restart()?;
-    timeline.note("RabbitMQ back");
+    timeline.mark("broker back", "RabbitMQ back");
     pause(3).await;
     crash
         .and_restart_after("purchase-service", 1, &mut timeline)
@@ -170,6 +193,11 @@ async fn drill(
     }
     let outcome = load.await??;
     let reserved = reservation_load.await??;
+    let origin = outcome.started;
+    let loads = vec![
+        LoadSeconds::of("purchases", &outcome, origin),
+        LoadSeconds::of("reservations", &reserved, origin),
+    ];
     std::fs::write(
         out.join("load.json"),
         serde_json::to_string_pretty(&outcome.summary)? + "\n",
@@ -191,12 +219,14 @@ async fn drill(
         "drained in {}s (the relay republishes outbox orders after OUTBOX_RELAY_AFTER_MS)",
         drained.as_secs()
     ));
+    let per_second = sampler.stop(origin, loads);
 
     let persisted = persisted_order_ids(&mut backends.mysql, item).await?;
     write_ids(&out.join("confirmed.txt"), &confirmed)?;
     write_ids(&out.join("persisted.txt"), &persisted)?;
     let reservations =
         settle_reservations(&mut backends, reserving, reserved.order_ids, &mut timeline).await?;
+    timeline.align(origin);
     Ok(DrillReport {
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         item,
@@ -207,6 +237,8 @@ async fn drill(
         orders: OrderAudit::new(&confirmed, &persisted),
         stock: backends.account(item, INITIAL_STOCK).await?,
         reservations,
+        per_second,
+        chart: None,
     })
 }
 
@@ -271,10 +303,12 @@ impl Crash<'_> {
         down_secs: u64,
         timeline: &mut Timeline,
     ) -> anyhow::Result<()> {
-        timeline.note(format!("kill -9 {service}"));
+        let kill = format!("kill -9 {service}");
+        timeline.mark(&kill, kill.clone());
         self.stack.stop_service(service, libc::SIGKILL);
         tokio::time::sleep(Duration::from_secs(down_secs)).await;
-        timeline.note(format!("restart {service}"));
+        let restart = format!("restart {service}");
+        timeline.mark(&restart, restart.clone());
         self.stack.start_service(service, self.env)
     }
 }

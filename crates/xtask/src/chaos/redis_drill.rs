@@ -10,11 +10,15 @@
 //! units Redis would sell twice (its stock above MySQL's) and conservation, and, where
 //! Redis lost data, the same after `stock-writer rebuild-redis`. The servers are
 //! private (ports 7101-7106 and 7199, under target/chaos/redis); the services go back
-//! to the machine's Redis afterwards. Passes when the acknowledged scenarios lost and
-//! doubled nothing and no scenario doubled an order.
+//! to the machine's Redis afterwards. Each scenario records its seconds and draws them
+//! with its faults ([`super::seconds`]); the report is [`super::redis_report`]. Passes
+//! when the acknowledged scenarios lost and doubled nothing and no scenario doubled an
+//! order.
 
 use super::redis_nodes::{RedisCluster, RedisNode, start_single};
+use super::redis_report::ScenarioReport;
 use super::report::Timeline;
+use super::seconds::{LoadSeconds, Sampler};
 use crate::api::Admin;
 use crate::native::NativeStack;
 use crate::step;
@@ -25,12 +29,11 @@ use devstack::stock::{outbox_len, persisted_order_ids};
 use devstack::{OrderAudit, SERVICES, ServiceEnv, StockAccount};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use inventory::ItemKeys;
-use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const INITIAL_STOCK: u64 = 1_000_000;
-const CONCURRENCY: usize = 32;
+pub const INITIAL_STOCK: u64 = 1_000_000;
+pub const CONCURRENCY: usize = 32;
 const MANY_ITEMS: usize = 50;
 /// Load before the fault.
 const BEFORE_FAULT: Duration = Duration::from_secs(5);
@@ -43,37 +46,6 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(180);
 enum Backend {
     Cluster { acked: u32 },
     Single { appendfsync: &'static str },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioReport {
-    pub name: String,
-    pub items: usize,
-    pub timeline: Timeline,
-    pub ok: u64,
-    pub server_errors: u64,
-    pub error_codes: std::collections::BTreeMap<String, u64>,
-    pub longest_gap_without_ok_s: f64,
-    /// kill to a new master serving the slot (cluster only).
-    pub failover_s: Option<f64>,
-    pub orders: OrderAudit,
-    pub duplicated: u64,
-    /// Units of Redis stock above MySQL's over the items: sales Redis forgot, whose
-    /// units it would sell again.
-    pub sellable_twice: i64,
-    pub conserved: bool,
-    /// Conservation once `stock-writer rebuild-redis` ran (only where it was broken).
-    pub conserved_after_rebuild: Option<bool>,
-    /// Whether this scenario must lose nothing (the acknowledged ones).
-    pub guaranteed: bool,
-}
-
-impl ScenarioReport {
-    pub fn passed(&self) -> bool {
-        self.duplicated == 0
-            && (!self.guaranteed
-                || (self.orders.missing == 0 && self.sellable_twice == 0 && self.conserved))
-    }
 }
 
 /// Runs every scenario; the reports, in order.
@@ -176,6 +148,17 @@ async fn scenario(
         ),
         Backend::Single { appendfsync } => format!("single server, appendfsync {appendfsync}"),
     };
+    let chart_file = match backend {
+        Backend::Cluster { acked } => format!(
+            "redis-timeline-cluster-acked{acked}-{}",
+            if item_count == 1 {
+                "hot-item".to_owned()
+            } else {
+                format!("{item_count}-items")
+            }
+        ),
+        Backend::Single { appendfsync } => format!("redis-timeline-single-{appendfsync}"),
+    };
     step(format!("scenario: {name}"));
     let settings = redis_settings(stack, backend, cluster);
     let env = service_env(&settings);
@@ -205,6 +188,11 @@ async fn scenario(
             stack.settings.jwt.private_key_path.clone(),
         )
     };
+    let sampler = Sampler::start(
+        settings.clone(),
+        items.clone(),
+        NativeStack::port("stock-writer"),
+    );
     let load = tokio::task::spawn_blocking(move || run.execute());
     tokio::time::sleep(BEFORE_FAULT).await;
 
@@ -216,42 +204,54 @@ async fn scenario(
                 .node(master)
                 .context("the master is not a drill node")?;
             let replica = cluster.replica_of(master).await?;
-            timeline.note(format!(
-                "the replica (port {}) of the master of item {}'s slot {slot} (port {master}) stalls (SIGSTOP): it falls behind, as across a slow network",
-                replica.port, items[0]
-            ));
+            timeline.mark(
+                "replica stalls",
+                format!(
+                    "the replica (port {}) of the master of item {}'s slot {slot} (port {master}) stalls (SIGSTOP): it falls behind, as across a slow network",
+                    replica.port, items[0]
+                ),
+            );
             replica.pause();
             tokio::time::sleep(REPLICA_STALL).await;
-            timeline.note(format!("kill -9 the master (port {master})"));
+            timeline.mark(
+                "kill -9 master",
+                format!("kill -9 the master (port {master})"),
+            );
             let killed = Instant::now();
             node.kill();
             tokio::time::sleep(Duration::from_millis(500)).await;
-            timeline.note(format!(
-                "the replica (port {}) resumes (SIGCONT)",
-                replica.port
-            ));
+            timeline.mark(
+                "replica resumes",
+                format!("the replica (port {}) resumes (SIGCONT)", replica.port),
+            );
             replica.resume();
             cluster.wait_failover(slot, master).await?;
             let failover = killed.elapsed().as_secs_f64();
-            timeline.note(format!(
-                "slot {slot} served by port {} after {failover:.1}s",
-                cluster.master_of(slot).await?
-            ));
+            timeline.mark(
+                "failover",
+                format!(
+                    "slot {slot} served by port {} after {failover:.1}s",
+                    cluster.master_of(slot).await?
+                ),
+            );
             tokio::time::sleep(Duration::from_secs(2)).await;
-            timeline.note(format!("restart port {master}"));
+            timeline.mark("restart old master", format!("restart port {master}"));
             node.start()?;
             cluster.wait_replica(master).await?;
-            timeline.note(format!("port {master} back, a replica in sync"));
+            timeline.mark(
+                "old master back",
+                format!("port {master} back, a replica in sync"),
+            );
             Some(failover)
         }
         (None, Some(node)) => {
-            timeline.note("kill -9 Redis");
+            timeline.mark("kill -9 Redis", "kill -9 Redis");
             node.kill();
             tokio::time::sleep(Duration::from_secs(1)).await;
-            timeline.note("restart Redis (it replays its AOF)");
+            timeline.mark("restart Redis", "restart Redis (it replays its AOF)");
             node.start()?;
             node.wait_up().await?;
-            timeline.note("Redis back");
+            timeline.mark("Redis back", "Redis back");
             None
         }
         (None, None) => None,
@@ -260,6 +260,7 @@ async fn scenario(
         timeline.note("WARNING: the load ended before the fault was over; pass a longer SECONDS");
     }
     let outcome = load.await??;
+    let loads = vec![LoadSeconds::of("purchases", &outcome, outcome.started)];
     let summary = &outcome.summary;
     timeline.note(format!(
         "load over: {}",
@@ -271,6 +272,7 @@ async fn scenario(
     let mut redis = common::redis::pool(&settings)?.get().await?;
     let drained = drain(&mut mysql, &mut redis, &keyspace, &items).await?;
     timeline.note(format!("drained in {}s", drained.as_secs()));
+    let per_second = sampler.stop(outcome.started, loads);
 
     let mut persisted = Vec::new();
     for item in &items {
@@ -287,8 +289,10 @@ async fn scenario(
         let after = accounts(&mut mysql, &mut redis, &keyspace, &items).await?;
         Some(after.iter().all(StockAccount::conserved))
     };
+    timeline.align(outcome.started);
     Ok(ScenarioReport {
         name,
+        chart_file,
         items: item_count,
         timeline,
         ok: summary.ok,
@@ -311,6 +315,8 @@ async fn scenario(
         conserved,
         conserved_after_rebuild,
         guaranteed: matches!(backend, Backend::Cluster { acked: 1.. }),
+        per_second,
+        chart: None,
     })
 }
 
@@ -353,51 +359,4 @@ async fn accounts(
         accounts.push(StockAccount::measure(mysql, redis, keyspace, *item, INITIAL_STOCK).await?);
     }
     Ok(accounts)
-}
-
-/// The drill's report as Markdown: one table, then each scenario's timeline.
-pub fn markdown(reports: &[ScenarioReport], cpus: usize) -> String {
-    let mut lines = vec![
-        "# Redis drill".to_owned(),
-        String::new(),
-        format!(
-            "Machine: {cpus} CPUs. Load at concurrency {CONCURRENCY} through the gateway; initial stock {INITIAL_STOCK} per item. The cluster: 3 masters, 3 replicas, cluster-node-timeout 2 s, AOF everysec."
-        ),
-        String::new(),
-        "| scenario | 200s | 5xx | longest without a 200 | failover | 200s missing from MySQL | units Redis would sell twice | duplicated orders | conserved | after rebuild-redis |".into(),
-        "|---|---|---|---|---|---|---|---|---|---|".into(),
-    ];
-    for r in reports {
-        lines.push(format!(
-            "| {} | {} | {} | {:.1} s | {} | **{}** | **{}** | {} | {} | {} |",
-            r.name,
-            r.ok,
-            r.server_errors,
-            r.longest_gap_without_ok_s,
-            r.failover_s.map_or("-".into(), |s| format!("{s:.1} s")),
-            r.orders.missing,
-            r.sellable_twice,
-            r.duplicated,
-            if r.conserved { "yes" } else { "no" },
-            match r.conserved_after_rebuild {
-                None => "-",
-                Some(true) => "conserved",
-                Some(false) => "NOT conserved",
-            },
-        ));
-    }
-    for r in reports {
-        lines.extend([String::new(), format!("## {}", r.name)]);
-        lines.extend(
-            r.timeline
-                .0
-                .iter()
-                .map(|e| format!("- {} {}", e.at, e.what)),
-        );
-        lines.push(format!(
-            "- non-200 answers: {}",
-            serde_json::to_string(&r.error_codes).unwrap_or_default()
-        ));
-    }
-    lines.join("\n") + "\n"
 }

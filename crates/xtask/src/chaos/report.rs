@@ -1,14 +1,27 @@
-//! The drill's report: what was done when, and what was found (the order audit and the
-//! item's stock account), as JSON and as Markdown.
+//! The drill's report: what was done when, what was recorded each second
+//! ([`PerSecond`]) and what was found (the order audit and the item's stock account), as
+//! JSON and as Markdown, which shows the timeline chart.
 
+use super::seconds::PerSecond;
+use crate::charts::Mark;
 use devstack::{OrderAudit, StockAccount};
 use serde::Serialize;
+use std::time::Instant;
 
-/// Something the drill did, at a time of day (HH:MM:SS).
+/// Something the drill did, at a time of day (HH:MM:SS) and, once the load's start is
+/// known, at a time on the load's clock.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub at: String,
+    /// Seconds since the load started (none for what came before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_s: Option<f64>,
     pub what: String,
+    /// A fault or a recovery's short name, for its line on the timeline chart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+    #[serde(skip)]
+    pub instant: Instant,
 }
 
 /// The drill's events in order.
@@ -18,10 +31,54 @@ pub struct Timeline(pub Vec<Event>);
 impl Timeline {
     /// Records an event now and says it on standard error.
     pub fn note(&mut self, what: impl Into<String>) {
-        let what = what.into();
+        self.record(what.into(), None);
+    }
+
+    /// Records a fault or a recovery now: also drawn on the chart, named `mark`.
+    pub fn mark(&mut self, mark: &str, what: impl Into<String>) {
+        self.record(what.into(), Some(mark.to_owned()));
+    }
+
+    fn record(&mut self, what: String, mark: Option<String>) {
         crate::step(&what);
-        let at = chrono::Local::now().format("%H:%M:%S").to_string();
-        self.0.push(Event { at, what });
+        self.0.push(Event {
+            at: chrono::Local::now().format("%H:%M:%S").to_string(),
+            t_s: None,
+            what,
+            mark,
+            instant: Instant::now(),
+        });
+    }
+
+    /// Puts every event from `started` on (the load's start) on the load's clock.
+    pub fn align(&mut self, started: Instant) {
+        for event in &mut self.0 {
+            event.t_s = event
+                .instant
+                .checked_duration_since(started)
+                .map(|t| (t.as_secs_f64() * 10.0).round() / 10.0);
+        }
+    }
+
+    /// The marked events on the load's clock, for the chart.
+    pub fn marks(&self) -> Vec<Mark> {
+        self.0
+            .iter()
+            .filter_map(|event| {
+                Some(Mark {
+                    at_s: event.t_s?,
+                    label: event.mark.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// One Markdown list item per event.
+    pub fn markdown(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|e| match e.t_s {
+            Some(t) => format!("- {} (t = {t:.1} s) {}", e.at, e.what),
+            None => format!("- {} {}", e.at, e.what),
+        })
     }
 }
 
@@ -37,6 +94,10 @@ pub struct DrillReport {
     pub orders: OrderAudit,
     pub stock: StockAccount,
     pub reservations: ReservationCheck,
+    pub per_second: PerSecond,
+    /// The timeline chart's Markdown image, when it was drawn.
+    #[serde(skip)]
+    pub chart: Option<String>,
 }
 
 /// The reservation load beside the purchase load: every reservation answered 200 must
@@ -118,12 +179,10 @@ impl DrillReport {
             String::new(),
             "## What was done".into(),
         ];
-        lines.extend(
-            self.timeline
-                .0
-                .iter()
-                .map(|e| format!("- {} {}", e.at, e.what)),
-        );
+        lines.extend(self.timeline.markdown());
+        if let Some(chart) = &self.chart {
+            lines.extend([String::new(), chart.clone()]);
+        }
         let redis = stock
             .redis_stock
             .map_or_else(|| "missing".to_owned(), |s| s.to_string());
@@ -154,6 +213,34 @@ impl DrillReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn events_are_put_on_the_loads_clock_and_the_marked_ones_on_the_chart() {
+        let mut timeline = Timeline::default();
+        timeline.note("item 7 created");
+        let started = Instant::now();
+        timeline.mark("kill -9 writer", "kill -9 stock-writer");
+        timeline.note("load over");
+        timeline.0[1].instant = started + Duration::from_millis(4_040);
+        timeline.align(started);
+        let times: Vec<Option<f64>> = timeline.0.iter().map(|e| e.t_s).collect();
+        assert_eq!(times[..2], [None, Some(4.0)]);
+        assert_eq!(
+            timeline.marks(),
+            [Mark {
+                at_s: 4.0,
+                label: "kill -9 writer".into()
+            }]
+        );
+        let json = serde_json::to_value(&timeline).unwrap();
+        assert_eq!(json[0].as_object().unwrap().len(), 2, "at and what: {json}");
+        assert_eq!(json[1]["t_s"], 4.0);
+        assert_eq!(json[1]["mark"], "kill -9 writer");
+        let lines: Vec<String> = timeline.markdown().collect();
+        assert!(lines[0].ends_with(" item 7 created"));
+        assert!(lines[1].ends_with(" (t = 4.0 s) kill -9 stock-writer"));
+    }
 
     fn report(missing: usize, duplicated: u64, mysql_stock: u64) -> DrillReport {
         DrillReport {
@@ -164,7 +251,10 @@ mod tests {
             broker: "flash-chaos@localhost on 127.0.0.1:5679".into(),
             timeline: Timeline(vec![Event {
                 at: "10:00:04".into(),
+                t_s: Some(4.0),
                 what: "kill -9 stock-writer".into(),
+                mark: Some("kill -9 stock-writer".into()),
+                instant: Instant::now(),
             }]),
             orders: OrderAudit {
                 confirmed: 100,
@@ -203,6 +293,8 @@ mod tests {
                     distinct_orders: 40,
                 },
             },
+            per_second: PerSecond::default(),
+            chart: Some("![Chaos drill](timeline.svg)".into()),
         }
     }
 
@@ -212,7 +304,8 @@ mod tests {
         assert!(clean.passed());
         let markdown = clean.markdown();
         for line in [
-            "- 10:00:04 kill -9 stock-writer",
+            "- 10:00:04 (t = 4.0 s) kill -9 stock-writer",
+            "\n![Chaos drill](timeline.svg)\n",
             "- orders answered 200: 100",
             "- of those missing from MySQL: **0**",
             "- duplicated order rows: **0**",

@@ -1,5 +1,6 @@
-//! Reading stock-writer's Prometheus text: a counter's value, and the p99 of the
-//! `writer_lag_seconds` histogram from its cumulative buckets.
+//! Reading stock-writer's Prometheus text, for the bench and the drills: a counter's
+//! value, a histogram's sum and count, and the p99 of the `writer_lag_seconds`
+//! histogram from its cumulative buckets.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,14 @@ pub fn counter_sum(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// A histogram's `_sum` and `_count` (e.g. `writer_lag_seconds`: seconds of lag in
+/// all, events measured).
+pub fn histogram_totals(text: &str, name: &str) -> Option<(f64, f64)> {
+    let sum = counter(text, &format!("{name}_sum "))?;
+    let count = counter(text, &format!("{name}_count "))?;
+    Some((sum, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +163,14 @@ purchase_outcomes_totally{outcome="sold_out_mark"} 1000
         );
         assert_eq!(marks, 15.0);
         assert_eq!(counter_sum(text, "purchase_outcomes_total", "nothing"), 0.0);
+    }
+
+    #[test]
+    fn a_histogram_has_a_sum_and_a_count() {
+        assert_eq!(
+            histogram_totals(METRICS, "writer_lag_seconds"),
+            Some((512.5, 1000.0))
+        );
+        assert_eq!(histogram_totals(METRICS, "writer_batch_size"), None);
     }
 }
