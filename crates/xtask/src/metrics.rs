@@ -94,9 +94,22 @@ pub fn counter_sum(text: &str, name: &str, label: &str) -> f64 {
 /// A histogram's `_sum` and `_count` (e.g. `writer_lag_seconds`: seconds of lag in
 /// all, events measured).
 pub fn histogram_totals(text: &str, name: &str) -> Option<(f64, f64)> {
-    let sum = counter(text, &format!("{name}_sum "))?;
-    let count = counter(text, &format!("{name}_count "))?;
+    let sum = sample(text, &format!("{name}_sum"))?;
+    let count = sample(text, &format!("{name}_count"))?;
     Some((sum, count))
+}
+
+/// The value of the series named exactly `name`, with or without labels.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -172,5 +185,12 @@ purchase_outcomes_totally{outcome="sold_out_mark"} 1000
             Some((512.5, 1000.0))
         );
         assert_eq!(histogram_totals(METRICS, "writer_batch_size"), None);
+        let labelled = "writer_lag_seconds_sum{service=\"stock-writer\"} 2.5\n\
+                        writer_lag_seconds_count{service=\"stock-writer\"} 10\n";
+        assert_eq!(
+            histogram_totals(labelled, "writer_lag_seconds"),
+            Some((2.5, 10.0)),
+            "as stock-writer exports it, with its service label"
+        );
     }
 }
