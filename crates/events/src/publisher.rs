@@ -113,8 +113,17 @@ impl Publisher {
             ..Default::default()
         };
         let declare = channel.queue_declare(queue.into(), passive, FieldTable::default());
-        match tokio::time::timeout(self.timeout, declare).await {
-            Ok(Ok(queue)) => Ok(queue.message_count()),
+        Ok(self.within_timeout(declare).await?.message_count())
+    }
+
+    /// Runs one exchange with the broker within the timeout; after an error or a
+    /// timeout the link is rebuilt on the next use.
+    async fn within_timeout<T>(
+        &self,
+        exchange: impl Future<Output = Result<T, lapin::Error>>,
+    ) -> Result<T, PublishError> {
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 self.forget_link().await;
                 Err(PublishError::Unavailable(error.to_string()))
@@ -160,17 +169,10 @@ impl Publisher {
                 .await?
                 .await
         };
-        match tokio::time::timeout(self.timeout, publish).await {
-            Ok(Ok(confirmation)) if confirmation.is_ack() => Ok(()),
-            Ok(Ok(_)) => Err(PublishError::Nacked),
-            Ok(Err(error)) => {
-                self.forget_link().await;
-                Err(PublishError::Unavailable(error.to_string()))
-            }
-            Err(_) => {
-                self.forget_link().await;
-                Err(PublishError::Timeout(self.timeout))
-            }
+        if self.within_timeout(publish).await?.is_ack() {
+            Ok(())
+        } else {
+            Err(PublishError::Nacked)
         }
     }
 }
