@@ -245,19 +245,27 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
             .all(|a| a.status == 200 || a.body["error_code"] == "INSUFFICIENT_STOCK")
     );
     assert_eq!(stack.redis_stock(item).await, 0);
-    testkit::eventually(
-        60,
-        "MySQL: 500 paid, 500 expired, 500 reserved, stock 0",
-        || async {
-            let statuses = mysql_statuses(&stack, item).await;
-            let count = |s: &str| statuses.values().filter(|v| *v == s).count();
-            count("paid") == 500
-                && count("expired") == 500
-                && count("reserved") == 500
-                && stack.store.outbox_len(item).await.unwrap() == 0
-        },
-    )
-    .await;
+    // Polled by hand so that a failure shows what MySQL and the outbox held.
+    let wanted = (500, 500, 500, 0);
+    let mut seen = (0, 0, 0, u64::MAX);
+    for _ in 0..600 {
+        let statuses = mysql_statuses(&stack, item).await;
+        let count = |s: &str| statuses.values().filter(|v| *v == s).count();
+        seen = (
+            count("paid"),
+            count("expired"),
+            count("reserved"),
+            stack.store.outbox_len(item).await.unwrap(),
+        );
+        if seen == wanted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen, wanted,
+        "MySQL (paid, expired, reserved) and the outbox's length after 60 s"
+    );
     // Conservation: initial = stock + reserved + paid.
     assert_eq!(stack.mysql_stock(item).await, 0);
 }
