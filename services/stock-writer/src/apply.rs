@@ -189,10 +189,13 @@ async fn apply_one(
     Ok(Applied::Applied)
 }
 
-/// Applies a batch: its placements in one transaction (the fast path), then the
-/// reservations' later steps in another, one savepoint each. Placing first is right in
-/// any arrival order: a step whose placement is in the same batch then finds the order,
-/// and one that arrived before it would have left the same result. An `Err` is a
+/// Applies a batch: the reservations' later steps first, one savepoint each, then its
+/// placements in one transaction (the fast path). Steps first, because a release in the
+/// batch may be what gives back the units a placement in the same batch was sold (the
+/// expiry came before the resale in Redis; placing first would refuse that sale as
+/// overselling MySQL's stock). It is right in any arrival order: a step whose placement
+/// is in the same batch records the order in its final state, as if it had arrived
+/// first, and the placement then changes nothing. An `Err` is a
 /// database failure: the caller retries the whole batch, and what already committed
 /// answers as a duplicate.
 pub async fn apply_batch(
@@ -205,14 +208,14 @@ pub async fn apply_batch(
         .copied()
         .enumerate()
         .partition(|(_, event)| event.kind == EventType::Placed);
-    let placed: Vec<&StockEvent> = placements.iter().map(|(_, event)| *event).collect();
     let mut outcomes = vec![Applied::Duplicate; events.len()];
+    let stepped: Vec<&StockEvent> = steps.iter().map(|(_, event)| *event).collect();
+    let step_outcomes = apply_one_by_one(conn, &stepped).await?;
+    let placed: Vec<&StockEvent> = placements.iter().map(|(_, event)| *event).collect();
     let placed_outcomes = match apply_all_or_none(conn, &placed).await? {
         Some(outcomes) => outcomes,
         None => apply_one_by_one(conn, &placed).await?,
     };
-    let stepped: Vec<&StockEvent> = steps.iter().map(|(_, event)| *event).collect();
-    let step_outcomes = apply_one_by_one(conn, &stepped).await?;
     for ((index, _), outcome) in placements
         .iter()
         .chain(&steps)

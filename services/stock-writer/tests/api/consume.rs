@@ -1,4 +1,5 @@
 use crate::helpers::{event, spawn_writer, spawn_writer_with};
+use events::StockEvent;
 use redis::AsyncCommands;
 use std::time::Duration;
 use web_layer::service::{Running, Service};
@@ -127,6 +128,37 @@ async fn a_message_carrying_a_batch_applies_each_event_and_refuses_a_bad_one_alo
         "the refused event alone, not its batch"
     );
     assert_eq!(writer.order_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_resale_in_the_same_batch_as_the_release_it_needs_is_applied() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 1).await;
+    let first = StockEvent {
+        pay_by_ms: Some(chrono::Utc::now().timestamp_millis() + 2000),
+        amount: Some(1500),
+        ..event("order-first", 1, 1)
+    };
+    writer.publish(&first).await;
+    writer.wait_for_orders(1).await;
+    assert_eq!(writer.stock(1).await, 0);
+    // In Redis the reservation expired, then its unit was sold again; both events reach
+    // the writer in one message, the resale first.
+    let expired = StockEvent {
+        kind: events::EventType::Expired,
+        at_ms: Some(chrono::Utc::now().timestamp_millis()),
+        ..first.clone()
+    };
+    let resale = event("order-resale", 1, 1);
+    let body = events::encode_message(&[resale, expired]);
+    writer
+        .publish_raw("batch:order-resale+1", body.as_bytes())
+        .await;
+    writer.assert_settled(2, 0).await;
+    assert!(
+        writer.env.rabbit.drain_dead_letters().await.is_empty(),
+        "the resale was refused as overselling"
+    );
 }
 
 #[tokio::test]
