@@ -3,9 +3,10 @@
 //! A placed order is already safe in its item's outbox; publishing at once only makes it
 //! reach MySQL sooner. Events go through a bounded queue to one task that keeps a
 //! bounded number of messages awaiting their confirm. Each message takes every event
-//! queued by then (up to `batch_max`): the broker's cost is per message, so while
-//! confirms are outstanding the orders that arrive meanwhile travel together, and a
-//! lone order still goes at once. Both bounds keep memory flat when the broker is slow.
+//! queued by then (up to `batch_max`): the broker's cost is per message, so while a
+//! confirm is outstanding the orders that arrive meanwhile gather into the next message
+//! (a partial batch waits while two messages await their confirms, a full one goes up
+//! to `max_in_flight`), and a lone order still goes at once. Both bounds keep memory flat when the broker is slow.
 //! When the queue is full (broker down, or far behind) the event is dropped here and
 //! the outbox relay publishes it later.
 //!
@@ -32,6 +33,8 @@ use tokio::task::JoinHandle;
 /// Confirmed orders are marked in Redis at least this often, or per this many.
 const MARK_EVERY: Duration = Duration::from_millis(100);
 const MARK_BATCH: usize = 512;
+/// Messages awaiting their confirm below which a partial batch is published.
+const PARTIAL_IN_FLIGHT: usize = 2;
 
 /// The publishing task's bounds, and when a confirmed order comes due again.
 pub struct PublishSettings {
@@ -85,7 +88,7 @@ async fn publish_queued(
     let mut mark_timer = tokio::time::interval(MARK_EVERY);
     loop {
         tokio::select! {
-            Some(first) = queued.recv(), if in_flight.len() < max_in_flight => {
+            Some(first) = queued.recv(), if may_publish(in_flight.len(), queued.len(), max_in_flight, batch_max) => {
                 let mut batch = vec![first];
                 while batch.len() < batch_max && let Ok(event) = queued.try_recv() {
                     batch.push(event);
@@ -118,6 +121,14 @@ async fn publish_queued(
     }
     mark_confirmed(&store, &mut confirmed, settings.republish_after_ms).await;
     failures.log();
+}
+
+/// Whether to publish now. A full batch goes while fewer than `max_in_flight` messages
+/// await their confirm; a partial one only while fewer than [`PARTIAL_IN_FLIGHT`] do, so
+/// the orders that arrive during a confirm's round trip gather into the next message
+/// instead of each taking one (a lone order still goes at once).
+fn may_publish(in_flight: usize, queued: usize, max_in_flight: usize, batch_max: usize) -> bool {
+    in_flight < max_in_flight && (in_flight < PARTIAL_IN_FLIGHT || queued + 1 >= batch_max)
 }
 
 async fn mark_confirmed(store: &ItemStore, confirmed: &mut Vec<(u64, String)>, after_ms: i64) {
@@ -202,6 +213,33 @@ pub async fn publish(publisher: &Publisher, events: &[StockEvent]) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_batch_waits_for_confirms_and_a_full_one_does_not() {
+        let (max_in_flight, batch_max) = (16, 128);
+        assert!(
+            may_publish(0, 0, max_in_flight, batch_max),
+            "a lone order goes at once"
+        );
+        assert!(may_publish(1, 5, max_in_flight, batch_max));
+        assert!(
+            !may_publish(2, 5, max_in_flight, batch_max),
+            "a partial batch gathers"
+        );
+        assert!(
+            may_publish(2, 127, max_in_flight, batch_max),
+            "a full batch goes"
+        );
+        assert!(
+            !may_publish(16, 500, max_in_flight, batch_max),
+            "the bound holds"
+        );
+        assert!(
+            may_publish(0, 0, 1, 1),
+            "one in flight at most still publishes"
+        );
+        assert!(!may_publish(1, 0, 1, 1));
+    }
 
     #[test]
     fn failures_are_summed_until_logged() {
