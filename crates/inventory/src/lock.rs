@@ -1,7 +1,9 @@
 //! A Redis distributed lock, the reference design done right: `SET key token NX PX ttl`
 //! with a random token, released by compare-and-delete (so a holder whose lock expired
 //! never deletes someone else's), retried `LOCK_MAX_RETRIES` times with a random
-//! `LOCK_RETRY_DELAY_MIN..=MAX` microsecond backoff.
+//! `LOCK_RETRY_DELAY_MIN..=MAX` microsecond backoff. Work done under
+//! [`DistributedLock::with_lock`] keeps the lock for as long as it runs: its TTL is
+//! extended every third of `LOCK_TTL_MS`, so only a holder that died loses it by expiry.
 
 use crate::Error;
 use common::config::LockSettings;
@@ -14,6 +16,12 @@ use std::time::Duration;
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+});
+
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
     )
 });
 
@@ -86,7 +94,21 @@ impl DistributedLock {
         Ok(deleted == 1)
     }
 
-    /// Runs `work` holding the lock and releases it afterwards, whatever `work` returned.
+    /// Extends the lock's TTL to a full `LOCK_TTL_MS` if it is still ours; returns
+    /// whether it was.
+    pub async fn extend(&self, guard: &LockGuard) -> Result<bool, Error> {
+        let mut conn = self.redis.get().await?;
+        let extended: i64 = EXTEND
+            .key(&guard.key)
+            .arg(&guard.token)
+            .arg(self.settings.ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(extended == 1)
+    }
+
+    /// Runs `work` holding the lock, extending it while the work runs, and releases it
+    /// afterwards, whatever `work` returned.
     pub async fn with_lock<T, E>(
         &self,
         key: &str,
@@ -96,12 +118,28 @@ impl DistributedLock {
         E: From<Error>,
     {
         let guard = self.acquire(key).await?;
-        let outcome = work().await;
+        let outcome = self.kept_while(&guard, work()).await;
         if let Err(error) = self.release(guard).await {
             // The TTL frees the lock anyway; the work itself is done.
             tracing::warn!(%error, key, "could not release lock");
         }
         outcome
+    }
+
+    /// Awaits `work`, extending the lock every third of its TTL meanwhile.
+    async fn kept_while<T>(&self, guard: &LockGuard, work: impl Future<Output = T>) -> T {
+        let every = Duration::from_millis((self.settings.ttl_ms / 3).max(1));
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                outcome = &mut work => return outcome,
+                () = tokio::time::sleep(every) => match self.extend(guard).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(key = %guard.key, "lost the lock while working: it expired or was taken"),
+                    Err(error) => tracing::warn!(%error, key = %guard.key, "could not extend the lock; retrying"),
+                },
+            }
+        }
     }
 }
 
@@ -186,5 +224,40 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn work_outliving_the_ttl_keeps_the_lock_until_it_ends() {
+        let redis = TestRedis::new();
+        let key = format!("{}lock", redis.prefix);
+        let lock = DistributedLock::new(
+            pool(),
+            LockSettings {
+                ttl_ms: 300,
+                ..settings(0)
+            },
+        );
+        let rival = lock.clone();
+        let taken_meanwhile = lock
+            .with_lock(&key, async || {
+                let mut taken = 0;
+                for _ in 0..10 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Ok(guard) = rival.acquire(&key).await {
+                        taken += 1;
+                        rival.release(guard).await.unwrap();
+                    }
+                }
+                Ok::<_, Error>(taken)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            taken_meanwhile, 0,
+            "a second holder got in during 1 s of work"
+        );
+        let mut conn = redis.connection().await;
+        let left: Option<String> = conn.get(&key).await.unwrap();
+        assert_eq!(left, None, "released at the end");
     }
 }
