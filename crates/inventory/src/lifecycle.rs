@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 
 static LIFECYCLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lifecycle.lua")));
+static RESTORE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/restore_reservations.lua")));
 
 /// How long what became of a reservation (and an applied payment id) is remembered in
 /// Redis; after that MySQL answers.
@@ -128,7 +130,7 @@ impl ItemStore {
         pay_by_ms: i64,
         now_ms: i64,
     ) -> Result<(), Error> {
-        let ttl = u64::try_from((pay_by_ms - now_ms).max(0) / 1000).unwrap_or(0) + SETTLED_TTL_SECS;
+        let ttl = index_ttl_secs(pay_by_ms, now_ms);
         let mut conn = self.redis().get().await?;
         conn.set_ex::<_, _, ()>(order_item(self.keyspace(), order_id), item_id, ttl)
             .await?;
@@ -155,9 +157,12 @@ impl ItemStore {
             .await?)
     }
 
-    /// Puts back reservations Redis lost (rebuild-redis, from MySQL): each in the
-    /// reserved hash, the expiry schedule and the order → item index, leaving any Redis
-    /// still has alone. `reservations` are (order id, placement event JSON, pay_by ms).
+    /// Puts back reservations Redis lost (rebuild-redis, from MySQL's open ones): each
+    /// in the reserved hash and the expiry schedule, decided atomically with the restore
+    /// (`scripts/restore_reservations.lua`): one Redis still holds is left alone, one
+    /// Redis knows ended (settled, or its step not yet in MySQL) is not brought back.
+    /// Then each restored order is indexed to its item. `reservations` are (order id,
+    /// placement event JSON, pay_by ms); sent in chunks so Redis is never blocked long.
     /// Returns how many were put back.
     pub async fn restore_reservations(
         &self,
@@ -165,18 +170,37 @@ impl ItemStore {
         reservations: &[(String, String, i64)],
         now_ms: i64,
     ) -> Result<usize, Error> {
+        const CHUNK: usize = 500;
         let keys = self.keys(item_id);
         let mut restored = 0;
-        let mut conn = self.redis().get().await?;
-        for (order_id, event, pay_by_ms) in reservations {
-            let added: bool = conn.hset_nx(keys.reserved(), order_id, event).await?;
-            if added {
-                conn.zadd::<_, _, _, ()>(keys.expiry(), order_id, *pay_by_ms)
-                    .await?;
-                restored += 1;
+        for chunk in reservations.chunks(CHUNK) {
+            let mut invocation = RESTORE.prepare_invoke();
+            invocation
+                .key(keys.reserved())
+                .key(keys.expiry())
+                .key(keys.outbox())
+                .key(keys.parked());
+            for (order_id, event, pay_by_ms) in chunk {
+                invocation
+                    .key(keys.settled(order_id))
+                    .arg(order_id)
+                    .arg(event)
+                    .arg(pay_by_ms);
             }
-            self.index_reservation(order_id, item_id, *pay_by_ms, now_ms)
+            let put_back: Vec<String> = invocation
+                .invoke_async(&mut self.redis().get().await?)
                 .await?;
+            let mut index = SlotPipeline::new();
+            for (order_id, _, pay_by_ms) in chunk.iter().filter(|r| put_back.contains(&r.0)) {
+                let key = order_item(self.keyspace(), order_id);
+                let ttl = index_ttl_secs(*pay_by_ms, now_ms);
+                index.add_ignored(&key, redis::Cmd::set_ex(&key, item_id, ttl));
+            }
+            index.run(&self.redis().get().await?).await?;
+            restored += put_back.len();
+        }
+        if restored > 0 {
+            self.redis().replicated(&keys.reserved()).await?;
         }
         Ok(restored)
     }
@@ -186,6 +210,11 @@ impl ItemStore {
         let mut conn = self.redis().get().await?;
         Ok(conn.hgetall(self.keys(item_id).reserved()).await?)
     }
+}
+
+/// How long the order → item index of a reservation lives: until well after its deadline.
+fn index_ttl_secs(pay_by_ms: i64, now_ms: i64) -> u64 {
+    u64::try_from((pay_by_ms - now_ms).max(0) / 1000).unwrap_or(0) + SETTLED_TTL_SECS
 }
 
 fn parse_reply(reply: &[String]) -> Option<Ended> {

@@ -5,6 +5,7 @@ mod admission;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod operators;
 mod orders;
 mod outcomes;
 mod payments;

@@ -157,3 +157,53 @@ async fn rebuild_redis_puts_back_the_open_reservations_redis_lost() {
     let bought: BTreeMap<u64, u64> = redis.hgetall(keys.bought()).await.unwrap();
     assert!(bought.is_empty(), "{bought:?}");
 }
+
+#[tokio::test]
+async fn rebuild_redis_never_brings_back_a_reservation_redis_knows_ended() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    // MySQL still has four open reservations; Redis knows two of them ended (a settled
+    // marker; a payment parked on its way to MySQL) and still holds a third.
+    for order in ["settled", "parked", "held", "lost"] {
+        sql(&writer, &format!("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status, pay_by, amount) VALUES ('{order}', 7, 1, 1, NOW(3), 'reserved', NOW(3) + INTERVAL 1 HOUR, 100)")).await;
+    }
+    sql(
+        &writer,
+        "UPDATE items SET stock = 6, payment_window_secs = 3600 WHERE id = 1",
+    )
+    .await;
+    let store = writer.store();
+    let keys = store.keys(1);
+    let mut redis = writer.env.redis.connection().await;
+    redis
+        .set::<_, _, ()>(keys.settled("settled"), "cancelled")
+        .await
+        .unwrap();
+    let paid = serde_json::json!({"version": 2, "type": "paid", "order_id": "parked", "user_id": 7,
+        "item_id": 1, "quantity": 1, "purchased_at_ms": 1, "payment_id": "pay-1"});
+    let parked = serde_json::json!({"event": paid.to_string(), "reason": "test"});
+    redis
+        .hset::<_, _, _, ()>(keys.parked(), "parked:paid", parked.to_string())
+        .await
+        .unwrap();
+    redis
+        .hset::<_, _, _, ()>(keys.reserved(), "held", "{\"kept\":true}")
+        .await
+        .unwrap();
+
+    let reports = rebuild(&writer).run(Some(1), |_| {}).await.unwrap();
+
+    assert_eq!(reports[0].reservations_restored, 1);
+    let open: BTreeMap<String, String> = redis.hgetall(keys.reserved()).await.unwrap();
+    assert_eq!(
+        open.keys().collect::<Vec<_>>(),
+        ["held", "lost"],
+        "only the one Redis lost is back"
+    );
+    assert_eq!(
+        open["held"], "{\"kept\":true}",
+        "the one Redis held is left alone"
+    );
+    assert_eq!(store.item_of_reservation("lost").await.unwrap(), Some(1));
+    assert_eq!(store.item_of_reservation("settled").await.unwrap(), None);
+}
