@@ -37,6 +37,11 @@ pub enum Error {
     /// (`REDIS_MIN_REPLICAS_ACKED`) to outlive its master.
     #[error(transparent)]
     NotReplicated(#[from] common::redis::ReplicationError),
+    /// A reservation step (pay, cancel, expire) that may have happened and could not be
+    /// settled in time: applied on a master whose replicas did not acknowledge it, or
+    /// sent without a reply.
+    #[error("the outcome of a step on order {order_id} is unknown")]
+    StepUnsettled { order_id: String },
 }
 
 /// The Redis server's clock (TIME) in Unix ms: the one the scripts check sale windows and

@@ -9,6 +9,7 @@ use crate::{Error, ItemStore};
 use common::redis::SlotPipeline;
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 static LIFECYCLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lifecycle.lua")));
@@ -18,6 +19,9 @@ static RESTORE: LazyLock<Script> =
 /// How long what became of a reservation (and an applied payment id) is remembered in
 /// Redis; after that MySQL answers.
 pub const SETTLED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// First pause before a step is applied again; it doubles up to a second.
+const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 /// What to do to a reservation.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +64,55 @@ pub enum Ended {
 }
 
 impl ItemStore {
-    /// Applies one step to a reservation of `item_id`.
+    /// Applies one step to a reservation of `item_id` and answers once the state it
+    /// answers from is on `REDIS_MIN_REPLICAS_ACKED` replicas, so a failover cannot take
+    /// back what a client is told. When the replicas cannot say so (or the reply is
+    /// lost), the step is applied again until they do: the script is idempotent by order
+    /// (a step that already happened is found settled, and counts as this one), so
+    /// whichever master survives ends up with the step exactly once. Past the store's
+    /// settle bound the outcome is [`Error::StepUnsettled`].
     pub async fn end_reservation(
+        &self,
+        item_id: u64,
+        order_id: &str,
+        step: Step<'_>,
+    ) -> Result<Ended, Error> {
+        let deadline = Instant::now() + self.settle_within();
+        let reserved = self.keys(item_id).reserved();
+        let mut pause = FIRST_SETTLE_PAUSE;
+        let mut won: Option<Ended> = None;
+        loop {
+            let attempt = match self.step_once(item_id, order_id, step).await {
+                Ok(ended) => {
+                    let ended = match won.take() {
+                        Some(first) if first.is_repeated_by(&ended, order_id) => first,
+                        _ => ended,
+                    };
+                    match self.redis().replicated(&reserved).await {
+                        Ok(()) => return Ok(ended),
+                        Err(error) => {
+                            won = Some(ended);
+                            Error::NotReplicated(error)
+                        }
+                    }
+                }
+                Err(error @ Error::UnexpectedReply(_)) => return Err(error),
+                Err(error) => error,
+            };
+            if Instant::now() + pause >= deadline {
+                tracing::error!(order_id, error = %attempt, "reservation step still unsettled; answering OUTCOME_UNKNOWN");
+                return Err(Error::StepUnsettled {
+                    order_id: order_id.to_owned(),
+                });
+            }
+            tracing::warn!(order_id, error = %attempt, "reservation step not known to last; applying it again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Runs the lifecycle script once.
+    async fn step_once(
         &self,
         item_id: u64,
         order_id: &str,
@@ -215,6 +266,23 @@ impl ItemStore {
 /// How long the order → item index of a reservation lives: until well after its deadline.
 fn index_ttl_secs(pay_by_ms: i64, now_ms: i64) -> u64 {
     u64::try_from((pay_by_ms - now_ms).max(0) / 1000).unwrap_or(0) + SETTLED_TTL_SECS
+}
+
+impl Ended {
+    /// Whether `again`, the answer of the same step applied once more, is this step
+    /// found done: the step happened once, and this answer stands.
+    fn is_repeated_by(&self, again: &Ended, order_id: &str) -> bool {
+        match (self, again) {
+            (Ended::Paid { .. }, Ended::DuplicatePayment { order_id: paid }) => paid == order_id,
+            (Ended::Cancelled { .. }, Ended::NotReserved { settled }) => {
+                settled.as_deref() == Some("cancelled")
+            }
+            (Ended::Expired { .. }, Ended::NotReserved { settled }) => {
+                settled.as_deref() == Some("expired")
+            }
+            _ => false,
+        }
+    }
 }
 
 fn parse_reply(reply: &[String]) -> Option<Ended> {

@@ -7,6 +7,7 @@ use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, START
 use common::redis::{Keyspace, RedisClient, SlotPipeline};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 static TAKE_BACK_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/take_back_stock.lua")));
@@ -67,14 +68,35 @@ impl SaleTerms {
 pub struct ItemStore {
     redis: RedisClient,
     keys: Keyspace,
+    settle_within: Duration,
 }
+
+/// How long a write whose outcome is unknown is looked into before it is reported so,
+/// unless the owner says otherwise ([`ItemStore::settling_within`]).
+const DEFAULT_SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
 /// How many items a warm-up writes per round trip.
 const WARM_BATCH: usize = 500;
 
 impl ItemStore {
     pub fn new(redis: RedisClient, keys: Keyspace) -> Self {
-        ItemStore { redis, keys }
+        ItemStore {
+            redis,
+            keys,
+            settle_within: DEFAULT_SETTLE_WITHIN,
+        }
+    }
+
+    /// The same store, looking into an unknown outcome for at most `bound`.
+    pub fn settling_within(self, bound: Duration) -> Self {
+        ItemStore {
+            settle_within: bound,
+            ..self
+        }
+    }
+
+    pub fn settle_within(&self) -> Duration {
+        self.settle_within
     }
 
     pub fn keys(&self, item_id: u64) -> ItemKeys {

@@ -36,7 +36,7 @@ pub enum ApiError {
     #[error("The Idempotency-Key was already used for a different request; nothing was changed.")]
     IdempotencyKeyReused,
     #[error(
-        "Whether this purchase went through is not known yet. Look up the order before buying again; a retry with the same Idempotency-Key is always safe."
+        "Whether this change went through is not known yet. Look up the order before trying anything else; retrying the same request (a purchase with the same Idempotency-Key) is always safe."
     )]
     OutcomeUnknown { order_id: String },
     #[error("The sale of this item has not started yet.")]
@@ -183,6 +183,7 @@ impl From<inventory::Error> for ApiError {
             inventory::Error::NotReplicated(error) => {
                 ApiError::busy("a change did not reach enough Redis replicas", &error)
             }
+            inventory::Error::StepUnsettled { order_id } => ApiError::OutcomeUnknown { order_id },
         }
     }
 }

@@ -50,7 +50,8 @@ impl Service for Application {
                 "PAYMENT_WEBHOOK_SECRET must be set in production (the payment provider's webhook signing secret)"
             );
         }
-        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
+        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone())
+            .settling_within(Duration::from_millis(settings.purchase.outcome_timeout_ms));
         if settings.purchase.strategy == Strategy::Lua
             && let Err(error) = store.preload_purchase_script().await
         {

@@ -47,3 +47,44 @@ async fn a_purchase_no_replica_acknowledges_is_outcome_unknown_and_the_order_is_
         assert_eq!(looked_up.status, 200, "{}", looked_up.body);
     }
 }
+
+/// A cancel and a payment are state changes a client is told about, like a purchase:
+/// neither is answered 200 (nor "not reserved" by a retry) before replicas have it.
+#[actix_web::test]
+async fn a_cancel_or_payment_no_replica_acknowledges_is_outcome_unknown() {
+    let stack = spawn_stack_with(Strategy::Lua, |s| {
+        s.redis.min_replicas_acked = common::config::ReplicasAcked::Exactly(5);
+        s.redis.replica_ack_timeout_ms = 100;
+        s.purchase.outcome_timeout_ms = 600;
+    })
+    .await;
+    let item = stack
+        .item_on_terms(10, None, crate::lifecycle::reservable(600))
+        .await;
+    let mut orders = Vec::new();
+    for user in [1, 2] {
+        let response = stack.buy(user, item, json!(1)).await;
+        let id = match response.status {
+            200 => &response.body["order"]["id"],
+            _ => {
+                assert_envelope(&response, 503, "OUTCOME_UNKNOWN");
+                &response.body["order_id"]
+            }
+        };
+        orders.push(id.as_str().unwrap().to_owned());
+    }
+    testkit::eventually(30, "MySQL has both reservations", || async {
+        stack.persisted_orders(item).await.len() == 2
+    })
+    .await;
+
+    for attempt in ["first", "retry"] {
+        let cancel = stack.cancel(1, &orders[0]).await;
+        assert_envelope(&cancel, 503, "OUTCOME_UNKNOWN");
+        assert_eq!(cancel.body["order_id"], orders[0].as_str(), "{attempt}");
+        assert!(cancel.header("Retry-After").is_none(), "{attempt}");
+    }
+    let paid = stack.pay(&orders[1], "pay-unacked", 1500).await;
+    assert_envelope(&paid, 503, "OUTCOME_UNKNOWN");
+    assert_eq!(paid.body["order_id"], orders[1].as_str());
+}
