@@ -154,6 +154,46 @@ async fn a_lock_never_acquired_is_busy_and_changes_nothing() {
     assert_eq!(holder, "someone-else");
 }
 
+/// The outcome of a purchase under the lock is what EXEC did (or, with nothing written,
+/// what the reads found): a Redis that refuses UNWATCH afterwards changes neither.
+#[tokio::test]
+async fn under_lock_the_outcome_never_depends_on_unwatch() {
+    if testkit::redis_mode() == common::config::RedisMode::Cluster {
+        eprintln!("note: skipped on a Redis Cluster: the test starts a server of its own");
+        return;
+    }
+    let server = testkit::RedisServer::start(&["--rename-command", "UNWATCH", ""]);
+    let redis = TestRedis::new();
+    let store = ItemStore::new(
+        common::redis::pool(&RedisSettings {
+            port: server.port,
+            ..settings(&redis)
+        })
+        .unwrap(),
+        Keyspace::new(redis.prefix.clone()),
+    );
+    let terms = inventory::store::SaleTerms {
+        price: 100,
+        payment_window_secs: Some(60),
+        ..Default::default()
+    };
+    store
+        .put(&ItemState {
+            terms,
+            ..ItemState::on_sale(1, 3)
+        })
+        .await
+        .unwrap();
+    let reserved = under_lock(&store, &purchase("o-1", 2)).await;
+    assert!(
+        matches!(reserved, Outcome::Reserved { amount: 200, .. }),
+        "{reserved:?}"
+    );
+    let refused = under_lock(&store, &purchase("o-2", 2)).await;
+    assert_eq!(refused, Outcome::InsufficientStock { current_stock: 1 });
+    assert_eq!(store.outbox_len(1).await.unwrap(), 1);
+}
+
 #[tokio::test]
 async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing() {
     let proxy = redis_proxy().await;

@@ -22,7 +22,7 @@ pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, events_of, rabbit_url};
 pub use redis_server::RedisServer;
 pub use service::serve;
-pub use test_redis::{TestRedis, redis_url};
+pub use test_redis::{TestRedis, redis_mode, redis_url};
 
 use common::config::JwtSettings;
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};

@@ -47,10 +47,18 @@ impl ItemStore {
         // until it goes back, and it goes back unwatched (EXEC or UNWATCH) or not at all.
         let mut conn = self.redis().exclusive_for(&keys.stock()).await?;
         let result = check_and_write(&mut conn, purchase, keys, after_watch).await;
-        match &result {
-            Ok(Outcome::Placed) | Ok(Outcome::Busy) => {}
-            Ok(_) => redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?,
-            Err(_) => drop(deadpool_redis::Connection::take(conn)),
+        let unwatched = match &result {
+            // EXEC ran (or was aborted): it unwatched the connection.
+            Ok(Outcome::Placed | Outcome::Reserved { .. } | Outcome::Busy) => true,
+            // Nothing was written, so the outcome stands whatever UNWATCH answers.
+            Ok(_) => redis::cmd("UNWATCH")
+                .query_async::<()>(&mut conn)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        if !unwatched {
+            drop(deadpool_redis::Connection::take(conn));
         }
         result
     }
