@@ -112,13 +112,11 @@ async fn finish_migration(slot: u16, from: &Node, to: &Node, all: &[Node]) {
 /// An item id whose slot no other test's keys use: tests name items and users by small
 /// ids (`{42}`, `{u42}`), and moving a slot that holds another test's keys would strand
 /// them on the old master.
-fn item_of_an_unused_slot() -> u64 {
+fn items_of_unused_slots() -> impl Iterator<Item = u64> {
     let used: std::collections::HashSet<u16> = (0..=20_000u64)
         .flat_map(|n| [slot_of(&format!("{{{n}}}")), slot_of(&format!("{{u{n}}}"))])
         .collect();
-    (1_000_000_000_000u64..)
-        .find(|id| !used.contains(&slot_of(&format!("{{{id}}}"))))
-        .unwrap()
+    (1_000_000_000_000u64..).filter(move |id| !used.contains(&slot_of(&format!("{{{id}}}"))))
 }
 
 async fn buy(store: &ItemStore, item_id: u64, order_id: &str) -> Result<Outcome, String> {
@@ -146,7 +144,8 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
         common::redis::pool(&settings).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
-    let item = item_of_an_unused_slot();
+    let mut unused = items_of_unused_slots();
+    let item = unused.next().unwrap();
     store.put(&ItemState::on_sale(item, 10)).await.unwrap();
     let keys = store.keys(item);
     let slot = slot_of(&keys.stock());
@@ -156,8 +155,23 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
     let owner_address = topology.master_of(&conn, slot, true).await.unwrap();
     let owner = masters.iter().find(|n| n.address == owner_address).unwrap();
     let other = masters.iter().find(|n| n.address != owner_address).unwrap();
+    // An item that stays on the owner while the first one's slot moves away.
+    let mut neighbour = None;
+    for id in unused {
+        let candidate = slot_of(&store.keys(id).stock());
+        if candidate != slot
+            && topology.master_of(&conn, candidate, false).await.unwrap() == owner_address
+        {
+            neighbour = Some(id);
+            break;
+        }
+    }
+    let neighbour = neighbour.unwrap();
+    store.put(&ItemState::on_sale(neighbour, 10)).await.unwrap();
 
+    // The owner's first acknowledged write is of the item whose slot then moves.
     let before = buy(&store, item, "before").await;
+    let before_acked = store.redis().replicated(&keys.outbox()).await;
     migrate_keys(slot, owner, other).await;
     let asked: Result<Option<i64>, _> = conn.get(keys.stock()).await;
     // A script's keys include some that do not exist (the void marker), which neither
@@ -171,6 +185,12 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
     finish_migration(slot, owner, other, &masters).await;
     let during = during.await.unwrap();
     let moved = buy(&store, item, "moved").await;
+    let moved_acked = store.redis().replicated(&keys.outbox()).await;
+    let stayed = buy(&store, neighbour, "stayed").await;
+    let stayed_acked = store
+        .redis()
+        .replicated(&store.keys(neighbour).outbox())
+        .await;
     let stock: i64 = conn.get(keys.stock()).await.unwrap();
     let outbox: Vec<String> = conn.hkeys(keys.outbox()).await.unwrap();
     // Put the slot back where it was, the same way, before asserting anything.
@@ -189,6 +209,17 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
         Ok(Outcome::Placed),
         "the old master answers MOVED: the client re-reads the slots"
     );
+    assert_eq!(stayed, Ok(Outcome::Placed));
+    for (acked, what) in [
+        (before_acked, "before the move"),
+        (moved_acked, "on the new master"),
+        (stayed_acked, "of an unmoved item on the old master"),
+    ] {
+        assert!(
+            acked.is_ok(),
+            "replicas acknowledge a purchase {what}: {acked:?}"
+        );
+    }
     assert_eq!(stock, 7, "three units sold, each once");
     assert_eq!(outbox.len(), 3, "{outbox:?}");
     let stock: i64 = conn.get(keys.stock()).await.unwrap();

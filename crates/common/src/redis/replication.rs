@@ -4,7 +4,9 @@
 //! writes a marker key there (its replication offset is past every write the master
 //! finished before it) and then WAITs, covering every caller that asked before the round
 //! began. A caller waits for the round in flight to end and its own round at most; no
-//! write waits behind another write's WAIT.
+//! write waits behind another write's WAIT. The marker lies in the slot of the latest
+//! caller's key, which the client has just found on this master, so the rounds follow
+//! the slots a master owns as resharding moves them.
 
 use super::slot_of;
 use crate::config::RedisSettings;
@@ -66,17 +68,24 @@ impl Replication {
             let mut committers = self.committers.lock().unwrap_or_else(|e| e.into_inner());
             committers
                 .entry(url.clone())
-                .or_insert_with(|| Committer::start(&self.settings, url, key, self.wanted))
+                .or_insert_with(|| Committer::start(&self.settings, url, self.wanted))
                 .clone()
         };
-        committer.wait().await
+        committer.wait(slot_of(key)).await
     }
 }
 
 /// One master's committer: callers take a ticket, rounds cover tickets.
 struct Committer {
-    requested: watch::Sender<u64>,
+    requested: watch::Sender<Request>,
     rounds: watch::Receiver<Round>,
+}
+
+/// The latest ticket taken, and the slot of its caller's key.
+#[derive(Clone, Copy, Default)]
+struct Request {
+    ticket: u64,
+    slot: u16,
 }
 
 #[derive(Clone)]
@@ -87,15 +96,16 @@ struct Round {
 }
 
 impl Committer {
-    fn start(settings: &RedisSettings, url: String, key: &str, wanted: u32) -> Arc<Self> {
-        let (requested, tickets) = watch::channel(0);
+    fn start(settings: &RedisSettings, url: String, wanted: u32) -> Arc<Self> {
+        let (requested, tickets) = watch::channel(Request::default());
         let (finished, rounds) = watch::channel(Round {
             covered: 0,
             result: Ok(()),
         });
         let rounder = Rounder {
             url,
-            marker: marker_key(&settings.key_prefix, slot_of(key)),
+            key_prefix: settings.key_prefix.clone(),
+            markers: HashMap::new(),
             wanted,
             wait_timeout: Duration::from_millis(settings.replica_ack_timeout_ms),
             response_timeout: Duration::from_millis(settings.response_timeout_ms),
@@ -105,12 +115,13 @@ impl Committer {
         Arc::new(Committer { requested, rounds })
     }
 
-    async fn wait(&self) -> Result<(), ReplicationError> {
+    async fn wait(&self, slot: u16) -> Result<(), ReplicationError> {
         let mut rounds = self.rounds.clone();
         let mut ticket = 0;
         self.requested.send_modify(|requested| {
-            *requested += 1;
-            ticket = *requested;
+            requested.ticket += 1;
+            requested.slot = slot;
+            ticket = requested.ticket;
         });
         let round = rounds
             .wait_for(|round| round.covered >= ticket)
@@ -123,7 +134,9 @@ impl Committer {
 /// The committer's task: runs rounds while tickets are waiting, ends with its committer.
 struct Rounder {
     url: String,
-    marker: String,
+    key_prefix: String,
+    /// Marker keys by slot, found once each.
+    markers: HashMap<u16, String>,
     wanted: u32,
     wait_timeout: Duration,
     response_timeout: Duration,
@@ -131,12 +144,15 @@ struct Rounder {
 }
 
 impl Rounder {
-    async fn run(mut self, mut tickets: watch::Receiver<u64>, finished: watch::Sender<Round>) {
+    async fn run(mut self, mut tickets: watch::Receiver<Request>, finished: watch::Sender<Round>) {
         let mut covered = 0;
         loop {
-            let target = *tickets.borrow_and_update();
+            let Request {
+                ticket: target,
+                slot,
+            } = *tickets.borrow_and_update();
             if target > covered {
-                let result = self.round().await;
+                let result = self.round(slot).await;
                 if result.is_err() {
                     self.connection = None;
                 }
@@ -148,14 +164,19 @@ impl Rounder {
         }
     }
 
-    async fn round(&mut self) -> Result<(), ReplicationError> {
+    async fn round(&mut self, slot: u16) -> Result<(), ReplicationError> {
+        let marker = self
+            .markers
+            .entry(slot)
+            .or_insert_with(|| marker_key(&self.key_prefix, slot))
+            .clone();
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(self.connect().await?),
         };
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
-            .arg(&self.marker)
+            .arg(&marker)
             .arg(1)
             .arg("PX")
             .arg(60_000)
