@@ -329,31 +329,41 @@ impl Purchases {
         }
     }
 
-    /// One look: an order in Redis counts once replicas have it too.
+    /// One look: an order in Redis counts once replicas have it too. One that left the
+    /// outbox meanwhile (persisted, or a read that reached another master) is what MySQL
+    /// says of it, and not settled while MySQL has nothing.
     async fn settle_once(&self, item_id: u64, order_id: &str) -> anyhow::Result<Outcome> {
         match self.store.rule_out(item_id, order_id).await? {
-            Settled::InOutbox | Settled::Parked => {
+            settled @ (Settled::InOutbox | Settled::Parked) => {
                 let outbox = self.store.keys(item_id).outbox();
                 self.store.redis().replicated(&outbox).await?;
                 let event = self.store.outbox_event(item_id, order_id).await?;
-                Ok(placed_as(
-                    event.and_then(|json| StockEvent::parse(json.as_bytes()).ok()),
-                ))
+                match event.and_then(|json| StockEvent::parse(json.as_bytes()).ok()) {
+                    Some(event) => Ok(placed_as(Some(event))),
+                    None if settled == Settled::Parked => Ok(placed_as(None)),
+                    None => self.persisted_as(order_id).await?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "order {order_id} left the outbox but MySQL does not have it"
+                        )
+                    }),
+                }
             }
-            Settled::RuledOut => {
-                let mut conn = self.db.get().await?;
-                Ok(match orders::find(&mut conn, order_id).await? {
-                    Some(row) => match row.pay_by {
-                        Some(pay_by) => Outcome::Reserved {
-                            pay_by_ms: pay_by.and_utc().timestamp_millis(),
-                            amount: row.amount.unwrap_or(0),
-                        },
-                        None => Outcome::Placed,
-                    },
-                    None => Outcome::Void,
-                })
-            }
+            Settled::RuledOut => Ok(self.persisted_as(order_id).await?.unwrap_or(Outcome::Void)),
         }
+    }
+
+    /// What MySQL has of an order: placed, reserved, or nothing.
+    async fn persisted_as(&self, order_id: &str) -> anyhow::Result<Option<Outcome>> {
+        let mut conn = self.db.get().await?;
+        Ok(orders::find(&mut conn, order_id)
+            .await?
+            .map(|row| match row.pay_by {
+                Some(pay_by) => Outcome::Reserved {
+                    pay_by_ms: pay_by.and_utc().timestamp_millis(),
+                    amount: row.amount.unwrap_or(0),
+                },
+                None => Outcome::Placed,
+            }))
     }
 
     fn count(&self, outcome: &'static str) {
