@@ -100,6 +100,12 @@ impl ItemKeys {
         self.named(&format!("void:{order_id}"))
     }
 
+    /// What became of one restock (`applied`, `undone`, `void`), so that undoing it
+    /// is exact even when its own outcome was unknown.
+    pub fn restock(&self, restock_id: &str) -> String {
+        self.named(&format!("restock:{restock_id}"))
+    }
+
     /// An idempotency key of one user, holding the order id it produced.
     pub fn idempotency(&self, user_id: u64, key: &str) -> String {
         self.named(&format!("idem:{user_id}:{key}"))
@@ -158,6 +164,7 @@ mod tests {
             keys.expiry(),
             keys.settled("0192-ab"),
             keys.payment("pay_1"),
+            keys.restock("r-1"),
             keys.lock(),
             keys.idempotency(7, "k"),
         ] {

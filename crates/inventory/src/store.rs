@@ -9,8 +9,13 @@ use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+static ADD_STOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/add_stock.lua")));
 static TAKE_BACK_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/take_back_stock.lua")));
+
+/// How long a restock's marker is kept: far longer than a restock and its undo take.
+const RESTOCK_MARKER_TTL_SECS: u64 = 3600;
 
 /// What Redis must know of an item to sell it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,36 +251,66 @@ impl ItemStore {
         Ok(self.redis.replicated(&meta).await?)
     }
 
-    /// Adds stock; returns the new figure.
-    pub async fn add_stock(&self, item_id: u64, quantity: u32) -> Result<i64, Error> {
-        let stock = self.keys(item_id).stock();
+    /// Adds stock as the restock `restock_id` (unique per restock); returns the new
+    /// figure. An error leaves its outcome unknown: [`Self::take_back_stock`] with the
+    /// same id undoes it exactly either way.
+    pub async fn add_stock(
+        &self,
+        item_id: u64,
+        quantity: u32,
+        restock_id: &str,
+    ) -> Result<i64, Error> {
+        let keys = self.keys(item_id);
         let mut conn = self.redis.get().await?;
-        let now: i64 = conn.incr(&stock, quantity).await?;
-        self.redis.replicated(&stock).await?;
+        let now: i64 = ADD_STOCK
+            .key(keys.stock())
+            .key(keys.restock(restock_id))
+            .arg(quantity)
+            .arg(RESTOCK_MARKER_TTL_SECS)
+            .invoke_async(&mut conn)
+            .await?;
+        if now < 0 {
+            return Err(Error::UnexpectedReply(format!(
+                "restock {restock_id} arrived after it was undone"
+            )));
+        }
+        self.redis.replicated(&keys.stock()).await?;
         if quantity > 0 {
             self.announce_stock_back(item_id).await;
         }
         Ok(now)
     }
 
-    /// Takes back up to `quantity` units, never below zero; returns how many could not
-    /// be taken back (sold meanwhile).
-    pub async fn take_back_stock(&self, item_id: u64, quantity: u32) -> Result<u64, Error> {
+    /// Undoes the restock `restock_id` of `quantity` units whose MySQL write failed:
+    /// takes back what it added, never below zero, or makes sure it never adds anything
+    /// if it has not arrived; returns how many units could not be taken back (sold
+    /// meanwhile). Idempotent, and returns once replicas have it.
+    pub async fn take_back_stock(
+        &self,
+        item_id: u64,
+        quantity: u32,
+        restock_id: &str,
+    ) -> Result<u64, Error> {
+        let keys = self.keys(item_id);
         let mut conn = self.redis.get().await?;
         let (_taken, short): (u64, u64) = TAKE_BACK_STOCK
-            .key(self.keys(item_id).stock())
+            .key(keys.stock())
+            .key(keys.restock(restock_id))
             .arg(quantity)
+            .arg(RESTOCK_MARKER_TTL_SECS)
             .invoke_async(&mut conn)
             .await?;
+        self.redis.replicated(&keys.stock()).await?;
         Ok(short)
     }
 
-    /// Removes an item's sale state (undoing a creation that did not commit).
+    /// Removes an item's sale state (undoing a creation that did not commit); returns
+    /// once replicas have it.
     pub async fn forget(&self, item_id: u64) -> Result<(), Error> {
         let keys = self.keys(item_id);
         let mut conn = self.redis.get().await?;
         conn.del::<_, ()>(&[keys.stock(), keys.meta()]).await?;
-        Ok(())
+        Ok(self.redis.replicated(&keys.stock()).await?)
     }
 }
 
@@ -292,21 +327,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn taking_back_stock_never_goes_below_zero() {
+    async fn undoing_a_restock_takes_back_what_it_added_once_never_below_zero() {
         let redis = TestRedis::new();
         let store = store(&redis);
-        store.add_stock(1, 10).await.unwrap();
-        assert_eq!(store.take_back_stock(1, 4).await.unwrap(), 0);
-        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(6)]);
+        store.add_stock(1, 10, "r-1").await.unwrap();
+        store.add_stock(1, 4, "r-2").await.unwrap();
+        assert_eq!(store.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
+        assert_eq!(store.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
+        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(10)], "once");
         // 6 left of a restock of 10 whose MySQL write failed: 4 of it sold meanwhile.
-        assert_eq!(store.take_back_stock(1, 10).await.unwrap(), 4);
+        let mut conn = redis.connection().await;
+        redis::AsyncCommands::set::<_, _, ()>(&mut conn, store.keys(1).stock(), 6)
+            .await
+            .unwrap();
+        assert_eq!(store.take_back_stock(1, 10, "r-1").await.unwrap(), 4);
         assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(0)]);
+    }
+
+    #[tokio::test]
+    async fn a_restock_undone_before_it_arrived_adds_nothing() {
+        let redis = TestRedis::new();
+        let store = store(&redis);
+        store.add_stock(1, 5, "r-1").await.unwrap();
+        assert_eq!(store.take_back_stock(1, 3, "late").await.unwrap(), 0);
         assert_eq!(
-            store.take_back_stock(2, 3).await.unwrap(),
-            3,
-            "no stock at all"
+            store.stocks(&[1]).await.unwrap(),
+            [Some(5)],
+            "nothing taken"
         );
-        assert_eq!(store.stocks(&[2]).await.unwrap(), [None]);
+        assert!(matches!(
+            store.add_stock(1, 3, "late").await,
+            Err(Error::UnexpectedReply(_))
+        ));
+        assert_eq!(
+            store.stocks(&[1]).await.unwrap(),
+            [Some(5)],
+            "nothing added"
+        );
     }
 
     #[tokio::test]

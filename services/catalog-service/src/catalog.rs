@@ -1,7 +1,10 @@
 //! The catalog's use cases. Every write keeps MySQL and the item's Redis state in step:
 //! the Redis change is made inside the MySQL transaction, so a Redis failure rolls the
-//! row back, and a failed commit undoes the Redis change. Writes to an existing item run
-//! under that item's distributed lock.
+//! row back, and a failed commit undoes the Redis change. A Redis change whose outcome
+//! is unknown (no reply, or replicas that did not acknowledge it) counts as made: its
+//! undo is exact either way (a restock is named, and its undo voids it if it never
+//! arrived), and the undo itself is repeated until replicas have it. Writes to an
+//! existing item run under that item's distributed lock.
 
 use crate::domain::{ItemChanges, NewItem, RestockQuantity, check_window};
 use crate::items::{self, Item};
@@ -92,8 +95,8 @@ impl Catalog {
         let created = conn
             .transaction::<_, CatalogError, _>(async |c| {
                 let item = items::insert(&mut *c, &new).await?;
-                self.store.put(&item.state()).await?;
                 primed = Some(item.id);
+                self.store.put(&item.state()).await?;
                 Ok(item)
             })
             .await;
@@ -107,7 +110,7 @@ impl Catalog {
             }
             Err(error) => {
                 if let Some(id) = primed {
-                    self.undo(self.store.forget(id).await, id);
+                    self.undo(id, async || self.store.forget(id).await).await;
                 }
                 Err(error)
             }
@@ -138,12 +141,12 @@ impl Catalog {
                             .await?
                             .ok_or(CatalogError::NotFound)?;
                         if let Some(limit) = changes.max_per_user {
-                            self.store.set_limit(id, limit).await?;
                             limit_changed = true;
+                            self.store.set_limit(id, limit).await?;
                         }
                         if changes.changes_terms() {
-                            self.store.set_terms(id, &updated.terms()).await?;
                             terms_changed = true;
+                            self.store.set_terms(id, &updated.terms()).await?;
                         }
                         Ok(updated)
                     })
@@ -152,10 +155,14 @@ impl Catalog {
                     Ok(after) => after,
                     Err(error) => {
                         if limit_changed {
-                            self.undo(self.store.set_limit(id, before.max_per_user).await, id);
+                            self.undo(id, async || {
+                                self.store.set_limit(id, before.max_per_user).await
+                            })
+                            .await;
                         }
                         if terms_changed {
-                            self.undo(self.store.set_terms(id, &before.terms()).await, id);
+                            self.undo(id, async || self.store.set_terms(id, &before.terms()).await)
+                                .await;
                         }
                         return Err(error);
                     }
@@ -176,15 +183,21 @@ impl Catalog {
                 items::find_live(&mut conn, id)
                     .await?
                     .ok_or(CatalogError::NotFound)?;
-                self.store.set_on_sale(id, false).await?;
-                match items::soft_delete(&mut conn, id).await {
+                let deleted = match self.store.set_on_sale(id, false).await {
+                    Ok(()) => items::soft_delete(&mut conn, id)
+                        .await
+                        .map_err(CatalogError::from),
+                    Err(error) => Err(error.into()),
+                };
+                match deleted {
                     Ok(_) => {
                         tracing::info!(item_id = id, "item deleted");
                         Ok(())
                     }
                     Err(error) => {
-                        self.undo(self.store.set_on_sale(id, true).await, id);
-                        Err(error.into())
+                        self.undo(id, async || self.store.set_on_sale(id, true).await)
+                            .await;
+                        Err(error)
                     }
                 }
             })
@@ -201,6 +214,7 @@ impl Catalog {
         self.lock
             .with_lock(&lock_key, async || {
                 let mut conn = db::connection(&self.db).await?;
+                let restock_id = uuid::Uuid::new_v4().simple().to_string();
                 let mut added = false;
                 let outcome = conn
                     .transaction::<_, CatalogError, _>(async |c| {
@@ -210,22 +224,25 @@ impl Catalog {
                         {
                             return Err(CatalogError::NotFound);
                         }
-                        self.store.add_stock(id, quantity).await?;
                         added = true;
+                        self.store.add_stock(id, quantity, &restock_id).await?;
                         Ok(())
                     })
                     .await;
                 if let Err(error) = outcome {
                     if added {
-                        let undone = self.store.take_back_stock(id, quantity).await;
-                        if let Ok(sold @ 1..) = undone {
+                        let undone = self
+                            .undo(id, async || {
+                                self.store.take_back_stock(id, quantity, &restock_id).await
+                            })
+                            .await;
+                        if let Some(sold @ 1..) = undone {
                             tracing::error!(
                                 item_id = id,
                                 sold,
                                 "units of a restock that failed in MySQL sold meanwhile; run sync-stock"
                             );
                         }
-                        self.undo(undone, id);
                     }
                     return Err(error);
                 }
@@ -246,11 +263,28 @@ impl Catalog {
         Ok(self.store.warm(&states).await?)
     }
 
-    /// Reports a failed compensation: Redis and MySQL now disagree until sync-stock.
-    fn undo<T, E: std::fmt::Display>(&self, result: Result<T, E>, item_id: u64) {
-        if let Err(error) = result {
-            tracing::error!(item_id, %error, "could not undo a Redis change after a MySQL failure; run sync-stock");
+    /// Undoes a Redis change after MySQL refused it, repeating the (idempotent) undo
+    /// until replicas have it, a few times at most; reports one that never succeeded:
+    /// Redis and MySQL then disagree until sync-stock.
+    async fn undo<T>(
+        &self,
+        item_id: u64,
+        undo: impl AsyncFn() -> Result<T, inventory::Error>,
+    ) -> Option<T> {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            match undo().await {
+                Ok(done) => return Some(done),
+                Err(error) if attempt < ATTEMPTS => {
+                    tracing::warn!(item_id, %error, attempt, "undo of a Redis change not confirmed; repeating it");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(error) => {
+                    tracing::error!(item_id, %error, "could not undo a Redis change after a MySQL failure; run sync-stock");
+                }
+            }
         }
+        None
     }
 }
 

@@ -6,4 +6,5 @@ mod helpers;
 mod lock;
 mod reads;
 mod sync_race;
+mod unacknowledged;
 mod warmup;
