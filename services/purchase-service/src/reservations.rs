@@ -20,10 +20,14 @@ impl Purchases {
     /// The buyer gives a reservation up: its units go back to the sale at once.
     pub async fn cancel(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
         let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
-        let item_id = self
-            .item_of_order(order_id.as_str())
-            .await?
-            .ok_or(PurchaseError::NotFound)?;
+        let Some(item_id) = self.item_of_order(order_id.as_str()).await? else {
+            // No reservation by that id: the caller's own order not persisted yet is
+            // `pending` (not reserved); anything else is not theirs to know of.
+            let order = self.order(user_id, order_id.as_str()).await?;
+            return Err(PurchaseError::NotReserved {
+                status: order.status.as_str(),
+            });
+        };
         let ended = self
             .store
             .end_reservation(item_id, order_id.as_str(), Step::Cancel { user_id })

@@ -139,3 +139,18 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
         "listing one buyer's orders read {read} bytes from Redis (the outbox holds ~500 KB)"
     );
 }
+
+#[actix_web::test]
+async fn cancelling_ones_own_order_before_it_is_persisted_is_not_reserved() {
+    let mut stack = spawn_stack(Strategy::Lua).await;
+    stack.stop_writer().await;
+    let item = stack.item(10, None).await;
+    let bought = stack.buy(1, item, json!(1)).await;
+    let id = bought.body["order"]["id"].as_str().unwrap().to_owned();
+
+    let cancel = stack.cancel(1, &id).await;
+    assert_envelope(&cancel, 409, "ORDER_NOT_RESERVED");
+    assert_eq!(cancel.body["status"], "pending", "{}", cancel.body);
+    assert_envelope(&stack.cancel(2, &id).await, 404, "NOT_FOUND");
+    assert_eq!(stack.redis_stock(item).await, 9, "nothing given back");
+}
