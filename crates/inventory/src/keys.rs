@@ -88,6 +88,11 @@ impl ItemKeys {
         self.named(&format!("settled:{order_id}"))
     }
 
+    /// How many reservations of this item a buyer cancelled in the current window.
+    pub fn cancels(&self, user_id: u64) -> String {
+        self.named(&format!("cancels:{user_id}"))
+    }
+
     /// A payment already applied (payment id → order id), so a redelivered webhook
     /// changes nothing.
     pub fn payment(&self, payment_id: &str) -> String {
@@ -165,6 +170,7 @@ mod tests {
             keys.settled("0192-ab"),
             keys.payment("pay_1"),
             keys.restock("r-1"),
+            keys.cancels(7),
             keys.lock(),
             keys.idempotency(7, "k"),
         ] {

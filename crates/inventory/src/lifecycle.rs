@@ -26,9 +26,24 @@ const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 /// What to do to a reservation.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {
-    Pay { payment_id: &'a str, amount: u64 },
-    Cancel { user_id: u64 },
+    Pay {
+        payment_id: &'a str,
+        amount: u64,
+    },
+    Cancel {
+        user_id: u64,
+        allowance: CancelAllowance,
+    },
     Expire,
+}
+
+/// How many reservations of one item a buyer may cancel per window (`per_window` 0:
+/// any number). Every cancel leaves an ended order behind (in MySQL, and in Redis for
+/// `SETTLED_TTL_SECS`), so this bounds what one buyer can make the system keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelAllowance {
+    pub per_window: u32,
+    pub window_secs: u64,
 }
 
 /// What the step did, or why it did nothing.
@@ -61,6 +76,10 @@ pub enum Ended {
     },
     /// An expiry asked before the deadline (clocks apart): nothing changed.
     NotDue,
+    /// The buyer used up their cancels of this item for now: nothing changed.
+    TooManyCancels {
+        retry_after_secs: u64,
+    },
 }
 
 impl ItemStore {
@@ -119,10 +138,14 @@ impl ItemStore {
         step: Step<'_>,
     ) -> Result<Ended, Error> {
         let keys = self.keys(item_id);
-        let (action, user_id, payment_id, amount) = match step {
-            Step::Pay { payment_id, amount } => ("pay", 0, payment_id, amount),
-            Step::Cancel { user_id } => ("cancel", user_id, "-", 0),
-            Step::Expire => ("expire", 0, "-", 0),
+        let none = CancelAllowance {
+            per_window: 0,
+            window_secs: 0,
+        };
+        let (action, user_id, payment_id, amount, allowance) = match step {
+            Step::Pay { payment_id, amount } => ("pay", 0, payment_id, amount, none),
+            Step::Cancel { user_id, allowance } => ("cancel", user_id, "-", 0, allowance),
+            Step::Expire => ("expire", 0, "-", 0, none),
         };
         let mut conn = self.redis().get().await?;
         let reply: Vec<String> = LIFECYCLE
@@ -134,12 +157,15 @@ impl ItemStore {
             .key(keys.outbox_times())
             .key(keys.settled(order_id))
             .key(keys.payment(payment_id))
+            .key(keys.cancels(user_id))
             .arg(order_id)
             .arg(action)
             .arg(user_id)
             .arg(payment_id)
             .arg(amount)
             .arg(SETTLED_TTL_SECS)
+            .arg(allowance.per_window)
+            .arg(allowance.window_secs)
             .invoke_async(&mut conn)
             .await?;
         let ended =
@@ -300,6 +326,9 @@ fn parse_reply(reply: &[String]) -> Option<Ended> {
             due: reply[1].parse().ok()?,
         },
         ("NOT_DUE", 1) => Ended::NotDue,
+        ("TOO_MANY_CANCELS", 2) => Ended::TooManyCancels {
+            retry_after_secs: reply[1].parse().ok()?,
+        },
         _ => return None,
     })
 }
@@ -327,6 +356,12 @@ mod tests {
         assert_eq!(
             parse_reply(&reply(&["WRONG_AMOUNT", "3000"])),
             Some(Ended::WrongAmount { due: 3000 })
+        );
+        assert_eq!(
+            parse_reply(&reply(&["TOO_MANY_CANCELS", "60"])),
+            Some(Ended::TooManyCancels {
+                retry_after_secs: 60
+            })
         );
         for unexpected in [
             reply(&[]),

@@ -24,6 +24,8 @@ payment_webhook_tolerance_secs = 300
 sold_out_recheck_ms = 100
 rate_per_user = 0
 burst_per_user = 10
+cancels_per_item = 5
+cancel_window_secs = 3600
 "#;
 
 /// How a purchase is taken in Redis.
@@ -84,6 +86,10 @@ pub struct PurchaseSettings {
     pub rate_per_user: u32,
     /// How many purchases a buyer may make at once before the rate applies.
     pub burst_per_user: u32,
+    /// Reservations of one item a buyer may cancel per `cancel_window_secs` (0: any
+    /// number); each leaves an ended order the system keeps.
+    pub cancels_per_item: u32,
+    pub cancel_window_secs: u64,
 }
 
 /// A secret setting: its `Debug` never shows it.

@@ -129,7 +129,10 @@ impl Purchases {
                     status => Refused::NotReserved(status),
                 }
             }
-            other @ (Ended::Cancelled { .. } | Ended::NotTheBuyer | Ended::NotDue) => {
+            other @ (Ended::Cancelled { .. }
+            | Ended::NotTheBuyer
+            | Ended::NotDue
+            | Ended::TooManyCancels { .. }) => {
                 return Err(PurchaseError::Unexpected(anyhow::anyhow!(
                     "a payment answered {other:?}"
                 )));

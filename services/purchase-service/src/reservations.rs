@@ -10,7 +10,7 @@ use crate::orders;
 use crate::purchases::{PurchaseError, Purchases};
 use common::shutdown::Shutdown;
 use events::StockEvent;
-use inventory::lifecycle::{Ended, Step};
+use inventory::lifecycle::{CancelAllowance, Ended, Step};
 use std::time::Duration;
 
 /// Most reservations one item expires per pass.
@@ -30,7 +30,17 @@ impl Purchases {
         };
         let ended = self
             .store
-            .end_reservation(item_id, order_id.as_str(), Step::Cancel { user_id })
+            .end_reservation(
+                item_id,
+                order_id.as_str(),
+                Step::Cancel {
+                    user_id,
+                    allowance: CancelAllowance {
+                        per_window: self.settings.cancels_per_item,
+                        window_secs: self.settings.cancel_window_secs,
+                    },
+                },
+            )
             .await?;
         match ended {
             Ended::Cancelled { event } => {
@@ -38,6 +48,9 @@ impl Purchases {
                 Ok(Order::ended(&self.offer_ended(&event)?))
             }
             Ended::NotTheBuyer => Err(PurchaseError::NotFound),
+            Ended::TooManyCancels { retry_after_secs } => {
+                Err(PurchaseError::RateLimited { retry_after_secs })
+            }
             Ended::NotReserved { .. } => {
                 // Not reserved any more, or never: what it is now, if it is the caller's.
                 let order = self.order(user_id, order_id.as_str()).await?;

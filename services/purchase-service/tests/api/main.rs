@@ -2,6 +2,7 @@
 //! into the real MariaDB, for both purchase strategies.
 
 mod admission;
+mod bounds;
 mod faults;
 mod helpers;
 mod lifecycle;
