@@ -395,6 +395,7 @@ fn name_the_env_var(error: ConfigError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     /// A service that reads only the shared sections.
     #[derive(Debug, Clone, Deserialize)]
@@ -471,6 +472,35 @@ mod tests {
         assert_eq!(
             named("LOGIN_MAX_ATTEMPTS_PER_ADDRESS").map(String::as_str),
             Some("auth.login_max_attempts_per_address")
+        );
+    }
+
+    /// README's configuration table is the operators' reference: it names every
+    /// variable a service reads, and nothing else, in its first column.
+    #[test]
+    fn the_readme_configuration_table_lists_exactly_the_variables_read() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("\n## Configuration\n")
+            .expect("README has a Configuration section");
+        let section = &readme[start + 1..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let documented: BTreeSet<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| "))
+            .filter_map(|row| row.split(" |").next())
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .collect();
+        let read: BTreeSet<&str> = ENV_VARS.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            documented.difference(&read).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "documented in README's configuration table, read by no service"
+        );
+        assert_eq!(
+            read.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "read by a service (config/env-vars.toml), missing from README's table"
         );
     }
 
