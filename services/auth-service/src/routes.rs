@@ -15,7 +15,10 @@ use web_layer::input::JsonBody;
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
-            AccountError::EmailTaken => ApiError::EmailTaken,
+            // As the Laravel API answered it: clients read `errors.email`.
+            AccountError::EmailTaken => {
+                ApiError::validation("email", "The email has already been taken.")
+            }
             AccountError::InvalidCredentials => ApiError::InvalidCredentials,
             AccountError::TooManyRequests { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
