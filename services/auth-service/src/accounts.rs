@@ -4,7 +4,7 @@
 
 use crate::domain::{Credentials, Registration};
 use crate::password::PasswordHasher;
-use crate::throttle::{LoginThrottle, RefreshLimit};
+use crate::throttle::{LoginIdentity, LoginThrottle, RefreshLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
 use common::auth::{AuthError, Authenticator, Caller, reject};
@@ -85,15 +85,22 @@ impl Accounts {
     }
 
     /// Every attempt is counted before the password is checked (so racing guesses
-    /// cannot outrun the limit); a successful one is given back.
+    /// cannot outrun the limit); a successful one is given back. The counters are keyed
+    /// by the email's identity under the look-up's collation, so every spelling MySQL
+    /// takes for one account (case, accents) spends the same attempts.
     pub async fn login(
         &self,
         credentials: Credentials,
         address: &ClientAddress,
     ) -> Result<IssuedToken, AccountError> {
         let email = credentials.email.as_str();
-        self.throttle.begin(email, address).await?;
-        let user = users::find_by_email(&mut *self.conn().await?, email).await?;
+        self.throttle.begin_at(address).await?;
+        let mut conn = self.conn().await?;
+        let identity =
+            LoginIdentity::from_sort_key(&users::email_sort_key(&mut conn, email).await?);
+        self.throttle.begin(&identity, address).await?;
+        let user = users::find_by_email(&mut conn, email).await?;
+        drop(conn);
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let valid = self
             .hasher
@@ -101,7 +108,7 @@ impl Accounts {
             .await?;
         match user {
             Some(user) if valid => {
-                if let Err(error) = self.throttle.succeeded(email, address).await {
+                if let Err(error) = self.throttle.succeeded(&identity, address).await {
                     // Costs the owner one attempt at worst: not worth refusing the login.
                     tracing::warn!(%error, "could not give back a successful login's attempt");
                 }
