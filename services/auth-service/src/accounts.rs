@@ -3,7 +3,7 @@
 //! an [`AccountError`] to the HTTP answer.
 
 use crate::domain::{Credentials, Registration};
-use crate::password::PasswordHasher;
+use crate::password::{PasswordHasher, Verdict};
 use crate::throttle::{LoginIdentity, LoginThrottle, RefreshLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
@@ -102,12 +102,15 @@ impl Accounts {
         let user = users::find_by_email(&mut conn, email).await?;
         drop(conn);
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let valid = self
+        let verdict = self
             .hasher
             .verify(&credentials.password, stored_hash)
             .await?;
         match user {
-            Some(user) if valid => {
+            Some(user) if verdict.is_valid() => {
+                if verdict == Verdict::Outdated {
+                    self.rehash(&user, &credentials.password).await;
+                }
                 if let Err(error) = self.throttle.succeeded(&identity, address).await {
                     // Costs the owner one attempt at worst: not worth refusing the login.
                     tracing::warn!(%error, "could not give back a successful login's attempt");
@@ -119,6 +122,20 @@ impl Accounts {
                 tracing::info!("login failed");
                 Err(AccountError::InvalidCredentials)
             }
+        }
+    }
+
+    /// Replaces a hash made the old way (see [`crate::password`]) after its password
+    /// matched. A failure costs nothing but another try at the next login.
+    async fn rehash(&self, user: &User, password: &str) {
+        let replaced = async {
+            let hash = self.hasher.hash(password).await?;
+            users::set_password_hash(&mut *self.conn().await?, user.id, &hash).await?;
+            Ok::<_, AccountError>(())
+        };
+        match replaced.await {
+            Ok(()) => tracing::info!(user_id = user.id, "outdated password hash replaced"),
+            Err(error) => tracing::warn!(%error, "could not replace an outdated password hash"),
         }
     }
 

@@ -99,6 +99,18 @@ pub async fn find(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResult<Optio
         .optional()
 }
 
+pub async fn set_password_hash(
+    conn: &mut AsyncMysqlConnection,
+    id: u64,
+    password_hash: &str,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(password_hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 pub async fn set_role(conn: &mut AsyncMysqlConnection, id: u64, role: Role) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set(users::role.eq(role.as_str()))
