@@ -120,6 +120,11 @@ impl JwtVerifier {
     pub fn refresh_window_secs(&self) -> u64 {
         self.refresh_window_secs
     }
+
+    /// How long past `exp` [`verify`](Self::verify) still accepts a token.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway_secs
+    }
 }
 
 /// A key file's PEM (`which`: public or private); when it cannot be read, the error

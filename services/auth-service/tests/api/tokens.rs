@@ -217,3 +217,35 @@ async fn only_good_tokens_spend_a_users_refreshes() {
         "the user's second refresh"
     );
 }
+
+/// Sleeps until the clock is just past `second` + `millis` ms (Unix time).
+async fn sleep_until(second: u64, millis: u64) {
+    let target = std::time::UNIX_EPOCH + std::time::Duration::from_millis(second * 1000 + millis);
+    if let Ok(wait) = target.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_revoked_token_cannot_be_refreshed_in_the_last_second_of_its_window() {
+    let app = spawn_app().await;
+    let (_, mut claims) = user_claims(&app).await;
+    let window = app.settings.jwt.refresh_ttl_minutes * 60;
+    // Start at the beginning of a second, so the refresh and its revocation happen in it.
+    let start = now_secs() + 1;
+    sleep_until(start, 0).await;
+    // Refreshable until the end of the next second.
+    claims["exp"] = json!(start + 1 - window);
+    claims["iat"] = json!(start - window - 3600);
+    let token = testkit::keys().sign(&claims);
+    let refreshed = app.refresh(&token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    // The window's last second, past a revocation that lived one second only.
+    sleep_until(start + 1, 500).await;
+    assert_eq!(
+        now_secs(),
+        start + 1,
+        "the test ran too slowly to say anything"
+    );
+    assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
+}
