@@ -3,8 +3,8 @@
 //! an [`AccountError`] to the HTTP answer.
 
 use crate::domain::{Credentials, Registration};
-use crate::password::{PasswordHasher, Verdict};
-use crate::throttle::{LoginIdentity, LoginThrottle, RefreshLimit};
+use crate::password::{HashError, PasswordHasher, Verdict};
+use crate::throttle::{LoginIdentity, LoginThrottle, RefreshLimit, RegisterLimit};
 use crate::tokens::{IssuedToken, TokenIssuer};
 use crate::users::{self, NewUser, User};
 use common::auth::{AuthError, Authenticator, Caller, reject};
@@ -27,9 +27,21 @@ pub enum AccountError {
     Database(#[from] db::Error),
     #[error(transparent)]
     Redis(#[from] inventory::Error),
+    /// No password hashing slot came free in time.
+    #[error(transparent)]
+    Busy(HashError),
     /// Hashing or signing failed: a defect.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<HashError> for AccountError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy(_) => AccountError::Busy(error),
+            HashError::Failed(error) => AccountError::Internal(error),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for AccountError {
@@ -45,6 +57,7 @@ pub struct Accounts {
     pub issuer: TokenIssuer,
     pub throttle: LoginThrottle,
     pub refresh_limit: RefreshLimit,
+    pub register_limit: RegisterLimit,
     pub authenticator: Authenticator,
 }
 
@@ -55,10 +68,13 @@ impl Accounts {
         Ok(db::connection(&self.db).await?)
     }
 
+    /// Counted per client address first, whatever comes of it.
     pub async fn register(
         &self,
         registration: Registration,
+        address: &ClientAddress,
     ) -> Result<(User, IssuedToken), AccountError> {
+        self.register_limit.count(address).await?;
         let mut conn = self.conn().await?;
         // Checked first only to spare a bcrypt hash; the UNIQUE index decides races.
         if users::find_by_email(&mut conn, registration.email.as_str())

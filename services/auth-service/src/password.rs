@@ -1,5 +1,10 @@
 //! bcrypt hashing, always on the blocking pool: a cost-12 hash takes a quarter of a
-//! second of CPU and would stall every request sharing the async worker.
+//! second of CPU and would stall every request sharing the async worker. At most
+//! `HASH_CONCURRENCY` hashes run at once (one per core by default), so a flood of
+//! registrations or logins cannot take every core from the purchase path; a request
+//! that finds no slot free within `HASH_QUEUE_WAIT_MS` is refused ([`HashError::Busy`],
+//! 503 with `Retry-After`). The slot is held by the hashing itself, so even a request
+//! whose client left keeps its slot until its hash is done.
 //!
 //! What bcrypt is given for a password ([`bcrypt_input`]):
 //! - its Unicode NFC form: "é" typed as one character or as "e" and a combining accent
@@ -20,6 +25,9 @@
 use anyhow::Context;
 use icu_normalizer::ComposingNormalizerBorrowed;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// The most bytes bcrypt reads.
 const BCRYPT_MAX_BYTES: usize = 72;
@@ -70,24 +78,61 @@ impl Verdict {
     }
 }
 
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot stayed taken for the whole wait: retry shortly.
+    #[error("no password hashing slot came free within {0:?}")]
+    Busy(Duration),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
     /// A hash of a random password at the same cost, verified against when the email is
     /// unknown so that a miss takes as long as a wrong password.
     decoy_hash: String,
+    /// One permit per hash allowed to run at once.
+    slots: Arc<Semaphore>,
+    /// How long a request waits for a slot.
+    wait: Duration,
 }
 
 impl PasswordHasher {
+    /// One slot per core, waited for up to a second; see [`bounded`](Self::bounded).
     pub async fn new(cost: u32) -> anyhow::Result<Self> {
         let decoy = uuid::Uuid::new_v4().to_string();
-        let decoy_hash = blocking(move || bcrypt::hash(decoy, cost)).await??;
-        Ok(PasswordHasher { cost, decoy_hash })
+        let decoy_hash = tokio::task::spawn_blocking(move || bcrypt::hash(decoy, cost))
+            .await
+            .context("password hashing task failed")??;
+        Ok(PasswordHasher {
+            cost,
+            decoy_hash,
+            slots: Arc::new(Semaphore::new(cores())),
+            wait: Duration::from_secs(1),
+        })
     }
 
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    /// At most `concurrency` hashes at once (0: one per core), each request waiting up
+    /// to `wait` for a slot.
+    pub fn bounded(self, concurrency: usize, wait: Duration) -> Self {
+        let concurrency = if concurrency == 0 {
+            cores()
+        } else {
+            concurrency
+        };
+        PasswordHasher {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            wait,
+            ..self
+        }
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let (password, cost) = (bcrypt_input(password), self.cost);
-        Ok(blocking(move || bcrypt::hash(password, cost)).await??)
+        self.run(move || bcrypt::hash(password, cost)).await
     }
 
     /// Checks a password against a stored hash, or against the decoy when there is none
@@ -96,29 +141,48 @@ impl PasswordHasher {
         &self,
         password: &str,
         stored_hash: Option<&str>,
-    ) -> anyhow::Result<Verdict> {
+    ) -> Result<Verdict, HashError> {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or(&self.decoy_hash).to_owned();
         let current = bcrypt_input(password);
         let legacy = Some(legacy_input(password)).filter(|legacy| *legacy != current);
-        let verdict = blocking(move || -> bcrypt::BcryptResult<Verdict> {
-            if bcrypt::verify(&current, &hash)? {
-                return Ok(Verdict::Valid);
-            }
-            match legacy {
-                Some(legacy) if bcrypt::verify(&legacy, &hash)? => Ok(Verdict::Outdated),
-                _ => Ok(Verdict::Invalid),
-            }
-        })
-        .await??;
+        let verdict = self
+            .run(move || {
+                if bcrypt::verify(&current, &hash)? {
+                    return Ok(Verdict::Valid);
+                }
+                match legacy {
+                    Some(legacy) if bcrypt::verify(&legacy, &hash)? => Ok(Verdict::Outdated),
+                    _ => Ok(Verdict::Invalid),
+                }
+            })
+            .await?;
         Ok(if known { verdict } else { Verdict::Invalid })
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free, holding the slot until the
+    /// work is done.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> bcrypt::BcryptResult<T> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let slot = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| HashError::Busy(self.wait))?
+            .context("the hashing slots are closed")?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .context("password hashing task failed")?;
+        Ok(result.context("bcrypt failed")?)
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .context("password hashing task failed")
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 #[cfg(test)]
@@ -153,6 +217,24 @@ mod tests {
             let verdict = hasher.verify(&other, Some(&hash)).await.unwrap();
             assert_eq!(verdict, Verdict::Invalid, "{other}");
         }
+    }
+
+    #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_there_are_slots() {
+        let hasher = PasswordHasher::new(4)
+            .await
+            .unwrap()
+            .bounded(1, Duration::from_millis(50));
+        let slot = hasher.slots.clone().acquire_owned().await.unwrap();
+        let refused = hasher.hash("password123").await;
+        assert!(matches!(refused, Err(HashError::Busy(_))), "{refused:?}");
+        drop(slot);
+        assert!(hasher.hash("password123").await.is_ok());
+        assert_eq!(
+            hasher.slots.available_permits(),
+            1,
+            "the slot is given back"
+        );
     }
 
     #[test]

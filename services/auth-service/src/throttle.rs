@@ -138,6 +138,29 @@ impl LoginThrottle {
     }
 }
 
+/// Registrations per client address per window: each costs a bcrypt hash and a row, so
+/// one address cannot make the service hash (or store) without bound. Every attempt
+/// counts, a successful one too.
+#[derive(Clone)]
+pub struct RegisterLimit {
+    pub counters: AttemptCounters,
+    pub keys: Keyspace,
+    pub max_per_address: u64,
+    pub window_secs: u64,
+}
+
+impl RegisterLimit {
+    /// Counts a registration before anything else is done for it; 429 past the limit.
+    pub async fn count(&self, address: &ClientAddress) -> Result<(), AccountError> {
+        let address = address.limit_key();
+        let counter = Counter {
+            key: self.keys.key(format_args!("register:addr:{{{address}}}")),
+            limit: self.max_per_address,
+        };
+        refused(self.counters.count(&[counter], self.window_secs).await?)
+    }
+}
+
 /// Refreshes per user per window. Each refresh revokes a token (a Redis key living as
 /// long as the token could still be refreshed), so this also bounds those keys.
 #[derive(Clone)]
