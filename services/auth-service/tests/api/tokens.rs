@@ -249,3 +249,47 @@ async fn a_revoked_token_cannot_be_refreshed_in_the_last_second_of_its_window() 
     );
     assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
 }
+
+#[actix_web::test]
+async fn a_token_is_refused_before_its_nbf_and_accepted_from_it() {
+    let app = spawn_app().await;
+    let (_, mut claims) = user_claims(&app).await;
+    let now = now_secs();
+    claims["jti"] = json!("not-yet");
+    claims["nbf"] = json!(now + 600);
+    let early = testkit::keys().sign(&claims);
+    assert_envelope(&app.me(&early).await, 401, "UNAUTHENTICATED");
+    assert_envelope(&app.refresh(&early).await, 401, "UNAUTHENTICATED");
+    claims["jti"] = json!("already");
+    claims["nbf"] = json!(now - 10);
+    let valid = testkit::keys().sign(&claims);
+    assert_eq!(app.me(&valid).await.status, 200);
+    claims["jti"] = json!("malformed");
+    claims["nbf"] = json!("soon");
+    let malformed = testkit::keys().sign(&claims);
+    assert_envelope(&app.me(&malformed).await, 401, "UNAUTHENTICATED");
+}
+
+/// The role and the account come from the token until it is refreshed (README,
+/// Security): a refresh reads the account again, so a demotion applies there and a
+/// deleted account gets no new token.
+#[actix_web::test]
+async fn a_refresh_reads_the_account_again() {
+    use db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let app = spawn_app().await;
+    let (_, claims) = user_claims(&app).await;
+    let id: u64 = claims["sub"].as_str().unwrap().parse().unwrap();
+    let admin = testkit::keys().token_for(id, Role::Admin);
+    let refreshed = app.refresh(&admin).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let token = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let payload = decode_segment(token.split('.').nth(1).unwrap());
+    assert_eq!(payload["role"], "user", "the stored role, not the token's");
+    diesel::delete(users::table.find(id))
+        .execute(&mut app.env.database.connect().await)
+        .await
+        .unwrap();
+    assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
+}
