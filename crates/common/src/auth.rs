@@ -53,12 +53,18 @@ impl Authenticator {
     /// Returns false when it was already revoked, so of two racing revocations (a
     /// double refresh, say) exactly one wins.
     pub async fn revoke(&self, claims: &Claims) -> Result<bool, AuthError> {
+        self.revoke_as(claims, "1").await
+    }
+
+    /// [`revoke`](Self::revoke), with `holder` (unique to the caller) as the entry's
+    /// value, so that the caller can [`withdraw`](Self::withdraw) it.
+    pub async fn revoke_as(&self, claims: &Claims, holder: &str) -> Result<bool, AuthError> {
         let ttl = revocation_ttl(claims, &self.verifier, now_secs());
         let key = self.keys.revoked_token(&claims.jti);
         let mut conn = self.redis.get().await?;
         let set: Option<String> = redis::cmd("SET")
             .arg(&key)
-            .arg(1)
+            .arg(holder)
             .arg("NX")
             .arg("EX")
             .arg(ttl)
@@ -66,6 +72,20 @@ impl Authenticator {
             .await?;
         self.redis.replicated(&key).await?;
         Ok(set.is_some())
+    }
+
+    /// Takes back a revocation written by [`revoke_as`](Self::revoke_as) with this
+    /// `holder`, if it is still that one (compare and delete, atomically): for a
+    /// request that failed after revoking, so that its retry is not refused. Anyone
+    /// else's revocation of the token stays.
+    pub async fn withdraw(&self, claims: &Claims, holder: &str) -> Result<(), AuthError> {
+        let mut conn = self.redis.get().await?;
+        redis::Script::new(WITHDRAW)
+            .key(self.keys.revoked_token(&claims.jti))
+            .arg(holder)
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Verifies a bearer token and checks it has not been revoked.
@@ -84,6 +104,14 @@ impl Authenticator {
         Ok(Caller { id, claims })
     }
 }
+
+/// Deletes KEYS[1] if its value is ARGV[1].
+const WITHDRAW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 /// A second past the last one a token is accepted in, for the time the revocation takes
 /// to reach Redis and for the clocks of the services, which all read the same token.

@@ -171,6 +171,11 @@ impl Accounts {
     /// for a new one; the old one is revoked. The role is re-read, so a demotion takes
     /// effect at the next refresh. Counted per user only once the token is known good,
     /// so nobody can spend another user's refreshes without their token.
+    ///
+    /// The old token counts as refreshed only once the new one is issued: when the
+    /// revocation fails (not known to be on enough replicas, say), it is withdrawn
+    /// before the 503, so the retry can refresh rather than find the token revoked and
+    /// its user logged out. Of racing refreshes still exactly one gets a new token.
     pub async fn refresh(&self, token: &str) -> Result<IssuedToken, AccountError> {
         let claims = self
             .authenticator
@@ -180,8 +185,18 @@ impl Accounts {
         let caller = self.authenticator.admit(claims).await?;
         self.refresh_limit.count(caller.id).await?;
         let user = self.me(&caller).await?;
-        if !self.authenticator.revoke(&caller.claims).await? {
-            return Err(AuthError::Unauthenticated.into());
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        match self.authenticator.revoke_as(&caller.claims, &holder).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthError::Unauthenticated.into()),
+            Err(error) => {
+                if let Err(withdrawal) = self.authenticator.withdraw(&caller.claims, &holder).await
+                {
+                    // Then the retry finds the token revoked: what happened before.
+                    tracing::warn!(error = %withdrawal, "could not withdraw a failed refresh's revocation");
+                }
+                return Err(error.into());
+            }
         }
         Ok(self.issuer.issue(user.id, user.role())?)
     }

@@ -293,3 +293,28 @@ async fn a_refresh_reads_the_account_again() {
         .unwrap();
     assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
 }
+
+#[actix_web::test]
+async fn a_refresh_refused_for_want_of_replicas_can_be_retried() {
+    let app = spawn_app().await;
+    let token = app.user_token("retry@example.com").await;
+    // Another instance on the same stores, whose replica waits fail.
+    let (lagging, _) = app
+        .env
+        .spawn::<auth_service::startup::Application>(|s| {
+            s.auth.bcrypt_rounds = 4;
+            s.redis.min_replicas_acked = common::config::ReplicasAcked::Exactly(5);
+            s.redis.replica_ack_timeout_ms = 100;
+        })
+        .await;
+    let refused = lagging
+        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+        .await;
+    assert_envelope(&refused, 503, "SYSTEM_BUSY");
+    // No new token was handed out, so the old one still works, and a retry (once the
+    // replicas are back: here, at the healthy instance) gets one.
+    assert_eq!(app.me(&token).await.status, 200);
+    let retried = app.refresh(&token).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    app.assert_revoked(&token).await;
+}
