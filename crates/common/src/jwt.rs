@@ -1,5 +1,6 @@
 //! JWT verification, shared by every service: EdDSA (Ed25519) only, with the
-//! algorithm pinned, and `sub`, `exp`, `iat`, `jti` and `role` all required.
+//! algorithm pinned, and `sub`, `exp`, `iat`, `jti` and `role` all required; a token
+//! with an `nbf` is refused before that time.
 //! Only auth-service holds the private key; the other services get the public key.
 
 use crate::config::JwtSettings;
@@ -75,6 +76,8 @@ impl JwtVerifier {
         let key = DecodingKey::from_ed_pem(pem).context("JWT public key is not an Ed25519 PEM")?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `nbf` is optional (auth-service does not set it), but honoured when present.
+        validation.validate_nbf = true;
         validation.leeway = settings.leeway_secs;
         let mut expired_ok = validation.clone();
         expired_ok.validate_exp = false;
@@ -119,6 +122,11 @@ impl JwtVerifier {
 
     pub fn refresh_window_secs(&self) -> u64 {
         self.refresh_window_secs
+    }
+
+    /// How long past `exp` [`verify`](Self::verify) still accepts a token.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway_secs
     }
 }
 

@@ -135,7 +135,11 @@ async fn every_documented_operation_answers_as_documented() {
     let taken = stack
         .register("Ann", &ann.replacen("ann", "ANN", 1), "other-password")
         .await;
-    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(taken.status, 422, "{}", taken.body);
+    assert_eq!(
+        taken.body["errors"]["email"][0],
+        "The email has already been taken."
+    );
     contract.check("post", "/api/v1/auth/register", &taken);
     contract.check(
         "post",

@@ -177,10 +177,12 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .unwrap_or_default();
     // The fuzzer fails hundreds of logins on purpose, from one address and with the
     // emails it has seen; the throttle would then refuse the accounts' own logins too.
+    // It registers hundreds of accounts from that address as well.
     let stack = LocalStack::start_with(&[
         ("LOGIN_MAX_ATTEMPTS", "1000000"),
         ("LOGIN_MAX_ATTEMPTS_PER_ADDRESS", "1000000"),
         ("LOGIN_MAX_ATTEMPTS_PER_EMAIL", "1000000"),
+        ("REGISTER_MAX_PER_ADDRESS", "1000000"),
     ])
     .await;
     seed(&stack).await;

@@ -21,8 +21,6 @@ pub enum ApiError {
     /// A known path asked with a method it does not serve; `allowed` is the `Allow` header.
     #[error("The method is not allowed for this resource.")]
     MethodNotAllowed { allowed: String },
-    #[error("The email has already been taken.")]
-    EmailTaken,
     #[error("The given data was invalid.")]
     Validation(ValidationErrors),
     #[error("Insufficient stock.")]
@@ -78,7 +76,6 @@ impl ApiError {
             ApiError::Forbidden => "FORBIDDEN",
             ApiError::NotFound => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            ApiError::EmailTaken => "EMAIL_TAKEN",
             ApiError::Validation(_) => "VALIDATION_FAILED",
             ApiError::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             ApiError::PurchaseLimitExceeded { .. } => "PURCHASE_LIMIT_EXCEEDED",
@@ -209,7 +206,6 @@ impl ResponseError for ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -277,10 +273,10 @@ mod tests {
                 "Unauthenticated.",
             ),
             (
-                ApiError::EmailTaken,
-                StatusCode::CONFLICT,
-                "EMAIL_TAKEN",
-                "The email has already been taken.",
+                ApiError::InvalidCredentials,
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "These credentials do not match our records.",
             ),
         ] {
             let (answered, body, _) = body_of(error).await;

@@ -16,6 +16,10 @@ login_max_attempts_per_email = 100
 login_decay_seconds = 60
 refresh_max_attempts = 10
 refresh_decay_seconds = 3600
+register_max_per_address = 20
+register_decay_seconds = 600
+hash_concurrency = 0
+hash_queue_wait_ms = 1000
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +34,13 @@ pub struct AuthSettings {
     /// Refreshes per user per `refresh_decay_seconds`.
     pub refresh_max_attempts: u64,
     pub refresh_decay_seconds: u64,
+    /// Registrations per client address per `register_decay_seconds`.
+    pub register_max_per_address: u64,
+    pub register_decay_seconds: u64,
+    /// bcrypt hashes running at once at most; 0: one per core.
+    pub hash_concurrency: usize,
+    /// How long a request waits for a hashing slot before 503 `SYSTEM_BUSY`.
+    pub hash_queue_wait_ms: u64,
 }
 
 /// What only auth-service reads.

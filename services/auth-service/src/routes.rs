@@ -15,7 +15,10 @@ use web_layer::input::JsonBody;
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
-            AccountError::EmailTaken => ApiError::EmailTaken,
+            // As the Laravel API answered it: clients read `errors.email`.
+            AccountError::EmailTaken => {
+                ApiError::validation("email", "The email has already been taken.")
+            }
             AccountError::InvalidCredentials => ApiError::InvalidCredentials,
             AccountError::TooManyRequests { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
@@ -23,6 +26,7 @@ impl From<AccountError> for ApiError {
             AccountError::Auth(error) => error.into(),
             AccountError::Database(error) => error.into(),
             AccountError::Redis(error) => error.into(),
+            AccountError::Busy(error) => ApiError::busy("password hashing is at its bound", &error),
             AccountError::Internal(error) => ApiError::Internal(error),
         }
     }
@@ -55,9 +59,13 @@ fn token_json(issued: &IssuedToken) -> Value {
     })
 }
 
-async fn register(accounts: web::Data<Accounts>, body: JsonBody) -> Result<HttpResponse, ApiError> {
+async fn register(
+    accounts: web::Data<Accounts>,
+    ClientIp(address): ClientIp,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
     let registration = Registration::parse(&body).map_err(ApiError::Validation)?;
-    let (user, issued) = accounts.register(registration).await?;
+    let (user, issued) = accounts.register(registration, &address).await?;
     Ok(HttpResponse::Created().json(json!({
         "user": user_json(&user),
         "token": issued.token,

@@ -5,10 +5,11 @@ use crate::accounts::Accounts;
 use crate::configuration::{AuthOwn, Settings};
 use crate::password::PasswordHasher;
 use crate::routes;
-use crate::throttle::{LoginThrottle, RefreshLimit};
+use crate::throttle::{LoginThrottle, RefreshLimit, RegisterLimit};
 use crate::tokens::TokenIssuer;
 use actix_web::web;
 use inventory::attempts::AttemptCounters;
+use std::time::Duration;
 use web_layer::bootstrap::Infrastructure;
 use web_layer::client::TrustForwardedFor;
 use web_layer::service::{Service, Serving};
@@ -26,7 +27,12 @@ impl Service for Application {
         let keys = &infra.keys;
         let accounts = Accounts {
             db: infra.db.clone(),
-            hasher: PasswordHasher::new(settings.auth.bcrypt_rounds).await?,
+            hasher: PasswordHasher::new(settings.auth.bcrypt_rounds)
+                .await?
+                .bounded(
+                    settings.auth.hash_concurrency,
+                    Duration::from_millis(settings.auth.hash_queue_wait_ms),
+                ),
             issuer: TokenIssuer::from_settings(&settings.jwt)?,
             throttle: LoginThrottle {
                 counters: counters.clone(),
@@ -35,6 +41,12 @@ impl Service for Application {
                 max_per_address: settings.auth.login_max_attempts_per_address,
                 max_per_email: settings.auth.login_max_attempts_per_email,
                 decay_secs: settings.auth.login_decay_seconds,
+            },
+            register_limit: RegisterLimit {
+                counters: counters.clone(),
+                keys: keys.clone(),
+                max_per_address: settings.auth.register_max_per_address,
+                window_secs: settings.auth.register_decay_seconds,
             },
             refresh_limit: RefreshLimit {
                 counters,

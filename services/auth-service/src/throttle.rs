@@ -5,17 +5,19 @@
 //!
 //! Logins are counted three ways (the policy is in README's Security section): per
 //! (email, address) pair, per address, and per email across all addresses with a much
-//! higher ceiling. A guesser at one address locks only that pair, and the owner still
+//! higher ceiling. "Email" means the account it names, not its spelling: MySQL finds
+//! `admin@example.com` for `ÁDMIN@éxample.com` too, so the counters are keyed by the
+//! email's [`LoginIdentity`], which every spelling of it shares. A guesser at one address locks only that pair, and the owner still
 //! logs in from elsewhere; shutting an email out everywhere takes the per-email ceiling
 //! of attempts. A successful login gives its attempt back and clears its pair, so owners
 //! never use up their own attempts.
 //!
 //! Key layout: one script may only touch keys of one Redis Cluster slot. The pair and the
-//! email counters share the hash tag `{<email>}` (`login:{e}:pair:<address>`,
-//! `login:{e}:email`); the address counter has its own (`login:addr:{<address>}`). A login
+//! email counters share the hash tag `{<identity>}` (`login:{i}:pair:<address>`,
+//! `login:{i}:email`); the address counter has its own (`login:addr:{<address>}`). A login
 //! therefore runs the script twice: for the address first (a flood refused at its own
-//! address touches nobody else's counters), then for the email; when the email's call
-//! refuses, the address's count is given back. Each counter is still checked and counted
+//! address touches nobody else's counters, nor MySQL), then for the identity; when the
+//! identity's call refuses, the address's count is given back. Each counter is still checked and counted
 //! atomically, so none ever admits more than its limit; between the two calls an address
 //! may look one attempt fuller than it is, which can refuse, never admit.
 
@@ -23,6 +25,7 @@ use crate::accounts::AccountError;
 use common::client::ClientAddress;
 use common::redis::Keyspace;
 use inventory::attempts::{AttemptCounters, Counter};
+use sha2::{Digest, Sha256};
 
 /// 429 when an attempt was refused, with the seconds to wait.
 fn refused(wait: Option<u64>) -> Result<(), AccountError> {
@@ -43,6 +46,23 @@ pub struct LoginThrottle {
     pub decay_secs: u64,
 }
 
+/// Whom a login is for, the same for every spelling of the email: a digest (128 bits,
+/// hex) of the email's sort key under the collation the `users` look-up compares with
+/// ([`crate::users::email_sort_key`]). Emails never appear in the keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginIdentity(String);
+
+impl LoginIdentity {
+    pub fn from_sort_key(sort_key: &str) -> Self {
+        let digest = Sha256::digest(sort_key.as_bytes());
+        LoginIdentity(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The keys of one login's counters.
 struct LoginKeys {
     pair: String,
@@ -51,26 +71,40 @@ struct LoginKeys {
 }
 
 impl LoginKeys {
-    fn new(keys: &Keyspace, email: &str, address: &ClientAddress) -> Self {
-        let address = address.limit_key();
+    fn new(keys: &Keyspace, identity: &LoginIdentity, address: &ClientAddress) -> Self {
+        let (identity, address) = (identity.as_str(), address.limit_key());
         LoginKeys {
-            pair: keys.key(format_args!("login:{{{email}}}:pair:{address}")),
-            email: keys.key(format_args!("login:{{{email}}}:email")),
+            pair: keys.key(format_args!("login:{{{identity}}}:pair:{address}")),
+            email: keys.key(format_args!("login:{{{identity}}}:email")),
             address: keys.key(format_args!("login:addr:{{{address}}}")),
         }
+    }
+
+    fn address(keys: &Keyspace, address: &ClientAddress) -> String {
+        let address = address.limit_key();
+        keys.key(format_args!("login:addr:{{{address}}}"))
     }
 }
 
 impl LoginThrottle {
-    /// Counts a login attempt before its password is checked; 429 when any of its
-    /// counters is already at its limit.
-    pub async fn begin(&self, email: &str, address: &ClientAddress) -> Result<(), AccountError> {
-        let keys = LoginKeys::new(&self.keys, email, address);
+    /// Counts a login attempt at its address, first thing; 429 when the address is at
+    /// its limit. [`begin`](Self::begin) must follow once the identity is known.
+    pub async fn begin_at(&self, address: &ClientAddress) -> Result<(), AccountError> {
         let by_address = [Counter {
-            key: keys.address.clone(),
+            key: LoginKeys::address(&self.keys, address),
             limit: self.max_per_address,
         }];
-        refused(self.counters.count(&by_address, self.decay_secs).await?)?;
+        refused(self.counters.count(&by_address, self.decay_secs).await?)
+    }
+
+    /// Counts the attempt for its identity before its password is checked; 429 when the
+    /// pair or the email is already at its limit (giving the address's count back).
+    pub async fn begin(
+        &self,
+        identity: &LoginIdentity,
+        address: &ClientAddress,
+    ) -> Result<(), AccountError> {
+        let keys = LoginKeys::new(&self.keys, identity, address);
         let by_email = [
             Counter {
                 key: keys.pair,
@@ -93,14 +127,37 @@ impl LoginThrottle {
     /// reset a guesser's count at the same address or for the same email elsewhere.
     pub async fn succeeded(
         &self,
-        email: &str,
+        identity: &LoginIdentity,
         address: &ClientAddress,
     ) -> Result<(), inventory::Error> {
-        let keys = LoginKeys::new(&self.keys, email, address);
+        let keys = LoginKeys::new(&self.keys, identity, address);
         self.counters
             .give_back(&[&keys.pair], &[&keys.email])
             .await?;
         self.counters.give_back(&[], &[&keys.address]).await
+    }
+}
+
+/// Registrations per client address per window: each costs a bcrypt hash and a row, so
+/// one address cannot make the service hash (or store) without bound. Every attempt
+/// counts, a successful one too.
+#[derive(Clone)]
+pub struct RegisterLimit {
+    pub counters: AttemptCounters,
+    pub keys: Keyspace,
+    pub max_per_address: u64,
+    pub window_secs: u64,
+}
+
+impl RegisterLimit {
+    /// Counts a registration before anything else is done for it; 429 past the limit.
+    pub async fn count(&self, address: &ClientAddress) -> Result<(), AccountError> {
+        let address = address.limit_key();
+        let counter = Counter {
+            key: self.keys.key(format_args!("register:addr:{{{address}}}")),
+            limit: self.max_per_address,
+        };
+        refused(self.counters.count(&[counter], self.window_secs).await?)
     }
 }
 
@@ -143,13 +200,19 @@ mod tests {
     fn each_script_call_touches_keys_of_one_slot() {
         let prefix = Keyspace::new("p:");
         let address = ClientAddress::resolve(Some("2001:db8::1"), None);
-        for email in ["a@example.com", "we{ird}@example.com", "x}{y@example.com"] {
-            let keys = LoginKeys::new(&prefix, email, &address);
-            assert_eq!(hash_tag(&keys.pair), hash_tag(&keys.email), "{email}");
+        for sort_key in ["0E33", "7B7D", "7D7B"] {
+            let identity = LoginIdentity::from_sort_key(sort_key);
+            let keys = LoginKeys::new(&prefix, &identity, &address);
+            assert_eq!(hash_tag(&keys.pair), identity.as_str(), "{sort_key}");
+            assert_eq!(hash_tag(&keys.email), identity.as_str(), "{sort_key}");
             assert_eq!(hash_tag(&keys.address), "2001:db8::/64");
+            assert_eq!(keys.address, LoginKeys::address(&prefix, &address));
         }
-        let keys = LoginKeys::new(&prefix, "a@example.com", &address);
-        assert_eq!(keys.pair, "p:login:{a@example.com}:pair:2001:db8::/64");
-        assert_eq!(keys.email, "p:login:{a@example.com}:email");
+        let identity = LoginIdentity::from_sort_key("0E33");
+        assert_eq!(identity.as_str().len(), 32);
+        let keys = LoginKeys::new(&prefix, &identity, &address);
+        let tag = identity.as_str();
+        assert_eq!(keys.pair, format!("p:login:{{{tag}}}:pair:2001:db8::/64"));
+        assert_eq!(keys.email, format!("p:login:{{{tag}}}:email"));
     }
 }

@@ -55,6 +55,29 @@ pub async fn insert(conn: &mut AsyncMysqlConnection, new: NewUser<'_>) -> QueryR
     .await
 }
 
+/// The collation `users.email` is compared under (its table's, in the migration): it
+/// ignores case and accents, so `ÅDMIN@éxample.com` finds `admin@example.com`.
+pub const EMAIL_COLLATION: &str = "utf8mb4_unicode_ci";
+
+/// `email`'s sort key under [`EMAIL_COLLATION`], hex: two emails have the same one
+/// exactly when `find_by_email` takes them for the same account. The login limits count
+/// by it, so respelling an email does not buy attempts (an unknown email included).
+pub async fn email_sort_key(conn: &mut AsyncMysqlConnection, email: &str) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct SortKey {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sort_key: String,
+    }
+    let query = format!(
+        "SELECT HEX(WEIGHT_STRING(CONVERT(? USING utf8mb4) COLLATE {EMAIL_COLLATION})) AS sort_key"
+    );
+    let key: SortKey = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Text, _>(email)
+        .get_result(conn)
+        .await?;
+    Ok(key.sort_key)
+}
+
 pub async fn find_by_email(
     conn: &mut AsyncMysqlConnection,
     email: &str,
@@ -74,6 +97,18 @@ pub async fn find(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResult<Optio
         .first(conn)
         .await
         .optional()
+}
+
+pub async fn set_password_hash(
+    conn: &mut AsyncMysqlConnection,
+    id: u64,
+    password_hash: &str,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(password_hash))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 pub async fn set_role(conn: &mut AsyncMysqlConnection, id: u64, role: Role) -> QueryResult<()> {

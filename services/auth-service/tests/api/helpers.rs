@@ -43,6 +43,21 @@ impl TestApp {
             .await
     }
 
+    /// A registration as the gateway forwards it from `address` (the app must trust
+    /// `X-Forwarded-For`).
+    pub async fn register_from(&self, address: &str, email: &str) -> Response {
+        let body = json!({ "name": "Flood", "email": email, "password": "password123" });
+        self.client
+            .send(
+                "POST",
+                "/api/v1/auth/register",
+                None,
+                &[("X-Forwarded-For", address)],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Response {
         self.client
             .post(

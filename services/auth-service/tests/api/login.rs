@@ -211,3 +211,75 @@ async fn successful_logins_use_up_none_of_the_owners_attempts() {
     let locked = app.login("ned@example.com", "password123").await;
     assert_envelope(&locked, 429, "TOO_MANY_REQUESTS");
 }
+
+/// MySQL compares emails ignoring case and accents (`utf8mb4_unicode_ci`), so each of
+/// these finds the same account: they must spend the same attempts.
+const RESPELLINGS: [&str; 4] = [
+    "bob@example.com",
+    "böb@example.com",
+    "BÓB@ÉXAMPLE.COM",
+    "bob@exämple.com",
+];
+
+#[actix_web::test]
+async fn respelling_the_email_does_not_buy_more_attempts_for_the_pair() {
+    let app = spawn_app_locking_after(3, 120).await;
+    app.register("Bob", "bob@example.com", "password123").await;
+    for email in &RESPELLINGS[..3] {
+        let guess = app.login(email, "guess-guess").await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    let respelled = app.login(RESPELLINGS[3], "password123").await;
+    assert_envelope(&respelled, 429, "TOO_MANY_REQUESTS");
+}
+
+#[actix_web::test]
+async fn respelling_the_email_does_not_escape_the_per_email_ceiling() {
+    let app = spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.login_max_attempts = 5;
+        s.auth.login_max_attempts_per_email = 4;
+    })
+    .await;
+    app.register("Bob", "bob@example.com", "password123").await;
+    for (i, email) in RESPELLINGS.iter().enumerate() {
+        let guess = app
+            .login_from(&format!("198.51.100.{i}"), email, "guess-guess")
+            .await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    for email in ["bób@example.com", "Bob@Example.com"] {
+        let ceiling = app.login_from("203.0.113.9", email, "password123").await;
+        assert_envelope(&ceiling, 429, "TOO_MANY_REQUESTS");
+    }
+}
+
+#[actix_web::test]
+async fn respellings_of_an_unknown_email_share_its_counters_too() {
+    let app = spawn_app_locking_after(2, 120).await;
+    for email in ["nobody@example.com", "nöbody@example.com"] {
+        let guess = app.login(email, "guess-guess").await;
+        assert_envelope(&guess, 401, "INVALID_CREDENTIALS");
+    }
+    let third = app.login("NÔBODY@example.com", "guess-guess").await;
+    assert_envelope(&third, 429, "TOO_MANY_REQUESTS");
+}
+
+#[actix_web::test]
+async fn the_limits_fold_emails_under_the_collation_the_users_table_compares_with() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        collation: String,
+    }
+    let app = spawn_app().await;
+    let column: Column = diesel::sql_query(
+        "SELECT COLLATION_NAME AS collation FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND COLUMN_NAME = 'email'",
+    )
+    .get_result(&mut app.env.database.connect().await)
+    .await
+    .unwrap();
+    assert_eq!(column.collation, auth_service::users::EMAIL_COLLATION);
+}

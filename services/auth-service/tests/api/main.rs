@@ -3,5 +3,6 @@
 mod admin;
 mod helpers;
 mod login;
+mod passwords;
 mod register;
 mod tokens;

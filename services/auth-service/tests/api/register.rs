@@ -1,4 +1,4 @@
-use crate::helpers::{assert_envelope, spawn_app};
+use crate::helpers::{assert_envelope, spawn_app, spawn_app_with};
 use serde_json::json;
 
 #[actix_web::test]
@@ -28,7 +28,7 @@ async fn register_creates_a_user_with_a_hashed_password_and_a_working_token() {
 }
 
 #[actix_web::test]
-async fn duplicate_email_is_409_email_taken_and_adds_no_row() {
+async fn duplicate_email_is_422_naming_the_email_as_laravel_does_and_adds_no_row() {
     let app = spawn_app().await;
     assert_eq!(
         app.register("A", "dup@example.com", "password123")
@@ -36,28 +36,36 @@ async fn duplicate_email_is_409_email_taken_and_adds_no_row() {
             .status,
         201
     );
+    // Clients written for the Laravel API read `errors.email`.
     let again = app.register("B", "DUP@example.com", "password456").await;
-    // The request is well formed; it conflicts with an existing account.
-    assert_envelope(&again, 409, "EMAIL_TAKEN");
-    assert_eq!(again.body["message"], "The email has already been taken.");
+    assert_email_taken(&again);
     assert_eq!(app.count_users("dup@example.com").await, 1);
+}
+
+/// 422 `VALIDATION_FAILED` with `errors.email: ["The email has already been taken."]`.
+fn assert_email_taken(response: &testkit::Response) {
+    assert_envelope(response, 422, "VALIDATION_FAILED");
+    assert_eq!(
+        response.body["errors"],
+        json!({ "email": ["The email has already been taken."] }),
+        "{}",
+        response.body
+    );
 }
 
 #[actix_web::test]
 async fn racing_registrations_of_one_email_give_exactly_one_201() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.auth.register_max_per_address = 100).await;
     let passwords: Vec<String> = (0..12).map(|i| format!("password{i:03}")).collect();
     let attempts = passwords
         .iter()
         .map(|password| app.register("Racer", "race@example.com", password));
     let responses = futures_util::future::join_all(attempts).await;
     let created = responses.iter().filter(|r| r.status == 201).count();
-    let refused = responses
-        .iter()
-        .filter(|r| r.status == 409 && r.body["error_code"] == "EMAIL_TAKEN")
-        .count();
     assert_eq!(created, 1);
-    assert_eq!(refused, 11);
+    for refused in responses.iter().filter(|r| r.status != 201) {
+        assert_email_taken(refused);
+    }
     assert_eq!(app.count_users("race@example.com").await, 1);
 }
 
@@ -221,4 +229,66 @@ async fn operational_endpoints_report_health_readiness_and_metrics() {
     let metrics = app.client.get("/metrics", None).await;
     let text = String::from_utf8(metrics.raw).unwrap();
     assert!(text.contains("route=\"/api/v1/auth/register\""), "{text}");
+}
+
+#[actix_web::test]
+async fn registrations_are_limited_per_client_address() {
+    let app = spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.register_max_per_address = 3;
+        s.auth.register_decay_seconds = 600;
+    })
+    .await;
+    for i in 0..3 {
+        let email = format!("flood{i}@example.com");
+        let created = app.register_from("198.51.100.7", &email).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let limited = app
+        .register_from("198.51.100.7", "flood3@example.com")
+        .await;
+    assert_envelope(&limited, 429, "TOO_MANY_REQUESTS");
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.count_users("flood3@example.com").await, 0);
+    // Another address registers as usual.
+    let elsewhere = app.register_from("203.0.113.9", "flood3@example.com").await;
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.body);
+}
+
+#[actix_web::test]
+async fn no_more_hashes_run_at_once_than_allowed_and_the_rest_are_told_to_retry() {
+    let app = spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.bcrypt_rounds = 10;
+        s.auth.hash_concurrency = 1;
+        s.auth.hash_queue_wait_ms = 20;
+    })
+    .await;
+    let token = app.user_token("bystander@example.com").await;
+    let app = &app;
+    let flood = (0..8).map(|i| async move {
+        let address = format!("198.51.100.{i}");
+        app.register_from(&address, &format!("burst{i}@example.com"))
+            .await
+    });
+    // While the flood hashes, other requests are answered.
+    let bystander = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        app.me(&token).await
+    };
+    let (responses, me) =
+        futures_util::future::join(futures_util::future::join_all(flood), bystander).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let created = responses.iter().filter(|r| r.status == 201).count();
+    let busy: Vec<_> = responses.iter().filter(|r| r.status != 201).collect();
+    assert!(created >= 1, "one at a time still goes through");
+    assert!(
+        !busy.is_empty(),
+        "eight 60 ms hashes at once cannot all fit in 20 ms"
+    );
+    for response in busy {
+        assert_envelope(response, 503, "SYSTEM_BUSY");
+        assert_eq!(response.header("retry-after"), Some("1"));
+    }
 }

@@ -217,3 +217,104 @@ async fn only_good_tokens_spend_a_users_refreshes() {
         "the user's second refresh"
     );
 }
+
+/// Sleeps until the clock is just past `second` + `millis` ms (Unix time).
+async fn sleep_until(second: u64, millis: u64) {
+    let target = std::time::UNIX_EPOCH + std::time::Duration::from_millis(second * 1000 + millis);
+    if let Ok(wait) = target.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_revoked_token_cannot_be_refreshed_in_the_last_second_of_its_window() {
+    let app = spawn_app().await;
+    let (_, mut claims) = user_claims(&app).await;
+    let window = app.settings.jwt.refresh_ttl_minutes * 60;
+    // Start at the beginning of a second, so the refresh and its revocation happen in it.
+    let start = now_secs() + 1;
+    sleep_until(start, 0).await;
+    // Refreshable until the end of the next second.
+    claims["exp"] = json!(start + 1 - window);
+    claims["iat"] = json!(start - window - 3600);
+    let token = testkit::keys().sign(&claims);
+    let refreshed = app.refresh(&token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    // The window's last second, past a revocation that lived one second only.
+    sleep_until(start + 1, 500).await;
+    assert_eq!(
+        now_secs(),
+        start + 1,
+        "the test ran too slowly to say anything"
+    );
+    assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn a_token_is_refused_before_its_nbf_and_accepted_from_it() {
+    let app = spawn_app().await;
+    let (_, mut claims) = user_claims(&app).await;
+    let now = now_secs();
+    claims["jti"] = json!("not-yet");
+    claims["nbf"] = json!(now + 600);
+    let early = testkit::keys().sign(&claims);
+    assert_envelope(&app.me(&early).await, 401, "UNAUTHENTICATED");
+    assert_envelope(&app.refresh(&early).await, 401, "UNAUTHENTICATED");
+    claims["jti"] = json!("already");
+    claims["nbf"] = json!(now - 10);
+    let valid = testkit::keys().sign(&claims);
+    assert_eq!(app.me(&valid).await.status, 200);
+    claims["jti"] = json!("malformed");
+    claims["nbf"] = json!("soon");
+    let malformed = testkit::keys().sign(&claims);
+    assert_envelope(&app.me(&malformed).await, 401, "UNAUTHENTICATED");
+}
+
+/// The role and the account come from the token until it is refreshed (README,
+/// Security): a refresh reads the account again, so a demotion applies there and a
+/// deleted account gets no new token.
+#[actix_web::test]
+async fn a_refresh_reads_the_account_again() {
+    use db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let app = spawn_app().await;
+    let (_, claims) = user_claims(&app).await;
+    let id: u64 = claims["sub"].as_str().unwrap().parse().unwrap();
+    let admin = testkit::keys().token_for(id, Role::Admin);
+    let refreshed = app.refresh(&admin).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let token = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let payload = decode_segment(token.split('.').nth(1).unwrap());
+    assert_eq!(payload["role"], "user", "the stored role, not the token's");
+    diesel::delete(users::table.find(id))
+        .execute(&mut app.env.database.connect().await)
+        .await
+        .unwrap();
+    assert_envelope(&app.refresh(&token).await, 401, "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn a_refresh_refused_for_want_of_replicas_can_be_retried() {
+    let app = spawn_app().await;
+    let token = app.user_token("retry@example.com").await;
+    // Another instance on the same stores, whose replica waits fail.
+    let (lagging, _) = app
+        .env
+        .spawn::<auth_service::startup::Application>(|s| {
+            s.auth.bcrypt_rounds = 4;
+            s.redis.min_replicas_acked = common::config::ReplicasAcked::Exactly(5);
+            s.redis.replica_ack_timeout_ms = 100;
+        })
+        .await;
+    let refused = lagging
+        .post("/api/v1/auth/refresh", Some(&token), &Value::Null)
+        .await;
+    assert_envelope(&refused, 503, "SYSTEM_BUSY");
+    // No new token was handed out, so the old one still works, and a retry (once the
+    // replicas are back: here, at the healthy instance) gets one.
+    assert_eq!(app.me(&token).await.status, 200);
+    let retried = app.refresh(&token).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    app.assert_revoked(&token).await;
+}
