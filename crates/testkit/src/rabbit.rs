@@ -58,6 +58,19 @@ impl TestRabbit {
         self.drain(&self.topology().dead_letter_queue).await
     }
 
+    /// Deletes one of the topology's queues (as an operator's mistake would).
+    pub async fn delete_queue(&self, queue: &str) {
+        let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())
+            .await
+            .expect("connect to RabbitMQ");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .expect("queue.delete");
+        let _ = connection.close(200, "done".into()).await;
+    }
+
     /// Takes every message waiting in a queue.
     pub async fn drain(&self, queue: &str) -> Vec<Message> {
         let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())

@@ -306,3 +306,34 @@ async fn a_redelivered_payment_redis_forgot_is_recognised_from_mysql_and_not_ref
     assert_eq!(shown.body["status"], "paid", "{}", shown.body);
     assert_eq!(stack.redis_stock(item).await, 2);
 }
+
+#[actix_web::test]
+async fn a_refund_no_queue_takes_is_answered_503_and_announced_on_the_retry() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(2, None, reservable(1)).await;
+    let late = stack.reserve(1, item).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // The publisher's channel declared the topology when the reservation was published;
+    // then the refund queue goes: the broker would confirm a refund and drop it.
+    let queue = stack.env.rabbit.topology().refund_queue;
+    stack.env.rabbit.delete_queue(&queue).await;
+
+    let refused = stack.pay(&late, "pi_unrouted", 1500).await;
+    assert_envelope(&refused, 503, "SYSTEM_BUSY");
+    assert!(refused.header("Retry-After").is_some());
+    // The provider retries: the publisher reconnects, declares the queue again, and the
+    // refund is announced before the 409.
+    let answered = std::sync::Mutex::new(None);
+    testkit::eventually(10, "a retry answered 409", || async {
+        let retry = stack.pay(&late, "pi_unrouted", 1500).await;
+        let done = retry.status == 409;
+        *answered.lock().unwrap() = Some(retry);
+        done
+    })
+    .await;
+    let retry = answered.into_inner().unwrap().unwrap();
+    assert_envelope(&retry, 409, "ORDER_EXPIRED");
+    let announced = refunds(&stack).await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0]["payment_id"], "pi_unrouted");
+}
