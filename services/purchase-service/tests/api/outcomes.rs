@@ -63,7 +63,7 @@ fn request(item_id: u64, quantity: u32) -> PurchaseRequest {
     PurchaseRequest {
         item_id,
         user_id: 1,
-        quantity: Quantity::parse(&JsonObject(
+        quantity: Quantity::parse(&JsonObject::from(
             json!({ "quantity": quantity })
                 .as_object()
                 .cloned()
