@@ -73,17 +73,25 @@ impl TestRabbit {
 
     /// Takes every message waiting in a queue.
     pub async fn drain(&self, queue: &str) -> Vec<Message> {
-        let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())
-            .await
-            .expect("connect to RabbitMQ (is it up? scripts/test starts it)");
-        let channel = connection.create_channel().await.expect("channel");
-        self.topology().declare(&channel).await.expect("declare");
+        // The queues may have just been declared: the first get waits until they run.
+        let topology = self.topology();
+        let (connection, channel, mut next) = events::topology::on_running_queues(
+            &rabbit_url(),
+            std::time::Duration::from_secs(5),
+            |channel| {
+                let topology = topology.clone();
+                async move {
+                    topology.declare(&channel).await?;
+                    channel
+                        .basic_get(queue.into(), BasicGetOptions::default())
+                        .await
+                }
+            },
+        )
+        .await
+        .expect("declare and read the queue (is RabbitMQ up? scripts/test starts it)");
         let mut messages = Vec::new();
-        while let Some(message) = channel
-            .basic_get(queue.into(), BasicGetOptions::default())
-            .await
-            .expect("basic.get")
-        {
+        while let Some(message) = next {
             let headers = message
                 .delivery
                 .properties
@@ -112,6 +120,10 @@ impl TestRabbit {
                 body: message.delivery.data.clone(),
                 headers,
             });
+            next = channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .expect("basic.get");
         }
         let _ = connection.close(200, "done".into()).await;
         messages

@@ -115,21 +115,27 @@ impl Consumer {
     }
 
     async fn session(&self, shutdown: &mut Shutdown) -> anyhow::Result<()> {
-        let (connection, channel) = events::publisher::connect(&self.url, Duration::from_secs(5))
-            .await
-            .map_err(|e| anyhow!(e))?;
-        self.topology.declare(&channel).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        let mut deliveries = channel
-            .basic_consume(
-                self.topology.queue.as_str().into(),
-                "stock-writer".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // The queue may have just been declared: consuming waits until it runs.
+        let (connection, _channel, mut deliveries) = events::topology::on_running_queues(
+            &self.url,
+            Duration::from_secs(5),
+            |channel| async move {
+                self.topology.declare(&channel).await?;
+                channel
+                    .basic_qos(self.prefetch, BasicQosOptions::default())
+                    .await?;
+                channel
+                    .basic_consume(
+                        self.topology.queue.as_str().into(),
+                        "stock-writer".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            },
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
         self.connected.store(true, Ordering::Relaxed);
         tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
         loop {
