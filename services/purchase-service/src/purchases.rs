@@ -319,7 +319,7 @@ impl Purchases {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
                 Err(error) => {
-                    tracing::error!(%order_id, %error, "could not {what} in time; answering OUTCOME_UNKNOWN");
+                    tracing::error!(%order_id, %error, "purchase outcome still unknown (could not {what} in time); answering OUTCOME_UNKNOWN");
                     return Err(PurchaseError::OutcomeUnknown {
                         order_id: order_id.to_owned(),
                     });
