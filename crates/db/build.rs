@@ -1,5 +1,5 @@
-//! Rebuilds the crate when a migration is added: `embed_migrations!` reads the
-//! directory at compile time, and cargo would not look at it again by itself.
+//! Rebuilds the crate when a migration is added: `embed_migrations!` reads the directory
+//! at compile time, and cargo does not otherwise notice a new one.
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");

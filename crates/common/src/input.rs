@@ -9,7 +9,19 @@ use serde_json::{Map, Value};
 /// A request body that must be a JSON object. An empty body reads as `{}`, so a missing
 /// field is reported by name rather than as a malformed body.
 #[derive(Debug, Clone, Default)]
-pub struct JsonObject(pub Map<String, Value>);
+pub struct JsonObject(pub Map<String, Value>, NotIntegers);
+
+/// The fields whose number, as written, is not an integer although it reads as one
+/// (`0.9999999999999999999` is the float 1.0): an integer field refuses them.
+#[derive(Debug, Clone, Default)]
+pub struct NotIntegers(Vec<String>);
+
+impl From<Map<String, Value>> for JsonObject {
+    /// A body built in code: its numbers are what they are.
+    fn from(map: Map<String, Value>) -> Self {
+        JsonObject(map, NotIntegers::default())
+    }
+}
 
 fn body_error(message: &str) -> ValidationErrors {
     ValidationErrors::single("body", message)
@@ -22,7 +34,10 @@ impl JsonObject {
             return Ok(JsonObject::default());
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(Value::Object(map)) => {
+                let not_integers = NotIntegers::of(&map, bytes);
+                Ok(JsonObject(map, not_integers))
+            }
             Ok(_) => Err(body_error("The request body must be a JSON object.")),
             Err(error) => Err(body_error(&format!(
                 "The request body is not valid JSON: {error}."
@@ -51,15 +66,22 @@ impl JsonObject {
     pub fn integer(&self, field: &str) -> Result<i64, String> {
         match self.present(field) {
             None => Err(format!("The {field} field is required.")),
-            Some(value) => as_integer(field, value),
+            Some(value) => self.as_integer(field, value),
         }
     }
 
     /// An integer field that may be absent or null.
     pub fn optional_integer(&self, field: &str) -> Result<Option<i64>, String> {
         self.present(field)
-            .map(|v| as_integer(field, v))
+            .map(|v| self.as_integer(field, v))
             .transpose()
+    }
+
+    fn as_integer(&self, field: &str, value: &Value) -> Result<i64, String> {
+        if self.1.0.iter().any(|name| name == field) {
+            return Err(format!("The {field} must be an integer."));
+        }
+        as_integer(field, value)
     }
 
     /// Whether the field was sent at all (null included), for partial updates.
@@ -102,6 +124,61 @@ impl JsonObject {
     }
 }
 
+impl NotIntegers {
+    /// The top-level fields of `map` (parsed from `body`) holding a number written with a
+    /// fraction or an exponent that is not a whole number, though its float is. Bodies
+    /// without such a float (every purchase's) are not read twice.
+    fn of(map: &Map<String, Value>, body: &[u8]) -> Self {
+        let integral_float = |v: &Value| v.is_f64() && v.as_f64().is_some_and(|f| f.fract() == 0.0);
+        if !map.values().any(integral_float) {
+            return NotIntegers::default();
+        }
+        let Ok(raw) = serde_json::from_slice::<
+            std::collections::HashMap<String, &serde_json::value::RawValue>,
+        >(body) else {
+            return NotIntegers::default();
+        };
+        NotIntegers(
+            map.iter()
+                .filter(|(_, value)| integral_float(value))
+                .filter(|(name, _)| {
+                    raw.get(name.as_str())
+                        .is_some_and(|literal| !literal_is_integer(literal.get()))
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        )
+    }
+}
+
+/// Whether a JSON number literal denotes a whole number: every digit past the decimal
+/// point, once the exponent has moved it, is 0 (`382.0`, `3.82e2`, `1e300` are;
+/// `0.9999999999999999999`, `1.5e0` are not).
+fn literal_is_integer(literal: &str) -> bool {
+    let literal = literal.trim().trim_start_matches('-');
+    let (mantissa, exponent) = match literal.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => {
+            let exponent = exponent.trim_start_matches('+');
+            // Past i64 the exponent moves every digit one way: the number is either
+            // huge (whole) or tiny (whole only if it is 0).
+            let saturated = if exponent.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            };
+            (mantissa, exponent.parse::<i64>().unwrap_or(saturated))
+        }
+        None => (literal, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let point = (whole.len() as i64).saturating_add(exponent);
+    whole
+        .bytes()
+        .chain(fraction.bytes())
+        .enumerate()
+        .all(|(at, digit)| (at as i64) < point || digit == b'0')
+}
+
 /// A name (a user's, an item's) trimmed of surrounding blanks: not blank, no control
 /// characters, at most `max_chars` characters as sent, surrounding blanks included (as
 /// the contract's `maxLength` counts).
@@ -128,7 +205,9 @@ fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, String> {
 }
 
 /// A JSON number with no fractional part, as JSON Schema counts integers: `382.0` is
-/// 382. Integers beyond `i64` saturate, so the field's own bounds name the limit.
+/// 382 (one written with a fraction that its float rounds away is refused before this,
+/// see [`NotIntegers`]). Integers beyond `i64` saturate, so the field's own bounds name
+/// the limit.
 fn as_integer(field: &str, value: &Value) -> Result<i64, String> {
     let not_an_integer = || format!("The {field} must be an integer.");
     match value {
@@ -362,6 +441,55 @@ mod tests {
         assert_eq!(body.integer("c"), Ok(0));
         assert_eq!(body.optional_integer("d"), Ok(Some(-7)));
         assert_eq!(body.integer("e").unwrap_err(), "The e must be an integer.");
+    }
+
+    #[test]
+    fn a_number_that_only_reads_as_an_integer_is_not_one() {
+        let body = object(
+            r#"{"q": 0.9999999999999999999, "r": 1.0000000000000000001, "s": 99999999999999999999.5, "t": 1e0, "u": 0.5e1}"#,
+        );
+        for field in ["q", "r", "s"] {
+            assert_eq!(
+                body.integer(field).unwrap_err(),
+                format!("The {field} must be an integer."),
+                "{field}"
+            );
+            assert!(body.optional_integer(field).is_err(), "{field}");
+        }
+        assert_eq!(body.integer("t"), Ok(1));
+        assert_eq!(body.integer("u"), Ok(5));
+        assert_eq!(
+            object(r#"{"quantity": 0.9999999999999999999}"#)
+                .quantity_only(10)
+                .unwrap_err()
+                .as_map()["quantity"],
+            ["The quantity must be an integer."]
+        );
+        assert_eq!(
+            object(r#"{"quantity": 1}"#).quantity_only(10),
+            Ok(1),
+            "an integer literal is read once"
+        );
+    }
+
+    #[test]
+    fn number_literals_are_whole_when_no_nonzero_digit_is_left_past_the_point() {
+        for (literal, whole) in [
+            ("382", true),
+            ("382.0", true),
+            ("-382.000", true),
+            ("3.82e2", true),
+            ("3.82E+2", true),
+            ("1e300", true),
+            ("0.0e-7", true),
+            ("5e99999999999999999999", true),
+            ("0.9999999999999999999", false),
+            ("3.825e2", false),
+            ("1e-1", false),
+            ("5e-99999999999999999999", false),
+        ] {
+            assert_eq!(literal_is_integer(literal), whole, "{literal}");
+        }
     }
 
     #[test]

@@ -104,3 +104,18 @@ pub async fn open_reservations(
         .load(conn)
         .await
 }
+
+/// The order this payment paid, as MySQL has it (the index `orders_by_payment`): how a
+/// redelivered payment is recognised once Redis has forgotten its id.
+pub async fn paid_by(
+    conn: &mut AsyncMysqlConnection,
+    payment_id: &str,
+) -> QueryResult<Option<String>> {
+    orders::table
+        .filter(orders::payment_id.eq(payment_id))
+        .select(orders::id)
+        .order(orders::id)
+        .first(conn)
+        .await
+        .optional()
+}

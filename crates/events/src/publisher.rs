@@ -1,9 +1,13 @@
 //! Publishing with publisher confirms over one lazily (re)connected channel: a publish
-//! succeeds only once the broker has taken responsibility for the message. After a
-//! failure the connection is rebuilt on the next publish, at most once a second, so a
-//! broker outage costs callers a fast error rather than a hang.
+//! succeeds only once the broker has taken responsibility for the message. Every
+//! message is `mandatory`: one no queue takes (its queue was deleted) comes back with
+//! the confirm and the publish fails, rather than the broker confirming and dropping it.
+//! After a failure the connection is rebuilt on the next publish, at most once a second,
+//! declaring the topology again (which recreates a deleted queue), so a broker outage
+//! costs callers a fast error rather than a hang.
 
 use crate::Topology;
+use lapin::Confirmation;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -18,6 +22,9 @@ pub enum PublishError {
     Nacked,
     #[error("no confirmation within {0:?}")]
     Timeout(Duration),
+    /// No queue is bound to the routing key: the broker returned the message.
+    #[error("the broker returned the message unrouted: {0}")]
+    Returned(String),
 }
 
 struct Link {
@@ -136,7 +143,7 @@ impl Publisher {
     }
 
     /// Publishes a persistent JSON message to `routing_key` on the stock exchange and
-    /// waits for the broker's confirm.
+    /// waits for the broker's confirm; a message no queue took is an error.
     pub async fn publish(
         &self,
         routing_key: &str,
@@ -162,17 +169,27 @@ impl Publisher {
                 .basic_publish(
                     self.topology.exchange.as_str().into(),
                     routing_key.into(),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
                     body,
                     properties,
                 )
                 .await?
                 .await
         };
-        if self.within_timeout(publish).await?.is_ack() {
-            Ok(())
-        } else {
-            Err(PublishError::Nacked)
+        match self.within_timeout(publish).await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                // The next publish reconnects and declares the topology again.
+                self.forget_link().await;
+                Err(PublishError::Returned(format!(
+                    "{:?} {} (routing key {routing_key})",
+                    returned.reply_code, returned.reply_text
+                )))
+            }
+            Confirmation::Nack(None) | Confirmation::NotRequested => Err(PublishError::Nacked),
         }
     }
 }

@@ -58,19 +58,40 @@ impl TestRabbit {
         self.drain(&self.topology().dead_letter_queue).await
     }
 
-    /// Takes every message waiting in a queue.
-    pub async fn drain(&self, queue: &str) -> Vec<Message> {
+    /// Deletes one of the topology's queues (as an operator's mistake would).
+    pub async fn delete_queue(&self, queue: &str) {
         let connection = Connection::connect(&rabbit_url(), ConnectionProperties::default())
             .await
-            .expect("connect to RabbitMQ (is it up? scripts/test starts it)");
+            .expect("connect to RabbitMQ");
         let channel = connection.create_channel().await.expect("channel");
-        self.topology().declare(&channel).await.expect("declare");
-        let mut messages = Vec::new();
-        while let Some(message) = channel
-            .basic_get(queue.into(), BasicGetOptions::default())
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
             .await
-            .expect("basic.get")
-        {
+            .expect("queue.delete");
+        let _ = connection.close(200, "done".into()).await;
+    }
+
+    /// Takes every message waiting in a queue.
+    pub async fn drain(&self, queue: &str) -> Vec<Message> {
+        // The queues may have just been declared: the first get waits until they run.
+        let topology = self.topology();
+        let (connection, channel, mut next) = events::topology::on_running_queues(
+            &rabbit_url(),
+            std::time::Duration::from_secs(5),
+            |channel| {
+                let topology = topology.clone();
+                async move {
+                    topology.declare(&channel).await?;
+                    channel
+                        .basic_get(queue.into(), BasicGetOptions::default())
+                        .await
+                }
+            },
+        )
+        .await
+        .expect("declare and read the queue (is RabbitMQ up? scripts/test starts it)");
+        let mut messages = Vec::new();
+        while let Some(message) = next {
             let headers = message
                 .delivery
                 .properties
@@ -99,6 +120,10 @@ impl TestRabbit {
                 body: message.delivery.data.clone(),
                 headers,
             });
+            next = channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .expect("basic.get");
         }
         let _ = connection.close(200, "done".into()).await;
         messages

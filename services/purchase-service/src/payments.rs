@@ -3,7 +3,9 @@
 //! anything is parsed. A payment that cannot be applied (the reservation expired or was
 //! cancelled, or another payment paid it) is refused with 409 and announced as
 //! `payment.refund_required` on RabbitMQ, confirmed before the answer, so the money goes
-//! back; the provider retries any non-2xx, and a retry changes nothing more.
+//! back; the provider retries any non-2xx, and a retry changes nothing more. A
+//! redelivery of the payment that paid the order is answered 200 with no effect, also
+//! once Redis has forgotten the payment's id: MySQL's `orders.payment_id` says so.
 
 use crate::domain::{OrderId, PaymentId};
 use crate::listing::{Order, OrderStatus};
@@ -97,16 +99,8 @@ impl Purchases {
                 let event = self.offer_ended(&event)?;
                 return Ok(Order::ended(&event));
             }
-            Ended::DuplicatePayment { order_id: paid } if paid == order_id => {
-                let mut order = self.order_of_anyone(item_id, order_id).await?;
-                order.status = OrderStatus::Paid;
-                return Ok(order);
-            }
-            Ended::DuplicatePayment { .. } => {
-                return Err(PurchaseError::Invalid(ValidationErrors::single(
-                    "payment_id",
-                    "This payment was already applied to another order.",
-                )));
+            Ended::DuplicatePayment { order_id: paid } => {
+                return self.applied_before(item_id, order_id, &paid).await;
             }
             Ended::WrongAmount { due } => {
                 return Err(PurchaseError::Invalid(ValidationErrors::single(
@@ -120,6 +114,19 @@ impl Purchases {
                 Refused::Expired
             }
             Ended::NotReserved { settled } => {
+                // Redis forgets an applied payment's id after SETTLED_TTL_SECS (and all
+                // of it if it lost data); MySQL has it for good.
+                let payment_id = payment.payment_id.as_str();
+                let paid = match settled.as_deref().and_then(|s| s.strip_prefix("paid:")) {
+                    Some(paid_with) if paid_with == payment_id => Some(order_id.to_owned()),
+                    _ => {
+                        let mut conn = db::connection(&self.db).await?;
+                        db::orders::paid_by(&mut conn, payment_id).await?
+                    }
+                };
+                if let Some(paid) = paid {
+                    return self.applied_before(item_id, order_id, &paid).await;
+                }
                 let status = match settled.as_deref().and_then(OrderStatus::parse) {
                     Some(status) => status,
                     None => self.order_of_anyone(item_id, order_id).await?.status,
@@ -145,6 +152,25 @@ impl Purchases {
                 status: status.as_str(),
             },
         })
+    }
+
+    /// The answer to a payment already applied, to the order `paid`: this order, paid
+    /// (a redelivery: nothing more happens), or a refusal when it paid another order.
+    async fn applied_before(
+        &self,
+        item_id: u64,
+        order_id: &str,
+        paid: &str,
+    ) -> Result<Order, PurchaseError> {
+        if paid != order_id {
+            return Err(PurchaseError::Invalid(ValidationErrors::single(
+                "payment_id",
+                "This payment was already applied to another order.",
+            )));
+        }
+        let mut order = self.order_of_anyone(item_id, order_id).await?;
+        order.status = OrderStatus::Paid;
+        Ok(order)
     }
 
     /// Publishes `payment.refund_required` and waits for the broker's confirm: the

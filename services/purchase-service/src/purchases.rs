@@ -251,11 +251,26 @@ impl Purchases {
         order
     }
 
-    /// The order an idempotency key produced, as it is now.
+    /// The order an idempotency key produced, as it is now. The purchase happened, so a
+    /// read of it that fails must not be answered as if it had not (`SYSTEM_BUSY`): it
+    /// is looked at again like any unknown outcome, then answered `OUTCOME_UNKNOWN` with
+    /// the order id.
     async fn replay(
         &self,
         item_id: u64,
         record: IdempotencyRecord,
+    ) -> Result<Order, PurchaseError> {
+        let order_id = record.order_id.clone();
+        self.until_known(&order_id, "replay the idempotent purchase", || {
+            self.replay_once(item_id, &record)
+        })
+        .await
+    }
+
+    async fn replay_once(
+        &self,
+        item_id: u64,
+        record: &IdempotencyRecord,
     ) -> Result<Order, PurchaseError> {
         let pending = self
             .store
@@ -266,7 +281,7 @@ impl Purchases {
             Some((order, _)) => order,
             // Gone from both only if MySQL lost it; the record still says what was sold.
             None => Order {
-                id: record.order_id,
+                id: record.order_id.clone(),
                 item_id,
                 quantity: record.quantity,
                 status: OrderStatus::Pending,
@@ -277,6 +292,40 @@ impl Purchases {
                 pay_by: None,
             },
         })
+    }
+
+    /// Runs `look` until it tells, pausing between tries (50 ms, doubling up to a
+    /// second) for up to `PURCHASE_OUTCOME_TIMEOUT_MS`; then `OUTCOME_UNKNOWN` with the
+    /// order id.
+    async fn until_known<T, E, F, Fut>(
+        &self,
+        order_id: &str,
+        what: &str,
+        mut look: F,
+    ) -> Result<T, PurchaseError>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
+        let mut pause = FIRST_SETTLE_PAUSE;
+        loop {
+            match look().await {
+                Ok(known) => return Ok(known),
+                Err(error) if Instant::now() + pause < deadline => {
+                    tracing::warn!(%order_id, %error, "cannot {what} yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(error) => {
+                    tracing::error!(%order_id, %error, "purchase outcome still unknown (could not {what} in time); answering OUTCOME_UNKNOWN");
+                    return Err(PurchaseError::OutcomeUnknown {
+                        order_id: order_id.to_owned(),
+                    });
+                }
+            }
+        }
     }
 
     /// A placed order is answered only once `REDIS_MIN_REPLICAS_ACKED` replicas have it.
@@ -306,27 +355,13 @@ impl Purchases {
     /// cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`, then answers `OUTCOME_UNKNOWN`
     /// with the order id.
     async fn settle(&self, item_id: u64, order_id: &str) -> Result<Outcome, PurchaseError> {
-        let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
-        let mut pause = FIRST_SETTLE_PAUSE;
-        loop {
-            match self.settle_once(item_id, order_id).await {
-                Ok(outcome) => {
-                    tracing::info!(%order_id, ?outcome, "unknown purchase outcome settled");
-                    return Ok(outcome);
-                }
-                Err(error) if Instant::now() + pause < deadline => {
-                    tracing::warn!(%order_id, %error, "cannot settle the purchase outcome yet");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                Err(error) => {
-                    tracing::error!(%order_id, %error, "purchase outcome still unknown; answering OUTCOME_UNKNOWN");
-                    return Err(PurchaseError::OutcomeUnknown {
-                        order_id: order_id.to_owned(),
-                    });
-                }
-            }
-        }
+        let outcome = self
+            .until_known(order_id, "settle the purchase outcome", || {
+                self.settle_once(item_id, order_id)
+            })
+            .await?;
+        tracing::info!(%order_id, ?outcome, "unknown purchase outcome settled");
+        Ok(outcome)
     }
 
     /// One look: an order in Redis counts once replicas have it too. One that left the

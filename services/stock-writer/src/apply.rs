@@ -8,6 +8,12 @@
 //! one multi-row insert); if any item cannot cover its share it falls back to one
 //! savepoint per event, so an event that can never apply is rolled back alone and the
 //! rest commit.
+//!
+//! An event that can never apply is one whose fields the columns cannot hold (checked
+//! before anything is written: [`check_columns`]) or one MySQL refuses with an error
+//! that retrying cannot change (data too long, out of range, a constraint: see
+//! [`permanent_reason`]); either is refused alone. Any other database error is taken as
+//! passing (an outage, a deadlock) and the batch is retried.
 
 use chrono::DateTime;
 use db::schema::{items, orders};
@@ -65,10 +71,82 @@ impl<'a> NewOrder<'a> {
     }
 }
 
+/// The earliest and latest instants (Unix ms) a MySQL `DATETIME` holds:
+/// `1000-01-01 00:00:00.000` and `9999-12-31 23:59:59.999`.
+const DATETIME_MS: std::ops::RangeInclusive<i64> = -30_610_224_000_000..=253_402_300_799_999;
+
+/// The most characters `orders.payment_id` (`VARCHAR(255)`) holds.
+pub const PAYMENT_ID_MAX_CHARS: usize = 255;
+
 fn millis(ms: i64, field: &str) -> Result<chrono::NaiveDateTime, EventError> {
     DateTime::from_timestamp_millis(ms)
+        .filter(|_| DATETIME_MS.contains(&ms))
         .map(|at| at.naive_utc())
-        .ok_or_else(|| EventError::Poison(format!("{field} is out of range")))
+        .ok_or_else(|| {
+            EventError::Poison(format!(
+                "{field} {ms} is out of the range a MySQL DATETIME holds (years 1000-9999)"
+            ))
+        })
+}
+
+/// Whether the columns can hold every field of `event` (the order id's form, the
+/// quantity and the ids are checked when it is parsed); the error says which cannot.
+pub fn check_columns(event: &StockEvent) -> Result<(), String> {
+    let poison = |error: EventError| error.to_string();
+    millis(event.purchased_at_ms, "purchased_at_ms").map_err(poison)?;
+    for (ms, field) in [(event.pay_by_ms, "pay_by_ms"), (event.at_ms, "at_ms")] {
+        if let Some(ms) = ms {
+            millis(ms, field).map_err(poison)?;
+        }
+    }
+    if let Some(payment_id) = &event.payment_id {
+        let chars = payment_id.chars().count();
+        if chars > PAYMENT_ID_MAX_CHARS {
+            return Err(format!(
+                "payment_id has {chars} characters; orders.payment_id holds {PAYMENT_ID_MAX_CHARS}"
+            ));
+        }
+    }
+    // quantity (u32), amount and the ids (u64) fit INT UNSIGNED and BIGINT UNSIGNED.
+    Ok(())
+}
+
+/// The reason, when `error` is one MySQL gives whatever the attempt (the value does not
+/// fit its column, a constraint refuses the row): retrying the event cannot help. A
+/// duplicate key is not one of them: a competing writer's insert of the same order is
+/// resolved by retrying, where it answers as a duplicate.
+pub fn permanent_reason(error: &diesel::result::Error) -> Option<String> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let Error::DatabaseError(kind, info) = error else {
+        return None;
+    };
+    let message = info.message();
+    let permanent = match kind {
+        DatabaseErrorKind::NotNullViolation
+        | DatabaseErrorKind::CheckViolation
+        | DatabaseErrorKind::ForeignKeyViolation => true,
+        // The driver keeps the server's message only; these are the server's messages
+        // of data errors (MySQL and MariaDB error codes 1264, 1292, 1366, 1406, 1690,
+        // 3819 and MariaDB's 4025).
+        DatabaseErrorKind::Unknown => {
+            [
+                "Data too long for column",
+                "Out of range value for column",
+                "value is out of range in",
+                "Incorrect datetime value",
+                "Incorrect integer value",
+                "Incorrect string value",
+                "Incorrect decimal value",
+                "Truncated incorrect",
+                "Check constraint",
+            ]
+            .iter()
+            .any(|known| message.contains(known))
+                || (message.starts_with("CONSTRAINT") && message.contains("failed for"))
+        }
+        _ => false,
+    };
+    permanent.then(|| format!("MySQL refused the event: {message}"))
 }
 
 /// What a placement records: a reservation, or a final order.
@@ -175,6 +253,7 @@ async fn apply_one(
     conn: &mut AsyncMysqlConnection,
     event: &StockEvent,
 ) -> Result<Applied, EventError> {
+    check_columns(event).map_err(EventError::Poison)?;
     if event.kind != EventType::Placed {
         return apply_step(conn, event).await;
     }
@@ -195,7 +274,7 @@ async fn apply_one(
 /// expiry came before the resale in Redis; placing first would refuse that sale as
 /// overselling MySQL's stock). It is right in any arrival order: a step whose placement
 /// is in the same batch records the order in its final state, as if it had arrived
-/// first, and the placement then changes nothing. An `Err` is a
+/// first, and the placement then changes nothing. An `Err` is a passing
 /// database failure: the caller retries the whole batch, and what already committed
 /// answers as a duplicate.
 pub async fn apply_batch(
@@ -252,6 +331,9 @@ async fn apply_all_or_none(
                 }
                 // An event that can never apply makes the batch go one by one, where it is
                 // refused alone.
+                if check_columns(event).is_err() {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
                 let Ok(row) = NewOrder::of(event, placed_status(event)) else {
                     return Err(diesel::result::Error::RollbackTransaction);
                 };
@@ -284,11 +366,14 @@ async fn apply_all_or_none(
     match outcome {
         Ok(outcomes) => Ok(Some(outcomes)),
         Err(diesel::result::Error::RollbackTransaction) => Ok(None),
+        // One event MySQL refuses for good: one by one, it is refused alone.
+        Err(error) if permanent_reason(&error).is_some() => Ok(None),
         Err(error) => Err(error),
     }
 }
 
-/// One savepoint per event: the poison ones roll back alone.
+/// One savepoint per event: the poison ones (and the ones MySQL refuses for good) roll
+/// back alone.
 async fn apply_one_by_one(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
@@ -305,10 +390,102 @@ async fn apply_one_by_one(
             outcomes.push(match outcome {
                 Ok(applied) => applied,
                 Err(EventError::Poison(reason)) => Applied::Poison(reason),
-                Err(EventError::Database(error)) => return Err(error),
+                Err(EventError::Database(error)) => match permanent_reason(&error) {
+                    Some(reason) => Applied::Poison(reason),
+                    None => return Err(error),
+                },
             });
         }
         Ok(outcomes)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn event() -> StockEvent {
+        StockEvent {
+            version: events::EVENT_VERSION,
+            order_id: "o-1".into(),
+            user_id: 7,
+            item_id: 1,
+            quantity: 1,
+            purchased_at_ms: 1_700_000_000_000,
+            ..StockEvent::default()
+        }
+    }
+
+    #[test]
+    fn the_columns_bound_timestamps_and_payment_ids() {
+        assert_eq!(check_columns(&event()), Ok(()));
+        for (ms, fits) in [
+            (*DATETIME_MS.start(), true),
+            (*DATETIME_MS.end(), true),
+            (DATETIME_MS.start() - 1, false),
+            (DATETIME_MS.end() + 1, false),
+            (i64::MAX, false),
+        ] {
+            let purchased = StockEvent {
+                purchased_at_ms: ms,
+                ..event()
+            };
+            assert_eq!(check_columns(&purchased).is_ok(), fits, "{ms}");
+            let stepped = StockEvent {
+                at_ms: Some(ms),
+                pay_by_ms: Some(ms),
+                ..event()
+            };
+            assert_eq!(check_columns(&stepped).is_ok(), fits, "{ms}");
+        }
+        // Characters, not bytes: the column is utf8mb4.
+        let paid = |id: String| StockEvent {
+            payment_id: Some(id),
+            ..event()
+        };
+        assert!(check_columns(&paid("é".repeat(255))).is_ok());
+        assert!(
+            check_columns(&paid("p".repeat(256)))
+                .unwrap_err()
+                .contains("payment_id")
+        );
+    }
+
+    #[test]
+    fn data_errors_are_permanent_and_outages_and_duplicates_are_not() {
+        let database = |kind, message: &str| {
+            Error::DatabaseError(kind, Box::new(message.to_owned()) as Box<_>)
+        };
+        for message in [
+            "Data too long for column 'payment_id' at row 1",
+            "Out of range value for column 'stock' at row 1",
+            "CONSTRAINT `orders_quantity_positive` failed for `db`.`orders`",
+        ] {
+            assert!(
+                permanent_reason(&database(DatabaseErrorKind::Unknown, message)).is_some(),
+                "{message}"
+            );
+        }
+        assert!(permanent_reason(&database(DatabaseErrorKind::CheckViolation, "x")).is_some());
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::Unknown,
+                "Input/output error: broken pipe",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "Deadlock found when trying to get lock",
+            ),
+            (DatabaseErrorKind::UniqueViolation, "Duplicate entry 'o-1'"),
+        ] {
+            assert_eq!(
+                permanent_reason(&database(kind, message)),
+                None,
+                "{message}"
+            );
+        }
+        assert_eq!(permanent_reason(&Error::NotFound), None);
+    }
 }

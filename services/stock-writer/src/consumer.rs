@@ -4,7 +4,9 @@
 //! never apply (parking its order, so the relay stops republishing it), removes
 //! persisted orders from the Redis outbox, and acks only after the commit. A lost
 //! broker or database is waited out and reconnected; unacked deliveries go back to the
-//! queue, and redelivery is harmless because persistence is idempotent.
+//! queue, and redelivery is harmless because persistence is idempotent. While a batch
+//! is being retried the consumer says so ([`Retrying`]): `/readyz` fails with the
+//! reason and `writer_batch_retry_seconds` grows, so a stuck writer is seen.
 
 use crate::apply::{Applied, apply_batch};
 use crate::metrics::WriterMetrics;
@@ -18,9 +20,9 @@ use inventory::outbox::OrderRef;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct Consumer {
     pub url: String,
@@ -32,9 +34,64 @@ pub struct Consumer {
     pub dead_letters: Publisher,
     pub metrics: WriterMetrics,
     pub connected: Arc<AtomicBool>,
+    pub retrying: Arc<Retrying>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The batch the consumer is retrying, if any: nothing after it applies until it does.
+#[derive(Debug, Default)]
+pub struct Retrying {
+    state: Mutex<Option<RetryState>>,
+}
+
+#[derive(Debug)]
+struct RetryState {
+    since: Instant,
+    events: usize,
+    attempts: u32,
+    error: String,
+}
+
+impl Retrying {
+    fn state(&self) -> std::sync::MutexGuard<'_, Option<RetryState>> {
+        // The state is plain data: a panic elsewhere leaves it readable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a failed attempt at a batch of `events`; returns for how long the batch
+    /// has been failing.
+    fn failed(&self, events: usize, error: &anyhow::Error) -> Duration {
+        let mut state = self.state();
+        let state = state.get_or_insert_with(|| RetryState {
+            since: Instant::now(),
+            events,
+            attempts: 0,
+            error: String::new(),
+        });
+        state.attempts += 1;
+        state.error = error.to_string();
+        state.since.elapsed()
+    }
+
+    fn cleared(&self) {
+        *self.state() = None;
+    }
+
+    /// `/readyz`'s check: failing, with the reason, while a batch is being retried.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.state() {
+            None => Ok(()),
+            Some(state) => Err(format!(
+                "stuck: a batch of {} events has failed {} times over {:.1} s and is being retried; last error: {}",
+                state.events,
+                state.attempts,
+                state.since.elapsed().as_secs_f64(),
+                state.error
+            )),
+        }
+    }
+}
 
 impl Consumer {
     /// Consumes until shutdown, reconnecting after any failure.
@@ -58,21 +115,27 @@ impl Consumer {
     }
 
     async fn session(&self, shutdown: &mut Shutdown) -> anyhow::Result<()> {
-        let (connection, channel) = events::publisher::connect(&self.url, Duration::from_secs(5))
-            .await
-            .map_err(|e| anyhow!(e))?;
-        self.topology.declare(&channel).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        let mut deliveries = channel
-            .basic_consume(
-                self.topology.queue.as_str().into(),
-                "stock-writer".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // The queue may have just been declared: consuming waits until it runs.
+        let (connection, _channel, mut deliveries) = events::topology::on_running_queues(
+            &self.url,
+            Duration::from_secs(5),
+            |channel| async move {
+                self.topology.declare(&channel).await?;
+                channel
+                    .basic_qos(self.prefetch, BasicQosOptions::default())
+                    .await?;
+                channel
+                    .basic_consume(
+                        self.topology.queue.as_str().into(),
+                        "stock-writer".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            },
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
         self.connected.store(true, Ordering::Relaxed);
         tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
         loop {
@@ -192,24 +255,32 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let mut backoff = Duration::from_millis(100);
-        loop {
+        let outcome = loop {
             let attempt = async {
                 let mut conn = self.db.get().await.map_err(|e| anyhow!(e))?;
                 apply_batch(&mut conn, events).await.map_err(|e| anyhow!(e))
             };
             match attempt.await {
-                Ok(outcomes) => return Ok(outcomes),
+                Ok(outcomes) => break Ok(outcomes),
                 Err(error) => {
-                    tracing::warn!(%error, events = events.len(), "MySQL unavailable; batch kept for retry");
+                    let failing_for = self.retrying.failed(events.len(), &error);
+                    self.metrics.batch_retries.inc();
+                    self.metrics
+                        .batch_retry_seconds
+                        .set(failing_for.as_secs_f64());
+                    tracing::warn!(%error, events = events.len(), failing_for_ms = failing_for.as_millis() as u64, "could not apply the batch; kept for retry");
                     if !shutdown.sleep(backoff).await {
-                        return Err(anyhow!(
+                        break Err(anyhow!(
                             "stopping with an unapplied batch (it will be redelivered)"
                         ));
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
-        }
+        };
+        self.retrying.cleared();
+        self.metrics.batch_retry_seconds.set(0.0);
+        outcome
     }
 
     /// Moves a refused order out of the outbox; if Redis cannot be reached now, the

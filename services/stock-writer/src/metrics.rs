@@ -26,6 +26,10 @@ pub struct WriterMetrics {
     pub parked: Counter,
     pub batch_size: Histogram,
     pub lag_seconds: Histogram,
+    /// Failed attempts at a batch (each is retried).
+    pub batch_retries: Counter,
+    /// How long the batch being retried has been failing; 0 when none is.
+    pub batch_retry_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl WriterMetrics {
@@ -39,6 +43,8 @@ impl WriterMetrics {
             lag_seconds: Histogram::new([
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            batch_retries: Counter::default(),
+            batch_retry_seconds: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("writer");
         for (name, help, counter) in [
@@ -62,6 +68,11 @@ impl WriterMetrics {
                 "Refused orders moved out of the outbox into a parked set",
                 &metrics.parked,
             ),
+            (
+                "batch_retries",
+                "Failed attempts to apply a batch (it is kept and retried)",
+                &metrics.batch_retries,
+            ),
         ] {
             registry.register(name, help, counter.clone());
         }
@@ -79,6 +90,11 @@ impl WriterMetrics {
         ] {
             registry.register(name, help, histogram.clone());
         }
+        registry.register(
+            "batch_retry_seconds",
+            "How long the batch being retried has been failing (0 when none is): nothing after it applies",
+            metrics.batch_retry_seconds.clone(),
+        );
         metrics
     }
 }
@@ -235,6 +251,8 @@ mod tests {
             "writer_orders_parked_total",
             "writer_batch_size_count",
             "writer_lag_seconds_count",
+            "writer_batch_retries_total",
+            "writer_batch_retry_seconds",
             "outbox_pending_orders",
             "outbox_parked_orders",
             "outbox_oldest_age_seconds",

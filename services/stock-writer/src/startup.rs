@@ -2,7 +2,7 @@
 //! `/healthz`, `/readyz` and `/metrics` (tests start both on port 0).
 
 use crate::configuration::{Settings, WriterOwn};
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Retrying};
 use crate::metrics::{SaleGauges, WriterMetrics};
 use crate::rebuild::RedisRebuild;
 use crate::sync::StockSync;
@@ -68,6 +68,7 @@ impl Service for Application {
         let writer_metrics = WriterMetrics::register(infra.metrics.registry_mut());
         let gauges = SaleGauges::register(infra.metrics.registry_mut());
         let connected = Arc::new(AtomicBool::new(false));
+        let retrying = Arc::new(Retrying::default());
         let consumer = Consumer {
             url: settings.rabbitmq.url(),
             topology: topology.clone(),
@@ -82,6 +83,7 @@ impl Service for Application {
             ),
             metrics: writer_metrics,
             connected: connected.clone(),
+            retrying: retrying.clone(),
         };
         let shutdown = ShutdownSwitch::new();
         // The gauges' own channel: a passive declare that fails closes its channel, and
@@ -108,6 +110,11 @@ impl Service for Application {
                     Err("not consuming".into())
                 }
             }
+        });
+        // A batch retried without end holds back everything after it.
+        infra.readiness = infra.readiness.with_check("consumer", move || {
+            let outcome = retrying.check();
+            async move { outcome }
         });
         let http = infra.serve(&settings.app, None, |_| {})?;
         Ok(StockWriter {

@@ -3,13 +3,14 @@
 //! exactly once; `SYSTEM_BUSY` only if it certainly did not; `OUTCOME_UNKNOWN` with the
 //! order id if that cannot be known in time. Staged with a chaos proxy between
 //! purchase-service and Redis that delays one direction (what each strategy does on its
-//! own is tested in crates/inventory/tests/purchase.rs).
+//! own is tested in crates/inventory/tests/purchase.rs), or between it and MySQL for an
+//! idempotent retry of a purchase that happened, whose order cannot be read.
 
 use crate::helpers::{Stack, assert_envelope, spawn_stack};
 
 use common::input::JsonObject;
 use purchase_service::configuration::Strategy;
-use purchase_service::domain::Quantity;
+use purchase_service::domain::{IdempotencyKey, Quantity};
 use purchase_service::listing::Order;
 use purchase_service::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use purchase_service::startup::Application;
@@ -24,10 +25,31 @@ use web_layer::service::{Running, Service};
 /// after 300 ms and settles for up to `outcome_timeout_ms`. Called directly, since the
 /// HTTP layer would look up the token's revocation through the same slow Redis first.
 async fn purchases_through(proxy: &ChaosProxy, outcome_timeout_ms: u64) -> (Stack, Purchases) {
+    purchases_with(outcome_timeout_ms, |settings| {
+        settings.redis.port = proxy.port;
+        settings.redis.response_timeout_ms = 300;
+    })
+    .await
+}
+
+/// As [`purchases_through`], with MySQL (not Redis) behind the proxy.
+async fn purchases_with_mysql_through(
+    proxy: &ChaosProxy,
+    outcome_timeout_ms: u64,
+) -> (Stack, Purchases) {
+    purchases_with(outcome_timeout_ms, |settings| {
+        settings.database.port = proxy.port;
+    })
+    .await
+}
+
+async fn purchases_with(
+    outcome_timeout_ms: u64,
+    customize: impl FnOnce(&mut purchase_service::configuration::Settings),
+) -> (Stack, Purchases) {
     let stack = spawn_stack(Strategy::Lua).await;
     let mut settings = stack.settings.clone();
-    settings.redis.port = proxy.port;
-    settings.redis.response_timeout_ms = 300;
+    customize(&mut settings);
     settings.purchase.outcome_timeout_ms = outcome_timeout_ms;
     let app = Application::build(settings)
         .await
@@ -41,7 +63,7 @@ fn request(item_id: u64, quantity: u32) -> PurchaseRequest {
     PurchaseRequest {
         item_id,
         user_id: 1,
-        quantity: Quantity::parse(&JsonObject(
+        quantity: Quantity::parse(&JsonObject::from(
             json!({ "quantity": quantity })
                 .as_object()
                 .cloned()
@@ -50,6 +72,14 @@ fn request(item_id: u64, quantity: u32) -> PurchaseRequest {
         .expect("a quantity"),
         idempotency_key: None,
         request_id: None,
+    }
+}
+
+/// A purchase with an `Idempotency-Key`.
+fn keyed(item_id: u64, quantity: u32, key: &str) -> PurchaseRequest {
+    PurchaseRequest {
+        idempotency_key: Some(IdempotencyKey::parse(key).expect("a key")),
+        ..request(item_id, quantity)
     }
 }
 
@@ -134,4 +164,34 @@ async fn a_reservation_whose_reply_came_too_late_is_answered_as_reserved() {
     );
     assert!(order.pay_by.is_some());
     assert_eq!(stack.redis_stock(item).await, 9);
+}
+
+#[actix_web::test]
+async fn a_retry_of_a_purchase_that_happened_is_never_busy_when_its_order_cannot_be_read() {
+    let proxy = ChaosProxy::to_mysql().await;
+    let (stack, purchases) = purchases_with_mysql_through(&proxy, 1_000).await;
+    let item = stack.item(10, None).await;
+    let placed = purchases
+        .purchase(keyed(item, 2, "retry-1"))
+        .await
+        .expect("placed");
+
+    // MySQL stays away: the retry cannot read its order, which exists.
+    proxy.break_all();
+    let retried = purchases.purchase(keyed(item, 2, "retry-1")).await;
+    let Err(PurchaseError::OutcomeUnknown { order_id }) = retried else {
+        panic!("expected OUTCOME_UNKNOWN, got {retried:?}");
+    };
+    assert_eq!(order_id, placed.id);
+
+    // MySQL back within the wait: the retry gets its order.
+    let (retried, ()) = tokio::join!(purchases.purchase(keyed(item, 2, "retry-1")), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.restore();
+    });
+    let retried = retried.expect("the order, once MySQL answers");
+    assert_eq!(retried.id, placed.id);
+    stack
+        .assert_conserved(item, 10, &as_confirmed(&placed))
+        .await;
 }

@@ -269,3 +269,71 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
     // Conservation: initial = stock + reserved + paid.
     assert_eq!(stack.mysql_stock(item).await, 0);
 }
+
+#[actix_web::test]
+async fn a_redelivered_payment_redis_forgot_is_recognised_from_mysql_and_not_refunded() {
+    use redis::AsyncCommands;
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(3, None, reservable(600)).await;
+    let order = stack.reserve(1, item).await;
+    assert_eq!(stack.pay(&order, "pi_forgotten", 1500).await.status, 200);
+    testkit::eventually(30, "MySQL has the order paid", || async {
+        mysql_statuses(&stack, item)
+            .await
+            .get(&order)
+            .map(String::as_str)
+            == Some("paid")
+    })
+    .await;
+    // Seven days later, or a Redis that lost data: the payment's id and the order's
+    // settled marker are gone.
+    let keys = stack.store.keys(item);
+    let mut redis = stack.env.redis.connection().await;
+    let forgotten: u64 = redis
+        .del(&[keys.payment("pi_forgotten"), keys.settled(&order)])
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 2);
+
+    let again = stack.pay(&order, "pi_forgotten", 1500).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["status"], "paid");
+    assert!(
+        refunds(&stack).await.is_empty(),
+        "a refund for an applied payment"
+    );
+    let shown = stack.get_as(1, &format!("/api/v1/orders/{order}")).await;
+    assert_eq!(shown.body["status"], "paid", "{}", shown.body);
+    assert_eq!(stack.redis_stock(item).await, 2);
+}
+
+#[actix_web::test]
+async fn a_refund_no_queue_takes_is_answered_503_and_announced_on_the_retry() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item_on_terms(2, None, reservable(1)).await;
+    let late = stack.reserve(1, item).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // The publisher's channel declared the topology when the reservation was published;
+    // then the refund queue goes: the broker would confirm a refund and drop it.
+    let queue = stack.env.rabbit.topology().refund_queue;
+    stack.env.rabbit.delete_queue(&queue).await;
+
+    let refused = stack.pay(&late, "pi_unrouted", 1500).await;
+    assert_envelope(&refused, 503, "SYSTEM_BUSY");
+    assert!(refused.header("Retry-After").is_some());
+    // The provider retries: the publisher reconnects, declares the queue again, and the
+    // refund is announced before the 409.
+    let answered = std::sync::Mutex::new(None);
+    testkit::eventually(10, "a retry answered 409", || async {
+        let retry = stack.pay(&late, "pi_unrouted", 1500).await;
+        let done = retry.status == 409;
+        *answered.lock().unwrap() = Some(retry);
+        done
+    })
+    .await;
+    let retry = answered.into_inner().unwrap().unwrap();
+    assert_envelope(&retry, 409, "ORDER_EXPIRED");
+    let announced = refunds(&stack).await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0]["payment_id"], "pi_unrouted");
+}

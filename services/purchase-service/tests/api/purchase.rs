@@ -225,6 +225,27 @@ async fn bodies_are_held_to_the_contract_integral_numbers_in_unknown_fields_out(
     assert_eq!(integral.status, 200, "{}", integral.body);
     assert_eq!(integral.body["order"]["quantity"], 208);
     assert_eq!(stack.redis_stock(item).await, 292);
+
+    // Reads as the float 1.0, but is no integer: only JSON integers are quantities.
+    for literal in ["0.9999999999999999999", "1.0000000000000000001"] {
+        let inexact = stack
+            .client
+            .send(
+                "POST",
+                &format!("/api/v1/items/{item}/purchase"),
+                Some(&token(1)),
+                &[],
+                Some(format!(r#"{{"quantity": {literal}}}"#).into_bytes()),
+            )
+            .await;
+        assert_envelope(&inexact, 422, "VALIDATION_FAILED");
+        assert_eq!(
+            inexact.body["errors"]["quantity"][0], "The quantity must be an integer.",
+            "{literal}: {}",
+            inexact.body
+        );
+    }
+    assert_eq!(stack.redis_stock(item).await, 292);
 }
 
 #[actix_web::test]

@@ -248,3 +248,110 @@ async fn reservation_steps_apply_once_in_any_order() {
         ])
     );
 }
+
+/// A reservation of 3 units of item 1 placed and persisted, for a later step to act on.
+async fn persisted_reservation(writer: &crate::helpers::Writer, order: &str) -> StockEvent {
+    let placed = StockEvent {
+        pay_by_ms: Some(chrono::Utc::now().timestamp_millis() + 60_000),
+        amount: Some(300),
+        ..event(order, 1, 3)
+    };
+    writer.publish(&placed).await;
+    writer.wait_for_orders(1).await;
+    placed
+}
+
+async fn status_and_payment(
+    writer: &crate::helpers::Writer,
+    order: &str,
+) -> (String, Option<String>) {
+    use db::schema::orders;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    orders::table
+        .find(order)
+        .select((orders::status, orders::payment_id))
+        .first(&mut writer.env.database.connect().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_the_columns_cannot_hold_are_dead_lettered_alone_and_later_messages_apply() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let reserved = persisted_reservation(&writer, "order-reserved").await;
+    // orders.payment_id is VARCHAR(255); a DATETIME ends with the year 9999.
+    let long_payment = StockEvent {
+        kind: events::EventType::Paid,
+        at_ms: Some(chrono::Utc::now().timestamp_millis()),
+        payment_id: Some("p".repeat(300)),
+        ..reserved
+    };
+    let year_10000 = StockEvent {
+        purchased_at_ms: 253_402_300_800_000,
+        ..event("order-year-10000", 1, 1)
+    };
+    // The long payment id travels in a batch with a good placement.
+    let body = events::encode_message(&[long_payment.clone(), event("order-beside", 1, 1)]);
+    writer
+        .publish_raw("batch:order-reserved:paid+1", body.as_bytes())
+        .await;
+    writer.publish(&year_10000).await;
+    writer.publish(&event("order-after", 1, 2)).await;
+    writer.wait_for_orders(3).await;
+    assert_eq!(writer.stock(1).await, 10 - 3 - 1 - 2);
+    assert_eq!(
+        status_and_payment(&writer, "order-reserved").await,
+        ("reserved".to_owned(), None),
+        "the payment MySQL cannot store was not applied"
+    );
+
+    let dead = writer.dead_letters(2).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[0].0.contains("payment_id"), "{:?}", dead[0].0);
+    assert_eq!(dead[0].1, long_payment.to_json().as_bytes());
+    assert!(dead[1].0.contains("purchased_at_ms"), "{:?}", dead[1].0);
+    assert_eq!(dead[1].1, year_10000.to_json().as_bytes());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        writer.order_count().await,
+        3,
+        "the year-10000 order was stored"
+    );
+}
+
+#[tokio::test]
+async fn an_event_mysql_refuses_for_good_is_dead_lettered_not_retried_forever() {
+    let writer = spawn_writer().await;
+    writer.insert_item(1, 10).await;
+    let reserved = persisted_reservation(&writer, "order-reserved").await;
+    // Giving the 3 units back would take INT UNSIGNED past its end: MySQL answers "Out
+    // of range value" whatever the attempt, which no check before the write foresees.
+    {
+        use db::schema::items;
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        diesel::update(items::table.find(1u64))
+            .set(items::stock.eq(u32::MAX - 1))
+            .execute(&mut writer.env.database.connect().await)
+            .await
+            .unwrap();
+    }
+    let cancelled = StockEvent {
+        kind: events::EventType::Cancelled,
+        at_ms: Some(chrono::Utc::now().timestamp_millis()),
+        ..reserved
+    };
+    writer.publish(&cancelled).await;
+    writer.publish(&event("order-after", 1, 1)).await;
+    writer.wait_for_orders(2).await;
+    assert_eq!(writer.stock(1).await, u32::MAX - 2);
+    let dead = writer.dead_letters(1).await;
+    assert!(dead[0].0.contains("Out of range"), "{:?}", dead[0].0);
+    assert_eq!(dead[0].1, cancelled.to_json().as_bytes());
+    assert_eq!(
+        status_and_payment(&writer, "order-reserved").await,
+        ("reserved".to_owned(), None)
+    );
+}

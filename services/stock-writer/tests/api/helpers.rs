@@ -14,6 +14,8 @@ use web_layer::service::{Running, Service};
 
 pub struct Writer {
     pub env: TestEnv,
+    /// The port of its `/healthz`, `/readyz` and `/metrics`.
+    pub port: u16,
     pub settings: Settings,
     pub stop: ShutdownSwitch,
     pub publisher: Publisher,
@@ -27,6 +29,7 @@ pub async fn spawn_writer_with(customize: impl FnOnce(&mut Settings)) -> Writer 
         .await
         .expect("build writer");
     let stop = app.stopper();
+    let port = app.port();
     tokio::spawn(app.run_until_stopped());
     let publisher = Publisher::new(
         testkit::rabbit_url(),
@@ -35,6 +38,7 @@ pub async fn spawn_writer_with(customize: impl FnOnce(&mut Settings)) -> Writer 
     );
     Writer {
         env,
+        port,
         settings,
         stop,
         publisher,
@@ -94,6 +98,38 @@ impl Writer {
             .publish(&queue, message_id, body, &[])
             .await
             .expect("publish");
+    }
+
+    /// A client of its operational endpoints.
+    pub fn client(&self) -> testkit::Client {
+        testkit::Client::new(format!("http://127.0.0.1:{}", self.port))
+    }
+
+    /// Every message in the dead-letter queue once there are `count`, with the reason
+    /// each was refused.
+    pub async fn dead_letters(&self, count: usize) -> Vec<(String, Vec<u8>)> {
+        let collected = std::sync::Mutex::new(Vec::new());
+        testkit::eventually(10, &format!("{count} dead letters"), || async {
+            let messages = self.env.rabbit.drain_dead_letters().await;
+            let mut collected = collected.lock().unwrap();
+            collected.extend(messages);
+            collected.len() >= count
+        })
+        .await;
+        collected
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                let reason = m
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == "x-death-reason")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                (reason, m.body)
+            })
+            .collect()
     }
 
     pub fn store(&self) -> ItemStore {

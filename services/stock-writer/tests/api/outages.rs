@@ -57,3 +57,38 @@ async fn the_consumer_reconnects_after_a_rabbitmq_outage() {
     writer.wait_for_orders(11).await;
     assert_eq!(writer.stock(1).await, 79);
 }
+
+#[actix_web::test]
+async fn a_consumer_stuck_retrying_is_not_ready_and_says_why() {
+    let proxy = ChaosProxy::to_mysql().await;
+    let port = proxy.port;
+    let writer = spawn_writer_with(|s| {
+        s.database.port = port;
+        s.database.pool_size = 2;
+    })
+    .await;
+    let client = writer.client();
+    publish_during_an_outage(&writer, &proxy, 3, 1).await;
+    testkit::eventually(10, "readiness names the batch being retried", || async {
+        let ready = client.get("/readyz", None).await;
+        ready.status == 503
+            && ready.body["checks"]["consumer"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("being retried"))
+    })
+    .await;
+    let metrics = String::from_utf8(client.get("/metrics", None).await.raw).unwrap();
+    let retrying: f64 = metrics
+        .lines()
+        .find(|line| line.starts_with("writer_batch_retry_seconds{"))
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+        .expect("writer_batch_retry_seconds exported");
+    assert!(retrying > 0.0, "{metrics}");
+
+    proxy.restore();
+    writer.assert_settled(4, 96).await;
+    testkit::eventually(10, "ready again", || async {
+        client.get("/readyz", None).await.status == 200
+    })
+    .await;
+}
