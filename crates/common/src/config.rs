@@ -81,8 +81,10 @@ pub struct AppSettings {
     pub log_level: String,
     pub body_limit_bytes: usize,
     /// Take the client address from the rightmost `X-Forwarded-For` entry (only behind a
-    /// trusted gateway; see `client`).
+    /// trusted gateway; see `client`), and only on requests from `trusted_proxies`.
     pub trust_forwarded_for: bool,
+    /// The peers (the gateway's address) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::client::TrustedProxies,
     pub shutdown_timeout_secs: u64,
 }
 
@@ -539,7 +541,7 @@ mod tests {
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap();
-        assert_eq!(ENV_VARS.len(), 67, "every variable of the file");
+        assert_eq!(ENV_VARS.len(), 68, "every variable of the file");
         for var in ENV_VARS.iter() {
             let (section, _) = var.key.split_once('.').expect("section.field");
             if ["auth", "purchase", "writer"].contains(&section) {

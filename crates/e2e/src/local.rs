@@ -100,6 +100,10 @@ impl LocalStack {
             .with("LOG_FORMAT", "json")
             .with("LOG_LEVEL", "info")
             .with("TRUST_FORWARDED_FOR", "true")
+            .with(
+                "TRUSTED_PROXIES",
+                format!("{}/32", devstack::gateway::PROXY_BIND),
+            )
             .with("BCRYPT_ROUNDS", "4")
             .with("DB_POOL_SIZE", "8")
             .with("OUTBOX_RELAY_INTERVAL_MS", "200")

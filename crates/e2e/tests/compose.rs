@@ -156,6 +156,7 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
         "CATALOG_UPSTREAM",
         "PURCHASE_UPSTREAM",
         "GATEWAY_ACCESS_LOG",
+        "GATEWAY_PROXY_BIND",
     ] {
         assert!(
             template.contains(&format!("${{{variable}}}")),
@@ -229,4 +230,35 @@ fn no_secret_has_a_default_a_production_deployment_could_fall_into() {
         text.contains("APP_ENV: ${APP_ENV:-production}"),
         "a compose deployment is production unless its env file says otherwise"
     );
+}
+
+#[test]
+fn the_services_believe_forwarded_headers_from_the_gateways_fixed_address_alone() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    let services = &docs[0]["services"];
+    let address = services["gateway"]["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .expect("the gateway has a fixed address");
+    assert_eq!(
+        services["gateway"]["environment"]["GATEWAY_PROXY_BIND"].as_str(),
+        Some(address),
+        "the gateway connects to the services from it"
+    );
+    for service in SERVICES {
+        let env = merged(&services[service])
+            .into_iter()
+            .find(|(k, _)| k == "environment")
+            .map(|(_, env)| merged(&env))
+            .unwrap_or_default();
+        let trusted = env
+            .iter()
+            .find(|(k, _)| k == "TRUSTED_PROXIES")
+            .and_then(|(_, v)| v.as_str().map(str::to_owned));
+        assert_eq!(
+            trusted,
+            Some(format!("{address}/32")),
+            "{service} trusts only the gateway"
+        );
+    }
 }
