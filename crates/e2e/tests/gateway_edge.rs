@@ -315,6 +315,11 @@ async fn every_answer_the_gateway_makes_itself_is_json_in_the_envelope() {
         assert_eq!(response.status, status, "{what}: {}", response.body);
         assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
         assert_eq!(
+            response.headers.get_all("x-request-id").count(),
+            1,
+            "{what}: one request id"
+        );
+        assert_eq!(
             response.header("x-content-type-options"),
             Some("nosniff"),
             "{what}"
