@@ -1,12 +1,76 @@
 //! The client's address, for per-address limits, decided in this one place.
 //!
-//! Behind the gateway (`TRUST_FORWARDED_FOR=true`) it is the RIGHTMOST `X-Forwarded-For`
-//! entry: the address the nearest trusted hop saw. Anything to its left was written by
-//! the client and proves nothing (our gateway overwrites the header anyway; a proxy that
-//! appends puts its peer on the right). Otherwise, and whenever that entry is missing or
-//! is not an IP address, it is the TCP peer. `Forwarded` and `X-Real-IP` are never read.
+//! Behind the gateway (`TRUST_FORWARDED_FOR=true`, and the request's TCP peer one of
+//! `TRUSTED_PROXIES`) it is the RIGHTMOST `X-Forwarded-For` entry: the address the
+//! nearest trusted hop saw. Anything to its left was written by the client and proves
+//! nothing (our gateway overwrites the header anyway; a proxy that appends puts its peer
+//! on the right). Otherwise, and whenever that entry is missing or is not an IP address,
+//! it is the TCP peer. `Forwarded` and `X-Real-IP` are never read.
 
+use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+/// The peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses and
+/// CIDR blocks, separated by commas or spaces (`127.0.0.2/32, 10.0.0.0/8, ::1`). Any
+/// other peer's header is ignored, so a process that reaches a service's port directly
+/// is counted under its own address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Whether `peer` is one of them (an IPv4-mapped IPv6 peer counts as IPv4).
+    pub fn contains(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.0.iter().any(|(network, bits)| match (network, peer) {
+            (IpAddr::V4(network), IpAddr::V4(peer)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*network) & mask == u32::from(peer) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(peer)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*network) & mask == u128::from(peer) & mask
+            }
+            _ => false,
+        })
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let (address, bits) = match entry.split_once('/') {
+                    Some((address, bits)) => (address, Some(bits)),
+                    None => (entry, None),
+                };
+                let refused = || format!("{entry:?} is not an address or a CIDR block");
+                let address = address
+                    .parse::<IpAddr>()
+                    .map_err(|_| refused())?
+                    .to_canonical();
+                let most = if address.is_ipv4() { 32 } else { 128 };
+                let bits = match bits {
+                    Some(bits) => bits.parse::<u8>().ok().filter(|b| *b <= most),
+                    None => Some(most),
+                };
+                Ok((address, bits.ok_or_else(refused)?))
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(IpAddr);
@@ -112,6 +176,35 @@ mod tests {
             ClientAddress::resolve(None, None).ip(),
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_cidr_blocks() {
+        let proxies: TrustedProxies = "127.0.0.2/32, 10.0.0.0/8 ::1 2001:db8::/32"
+            .parse()
+            .unwrap();
+        let trusted = |ip: &str| proxies.contains(ip.parse().unwrap());
+        assert!(trusted("127.0.0.2"));
+        assert!(
+            !trusted("127.0.0.1"),
+            "another loopback address is not the gateway"
+        );
+        assert!(trusted("10.200.3.4"));
+        assert!(trusted("::ffff:10.0.0.1"), "IPv4-mapped is IPv4");
+        assert!(trusted("::1"));
+        assert!(trusted("2001:db8:ffff::1"));
+        assert!(!trusted("2001:db9::1"));
+        assert!(!trusted("11.0.0.1"));
+        let everyone: TrustedProxies = "0.0.0.0/0".parse().unwrap();
+        assert!(everyone.contains("192.0.2.1".parse().unwrap()));
+        let nobody: TrustedProxies = "".parse().unwrap();
+        assert!(!nobody.contains("127.0.0.1".parse().unwrap()));
+        for malformed in ["gateway", "10.0.0.0/33", "::/129", "10.0.0.1/x", "/8"] {
+            assert!(
+                malformed.parse::<TrustedProxies>().is_err(),
+                "{malformed:?}"
+            );
+        }
     }
 
     #[test]

@@ -81,8 +81,10 @@ pub struct AppSettings {
     pub log_level: String,
     pub body_limit_bytes: usize,
     /// Take the client address from the rightmost `X-Forwarded-For` entry (only behind a
-    /// trusted gateway; see `client`).
+    /// trusted gateway; see `client`), and only on requests from `trusted_proxies`.
     pub trust_forwarded_for: bool,
+    /// The peers (the gateway's address) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::client::TrustedProxies,
     pub shutdown_timeout_secs: u64,
 }
 
@@ -300,6 +302,58 @@ impl RabbitMqSettings {
 /// shared base (its name and port among them).
 pub trait OwnSettings: DeserializeOwned {
     const DEFAULTS: &'static str;
+
+    /// The secrets among them, each with the variable that sets it, for the production
+    /// check ([`weak_secret`]).
+    fn secrets(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+}
+
+/// Values this repository documents or used to default to for development
+/// (deploy/local.env, the tests, README, the examples, compose's former defaults): with
+/// `APP_ENV=production` no secret may be one of them.
+pub const DEVELOPMENT_SECRETS: [&str; 9] = [
+    "whsec_local_development_only",
+    "whsec_e2e_secret",
+    "secret",
+    "change-me",
+    "changeme",
+    "guest",
+    "flash",
+    "admin",
+    "password",
+];
+
+/// The fewest bytes a production secret may have (`openssl rand -hex 32` gives 64).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Why `value`, the secret `variable` sets, cannot serve in production: unset, a
+/// documented development value, or too short to be a secret. `None` when it can.
+pub fn weak_secret(variable: &str, value: &str) -> Option<String> {
+    let advice = format!(
+        "APP_ENV=production needs a secret of its own, at least {MIN_SECRET_BYTES} bytes \
+         (e.g. `openssl rand -hex 32`)"
+    );
+    let folded = value.trim().to_ascii_lowercase();
+    if folded.is_empty() {
+        return Some(format!("{variable} is not set: {advice}"));
+    }
+    let development = DEVELOPMENT_SECRETS
+        .iter()
+        .any(|known| folded == *known || (known.starts_with("whsec_") && folded.contains(known)));
+    if development {
+        return Some(format!(
+            "{variable} is a development value documented in this repository: {advice}"
+        ));
+    }
+    if value.len() < MIN_SECRET_BYTES {
+        return Some(format!(
+            "{variable} is {} bytes, too short to be a secret: {advice}",
+            value.len()
+        ));
+    }
+    None
 }
 
 /// A service's settings: the sections every service has (each with defaults in
@@ -322,7 +376,40 @@ impl<Own: OwnSettings> Settings<Own> {
     /// Loads the layers, later winning: the base, the service's defaults,
     /// `$APP_CONFIG_DIR/$APP_ENV.toml`, `.env`, then the environment variables.
     pub fn load() -> Result<Self, ConfigError> {
-        Self::from_config(layered(Own::DEFAULTS)?)
+        let settings = Self::from_config(layered(Own::DEFAULTS)?)?;
+        settings.refuse_weak_secrets()?;
+        Ok(settings)
+    }
+
+    /// With `APP_ENV=production`, refuses to go on with a secret that is unset, a
+    /// documented development value or too short ([`weak_secret`]): the database and
+    /// broker passwords, the Redis password when one is set (a Redis without one must be
+    /// reachable by the services alone), and the service's own secrets. Every refused
+    /// variable is named.
+    pub fn refuse_weak_secrets(&self) -> Result<(), ConfigError> {
+        if !self.app.env.is_production() {
+            return Ok(());
+        }
+        let mut secrets = vec![
+            ("DB_PASSWORD", self.database.password.as_str()),
+            ("RABBITMQ_PASSWORD", self.rabbitmq.password.as_str()),
+        ];
+        if !self.redis.password.is_empty() {
+            secrets.push(("REDIS_PASSWORD", self.redis.password.as_str()));
+        }
+        secrets.extend(self.service.secrets());
+        let refused: Vec<String> = secrets
+            .into_iter()
+            .filter_map(|(variable, value)| weak_secret(variable, value))
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Message(format!(
+                "refusing to start: {}",
+                refused.join("; ")
+            )))
+        }
     }
 }
 
@@ -401,6 +488,10 @@ mod tests {
     #[derive(Debug, Clone, Deserialize)]
     struct NoOwn {}
 
+    impl OwnSettings for NoOwn {
+        const DEFAULTS: &'static str = "";
+    }
+
     fn build(overrides: &[(&str, &str)]) -> Result<Settings<NoOwn>, ConfigError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
@@ -451,7 +542,7 @@ mod tests {
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap();
-        assert_eq!(ENV_VARS.len(), 73, "every variable of the file");
+        assert_eq!(ENV_VARS.len(), 74, "every variable of the file");
         for var in ENV_VARS.iter() {
             let (section, _) = var.key.split_once('.').expect("section.field");
             if ["auth", "purchase", "writer"].contains(&section) {
@@ -545,6 +636,57 @@ mod tests {
             refused.contains("a number of replicas or `auto`"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn production_refuses_unset_development_and_short_secrets() {
+        assert!(weak_secret("S", &"x".repeat(MIN_SECRET_BYTES)).is_none());
+        let refused = |value: &str| weak_secret("PAYMENT_WEBHOOK_SECRET", value).unwrap();
+        assert!(refused("").contains("PAYMENT_WEBHOOK_SECRET is not set"));
+        for development in [
+            "whsec_local_development_only",
+            " Secret ",
+            "guest",
+            "whsec_local_development_only_but_made_long_enough",
+        ] {
+            assert!(
+                refused(development).contains("a development value"),
+                "{development:?}"
+            );
+        }
+        assert!(refused("0123456789abcdef").contains("16 bytes, too short"));
+    }
+
+    #[test]
+    fn only_production_checks_the_secrets_and_names_each_refused_one() {
+        let local = build(&[("database.password", "secret")]).unwrap();
+        assert!(local.refuse_weak_secrets().is_ok());
+        let strong = "9f1c2e7a5b3d4f6e8a0b1c2d3e4f5a6b";
+        let production = build(&[
+            ("app.env", "production"),
+            ("database.password", "secret"),
+            ("rabbitmq.password", strong),
+        ])
+        .unwrap();
+        let error = production.refuse_weak_secrets().unwrap_err().to_string();
+        assert!(
+            error.contains("DB_PASSWORD is a development value"),
+            "{error}"
+        );
+        assert!(!error.contains("RABBITMQ_PASSWORD"), "{error}");
+        assert!(
+            !error.contains("REDIS_PASSWORD"),
+            "unset is allowed: {error}"
+        );
+        let production = build(&[
+            ("app.env", "production"),
+            ("database.password", strong),
+            ("rabbitmq.password", strong),
+            ("redis.password", "short"),
+        ])
+        .unwrap();
+        let error = production.refuse_weak_secrets().unwrap_err().to_string();
+        assert!(error.contains("REDIS_PASSWORD is 5 bytes"), "{error}");
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub const UPSTREAMS: [(&str, &str); 3] = [
     ("PURCHASE_UPSTREAM", "purchase-service"),
 ];
 
+/// The address the native and test gateways connect to the services from
+/// (`proxy_bind`): the one peer the services' `TRUSTED_PROXIES` names. Every 127/8
+/// address is this machine's loopback, so a local process that reaches a service's port
+/// directly comes from 127.0.0.1 and its `X-Forwarded-For` is not believed.
+pub const PROXY_BIND: &str = "127.0.0.2";
+
 /// One gateway: where it listens, where it keeps its files, where it logs requests.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -37,6 +43,7 @@ impl Gateway {
             ("GATEWAY_PORT", self.port.to_string()),
             ("GATEWAY_RUN_DIR", self.dir.display().to_string()),
             ("GATEWAY_ACCESS_LOG", self.access_log.display().to_string()),
+            ("GATEWAY_PROXY_BIND", PROXY_BIND.to_owned()),
         ];
         variables.extend(
             UPSTREAMS
@@ -154,6 +161,7 @@ mod tests {
             "server 127.0.0.1:18083;",
             "listen 18080 ",
             "access_log /run/x/logs/gateway.log ",
+            "proxy_bind 127.0.0.2;",
         ] {
             assert!(gateway_conf.contains(expected), "missing {expected:?}");
         }

@@ -12,7 +12,7 @@
 mod local;
 
 pub use devstack::{SERVICES, StockAccount, workspace_root};
-pub use local::LocalStack;
+pub use local::{LocalStack, service_binary};
 
 use common::jwt::Role;
 use common::redis::{Keyspace, SharedConnection};

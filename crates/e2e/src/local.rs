@@ -40,6 +40,12 @@ fn bin_dir() -> &'static Path {
     })
 }
 
+/// A service's binary, built by this workspace (see [`bin_dir`]), to run it as an
+/// operator would.
+pub fn service_binary(service: &str) -> PathBuf {
+    bin_dir().join(service)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -94,6 +100,10 @@ impl LocalStack {
             .with("LOG_FORMAT", "json")
             .with("LOG_LEVEL", "info")
             .with("TRUST_FORWARDED_FOR", "true")
+            .with(
+                "TRUSTED_PROXIES",
+                format!("{}/32", devstack::gateway::PROXY_BIND),
+            )
             .with("BCRYPT_ROUNDS", "4")
             .with("DB_POOL_SIZE", "8")
             .with("OUTBOX_RELAY_INTERVAL_MS", "200")

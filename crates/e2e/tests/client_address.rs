@@ -98,6 +98,46 @@ async fn forged_forwarding_headers_neither_dodge_nor_aim_the_per_address_limit()
     assert_eq!(counters[0].1, 20);
 }
 
+#[actix_web::test]
+async fn a_forwarded_header_sent_straight_to_a_service_is_not_taken_at_its_word() {
+    if e2e::needs_own_stack("a forwarded header sent to a service's own port") {
+        return;
+    }
+    let stack = LocalStack::start_with(&[("LOGIN_MAX_ATTEMPTS_PER_ADDRESS", "5")]).await;
+    // A local process on the service's loopback port, not the gateway: its peer is
+    // 127.0.0.1, and only the gateway's 127.0.0.2 is a trusted proxy.
+    let direct = testkit::Client::new(format!("http://127.0.0.1:{}", stack.port("auth-service")));
+    let mut statuses = Vec::new();
+    for attempt in 0..8 {
+        let invented = format!("198.51.100.{attempt}");
+        let body = json!({ "email": format!("guess{attempt}@example.com"), "password": "wrong" });
+        let response = direct
+            .send(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                &[("X-Forwarded-For", invented.as_str())],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        statuses.push(response.status);
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 429, 429, 429],
+        "every attempt counts against the real peer, whatever it claims"
+    );
+    let keys = all_keys(&stack).await;
+    assert!(
+        keys.iter().all(|k| !k.contains("198.51.100.")),
+        "an invented address was taken at its word: {keys:?}"
+    );
+    let counters = address_counters(&stack).await;
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert!(counters[0].0.contains("127.0.0.1"), "{counters:?}");
+    assert_eq!(counters[0].1, 5);
+}
+
 /// Stands where auth-service stood and answers each request with the header lines the
 /// gateway sent it, so the test sees exactly what a service behind the gateway sees.
 fn serve_received_headers(port: u16, requests: usize) {

@@ -156,6 +156,7 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
         "CATALOG_UPSTREAM",
         "PURCHASE_UPSTREAM",
         "GATEWAY_ACCESS_LOG",
+        "GATEWAY_PROXY_BIND",
     ] {
         assert!(
             template.contains(&format!("${{{variable}}}")),
@@ -164,6 +165,100 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
         assert!(
             text.contains(variable),
             "compose does not set {variable} for the gateway"
+        );
+    }
+}
+
+/// Every `${NAME...}` reference in `text`: the name and the whole expression.
+fn references(text: &str) -> Vec<(String, String)> {
+    text.match_indices("${")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 2..];
+            let end = rest.find('}')?;
+            let expression = &rest[..end];
+            let name_end = expression
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(expression.len());
+            Some((expression[..name_end].to_owned(), expression.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_secret_has_a_default_a_production_deployment_could_fall_into() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let example =
+        std::fs::read_to_string(workspace_root().join("deploy/docker.env.example")).unwrap();
+    let secret = |name: &str| name.ends_with("PASSWORD") || name.ends_with("SECRET");
+    let mut secrets = BTreeSet::new();
+    for (name, expression) in references(&text).into_iter().filter(|(n, _)| secret(n)) {
+        let message = expression
+            .strip_prefix(&format!("{name}:?"))
+            .unwrap_or_else(|| panic!("compose gives ${{{expression}}} a default or none"));
+        assert!(
+            message.contains(&name) && message.contains("deploy/docker.env.example"),
+            "the failure for {name} names it and where to set it: {message}"
+        );
+        secrets.insert(name);
+    }
+    for required in [
+        "DB_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "PAYMENT_WEBHOOK_SECRET",
+        "GRAFANA_ADMIN_PASSWORD",
+    ] {
+        assert!(
+            secrets.contains(required),
+            "compose does not require {required}"
+        );
+    }
+    let example_values: Vec<(&str, &str)> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    for name in &secrets {
+        let listed = example_values.iter().find(|(n, _)| n == name);
+        assert_eq!(
+            listed.map(|(_, value)| value.trim()),
+            Some(""),
+            "deploy/docker.env.example lists {name}, empty, so that compose stops until it is filled in"
+        );
+    }
+    assert!(example_values.contains(&("APP_ENV", "production")));
+    assert!(
+        text.contains("APP_ENV: ${APP_ENV:-production}"),
+        "a compose deployment is production unless its env file says otherwise"
+    );
+}
+
+#[test]
+fn the_services_believe_forwarded_headers_from_the_gateways_fixed_address_alone() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    let services = &docs[0]["services"];
+    let address = services["gateway"]["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .expect("the gateway has a fixed address");
+    assert_eq!(
+        services["gateway"]["environment"]["GATEWAY_PROXY_BIND"].as_str(),
+        Some(address),
+        "the gateway connects to the services from it"
+    );
+    for service in SERVICES {
+        let env = merged(&services[service])
+            .into_iter()
+            .find(|(k, _)| k == "environment")
+            .map(|(_, env)| merged(&env))
+            .unwrap_or_default();
+        let trusted = env
+            .iter()
+            .find(|(k, _)| k == "TRUSTED_PROXIES")
+            .and_then(|(_, v)| v.as_str().map(str::to_owned));
+        assert_eq!(
+            trusted,
+            Some(format!("{address}/32")),
+            "{service} trusts only the gateway"
         );
     }
 }

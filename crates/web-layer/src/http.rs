@@ -89,12 +89,14 @@ where
     let metrics = web::Data::new(metrics);
     let readiness = web::Data::new(readiness);
     let body_limit = app.body_limit_bytes;
+    let trusted_proxies = app.trusted_proxies.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(method_not_allowed_envelope))
             .wrap(from_fn(crate::telemetry::observe))
             .app_data(metrics.clone())
             .app_data(readiness.clone())
+            .app_data(trusted_proxies.clone())
             .configure(service.clone())
             .configure(|cfg| configure(cfg, body_limit))
     })

@@ -125,6 +125,13 @@ pub struct PurchaseOwn {
 
 impl OwnSettings for PurchaseOwn {
     const DEFAULTS: &'static str = DEFAULTS;
+
+    fn secrets(&self) -> Vec<(&'static str, &str)> {
+        vec![(
+            "PAYMENT_WEBHOOK_SECRET",
+            self.purchase.payment_webhook_secret.expose(),
+        )]
+    }
 }
 
 pub type Settings = common::config::Settings<PurchaseOwn>;
