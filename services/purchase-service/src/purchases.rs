@@ -376,11 +376,7 @@ impl Purchases {
                 match event.and_then(|json| StockEvent::parse(json.as_bytes()).ok()) {
                     Some(event) => Ok(placed_as(Some(event))),
                     None if settled == Settled::Parked => Ok(placed_as(None)),
-                    None => self.persisted_as(order_id).await?.ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "order {order_id} left the outbox but MySQL does not have it"
-                        )
-                    }),
+                    None => gone_from_outbox(order_id, self.persisted_as(order_id).await?),
                 }
             }
             Settled::RuledOut => Ok(self.persisted_as(order_id).await?.unwrap_or(Outcome::Void)),
@@ -409,6 +405,15 @@ impl Purchases {
             })
             .inc();
     }
+}
+
+/// An order settling found in the outbox and then no longer there: what MySQL has of
+/// it. With nothing in MySQL it is not settled yet, and never "placed" on Redis's word
+/// alone: in a split brain the two reads may have reached different masters.
+fn gone_from_outbox(order_id: &str, persisted: Option<Outcome>) -> anyhow::Result<Outcome> {
+    persisted.ok_or_else(|| {
+        anyhow::anyhow!("order {order_id} left the outbox but MySQL does not have it")
+    })
 }
 
 /// A placed order found by settling, as its outbox entry (or parked event) says: a
@@ -440,5 +445,27 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::InsufficientStock { .. } => "insufficient_stock",
         Outcome::LimitExceeded { .. } => "limit_exceeded",
         Outcome::Busy => "busy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_gone_from_the_outbox_is_what_mysql_says_and_never_placed_without_it() {
+        assert!(gone_from_outbox("o-1", None).is_err());
+        assert_eq!(
+            gone_from_outbox("o-1", Some(Outcome::Placed)).unwrap(),
+            Outcome::Placed
+        );
+        let reserved = Outcome::Reserved {
+            pay_by_ms: 1,
+            amount: 2,
+        };
+        assert_eq!(
+            gone_from_outbox("o-1", Some(reserved.clone())).unwrap(),
+            reserved
+        );
     }
 }
