@@ -140,6 +140,9 @@ impl Consumer {
         tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
         loop {
             let first = tokio::select! {
+                // Shutdown first: with deliveries always ready (the prefetch window), an
+                // unbiased choice would go on starting batches after it was asked.
+                biased;
                 () = shutdown.requested() => {
                     // Everything handled so far is acked; closing requeues nothing else.
                     let _ = connection.close(200, "shutting down".into()).await;
