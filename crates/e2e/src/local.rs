@@ -134,9 +134,10 @@ impl LocalStack {
         // Port 0: each service binds a free port itself and logs it (a port picked here
         // and bound later could be taken meanwhile by a test running in parallel).
         let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, 0)).collect();
-        let gateway_port = free_port();
+        // The gateway's port is picked when it starts (see `start_gateway`).
+        let gateway_port = 0;
         let mut stack = LocalStack {
-            gateway: Client::new(format!("http://127.0.0.1:{gateway_port}")),
+            gateway: Client::new("http://127.0.0.1:0"),
             database,
             redis,
             rabbit,
@@ -155,8 +156,8 @@ impl LocalStack {
                 entry.1 = port;
             }
         }
-        stack.start_gateway();
         stack.wait_ready().await;
+        stack.start_gateway().await;
         stack
     }
 
@@ -248,18 +249,52 @@ impl LocalStack {
         }
     }
 
-    fn start_gateway(&mut self) {
-        let gateway = self.gateway_config();
-        gateway
-            .render(&workspace_root(), |service| self.port(service))
-            .expect("render the gateway config");
-        let child = gateway
-            .nginx(&["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (scripts/test installs it)");
-        self.children.push(("gateway".into(), child));
+    /// Starts nginx on a port picked just before, and again on another one if it could
+    /// not listen there: a port picked free can be taken by then (every test's outgoing
+    /// connections draw from the same range) and nginx then exits at once.
+    async fn start_gateway(&mut self) {
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            self.gateway_port = free_port();
+            self.gateway = Client::new(format!("http://127.0.0.1:{}", self.gateway_port));
+            let gateway = self.gateway_config();
+            gateway
+                .render(&workspace_root(), |service| self.port(service))
+                .expect("render the gateway config");
+            let mut child = gateway
+                .nginx(&["-g", "daemon off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nginx (scripts/test installs it)");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if probe::wait_until_ok(self.gateway_port, "/healthz", Instant::now()).await {
+                    self.children.push(("gateway".into(), child));
+                    return;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(gateway.error_log()).unwrap_or_default();
+                    assert!(
+                        attempt < ATTEMPTS,
+                        "nginx exited ({status}) {ATTEMPTS} times; its error log: {log}"
+                    );
+                    eprintln!(
+                        "note: nginx exited ({status}) on port {}; trying another port: {log}",
+                        self.gateway_port
+                    );
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    panic!(
+                        "the gateway never answered; its error log: {}",
+                        std::fs::read_to_string(gateway.error_log()).unwrap_or_default()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     async fn wait_ready(&self) {
@@ -271,10 +306,6 @@ impl LocalStack {
                 self.log(service)
             );
         }
-        assert!(
-            probe::wait_until_ok(self.gateway_port, "/healthz", deadline).await,
-            "the gateway never answered"
-        );
     }
 
     /// The Redis key prefix the stack's services use.
