@@ -96,9 +96,12 @@ async fn purchase(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let quantity = Quantity::parse(&body).map_err(ApiError::Validation)?;
+    // An empty key is no key: the gateway forwards an empty header as none at all, so
+    // the service answers it the same way.
     let idempotency_key = req
         .headers()
         .get("idempotency-key")
+        .filter(|value| !value.is_empty())
         .map(|value| {
             value
                 .to_str()

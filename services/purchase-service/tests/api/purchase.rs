@@ -80,6 +80,19 @@ async fn bad_quantities_are_422_and_change_nothing() {
     assert_eq!(stack.redis_stock(item).await, 5);
 }
 
+/// An empty key is no key (the gateway forwards an empty header as none): two purchases
+/// with one are two orders, not a replay.
+#[actix_web::test]
+async fn an_empty_idempotency_key_is_no_key() {
+    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let item = stack.item(5, None).await;
+    let first = stack.buy_with_key(1, item, 1, "").await;
+    let second = stack.buy_with_key(1, item, 1, "").await;
+    assert_eq!((first.status, second.status), (200, 200), "{}", second.body);
+    assert_ne!(first.body["order"]["id"], second.body["order"]["id"]);
+    assert_eq!(stack.redis_stock(item).await, 3);
+}
+
 #[actix_web::test]
 async fn unknown_and_deleted_items_are_404() {
     for strategy in STRATEGIES {
