@@ -10,6 +10,7 @@ pub mod input;
 pub mod jwt;
 pub mod metrics;
 pub mod redis;
+pub mod retry;
 pub mod shutdown;
 pub mod telemetry;
 pub mod validation;

@@ -7,9 +7,9 @@ use crate::keys::order_item;
 use crate::outbox::due_by;
 use crate::{Error, ItemStore};
 use common::redis::SlotPipeline;
+use common::retry::Backoff;
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
 
 static LIFECYCLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lifecycle.lua")));
@@ -19,9 +19,6 @@ static RESTORE: LazyLock<Script> =
 /// How long what became of a reservation (and an applied payment id) is remembered in
 /// Redis; after that MySQL answers.
 pub const SETTLED_TTL_SECS: u64 = 7 * 24 * 3600;
-
-/// First pause before a step is applied again; it doubles up to a second.
-const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 /// What to do to a reservation.
 #[derive(Debug, Clone, Copy)]
@@ -96,9 +93,8 @@ impl ItemStore {
         order_id: &str,
         step: Step<'_>,
     ) -> Result<Ended, Error> {
-        let deadline = Instant::now() + self.settle_within();
+        let mut backoff = Backoff::within(self.settle_within);
         let reserved = self.keys(item_id).reserved();
-        let mut pause = FIRST_SETTLE_PAUSE;
         let mut won: Option<Ended> = None;
         loop {
             let attempt = match self.step_once(item_id, order_id, step).await {
@@ -118,15 +114,14 @@ impl ItemStore {
                 Err(error @ Error::UnexpectedReply(_)) => return Err(error),
                 Err(error) => error,
             };
-            if Instant::now() + pause >= deadline {
+            let Some(pause) = backoff.next_pause() else {
                 tracing::error!(order_id, error = %attempt, "reservation step still unsettled; answering OUTCOME_UNKNOWN");
                 return Err(Error::StepUnsettled {
                     order_id: order_id.to_owned(),
                 });
-            }
+            };
             tracing::warn!(order_id, error = %attempt, "reservation step not known to last; applying it again");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -73,7 +73,8 @@ impl SaleTerms {
 pub struct ItemStore {
     redis: RedisClient,
     keys: Keyspace,
-    settle_within: Duration,
+    /// How long a write whose outcome is unknown is looked into (see lifecycle).
+    pub(crate) settle_within: Duration,
 }
 
 /// How long a write whose outcome is unknown is looked into before it is reported so,
@@ -98,10 +99,6 @@ impl ItemStore {
             settle_within: bound,
             ..self
         }
-    }
-
-    pub fn settle_within(&self) -> Duration {
-        self.settle_within
     }
 
     pub fn keys(&self, item_id: u64) -> ItemKeys {

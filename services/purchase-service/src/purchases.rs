@@ -10,6 +10,7 @@ use crate::orders;
 use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
 use chrono::{DateTime, Utc};
+use common::retry::Backoff;
 use db::DbPool;
 use events::StockEvent;
 use inventory::purchase::{
@@ -20,7 +21,7 @@ use inventory::{DistributedLock, ItemStore};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a purchase (or an order lookup) did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +107,6 @@ pub struct Purchases {
     pub admission: Admission,
     pub sold_out: SoldOutMarks,
 }
-
-/// First pause between two looks at an unknown outcome; it doubles up to a second.
-const FIRST_SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 impl Purchases {
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
@@ -294,8 +292,8 @@ impl Purchases {
         })
     }
 
-    /// Runs `look` until it tells, pausing between tries (50 ms, doubling up to a
-    /// second) for up to `PURCHASE_OUTCOME_TIMEOUT_MS`; then `OUTCOME_UNKNOWN` with the
+    /// Runs `look` until it tells, pausing between tries ([`Backoff`]) for up to
+    /// `PURCHASE_OUTCOME_TIMEOUT_MS`; then `OUTCOME_UNKNOWN` with the
     /// order id.
     async fn until_known<T, E, F, Fut>(
         &self,
@@ -308,23 +306,20 @@ impl Purchases {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
-        let mut pause = FIRST_SETTLE_PAUSE;
+        let mut backoff = Backoff::within(Duration::from_millis(self.settings.outcome_timeout_ms));
         loop {
-            match look().await {
+            let error = match look().await {
                 Ok(known) => return Ok(known),
-                Err(error) if Instant::now() + pause < deadline => {
-                    tracing::warn!(%order_id, %error, "cannot {what} yet");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                Err(error) => {
-                    tracing::error!(%order_id, %error, "purchase outcome still unknown (could not {what} in time); answering OUTCOME_UNKNOWN");
-                    return Err(PurchaseError::OutcomeUnknown {
-                        order_id: order_id.to_owned(),
-                    });
-                }
-            }
+                Err(error) => error,
+            };
+            let Some(pause) = backoff.next_pause() else {
+                tracing::error!(%order_id, %error, "purchase outcome still unknown (could not {what} in time); answering OUTCOME_UNKNOWN");
+                return Err(PurchaseError::OutcomeUnknown {
+                    order_id: order_id.to_owned(),
+                });
+            };
+            tracing::warn!(%order_id, %error, "cannot {what} yet");
+            tokio::time::sleep(pause).await;
         }
     }
 
