@@ -43,13 +43,6 @@ impl Service for Application {
         settings: Settings,
         mut infra: Infrastructure,
     ) -> anyhow::Result<PurchaseService> {
-        if settings.app.env.is_production()
-            && settings.purchase.payment_webhook_secret.expose().is_empty()
-        {
-            anyhow::bail!(
-                "PAYMENT_WEBHOOK_SECRET must be set in production (the payment provider's webhook signing secret)"
-            );
-        }
         let store = ItemStore::new(infra.redis.clone(), infra.keys.clone())
             .settling_within(Duration::from_millis(settings.purchase.outcome_timeout_ms));
         if settings.purchase.strategy == Strategy::Lua
