@@ -4,6 +4,7 @@
 
 pub mod orders;
 pub mod schema;
+pub mod stock;
 
 use anyhow::{Context, anyhow};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;

@@ -29,6 +29,7 @@ diesel::table! {
         sale_starts_at -> Nullable<Datetime>,
         sale_ends_at -> Nullable<Datetime>,
         payment_window_secs -> Nullable<Unsigned<Integer>>,
+        stock_owed -> Unsigned<Integer>,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The conservation check, the one invariant every load must keep: for an item that
 //! started with `initial` units, MySQL's stock plus the units its orders hold (confirmed,
-//! reserved or paid; a cancelled or expired reservation holds none) is `initial`, Redis holds the same stock as MySQL, no order answered 200 is missing
-//! from MySQL and none is there twice. The benchmark checks it after every scenario,
+//! reserved or paid; a cancelled or expired reservation holds none) is `initial`, MySQL
+//! owes nothing (every release has arrived), Redis holds the same stock as MySQL, no
+//! order answered 200 is missing from MySQL and none is there twice. The benchmark checks it after every scenario,
 //! the chaos drill after its faults, the end-to-end tests after their purchases.
 //! Redis keys come from `inventory::ItemKeys` under the stack's own key prefix.
 
@@ -27,6 +28,10 @@ pub struct StockAccount {
     #[serde(default)]
     pub released: u64,
     pub mysql_stock: u64,
+    /// Units persisted sales took beyond MySQL's stock (`items.stock_owed`): 0 once every
+    /// release has arrived.
+    #[serde(default)]
+    pub stock_owed: u64,
     /// `None` when Redis has no stock for the item.
     pub redis_stock: Option<i64>,
     /// Order rows for the item, and how many distinct order ids they carry.
@@ -61,9 +66,9 @@ impl StockAccount {
             .select((count_star(), sql::<BigInt>("COUNT(DISTINCT id)")))
             .first(mysql)
             .await?;
-        let mysql_stock: u32 = items::table
+        let (mysql_stock, stock_owed): (u32, u32) = items::table
             .find(item_id)
-            .select(items::stock)
+            .select((items::stock, items::stock_owed))
             .first(mysql)
             .await?;
         let redis_stock: Option<i64> = redis.get(ItemKeys::new(keyspace, item_id).stock()).await?;
@@ -73,15 +78,17 @@ impl StockAccount {
             sold,
             released,
             mysql_stock: mysql_stock.into(),
+            stock_owed: stock_owed.into(),
             redis_stock,
             order_rows: order_rows.try_into()?,
             distinct_orders: distinct_orders.try_into()?,
         })
     }
 
-    /// MySQL stock + sold = initial, and Redis = MySQL.
+    /// MySQL stock + sold = initial with nothing owed, and Redis = MySQL.
     pub fn conserved(&self) -> bool {
         self.mysql_stock + self.sold == self.initial
+            && self.stock_owed == 0
             && self.redis_stock == i64::try_from(self.mysql_stock).ok()
     }
 
@@ -187,6 +194,7 @@ mod tests {
             sold,
             released: 0,
             mysql_stock,
+            stock_owed: 0,
             redis_stock,
             order_rows: sold,
             distinct_orders: sold,
@@ -202,6 +210,11 @@ mod tests {
         );
         assert!(!account(30, 70, Some(69)).conserved(), "Redis is ahead");
         assert!(!account(30, 70, None).conserved(), "Redis lost the item");
+        let owing = StockAccount {
+            stock_owed: 1,
+            ..account(30, 70, Some(70))
+        };
+        assert!(!owing.conserved(), "a release has not arrived");
         assert_eq!(account(30, 70, Some(70)).oversold(), 0);
         assert_eq!(account(103, 0, Some(0)).oversold(), 3);
     }

@@ -17,7 +17,8 @@ static REBUILD: LazyLock<Script> = LazyLock::new(|| {
 /// MySQL's figures for one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistedSales {
-    pub stock: u32,
+    /// MySQL's `stock - stock_owed`.
+    pub stock: i64,
     pub max_per_user: Option<u32>,
     /// (user id, units) of every buyer MySQL has orders of.
     pub bought: Vec<(u64, u64)>,

@@ -16,7 +16,8 @@ static SYNC: LazyLock<Script> = LazyLock::new(|| {
 /// MySQL's view of an item, and which of the item's outbox messages MySQL already has.
 #[derive(Debug, Clone)]
 pub struct MysqlFigures {
-    pub stock: u32,
+    /// MySQL's `stock - stock_owed`.
+    pub stock: i64,
     pub on_sale: bool,
     pub max_per_user: Option<u32>,
     /// Outbox fields (`<order id>`, `<order id>:<type>`) whose event MySQL has applied.

@@ -121,4 +121,15 @@ impl TestDatabase {
             .await
             .expect("the item's row")
     }
+
+    /// The units an item's persisted sales took beyond its stock (see `db::stock`).
+    pub async fn stock_owed(&self, item: u64) -> u32 {
+        use db::schema::items;
+        items::table
+            .find(item)
+            .select(items::stock_owed)
+            .first(&mut self.connect().await)
+            .await
+            .expect("the item's row")
+    }
 }

@@ -218,7 +218,7 @@ impl Catalog {
                 let mut added = false;
                 let outcome = conn
                     .transaction::<_, CatalogError, _>(async |c| {
-                        if !items::add_stock(&mut *c, id, quantity)
+                        if !db::stock::give_back_to_live(&mut *c, id, quantity)
                             .await
                             .map_err(out_of_range)?
                         {

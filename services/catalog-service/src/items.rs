@@ -184,20 +184,6 @@ pub async fn soft_delete(conn: &mut AsyncMysqlConnection, id: u64) -> QueryResul
     Ok(updated == 1)
 }
 
-/// Adds stock to a live item; false when there is no such item. The column is
-/// unsigned, so MySQL itself refuses a result out of range.
-pub async fn add_stock(
-    conn: &mut AsyncMysqlConnection,
-    id: u64,
-    quantity: u32,
-) -> QueryResult<bool> {
-    let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
-        .set(items::stock.eq(items::stock + quantity))
-        .execute(conn)
-        .await?;
-    Ok(updated == 1)
-}
-
 pub async fn find_live_by_name(
     conn: &mut AsyncMysqlConnection,
     name: &str,

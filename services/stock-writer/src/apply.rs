@@ -1,22 +1,28 @@
 //! Applying stock events to MySQL: each placement inserts its order (keyed by the order
-//! id, so a redelivered event changes nothing) and decrements the item's stock with a
-//! checked update. A reservation's later steps (paid, cancelled, expired) move the
-//! order's status on from `reserved`, once, and a release adds the units back; one that
-//! arrives before its placement records the order in its final status and leaves the
-//! stock alone (nothing was taken from it), and the placement then changes nothing. A batch shares one transaction. The fast path does the whole batch in
-//! a few statements (find the orders already persisted, one checked decrement per item,
-//! one multi-row insert); if any item cannot cover its share it falls back to one
-//! savepoint per event, so an event that can never apply is rolled back alone and the
-//! rest commit.
+//! id, so a redelivered event changes nothing) and takes its units from the item's stock.
+//! A reservation's later steps (paid, cancelled, expired) move the order's status on from
+//! `reserved`, once, and a release gives the units back; one that arrives before its
+//! placement records the order in its final status and leaves the stock alone (nothing
+//! was taken from it), and the placement then changes nothing.
 //!
-//! An event that can never apply is one whose fields the columns cannot hold (checked
-//! before anything is written: [`check_columns`]) or one MySQL refuses with an error
-//! that retrying cannot change (data too long, out of range, a constraint: see
-//! [`permanent_reason`]); either is refused alone. Any other database error is taken as
-//! passing (an outage, a deadlock) and the batch is retried.
+//! Redis decided every sale before its event was sent, and events of one item arrive in
+//! any order (see `db::stock`): a placement is never refused because MySQL's stock is
+//! short, as the release that freed its unit may simply not have arrived yet. It takes
+//! what the stock holds and owes the rest, which that release settles.
+//!
+//! A batch shares one transaction. The fast path does the whole batch in a few
+//! statements (find the orders already persisted, one stock update per item, one
+//! multi-row insert); if any event cannot apply it falls back to one savepoint per
+//! event, so an event that can never apply is rolled back alone and the rest commit.
+//!
+//! An event that can never apply is one whose item MySQL does not have, whose fields the
+//! columns cannot hold (checked before anything is written: [`check_columns`]) or one
+//! MySQL refuses with an error that retrying cannot change (data too long, out of range,
+//! a constraint: see [`permanent_reason`]); either is refused alone. Any other database
+//! error is taken as passing (an outage, a deadlock) and the batch is retried.
 
 use chrono::DateTime;
-use db::schema::{items, orders};
+use db::schema::orders;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use events::{EventType, StockEvent};
@@ -186,10 +192,7 @@ async fn apply_step(
     };
     if moved == 1 {
         if event.kind.releases() {
-            diesel::update(items::table.find(event.item_id))
-                .set(items::stock.eq(items::stock + event.quantity))
-                .execute(conn)
-                .await?;
+            db::stock::give_back(conn, event.item_id, event.quantity).await?;
         }
         return Ok(Applied::Applied);
     }
@@ -221,32 +224,16 @@ async fn apply_step(
     Ok(Applied::Applied)
 }
 
-/// The checked decrement of a placement: poison when the item cannot cover it.
+/// Takes a placement's units, owing what the stock cannot cover yet; poison when MySQL
+/// has no such item.
 async fn take_stock(conn: &mut AsyncMysqlConnection, event: &StockEvent) -> Result<(), EventError> {
-    let decremented = diesel::update(
-        items::table
-            .find(event.item_id)
-            .filter(items::stock.ge(event.quantity)),
-    )
-    .set(items::stock.eq(items::stock - event.quantity))
-    .execute(conn)
-    .await?;
-    if decremented == 1 {
+    if db::stock::take(conn, event.item_id, event.quantity).await? {
         return Ok(());
     }
-    let stock: Option<u32> = items::table
-        .find(event.item_id)
-        .select(items::stock)
-        .first(conn)
-        .await
-        .optional()?;
-    Err(EventError::Poison(match stock {
-        None => format!("unknown item {}", event.item_id),
-        Some(stock) => format!(
-            "would make stock negative: item {} has {stock}, order wants {}",
-            event.item_id, event.quantity
-        ),
-    }))
+    Err(EventError::Poison(format!(
+        "unknown item {}",
+        event.item_id
+    )))
 }
 
 async fn apply_one(
@@ -269,14 +256,12 @@ async fn apply_one(
 }
 
 /// Applies a batch: the reservations' later steps first, one savepoint each, then its
-/// placements in one transaction (the fast path). Steps first, because a release in the
-/// batch may be what gives back the units a placement in the same batch was sold (the
-/// expiry came before the resale in Redis; placing first would refuse that sale as
-/// overselling MySQL's stock). It is right in any arrival order: a step whose placement
-/// is in the same batch records the order in its final state, as if it had arrived
-/// first, and the placement then changes nothing. An `Err` is a passing
-/// database failure: the caller retries the whole batch, and what already committed
-/// answers as a duplicate.
+/// placements in one transaction (the fast path). Steps first, so a release in the batch
+/// gives back its units before a resale of them takes them (nothing is owed in between).
+/// It is right in any arrival order: a step whose placement is in the same batch records
+/// the order in its final state, as if it had arrived first, and the placement then
+/// changes nothing. An `Err` is a passing database failure: the caller retries the whole
+/// batch, and what already committed answers as a duplicate.
 pub async fn apply_batch(
     conn: &mut AsyncMysqlConnection,
     events: &[&StockEvent],
@@ -345,12 +330,7 @@ async fn apply_all_or_none(
             for (item_id, quantity) in per_item {
                 let quantity = u32::try_from(quantity)
                     .map_err(|_| diesel::result::Error::RollbackTransaction)?;
-                let decremented =
-                    diesel::update(items::table.find(item_id).filter(items::stock.ge(quantity)))
-                        .set(items::stock.eq(items::stock - quantity))
-                        .execute(&mut *c)
-                        .await?;
-                if decremented != 1 {
+                if !db::stock::take(&mut *c, item_id, quantity).await? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
             }

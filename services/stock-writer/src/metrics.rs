@@ -4,6 +4,12 @@
 //! the depth of the stock and dead-letter queues.
 
 use common::shutdown::Shutdown;
+use db::DbPool;
+use db::schema::items;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Unsigned};
+use diesel_async::RunQueryDsl;
 use events::{PublishError, Publisher, Topology};
 use inventory::ItemStore;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -111,12 +117,13 @@ struct QueueLabels {
 
 /// The state of the sale, read every few seconds: orders waiting in the outboxes (how
 /// many, and how long the oldest has waited), parked ones, the stock left per item (from
-/// Redis), and the messages waiting in the stock queue and the dead-letter queue (from
-/// the broker).
+/// Redis), the units MySQL owes (see `db::stock`), and the messages waiting in the stock
+/// queue and the dead-letter queue (from the broker).
 #[derive(Clone, Default)]
 pub struct SaleGauges {
     pub pending: Gauge,
     pub parked: Gauge,
+    pub owed: Gauge,
     pub oldest_pending_age: Gauge<f64, AtomicU64>,
     stock: Family<ItemLabels, Gauge>,
     queue_messages: Family<QueueLabels, Gauge>,
@@ -134,6 +141,11 @@ impl SaleGauges {
             "outbox_parked_orders",
             "Orders stock-writer refused for good, waiting for `stock-writer dlq replay`",
             gauges.parked.clone(),
+        );
+        registry.register(
+            "stock_owed_units",
+            "Units persisted sales took beyond MySQL's stock, until the releases that freed them arrive",
+            gauges.owed.clone(),
         );
         registry.register(
             "outbox_oldest_age_seconds",
@@ -184,6 +196,19 @@ impl SaleGauges {
         Ok(())
     }
 
+    /// Reads MySQL's owed units once.
+    pub async fn refresh_owed(&self, db: &DbPool) -> Result<(), db::Error> {
+        let mut conn = db::connection(db).await?;
+        let owed: u64 = items::table
+            .select(sql::<Unsigned<BigInt>>(
+                "CAST(COALESCE(SUM(stock_owed), 0) AS UNSIGNED)",
+            ))
+            .first(&mut conn)
+            .await?;
+        self.owed.set(i64::try_from(owed).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
     /// Reads the queues' depths once, labelled with their names without the deployment's
     /// prefix.
     pub async fn refresh_queues(
@@ -208,6 +233,7 @@ impl SaleGauges {
     pub async fn run(
         self,
         store: ItemStore,
+        db: DbPool,
         broker: Publisher,
         prefix: String,
         mut shutdown: Shutdown,
@@ -216,6 +242,9 @@ impl SaleGauges {
             let now_ms = chrono::Utc::now().timestamp_millis();
             if let Err(error) = self.refresh(&store, now_ms).await {
                 tracing::debug!(%error, "could not read the outbox gauges");
+            }
+            if let Err(error) = self.refresh_owed(&db).await {
+                tracing::debug!(%error, "could not read the owed units");
             }
             if let Err(error) = self.refresh_queues(&broker, &prefix).await {
                 tracing::debug!(%error, "could not read the queue gauges");
@@ -256,6 +285,7 @@ mod tests {
             "outbox_pending_orders",
             "outbox_parked_orders",
             "outbox_oldest_age_seconds",
+            "stock_owed_units",
             "# HELP writer_events_applied Events applied to MySQL.",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
     pub item_id: u64,
-    pub mysql_stock: u32,
+    pub mysql_stock: i64,
     pub on_sale: bool,
     pub redis: Rebuilt,
     /// Open reservations MySQL has that Redis had lost, put back (they expire or get

@@ -95,6 +95,7 @@ impl Service for Application {
         );
         tokio::spawn(gauges.run(
             store.clone(),
+            infra.db.clone(),
             broker,
             settings.rabbitmq.prefix.clone(),
             shutdown.subscribe(),

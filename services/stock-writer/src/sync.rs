@@ -1,6 +1,7 @@
 //! `sync-stock [ITEM_ID]`: rebuilds an item's Redis state from MySQL, correctly while
-//! purchases are in flight. Redis stock must be MySQL stock minus what was sold in Redis
-//! but not yet persisted (the outbox and parked orders). The item's row is locked
+//! purchases are in flight. Redis stock must be MySQL's stock (`stock - stock_owed`, see
+//! `db::stock`) minus what was sold in Redis but not yet persisted, plus what was
+//! released there and not yet persisted (the outbox and parked orders). The item's row is locked
 //! (`SELECT ... FOR UPDATE`), which holds back stock-writer's commits for that item, so
 //! MySQL's stock and its set of persisted orders cannot move while one Redis script
 //! computes the figure from the outbox as it is at that instant and sets it. Purchases
@@ -22,7 +23,8 @@ use inventory::{DistributedLock, ItemStore};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncReport {
     pub item_id: u64,
-    pub mysql_stock: u32,
+    /// `stock - stock_owed`.
+    pub mysql_stock: i64,
     pub redis: Synced,
 }
 
@@ -81,7 +83,8 @@ impl ItemPass for StockSync {
 pub(crate) struct LockedRow<'c> {
     pub conn: &'c mut AsyncMysqlConnection,
     pub item_id: u64,
-    pub stock: u32,
+    /// `stock - stock_owed`: negative while sales wait for the releases that freed them.
+    pub stock: i64,
     pub max_per_user: Option<u32>,
     /// Not soft-deleted.
     pub on_sale: bool,
@@ -150,6 +153,7 @@ async fn locked_row(
 ) -> Result<LockedRow<'_>, SyncError> {
     type Row = (
         u32,
+        u32,
         Option<u32>,
         Option<NaiveDateTime>,
         u64,
@@ -157,10 +161,11 @@ async fn locked_row(
         Option<NaiveDateTime>,
         Option<u32>,
     );
-    let (stock, max_per_user, deleted_at, price, starts, ends, window): Row = items::table
+    let (stock, owed, max_per_user, deleted_at, price, starts, ends, window): Row = items::table
         .find(item_id)
         .select((
             items::stock,
+            items::stock_owed,
             items::max_per_user,
             items::deleted_at,
             items::price,
@@ -176,7 +181,7 @@ async fn locked_row(
     Ok(LockedRow {
         conn,
         item_id,
-        stock,
+        stock: db::stock::net(stock, owed),
         max_per_user,
         on_sale: deleted_at.is_none(),
         terms: SaleTerms {

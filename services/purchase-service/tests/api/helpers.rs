@@ -283,6 +283,11 @@ impl Stack {
         let sold: u32 = confirmed.values().sum();
         assert_eq!(self.mysql_stock(item).await, initial - sold, "MySQL stock");
         assert_eq!(
+            self.env.database.stock_owed(item).await,
+            0,
+            "MySQL owes units"
+        );
+        assert_eq!(
             self.redis_stock(item).await,
             i64::from(initial - sold),
             "Redis stock"

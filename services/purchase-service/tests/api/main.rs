@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod operators;
+mod ordering;
 mod orders;
 mod outcomes;
 mod payments;

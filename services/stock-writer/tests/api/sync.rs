@@ -146,4 +146,22 @@ async fn sync_stock_counts_a_reservations_pending_steps_by_type() {
     let mut left: Vec<String> = redis.hkeys(keys.outbox()).await.unwrap();
     left.sort();
     assert_eq!(left, ["b", "c:paid"]);
+
+    // d (5 units) expired in Redis, and b and e took 7; both reached MySQL before d's
+    // expiry did: MySQL's 4 went and 3 more are owed until the expiry arrives.
+    run("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status) VALUES ('d', 7, 1, 5, NOW(), 'reserved')").await;
+    run("UPDATE items SET stock = 4 WHERE id = 1").await;
+    let d_expired = step("d", 5, Expired);
+    redis
+        .hset::<_, _, _, ()>(keys.outbox(), d_expired.message_id(), d_expired.to_json())
+        .await
+        .unwrap();
+    run("INSERT INTO orders (id, user_id, item_id, quantity, purchased_at, status) VALUES ('b', 7, 1, 3, NOW(), 'confirmed'), ('e', 7, 1, 4, NOW(), 'confirmed')").await;
+    run("UPDATE items SET stock = 0, stock_owed = 3 WHERE id = 1").await;
+    let report = &writer.stock_sync().run(Some(1)).await.unwrap()[0];
+    assert_eq!(
+        (report.mysql_stock, report.redis.pending, report.redis.after),
+        (-3, -5, 2),
+        "MySQL's 0 less the 3 it owes, plus d's 5 on their way"
+    );
 }

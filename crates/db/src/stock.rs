@@ -1,0 +1,80 @@
+//! An item's stock in MySQL, written in one place for every writer of it: stock-writer's
+//! sales and releases, catalog-service's restocks. Redis decides every sale; MySQL
+//! follows in whatever order the events reach it (two purchase-service instances publish
+//! on their own channels, a release whose publish failed is sent later by the relay, two
+//! stock-writers reorder even one channel's messages). So a sale can arrive before the
+//! release or restock that freed its unit: it takes what `stock` holds and records the
+//! rest in `stock_owed`, and units given back settle what is owed first. Both columns
+//! stay unsigned, the stock never goes negative, and the item's stock is
+//! `stock - stock_owed` (at most one of the two is non-zero). Once every event has
+//! arrived nothing is owed, unless Redis sold more than the item had.
+
+use diesel::sql_types::{Bigint, Integer, Unsigned};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+
+// Each assignment reads only the column assigned after it, so MySQL's left-to-right
+// assignment and MariaDB's SIMULTANEOUS_ASSIGNMENT mode compute the same.
+const TAKE: &str = "UPDATE items \
+    SET stock_owed = stock_owed + ? - LEAST(stock, ?), stock = stock - LEAST(stock, ?) \
+    WHERE id = ?";
+macro_rules! give_back {
+    () => {
+        "UPDATE items \
+         SET stock = stock + ? - LEAST(stock_owed, ?), stock_owed = stock_owed - LEAST(stock_owed, ?) \
+         WHERE id = ?"
+    };
+}
+const GIVE_BACK: &str = give_back!();
+const GIVE_BACK_TO_LIVE: &str = concat!(give_back!(), " AND deleted_at IS NULL");
+
+/// Takes `quantity` units of the item (a sale Redis made), owing what its stock cannot
+/// cover yet; false when there is no such item.
+pub async fn take(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+    quantity: u32,
+) -> diesel::QueryResult<bool> {
+    run(conn, TAKE, item_id, quantity).await
+}
+
+/// Gives `quantity` units back to the item (a release), settling what it owes first;
+/// false when there is no such item.
+pub async fn give_back(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+    quantity: u32,
+) -> diesel::QueryResult<bool> {
+    run(conn, GIVE_BACK, item_id, quantity).await
+}
+
+/// [`give_back`] to an item that is not deleted (a restock); false when there is no such
+/// live item. A total beyond the unsigned column is refused by MySQL (out of range).
+pub async fn give_back_to_live(
+    conn: &mut AsyncMysqlConnection,
+    item_id: u64,
+    quantity: u32,
+) -> diesel::QueryResult<bool> {
+    run(conn, GIVE_BACK_TO_LIVE, item_id, quantity).await
+}
+
+async fn run(
+    conn: &mut AsyncMysqlConnection,
+    statement: &'static str,
+    item_id: u64,
+    quantity: u32,
+) -> diesel::QueryResult<bool> {
+    let updated = diesel::sql_query(statement)
+        .bind::<Unsigned<Integer>, _>(quantity)
+        .bind::<Unsigned<Integer>, _>(quantity)
+        .bind::<Unsigned<Integer>, _>(quantity)
+        .bind::<Unsigned<Bigint>, _>(item_id)
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// The item's stock as MySQL has it: `stock - stock_owed`, negative while sales wait
+/// for the releases that freed their units.
+pub fn net(stock: u32, owed: u32) -> i64 {
+    i64::from(stock) - i64::from(owed)
+}
