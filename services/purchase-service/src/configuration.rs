@@ -26,6 +26,7 @@ rate_per_user = 0
 burst_per_user = 10
 cancels_per_item = 5
 cancel_window_secs = 3600
+instance_heartbeat_ms = 1000
 "#;
 
 /// How a purchase is taken in Redis.
@@ -90,6 +91,9 @@ pub struct PurchaseSettings {
     /// number); each leaves an ended order the system keeps.
     pub cancels_per_item: u32,
     pub cancel_window_secs: u64,
+    /// How often an instance renews its entry in the registry of live instances; one
+    /// that misses three in a row is dropped and its share of the work taken over.
+    pub instance_heartbeat_ms: u64,
 }
 
 /// A secret setting: its `Debug` never shows it.

@@ -1,10 +1,12 @@
 //! Builds the purchase-service from its settings (tests start it on port 0): the
-//! configured strategy, the publisher, the outbox relay and the HTTP server; and stops
+//! configured strategy, the publisher, the outbox relay, the expiry worker, this
+//! instance's entry among the live instances and the HTTP server; and stops
 //! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
 //! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
 use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};
+use crate::membership::Registry;
 use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
@@ -16,6 +18,7 @@ use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -61,6 +64,22 @@ impl Service for Application {
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
         );
+        let live_instances = Gauge::default();
+        infra.metrics.registry_mut().register(
+            "purchase_instances_live",
+            "Live purchase-service instances as this one last saw them (1 while its heartbeat fails)",
+            live_instances.clone(),
+        );
+        let registry = Registry::new(
+            infra.redis.clone(),
+            &infra.keys,
+            Duration::from_millis(settings.purchase.instance_heartbeat_ms),
+            live_instances,
+        );
+        // Joined before serving, so the first purchase already sees every instance.
+        if let Err(error) = registry.beat().await {
+            tracing::warn!(%error, "could not join the instance registry; acting alone until a heartbeat succeeds");
+        }
         let shutdown = ShutdownSwitch::new();
         let (publishing, publishing_task) = PublishQueue::start(
             publisher.clone(),
@@ -111,6 +130,7 @@ impl Service for Application {
             Duration::from_millis(settings.purchase.expiry_interval_ms),
             shutdown.subscribe(),
         ));
+        let heartbeat_task = tokio::spawn(registry.run(shutdown.subscribe()));
 
         let authenticator = infra.authenticator(&settings.jwt)?;
         infra.readiness = infra.readiness.with_check("rabbitmq", move || {
@@ -133,7 +153,13 @@ impl Service for Application {
         Ok(PurchaseService {
             http,
             shutdown,
-            background: vec![publishing_task, relay_task, expiry_task, stock_back_task],
+            background: vec![
+                publishing_task,
+                relay_task,
+                expiry_task,
+                stock_back_task,
+                heartbeat_task,
+            ],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })
