@@ -82,8 +82,8 @@ pub struct PurchaseSettings {
     /// How long an item seen sold out is answered 409 from memory before Redis is asked
     /// again (0: always ask Redis); the longest a returned unit can go unseen here.
     pub sold_out_recheck_ms: u64,
-    /// Purchases a second one buyer may make at one instance (a token bucket); 0: no
-    /// limit.
+    /// Purchases a second one buyer may make, over all instances (a token bucket each
+    /// instance holds the N-th part of); 0: no limit.
     pub rate_per_user: u32,
     /// How many purchases a buyer may make at once before the rate applies.
     pub burst_per_user: u32,

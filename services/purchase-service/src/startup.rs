@@ -80,6 +80,7 @@ impl Service for Application {
         if let Err(error) = registry.beat().await {
             tracing::warn!(%error, "could not join the instance registry; acting alone until a heartbeat succeeds");
         }
+        let membership = registry.membership();
         let shutdown = ShutdownSwitch::new();
         let (publishing, publishing_task) = PublishQueue::start(
             publisher.clone(),
@@ -105,7 +106,8 @@ impl Service for Application {
             admission: Admission::new(
                 f64::from(settings.purchase.rate_per_user),
                 settings.purchase.burst_per_user,
-            ),
+            )
+            .shared_among(membership),
             sold_out: SoldOutMarks::new(Duration::from_millis(
                 settings.purchase.sold_out_recheck_ms,
             )),
