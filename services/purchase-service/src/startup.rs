@@ -1,6 +1,7 @@
 //! Builds the purchase-service from its settings (tests start it on port 0): the
 //! configured strategy, the publisher, the outbox relay, the expiry worker, this
-//! instance's entry among the live instances and the HTTP server; and stops
+//! instance's entry among the live instances (which splits the relay's, the expiry
+//! worker's and the admission buckets' work among them) and the HTTP server; and stops
 //! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
 //! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
@@ -17,6 +18,7 @@ use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
@@ -70,6 +72,18 @@ impl Service for Application {
             "Live purchase-service instances as this one last saw them (1 while its heartbeat fails)",
             live_instances.clone(),
         );
+        let republished = Counter::default();
+        infra.metrics.registry_mut().register(
+            "outbox_republished",
+            "Orders this instance's outbox relay republished",
+            republished.clone(),
+        );
+        let expired = Counter::default();
+        infra.metrics.registry_mut().register(
+            "reservations_expired",
+            "Reservations this instance's expiry worker expired",
+            expired.clone(),
+        );
         let registry = Registry::new(
             infra.redis.clone(),
             &infra.keys,
@@ -107,7 +121,7 @@ impl Service for Application {
                 f64::from(settings.purchase.rate_per_user),
                 settings.purchase.burst_per_user,
             )
-            .shared_among(membership),
+            .shared_among(membership.clone()),
             sold_out: SoldOutMarks::new(Duration::from_millis(
                 settings.purchase.sold_out_recheck_ms,
             )),
@@ -120,6 +134,8 @@ impl Service for Application {
             republish_after_ms: settings.purchase.republish_after_ms,
             max_in_flight: settings.purchase.max_publishes_in_flight,
             batch_max: settings.purchase.publish_batch_max,
+            membership: membership.clone(),
+            republished,
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
         let stock_back_task = tokio::spawn(sold_out::listen_for_stock_back(
@@ -130,6 +146,8 @@ impl Service for Application {
         ));
         let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(
             Duration::from_millis(settings.purchase.expiry_interval_ms),
+            membership,
+            expired,
             shutdown.subscribe(),
         ));
         let heartbeat_task = tokio::spawn(registry.run(shutdown.subscribe()));
