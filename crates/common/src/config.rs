@@ -542,7 +542,7 @@ mod tests {
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap();
-        assert_eq!(ENV_VARS.len(), 74, "every variable of the file");
+        assert_eq!(ENV_VARS.len(), 75, "every variable of the file");
         for var in ENV_VARS.iter() {
             let (section, _) = var.key.split_once('.').expect("section.field");
             if ["auth", "purchase", "writer"].contains(&section) {

@@ -92,7 +92,10 @@ fn compose_and_the_native_run_set_the_same_variables_and_only_ones_the_code_read
         for name in local_env() {
             let per_service = matches!(
                 name.as_str(),
-                "JWT_PRIVATE_KEY_PATH" | "PURCHASE_STRATEGY" | "PAYMENT_WEBHOOK_SECRET"
+                "JWT_PRIVATE_KEY_PATH"
+                    | "PURCHASE_STRATEGY"
+                    | "PAYMENT_WEBHOOK_SECRET"
+                    | "INSTANCE_HEARTBEAT_MS"
             );
             assert!(
                 per_service || env.contains(&name),

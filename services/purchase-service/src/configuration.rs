@@ -26,6 +26,7 @@ rate_per_user = 0
 burst_per_user = 10
 cancels_per_item = 5
 cancel_window_secs = 3600
+instance_heartbeat_ms = 1000
 "#;
 
 /// How a purchase is taken in Redis.
@@ -81,8 +82,8 @@ pub struct PurchaseSettings {
     /// How long an item seen sold out is answered 409 from memory before Redis is asked
     /// again (0: always ask Redis); the longest a returned unit can go unseen here.
     pub sold_out_recheck_ms: u64,
-    /// Purchases a second one buyer may make at one instance (a token bucket); 0: no
-    /// limit.
+    /// Purchases a second one buyer may make, over all instances (a token bucket each
+    /// instance holds the N-th part of); 0: no limit.
     pub rate_per_user: u32,
     /// How many purchases a buyer may make at once before the rate applies.
     pub burst_per_user: u32,
@@ -90,6 +91,9 @@ pub struct PurchaseSettings {
     /// number); each leaves an ended order the system keeps.
     pub cancels_per_item: u32,
     pub cancel_window_secs: u64,
+    /// How often an instance renews its entry in the registry of live instances; one
+    /// that misses three in a row is dropped and its share of the work taken over.
+    pub instance_heartbeat_ms: u64,
 }
 
 /// A secret setting: its `Debug` never shows it.

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod configuration;
 pub mod domain;
 pub mod listing;
+pub mod membership;
 pub mod orders;
 pub mod payments;
 pub mod publishing;

@@ -5,13 +5,22 @@
 //! republish of an order makes it due again `republish_after_ms × 2^(n-1)` later, at
 //! most [`MAX_BACKOFF_FACTOR`] times that, so a writer that is down for long does not
 //! get every order every half minute.
+//!
+//! Behind N instances each relay scans only the outboxes of the items its [`Share`]
+//! owns (`item id mod N = rank`, [`crate::membership`]), so the N relays together scan
+//! and republish each outbox once, and the items of an instance that stopped or died
+//! pass to the others at their next heartbeat after it left the set. While the
+//! instances' views of the set differ (for up to one heartbeat after a change) an item
+//! may be scanned by two relays or, for that long, by none.
 
+use crate::membership::{Membership, Share};
 use crate::publishing::{FailedPublishes, publish};
 use common::shutdown::Shutdown;
 use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
 use inventory::ItemStore;
 use inventory::outbox::OutboxEntry;
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +38,10 @@ pub struct Relay {
     /// Messages awaiting a confirm at once, and events per message, as for fresh orders.
     pub max_in_flight: usize,
     pub batch_max: usize,
+    /// Which items' outboxes this instance relays.
+    pub membership: Membership,
+    /// Orders this instance's relay republished (`outbox_republished_total`).
+    pub republished: Counter,
 }
 
 impl Relay {
@@ -37,7 +50,7 @@ impl Relay {
     /// than one batch per interval.
     pub async fn run(self, mut shutdown: Shutdown) {
         loop {
-            match self.tick().await {
+            match self.tick(self.membership.share()).await {
                 Ok(0) => {}
                 Ok(count) => {
                     tracing::info!(count, "relay republished outbox orders");
@@ -53,10 +66,12 @@ impl Relay {
         }
     }
 
-    /// One pass; returns how many orders were republished.
-    pub async fn tick(&self) -> Result<usize, inventory::Error> {
+    /// One pass over the outboxes of the items `share` owns; returns how many orders
+    /// were republished.
+    pub async fn tick(&self, share: Share) -> Result<usize, inventory::Error> {
         let now = chrono::Utc::now().timestamp_millis();
-        let items = self.store.known_item_ids().await?;
+        let mut items = self.store.known_item_ids().await?;
+        items.retain(|item_id| share.owns(*item_id));
         let due = self
             .store
             .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
@@ -102,6 +117,7 @@ impl Relay {
                 self.republish_after_ms * MAX_BACKOFF_FACTOR,
             )
             .await?;
+        self.republished.inc_by(published.len() as u64);
         Ok(published.len())
     }
 }

@@ -3,14 +3,23 @@
 //! (`inventory::lifecycle`), so any number of instances and a racing payment or cancel
 //! still give each order exactly one end; each end's event goes to the publisher at
 //! once (the outbox keeps it until MySQL has it).
+//!
+//! Behind N instances each expiry worker reads only the schedules of the items its
+//! [`Share`] owns (`item id mod N = rank`, [`crate::membership`]), so each due
+//! reservation is looked at by one worker rather than N; an instance that stopped or
+//! died leaves its items to the others at their next heartbeat after it left the set.
+//! While views of the set differ (up to one heartbeat after a change) two workers may
+//! try the same reservation, and the script lets only one of them end it.
 
 use crate::domain::OrderId;
 use crate::listing::{Order, OrderStatus};
+use crate::membership::{Membership, Share};
 use crate::orders;
 use crate::purchases::{PurchaseError, Purchases};
 use common::shutdown::Shutdown;
 use events::StockEvent;
 use inventory::lifecycle::{CancelAllowance, Ended, Step};
+use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
 
 /// Most reservations one item expires per pass.
@@ -87,13 +96,22 @@ impl Purchases {
         Ok(event)
     }
 
-    /// Expires what is due, until shutdown; every instance runs it, and the script makes
-    /// that safe.
-    pub async fn expire_until_stopped(self, interval: Duration, mut shutdown: Shutdown) {
+    /// Expires what is due on the items this instance owns, until shutdown, counting
+    /// them in `expired` (`reservations_expired_total`).
+    pub async fn expire_until_stopped(
+        self,
+        interval: Duration,
+        membership: Membership,
+        expired: Counter,
+        mut shutdown: Shutdown,
+    ) {
         loop {
-            match self.expire_due().await {
+            match self.expire_due(membership.share()).await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, "reservations expired"),
+                Ok(count) => {
+                    expired.inc_by(count as u64);
+                    tracing::info!(count, "reservations expired");
+                }
                 Err(error) => tracing::warn!(%error, "expiry pass failed"),
             }
             if !shutdown.sleep(interval).await {
@@ -102,9 +120,11 @@ impl Purchases {
         }
     }
 
-    /// One pass; returns how many reservations this instance expired.
-    pub async fn expire_due(&self) -> Result<usize, PurchaseError> {
-        let items = self.store.known_item_ids().await?;
+    /// One pass over the items `share` owns; returns how many reservations this
+    /// instance expired.
+    pub async fn expire_due(&self, share: Share) -> Result<usize, PurchaseError> {
+        let mut items = self.store.known_item_ids().await?;
+        items.retain(|item_id| share.owns(*item_id));
         let due = self
             .store
             .due_reservations(&items, EXPIRE_BATCH_PER_ITEM)

@@ -1,10 +1,13 @@
 //! Builds the purchase-service from its settings (tests start it on port 0): the
-//! configured strategy, the publisher, the outbox relay and the HTTP server; and stops
+//! configured strategy, the publisher, the outbox relay, the expiry worker, this
+//! instance's entry among the live instances (which splits the relay's, the expiry
+//! worker's and the admission buckets' work among them) and the HTTP server; and stops
 //! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
 //! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
 use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};
+use crate::membership::Registry;
 use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
@@ -15,7 +18,9 @@ use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::{DistributedLock, ItemStore};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -61,6 +66,35 @@ impl Service for Application {
             "Purchase attempts by strategy and outcome",
             outcomes.clone(),
         );
+        let live_instances = Gauge::default();
+        infra.metrics.registry_mut().register(
+            "purchase_instances_live",
+            "Live purchase-service instances as this one last saw them (1 while its heartbeat fails)",
+            live_instances.clone(),
+        );
+        let republished = Counter::default();
+        infra.metrics.registry_mut().register(
+            "outbox_republished",
+            "Orders this instance's outbox relay republished",
+            republished.clone(),
+        );
+        let expired = Counter::default();
+        infra.metrics.registry_mut().register(
+            "reservations_expired",
+            "Reservations this instance's expiry worker expired",
+            expired.clone(),
+        );
+        let registry = Registry::new(
+            infra.redis.clone(),
+            &infra.keys,
+            Duration::from_millis(settings.purchase.instance_heartbeat_ms),
+            live_instances,
+        );
+        // Joined before serving, so the first purchase already sees every instance.
+        if let Err(error) = registry.beat().await {
+            tracing::warn!(%error, "could not join the instance registry; acting alone until a heartbeat succeeds");
+        }
+        let membership = registry.membership();
         let shutdown = ShutdownSwitch::new();
         let (publishing, publishing_task) = PublishQueue::start(
             publisher.clone(),
@@ -86,7 +120,8 @@ impl Service for Application {
             admission: Admission::new(
                 f64::from(settings.purchase.rate_per_user),
                 settings.purchase.burst_per_user,
-            ),
+            )
+            .shared_among(membership.clone()),
             sold_out: SoldOutMarks::new(Duration::from_millis(
                 settings.purchase.sold_out_recheck_ms,
             )),
@@ -99,6 +134,8 @@ impl Service for Application {
             republish_after_ms: settings.purchase.republish_after_ms,
             max_in_flight: settings.purchase.max_publishes_in_flight,
             batch_max: settings.purchase.publish_batch_max,
+            membership: membership.clone(),
+            republished,
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
         let stock_back_task = tokio::spawn(sold_out::listen_for_stock_back(
@@ -109,8 +146,11 @@ impl Service for Application {
         ));
         let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(
             Duration::from_millis(settings.purchase.expiry_interval_ms),
+            membership,
+            expired,
             shutdown.subscribe(),
         ));
+        let heartbeat_task = tokio::spawn(registry.run(shutdown.subscribe()));
 
         let authenticator = infra.authenticator(&settings.jwt)?;
         infra.readiness = infra.readiness.with_check("rabbitmq", move || {
@@ -133,7 +173,13 @@ impl Service for Application {
         Ok(PurchaseService {
             http,
             shutdown,
-            background: vec![publishing_task, relay_task, expiry_task, stock_back_task],
+            background: vec![
+                publishing_task,
+                relay_task,
+                expiry_task,
+                stock_back_task,
+                heartbeat_task,
+            ],
             shutdown_timeout: Duration::from_secs(settings.app.shutdown_timeout_secs),
             purchases,
         })

@@ -5,6 +5,7 @@ mod admission;
 mod bounds;
 mod faults;
 mod helpers;
+mod instances;
 mod lifecycle;
 mod operators;
 mod ordering;
