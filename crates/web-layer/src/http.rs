@@ -25,6 +25,12 @@ use std::sync::Arc;
 /// How long one readiness check may take before it counts as failing.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a service keeps an idle keep-alive connection open. Longer than the
+/// gateway's upstream `keepalive_timeout` (60 s, deploy/nginx/gateway.conf.template), so
+/// the gateway always closes an idle connection first and never sends a request on one
+/// the service is closing (a test below checks the relation).
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The dependencies `/readyz` checks, by name.
@@ -100,6 +106,7 @@ where
             .configure(service.clone())
             .configure(|cfg| configure(cfg, body_limit))
     })
+    .keep_alive(KEEP_ALIVE)
     .shutdown_timeout(app.shutdown_timeout_secs)
     .listen(listener)?
     .run();
@@ -226,6 +233,7 @@ mod tests {
     use super::*;
     use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
     use serde_json::Value;
+    use std::time::Duration;
 
     async fn answer(method: &str, path: &str) -> (StatusCode, Option<String>, Value) {
         let app = init_service(
@@ -286,6 +294,47 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("backend=\"redis\"} 1"), "{text}");
         assert!(text.contains("backend=\"rabbitmq\"} 0"), "{text}");
+    }
+
+    /// Each `upstream` block's `keepalive_timeout` in the gateway's template, in seconds.
+    fn gateway_upstream_keepalive_timeouts() -> Vec<(String, u64)> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/nginx/gateway.conf.template"
+        );
+        let template = std::fs::read_to_string(path).expect("the gateway template");
+        let mut timeouts = Vec::new();
+        let mut upstream = None;
+        for line in template.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("upstream ") {
+                upstream = Some(name.trim_end_matches(['{', ' ']).to_owned());
+            } else if line == "}" {
+                upstream = None;
+            } else if let (Some(name), Some(value)) =
+                (&upstream, line.strip_prefix("keepalive_timeout "))
+            {
+                let seconds = value.trim_end_matches(';').trim_end_matches('s');
+                timeouts.push((name.clone(), seconds.parse().expect("seconds")));
+            }
+        }
+        timeouts
+    }
+
+    #[test]
+    fn the_gateway_closes_idle_connections_before_the_services_do() {
+        let timeouts = gateway_upstream_keepalive_timeouts();
+        let names: Vec<&str> = timeouts.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["auth_service", "catalog_service", "purchase_service"],
+            "every upstream states its keepalive_timeout"
+        );
+        for (upstream, seconds) in timeouts {
+            assert!(
+                Duration::from_secs(seconds) + Duration::from_secs(5) <= KEEP_ALIVE,
+                "{upstream}: keepalive_timeout {seconds}s must stay well below the services' {KEEP_ALIVE:?}"
+            );
+        }
     }
 
     #[actix_web::test]
