@@ -168,6 +168,26 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_retries_only_what_never_reached_a_service() {
+        let template = std::fs::read_to_string(crate::workspace_root().join(TEMPLATES[0].0))
+            .expect("template");
+        let directives: Vec<&str> = template
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("proxy_next_upstream"))
+            .collect();
+        assert_eq!(
+            directives,
+            [
+                "proxy_next_upstream error timeout;",
+                "proxy_next_upstream_tries 3;",
+                "proxy_next_upstream_timeout 5s;"
+            ],
+            "retries are bounded, and a sent POST/PATCH is never replayed (no non_idempotent)"
+        );
+    }
+
+    #[test]
     fn rendering_writes_both_files_under_the_gateway_directory() {
         let dir = std::env::temp_dir().join(format!("devstack-gateway-{}", std::process::id()));
         let gateway = Gateway {
