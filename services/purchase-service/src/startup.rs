@@ -1,7 +1,8 @@
 //! Builds the purchase-service from its settings (tests start it on port 0): the
 //! configured strategy, the publisher, the outbox relay and the HTTP server; and stops
-//! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
-//! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
+//! it gracefully: not ready while it still serves for `SHUTDOWN_DRAIN_SECS`, then no new
+//! purchases, in-flight ones answered, the publish queue drained and confirmed, the relay
+//! stopped, all within `SHUTDOWN_DRAIN_SECS` + `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
 use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};
