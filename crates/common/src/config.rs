@@ -86,6 +86,9 @@ pub struct AppSettings {
     /// The peers (the gateway's address) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::client::TrustedProxies,
     pub shutdown_timeout_secs: u64,
+    /// On SIGTERM, how long the service keeps serving while `/readyz` answers 503
+    /// (`draining`) before it stops taking connections.
+    pub shutdown_drain_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -542,7 +545,7 @@ mod tests {
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap();
-        assert_eq!(ENV_VARS.len(), 75, "every variable of the file");
+        assert_eq!(ENV_VARS.len(), 76, "every variable of the file");
         for var in ENV_VARS.iter() {
             let (section, _) = var.key.split_once('.').expect("section.field");
             if ["auth", "purchase", "writer"].contains(&section) {

@@ -13,12 +13,21 @@ pub const TEMPLATES: [(&str, &str); 2] = [
     ("deploy/nginx/nginx.conf.template", "nginx.conf"),
 ];
 
-/// The gateway's upstream variables and the service each points at.
+/// The gateway's upstream variables and the service whose instances each lists.
 pub const UPSTREAMS: [(&str, &str); 3] = [
-    ("AUTH_UPSTREAM", "auth-service"),
-    ("CATALOG_UPSTREAM", "catalog-service"),
-    ("PURCHASE_UPSTREAM", "purchase-service"),
+    ("AUTH_SERVERS", "auth-service"),
+    ("CATALOG_SERVERS", "catalog-service"),
+    ("PURCHASE_SERVERS", "purchase-service"),
 ];
+
+/// An upstream's `server` lines for instances on 127.0.0.1 at `ports`.
+pub fn server_lines(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|port| format!("server 127.0.0.1:{port};"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The address the native and test gateways connect to the services from
 /// (`proxy_bind`): the one peer the services' `TRUSTED_PROXIES` names. Every 127/8
@@ -37,8 +46,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The templates' variables for upstreams on 127.0.0.1 at `port_of(service)`.
-    pub fn variables(&self, port_of: impl Fn(&str) -> u16) -> Vec<(&'static str, String)> {
+    /// The templates' variables for upstreams on 127.0.0.1, each listing every port of
+    /// `ports_of(service)` (the service's instances).
+    pub fn variables(&self, ports_of: impl Fn(&str) -> Vec<u16>) -> Vec<(&'static str, String)> {
         let mut variables = vec![
             ("GATEWAY_PORT", self.port.to_string()),
             ("GATEWAY_RUN_DIR", self.dir.display().to_string()),
@@ -48,19 +58,19 @@ impl Gateway {
         variables.extend(
             UPSTREAMS
                 .iter()
-                .map(|(name, service)| (*name, format!("127.0.0.1:{}", port_of(service)))),
+                .map(|(name, service)| (*name, server_lines(&ports_of(service)))),
         );
         variables
     }
 
     /// Writes `nginx.conf` and `gateway.conf` into [`Self::dir`] from the templates
-    /// under `root`.
-    pub fn render(&self, root: &Path, port_of: impl Fn(&str) -> u16) -> std::io::Result<()> {
+    /// under `root`, each upstream listing the ports of `ports_of(service)`.
+    pub fn render(&self, root: &Path, ports_of: impl Fn(&str) -> Vec<u16>) -> std::io::Result<()> {
         std::fs::create_dir_all(self.dir.join("tmp"))?;
         if let Some(logs) = self.access_log.parent() {
             std::fs::create_dir_all(logs)?;
         }
-        let variables = self.variables(port_of);
+        let variables = self.variables(ports_of);
         for (template, output) in TEMPLATES {
             let text = std::fs::read_to_string(root.join(template))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("reading {template}: {e}")))?;
@@ -138,9 +148,9 @@ mod tests {
     fn the_repository_templates_render_completely() {
         let root = crate::workspace_root();
         let variables = gateway().variables(|service| match service {
-            "auth-service" => 18081,
-            "catalog-service" => 18082,
-            _ => 18083,
+            "auth-service" => vec![18081],
+            "catalog-service" => vec![18082],
+            _ => vec![18083, 18183],
         });
         for (template, _) in TEMPLATES {
             let text = std::fs::read_to_string(root.join(template)).expect("template");
@@ -158,13 +168,34 @@ mod tests {
         for expected in [
             "server 127.0.0.1:18081;",
             "server 127.0.0.1:18082;",
-            "server 127.0.0.1:18083;",
+            "server 127.0.0.1:18083; server 127.0.0.1:18183;",
+            "least_conn;",
             "listen 18080 ",
             "access_log /run/x/logs/gateway.log ",
             "proxy_bind 127.0.0.2;",
         ] {
             assert!(gateway_conf.contains(expected), "missing {expected:?}");
         }
+    }
+
+    #[test]
+    fn the_gateway_retries_only_what_never_reached_a_service() {
+        let template = std::fs::read_to_string(crate::workspace_root().join(TEMPLATES[0].0))
+            .expect("template");
+        let directives: Vec<&str> = template
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("proxy_next_upstream"))
+            .collect();
+        assert_eq!(
+            directives,
+            [
+                "proxy_next_upstream error timeout;",
+                "proxy_next_upstream_tries 3;",
+                "proxy_next_upstream_timeout 5s;"
+            ],
+            "retries are bounded, and a sent POST/PATCH is never replayed (no non_idempotent)"
+        );
     }
 
     #[test]
@@ -176,7 +207,7 @@ mod tests {
             access_log: dir.join("logs/gateway.log"),
         };
         gateway
-            .render(&crate::workspace_root(), |_| 18081)
+            .render(&crate::workspace_root(), |_| vec![18081])
             .expect("render");
         let nginx_conf = std::fs::read_to_string(gateway.config_file()).expect("nginx.conf");
         assert!(nginx_conf.contains(&format!("pid {};", gateway.pid_file().display())));

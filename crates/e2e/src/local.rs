@@ -259,7 +259,7 @@ impl LocalStack {
             self.gateway = Client::new(format!("http://127.0.0.1:{}", self.gateway_port));
             let gateway = self.gateway_config();
             gateway
-                .render(&workspace_root(), |service| self.port(service))
+                .render(&workspace_root(), |service| vec![self.port(service)])
                 .expect("render the gateway config");
             let mut child = gateway
                 .nginx(&["-g", "daemon off;"])

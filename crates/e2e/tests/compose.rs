@@ -155,9 +155,9 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
             .unwrap();
     for variable in [
         "GATEWAY_PORT",
-        "AUTH_UPSTREAM",
-        "CATALOG_UPSTREAM",
-        "PURCHASE_UPSTREAM",
+        "AUTH_SERVERS",
+        "CATALOG_SERVERS",
+        "PURCHASE_SERVERS",
         "GATEWAY_ACCESS_LOG",
         "GATEWAY_PROXY_BIND",
     ] {
@@ -262,6 +262,44 @@ fn the_services_believe_forwarded_headers_from_the_gateways_fixed_address_alone(
             trusted,
             Some(format!("{address}/32")),
             "{service} trusts only the gateway"
+        );
+    }
+}
+
+#[test]
+fn the_services_scale_in_compose_and_the_gateway_balances_over_every_replica() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).expect("docker-compose.yaml is YAML");
+    let services = &docs[0]["services"];
+    for service in SERVICES {
+        let definition = merged(&services[service]);
+        for fixed in ["container_name", "ports"] {
+            assert!(
+                definition.iter().all(|(key, _)| key != fixed),
+                "{service} sets {fixed}: `docker compose up --scale {service}=3` would clash"
+            );
+        }
+    }
+    let gateway = merged(&services["gateway"]);
+    let environment = gateway
+        .iter()
+        .find(|(key, _)| key == "environment")
+        .map(|(_, value)| merged(value))
+        .expect("the gateway's environment");
+    for (variable, service, port) in [
+        ("AUTH_SERVERS", "auth-service", 8081),
+        ("CATALOG_SERVERS", "catalog-service", 8082),
+        ("PURCHASE_SERVERS", "purchase-service", 8083),
+    ] {
+        let value = environment
+            .iter()
+            .find(|(key, _)| key == variable)
+            .and_then(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        assert_eq!(
+            value,
+            format!("server {service}:{port};"),
+            "{variable} names the service, which nginx resolves to every replica"
         );
     }
 }

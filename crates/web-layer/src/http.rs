@@ -1,7 +1,10 @@
 //! What every service's actix app shares: extractor error handlers that answer in the
 //! JSON envelope, the 404 for unknown routes, the 405 (with `Allow`) for a known route
 //! asked with another method, and the operational endpoints `/healthz`, `/readyz` and
-//! `/metrics` (which runs the readiness checks too, for `backend_up`).
+//! `/metrics` (which runs the readiness checks too, for `backend_up`); and how a server
+//! stops on SIGTERM/SIGINT: not ready (`/readyz` 503, `draining`) while it still serves
+//! for `SHUTDOWN_DRAIN_SECS`, then no new connections, in-flight requests answered within
+//! `SHUTDOWN_TIMEOUT_SECS`.
 //!
 //! A route is registered as a `web::resource` holding its methods, not with
 //! `.route(path, method)`: that form guards the whole path by the method, so any other
@@ -21,19 +24,37 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// How long one readiness check may take before it counts as failing.
-const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a service keeps an idle keep-alive connection open. Longer than the
+/// gateway's upstream `keepalive_timeout` (60 s, deploy/nginx/gateway.conf.template), so
+/// the gateway always closes an idle connection first and never sends a request on one
+/// the service is closing (a test below checks the relation).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The dependencies `/readyz` checks, by name.
+/// The dependencies `/readyz` checks, by name, and whether the service is shutting down.
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Readiness {
+    /// From now on `/readyz` answers 503 with a failing `draining` check.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     pub fn with_check<F, Fut>(mut self, name: &'static str, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -87,6 +108,7 @@ where
     let listener = TcpListener::bind((app.host.as_str(), app.port))?;
     let port = listener.local_addr()?.port();
     let metrics = web::Data::new(metrics);
+    let draining = readiness.clone();
     let readiness = web::Data::new(readiness);
     let body_limit = app.body_limit_bytes;
     let trusted_proxies = app.trusted_proxies.clone();
@@ -100,11 +122,45 @@ where
             .configure(service.clone())
             .configure(|cfg| configure(cfg, body_limit))
     })
+    .keep_alive(KEEP_ALIVE)
     .shutdown_timeout(app.shutdown_timeout_secs)
+    // Signals are handled by `stop_after_draining`: actix would stop taking connections
+    // at once.
+    .disable_signals()
     .listen(listener)?
     .run();
+    tokio::spawn(stop_after_draining(
+        server.handle(),
+        draining,
+        Duration::from_secs(app.shutdown_drain_secs),
+        Duration::from_secs(app.shutdown_timeout_secs),
+    ));
     tracing::info!(port, service = %app.name, "listening");
     Ok((port, server))
+}
+
+/// At SIGTERM/SIGINT: reports not ready and keeps serving for `drain` (whatever still
+/// routes here moves away meanwhile), then takes no new connections and answers those in
+/// flight within `shutdown_timeout`; a second signal skips the rest of the drain.
+async fn stop_after_draining(
+    server: actix_web::dev::ServerHandle,
+    readiness: Readiness,
+    drain: Duration,
+    shutdown_timeout: Duration,
+) {
+    shutdown_signal().await;
+    readiness.start_draining();
+    tracing::info!(
+        drain_secs = drain.as_secs(),
+        exits_within_secs = (drain + shutdown_timeout).as_secs(),
+        "shutdown requested: not ready, still serving while draining"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {}
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("drained: taking no new connections, answering those in flight");
+    server.stop(true).await;
 }
 
 /// Registers the shared app data, handlers and routes on a service's app.
@@ -198,6 +254,10 @@ async fn readyz(readiness: Option<web::Data<Readiness>>) -> HttpResponse {
         };
         results.insert(name.to_owned(), status.into());
     }
+    if readiness.as_ref().is_some_and(|r| r.is_draining()) {
+        ready = false;
+        results.insert("draining".to_owned(), "failing: shutting down".into());
+    }
     let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": results });
     if ready {
         HttpResponse::Ok().json(body)
@@ -286,6 +346,69 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("backend=\"redis\"} 1"), "{text}");
         assert!(text.contains("backend=\"rabbitmq\"} 0"), "{text}");
+    }
+
+    /// Each `upstream` block's `keepalive_timeout` in the gateway's template, in seconds.
+    fn gateway_upstream_keepalive_timeouts() -> Vec<(String, u64)> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/nginx/gateway.conf.template"
+        );
+        let template = std::fs::read_to_string(path).expect("the gateway template");
+        let mut timeouts = Vec::new();
+        let mut upstream = None;
+        for line in template.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("upstream ") {
+                upstream = Some(name.trim_end_matches(['{', ' ']).to_owned());
+            } else if line == "}" {
+                upstream = None;
+            } else if let (Some(name), Some(value)) =
+                (&upstream, line.strip_prefix("keepalive_timeout "))
+            {
+                let seconds = value.trim_end_matches(';').trim_end_matches('s');
+                timeouts.push((name.clone(), seconds.parse().expect("seconds")));
+            }
+        }
+        timeouts
+    }
+
+    #[test]
+    fn the_gateway_closes_idle_connections_before_the_services_do() {
+        let timeouts = gateway_upstream_keepalive_timeouts();
+        let names: Vec<&str> = timeouts.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["auth_service", "catalog_service", "purchase_service"],
+            "every upstream states its keepalive_timeout"
+        );
+        for (upstream, seconds) in timeouts {
+            assert!(
+                Duration::from_secs(seconds) + Duration::from_secs(5) <= KEEP_ALIVE,
+                "{upstream}: keepalive_timeout {seconds}s must stay well below the services' {KEEP_ALIVE:?}"
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_draining_service_is_not_ready_but_still_serves() {
+        let readiness = Readiness::default().with_check("redis", || async { Ok(()) });
+        let app = init_service(
+            App::new()
+                .app_data(web::Data::new(readiness.clone()))
+                .configure(|cfg| configure(cfg, 1024)),
+        )
+        .await;
+        let ready = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(ready.status(), StatusCode::OK);
+
+        readiness.start_draining();
+        let draining = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = read_body_json(draining).await;
+        assert_eq!(body["checks"]["draining"], "failing: shutting down");
+        assert_eq!(body["checks"]["redis"], "ok");
+        let healthz = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(healthz.status(), StatusCode::OK, "it still serves");
     }
 
     #[actix_web::test]

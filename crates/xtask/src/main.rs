@@ -74,7 +74,12 @@ enum Task {
 enum StackAction {
     /// Build release binaries, create JWT keys, migrate, seed (not in production), start
     /// what is not running, wait until everything is ready.
-    Up,
+    Up {
+        /// Instances of each service (default: INSTANCES, else 1), the k-th on its native
+        /// port + 100·k; the gateway balances over all of them.
+        #[arg(long)]
+        instances: Option<usize>,
+    },
     /// Stop the gateway and the services (not the machine's servers).
     Down,
     /// Each service's pid and /readyz, and the gateway.
@@ -114,14 +119,19 @@ fn prepare() -> anyhow::Result<NativeStack> {
     NativeStack::new(root, env)
 }
 
-fn run(task: Task, stack: NativeStack) -> anyhow::Result<ExitCode> {
+fn run(task: Task, mut stack: NativeStack) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         match task {
             Task::Stack { action } => match action {
-                StackAction::Up => println!("{}", stack.up().await?),
+                StackAction::Up { instances } => {
+                    if let Some(instances) = instances {
+                        stack.instances = instances;
+                    }
+                    println!("{}", stack.up().await?);
+                }
                 StackAction::Down => stack.down(),
                 StackAction::Status => println!("{}", stack.status().await),
                 StackAction::Logs { name } => return Err(stack.follow_logs(name.as_deref())),

@@ -1,10 +1,13 @@
 //! The native stack: the four release binaries and an nginx gateway on this machine's
 //! loopback, on the native ports (8081-8084, the gateway on 8080 or `GATEWAY_PORT`),
-//! against the machine's MariaDB, Redis and RabbitMQ. Everything it writes lives under
-//! `run/` (`RUN_DIR`): keys, logs, pid files, the gateway's configuration. The services
-//! are detached processes in process groups of their own, so they outlive `stack up`
-//! and a Ctrl-C of a benchmark; `stack down` stops what `up` started, never the
-//! machine's servers.
+//! against the machine's MariaDB, Redis and RabbitMQ. Each service runs as N instances
+//! (`--instances N` or `INSTANCES`), the k-th on its native port + 100·k; the gateway
+//! balances over all of them. Everything it writes lives under `run/` (`RUN_DIR`): keys,
+//! logs and pid files per instance, the ports each service's instances listen on
+//! (`run/instances/<service>`, what the gateway is rendered from), the gateway's
+//! configuration. The services are detached processes in process groups of their own, so
+//! they outlive `stack up` and a Ctrl-C of a benchmark; `stack down` stops what `up`
+//! started, never the machine's servers.
 
 use crate::process;
 use crate::step;
@@ -22,6 +25,10 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping service gets before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The k-th instance of a service listens on its native port + k × this.
+const INSTANCE_PORT_STEP: u16 = 100;
+/// At most this many instances of one service (and spare ports for a rolling restart).
+const MAX_INSTANCES: u16 = 20;
 
 /// The tools read only the shared sections of the services' configuration, loaded the
 /// way every service loads it (defaults, `config/$APP_ENV.toml`, `.env`, the
@@ -40,6 +47,8 @@ pub struct NativeStack {
     pub run_dir: PathBuf,
     bin_dir: PathBuf,
     pub gateway_port: u16,
+    /// How many instances of each service `up` starts (`--instances`, `INSTANCES`).
+    pub instances: usize,
     /// What every service gets: deploy/local.env with the caller's values.
     env: ServiceEnv,
     pub settings: Settings,
@@ -55,6 +64,10 @@ impl NativeStack {
             Some(port) => port.parse().context("GATEWAY_PORT must be a port number")?,
             None => GATEWAY_NATIVE_PORT,
         };
+        let instances = match var("INSTANCES") {
+            Some(n) => n.parse().context("INSTANCES must be a number")?,
+            None => 1,
+        };
         let run_dir = var("RUN_DIR").map_or_else(|| root.join("run"), PathBuf::from);
         let bin_dir = var("BIN_DIR").map_or_else(
             || {
@@ -68,17 +81,65 @@ impl NativeStack {
             run_dir,
             bin_dir,
             gateway_port,
+            instances,
             env,
             settings,
         })
     }
 
+    /// The native port of a service: its first instance's.
     pub fn port(service: &str) -> u16 {
         native_port(service).unwrap_or_default()
     }
 
-    fn pid_file(&self, service: &str) -> PathBuf {
-        self.run_dir.join("pids").join(format!("{service}.pid"))
+    /// The ports `count` instances of a service get: the native one, then 100 above each.
+    pub fn instance_ports(service: &str, count: usize) -> Vec<u16> {
+        (0..MAX_INSTANCES)
+            .take(count)
+            .map(|k| Self::port(service) + k * INSTANCE_PORT_STEP)
+            .collect()
+    }
+
+    /// An instance's name, for its log and pid files: the service's own for the one on
+    /// the native port, `<service>-<port>` for the others.
+    pub fn instance_name(service: &str, port: u16) -> String {
+        if port == Self::port(service) {
+            service.to_owned()
+        } else {
+            format!("{service}-{port}")
+        }
+    }
+
+    fn ports_file(&self, service: &str) -> PathBuf {
+        self.run_dir.join("instances").join(service)
+    }
+
+    /// The ports the service's instances listen on: what `up` (or the last rolling
+    /// restart) wrote, else the first [`Self::instances`] instance ports.
+    pub fn ports(&self, service: &str) -> Vec<u16> {
+        let written: Vec<u16> = std::fs::read_to_string(self.ports_file(service))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
+        if written.is_empty() {
+            Self::instance_ports(service, self.instances)
+        } else {
+            written
+        }
+    }
+
+    fn write_ports(&self, service: &str, ports: &[u16]) -> anyhow::Result<()> {
+        let file = self.ports_file(service);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lines: String = ports.iter().map(|port| format!("{port}\n")).collect();
+        std::fs::write(&file, lines).with_context(|| format!("writing {}", file.display()))
+    }
+
+    fn pid_file(&self, name: &str) -> PathBuf {
+        self.run_dir.join("pids").join(format!("{name}.pid"))
     }
 
     pub fn log_file(&self, name: &str) -> PathBuf {
@@ -93,9 +154,16 @@ impl NativeStack {
         }
     }
 
-    /// The pid of a running service.
+    /// The pid of a service's first running instance.
     pub fn pid(&self, service: &str) -> Option<i32> {
-        process::running(&self.pid_file(service))
+        self.ports(service)
+            .into_iter()
+            .find_map(|port| self.instance_pid(service, port))
+    }
+
+    /// The pid of the service's instance on `port`, if it runs.
+    pub fn instance_pid(&self, service: &str, port: u16) -> Option<i32> {
+        process::running(&self.pid_file(&Self::instance_name(service, port)))
     }
 
     fn build(&self) -> anyhow::Result<()> {
@@ -142,6 +210,9 @@ impl NativeStack {
     /// Builds, prepares (keys, migrations, demo data) and starts whatever is not
     /// running; returns the API's base URL once everything is ready.
     pub async fn up(&self) -> anyhow::Result<String> {
+        if !(1..=usize::from(MAX_INSTANCES)).contains(&self.instances) {
+            bail!("the number of instances must be 1 to {MAX_INSTANCES}");
+        }
         self.build()?;
         std::fs::create_dir_all(self.run_dir.join("keys"))?;
         if !self.settings.jwt.private_key_path.exists() {
@@ -159,11 +230,14 @@ impl NativeStack {
             self.run_cli("auth-service", &["seed"])?;
         }
         for service in SERVICES {
+            if self.pid(service).is_none() {
+                self.write_ports(service, &Self::instance_ports(service, self.instances))?;
+            }
             self.start_service(service, &ServiceEnv::new())?;
         }
         if seeding {
             let deadline = Instant::now() + READY_TIMEOUT;
-            probe::wait_until_ok(Self::port("catalog-service"), "/readyz", deadline).await;
+            self.wait_service_ready("catalog-service", deadline).await?;
             self.run_cli("catalog-service", &["seed"])?;
         }
         self.start_gateway()?;
@@ -174,24 +248,39 @@ impl NativeStack {
         Ok(url)
     }
 
-    /// Starts a service unless it runs, with `overrides` on top of the stack's
-    /// environment, detached, its output appended to its log.
+    /// Starts each of the service's instances that does not run, with `overrides` on
+    /// top of the stack's environment.
     pub fn start_service(&self, service: &str, overrides: &ServiceEnv) -> anyhow::Result<()> {
-        if self.pid(service).is_some() {
+        for port in self.ports(service) {
+            self.start_instance(service, port, overrides)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the service's instance on `port` unless it runs, with `overrides` on top
+    /// of the stack's environment, detached, its output appended to its log.
+    pub fn start_instance(
+        &self,
+        service: &str,
+        port: u16,
+        overrides: &ServiceEnv,
+    ) -> anyhow::Result<()> {
+        if self.instance_pid(service, port).is_some() {
             return Ok(());
         }
+        let name = Self::instance_name(service, port);
         std::fs::create_dir_all(self.run_dir.join("pids"))?;
         std::fs::create_dir_all(self.run_dir.join("logs"))?;
         let log = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_file(service))?;
+            .open(self.log_file(&name))?;
         let mut env = self.env.clone();
         for (name, value) in overrides.vars() {
             env.set(name, value);
         }
         let mut child = env
-            .service_command(&self.bin_dir, service, Self::port(service))
+            .service_command(&self.bin_dir, service, port)
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -200,20 +289,34 @@ impl NativeStack {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", self.bin_dir.join(service).display()))?;
-        std::fs::write(self.pid_file(service), format!("{}\n", child.id()))?;
+        std::fs::write(self.pid_file(&name), format!("{}\n", child.id()))?;
         // Reaps it should it exit while this tool still runs (a zombie would look alive).
         std::thread::spawn(move || child.wait());
         Ok(())
     }
 
-    /// Stops a service with `signal` (SIGKILL for a crash), killing it after a grace
-    /// period.
+    /// Stops every instance of a service with `signal` (SIGKILL for a crash), killing
+    /// each after a grace period.
     pub fn stop_service(&self, service: &str, signal: libc::c_int) {
-        let pid_file = self.pid_file(service);
-        if let Some(pid) = process::running(&pid_file) {
-            process::stop(pid, signal, STOP_GRACE);
+        for port in self.ports(service) {
+            self.stop_instance(service, port, signal, STOP_GRACE);
         }
+    }
+
+    /// Stops the service's instance on `port` with `signal`, killing it after `grace`;
+    /// false if it had to be killed.
+    pub fn stop_instance(
+        &self,
+        service: &str,
+        port: u16,
+        signal: libc::c_int,
+        grace: Duration,
+    ) -> bool {
+        let pid_file = self.pid_file(&Self::instance_name(service, port));
+        let exited =
+            process::running(&pid_file).is_none_or(|pid| process::stop(pid, signal, grace));
         let _ = std::fs::remove_file(pid_file);
+        exited
     }
 
     /// Stops and starts a service with `overrides`, and waits until it is ready.
@@ -230,7 +333,7 @@ impl NativeStack {
 
     fn start_gateway(&self) -> anyhow::Result<()> {
         let gateway = self.gateway();
-        gateway.render(&self.root, Self::port)?;
+        gateway.render(&self.root, |service| self.ports(service))?;
         let running = process::running(&gateway.pid_file()).is_some();
         let status = if running {
             gateway.nginx(&["-s", "reload"]).status()
@@ -259,12 +362,24 @@ impl NativeStack {
         }
     }
 
+    /// Waits until every instance of the service is ready.
     pub async fn wait_service_ready(&self, service: &str, deadline: Instant) -> anyhow::Result<()> {
-        let port = Self::port(service);
+        for port in self.ports(service) {
+            self.wait_instance_ready(service, port, deadline).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn wait_instance_ready(
+        &self,
+        service: &str,
+        port: u16,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
         if !probe::wait_until_ok(port, "/readyz", deadline).await {
             bail!(
                 "{service} is not ready: curl http://127.0.0.1:{port}/readyz; logs in {}",
-                self.log_file(service).display()
+                self.log_file(&Self::instance_name(service, port)).display()
             );
         }
         Ok(())
@@ -292,25 +407,28 @@ impl NativeStack {
         self.stop_gateway();
         for service in SERVICES.iter().rev() {
             self.stop_service(service, libc::SIGTERM);
+            let _ = std::fs::remove_file(self.ports_file(service));
         }
         step("stack is down (MariaDB, Redis and RabbitMQ keep running)");
     }
 
-    /// One line per service (pid and `/readyz`) and one for the gateway.
+    /// One line per service instance (pid and `/readyz`) and one for the gateway.
     pub async fn status(&self) -> String {
         let mut lines = Vec::new();
         for service in SERVICES {
-            let port = Self::port(service);
-            let state = match self.pid(service) {
-                Some(pid) => {
-                    let readyz = probe::get(port, "/readyz")
-                        .await
-                        .map_or_else(|| "unreachable".to_owned(), |a| a.body);
-                    format!("running (pid {pid}), readyz: {readyz}")
-                }
-                None => "stopped".to_owned(),
-            };
-            lines.push(format!("{service:<17} :{port} {state}"));
+            for port in self.ports(service) {
+                let state = match self.instance_pid(service, port) {
+                    Some(pid) => {
+                        let readyz = probe::get(port, "/readyz")
+                            .await
+                            .map_or_else(|| "unreachable".to_owned(), |a| a.body);
+                        format!("running (pid {pid}), readyz: {readyz}")
+                    }
+                    None => "stopped".to_owned(),
+                };
+                let name = Self::instance_name(service, port);
+                lines.push(format!("{name:<22} :{port} {state}"));
+            }
         }
         let gateway = if process::running(&self.gateway().pid_file()).is_some() {
             "running"
@@ -318,25 +436,32 @@ impl NativeStack {
             "stopped"
         };
         lines.push(format!(
-            "{:<17} :{} {gateway}",
+            "{:<22} :{} {gateway}",
             "gateway", self.gateway_port
         ));
         lines.join("\n")
     }
 
-    /// Follows the logs of one service (or the gateway), or of everything; replaces
-    /// this process with `tail -F`.
+    /// Follows the logs of one service's instances, one instance (`<service>-<port>`) or
+    /// the gateway, or of everything; replaces this process with `tail -F`.
     pub fn follow_logs(&self, which: Option<&str>) -> anyhow::Error {
         let logs = self.run_dir.join("logs");
         let _ = std::fs::create_dir_all(&logs);
         let mut tail = Command::new("tail");
         match which {
-            Some(name) if name == "gateway" || SERVICES.contains(&name) => {
+            Some(service) if SERVICES.contains(&service) => {
+                tail.args(["-n", "100", "-F"]).args(
+                    self.ports(service)
+                        .into_iter()
+                        .map(|port| self.log_file(&Self::instance_name(service, port))),
+                );
+            }
+            Some(name) if name == "gateway" || self.log_file(name).exists() => {
                 tail.args(["-n", "100", "-F"]).arg(self.log_file(name));
             }
             Some(name) => {
                 return anyhow::anyhow!(
-                    "no log named {name}: one of {} or gateway",
+                    "no log named {name}: one of {}, an instance (<service>-<port>) or gateway",
                     SERVICES.join(", ")
                 );
             }

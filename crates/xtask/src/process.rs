@@ -33,8 +33,9 @@ pub fn signal(pid: i32, signal: libc::c_int) {
     }
 }
 
-/// Sends `sig`, waits up to `grace` for the process to end, then kills it.
-pub fn stop(pid: i32, sig: libc::c_int, grace: Duration) {
+/// Sends `sig`, waits up to `grace` for the process to end, then kills it; false if it
+/// had to be killed.
+pub fn stop(pid: i32, sig: libc::c_int, grace: Duration) -> bool {
     signal(pid, sig);
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {
@@ -42,7 +43,9 @@ pub fn stop(pid: i32, sig: libc::c_int, grace: Duration) {
     }
     if alive(pid) {
         signal(pid, libc::SIGKILL);
+        return false;
     }
+    true
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces):

@@ -2,8 +2,9 @@
 //! configured strategy, the publisher, the outbox relay, the expiry worker, this
 //! instance's entry among the live instances (which splits the relay's, the expiry
 //! worker's and the admission buckets' work among them) and the HTTP server; and stops
-//! it gracefully: no new purchases, in-flight ones answered, the publish queue drained
-//! and confirmed, the relay stopped, all within `SHUTDOWN_TIMEOUT_SECS` of the signal.
+//! it gracefully: not ready while it still serves for `SHUTDOWN_DRAIN_SECS`, then no new
+//! purchases, in-flight ones answered, the publish queue drained and confirmed, the relay
+//! stopped, all within `SHUTDOWN_DRAIN_SECS` + `SHUTDOWN_TIMEOUT_SECS` of the signal.
 
 use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};

@@ -117,7 +117,12 @@ impl Service for Application {
             let outcome = retrying.check();
             async move { outcome }
         });
-        let http = infra.serve(&settings.app, None, |_| {})?;
+        // No traffic comes through the gateway to drain: at SIGTERM the consumer stops at once.
+        let app = common::config::AppSettings {
+            shutdown_drain_secs: 0,
+            ..settings.app.clone()
+        };
+        let http = infra.serve(&app, None, |_| {})?;
         Ok(StockWriter {
             http,
             consumer,
