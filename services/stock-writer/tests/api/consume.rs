@@ -1,4 +1,4 @@
-use crate::helpers::{event, spawn_writer, spawn_writer_with};
+use crate::helpers::{Writer, event, spawn_writer, spawn_writer_with};
 use events::StockEvent;
 use redis::AsyncCommands;
 use std::time::Duration;
@@ -125,8 +125,9 @@ async fn a_message_carrying_a_batch_applies_each_event_and_refuses_a_bad_one_alo
     assert_eq!(writer.order_count().await, 2);
 }
 
-#[tokio::test]
-async fn a_resale_in_the_same_batch_as_the_release_it_needs_is_applied() {
+/// A writer whose item 1's one unit is held by a reservation MySQL has; the reservation's
+/// placement.
+async fn one_unit_reserved() -> (Writer, StockEvent) {
     let writer = spawn_writer().await;
     writer.insert_item(1, 1).await;
     let first = StockEvent {
@@ -136,6 +137,12 @@ async fn a_resale_in_the_same_batch_as_the_release_it_needs_is_applied() {
     };
     writer.publish(&first).await;
     writer.wait_for_orders(1).await;
+    (writer, first)
+}
+
+#[tokio::test]
+async fn a_resale_in_the_same_batch_as_the_release_it_needs_is_applied() {
+    let (writer, first) = one_unit_reserved().await;
     assert_eq!(writer.stock(1).await, 0);
     // In Redis the reservation expired, then its unit was sold again; both events reach
     // the writer in one message, the resale first.
@@ -158,15 +165,7 @@ async fn a_resale_in_the_same_batch_as_the_release_it_needs_is_applied() {
 
 #[tokio::test]
 async fn a_resale_that_arrives_before_its_release_is_applied_owing_the_unit_until_then() {
-    let writer = spawn_writer().await;
-    writer.insert_item(1, 1).await;
-    let first = StockEvent {
-        pay_by_ms: Some(chrono::Utc::now().timestamp_millis() + 2000),
-        amount: Some(1500),
-        ..event("order-first", 1, 1)
-    };
-    writer.publish(&first).await;
-    writer.wait_for_orders(1).await;
+    let (writer, first) = one_unit_reserved().await;
     // In Redis the reservation was cancelled and its unit sold again; the resale's
     // message reaches the writer first, alone.
     writer.publish(&event("order-resale", 1, 1)).await;
