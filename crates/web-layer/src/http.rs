@@ -1,10 +1,9 @@
 //! What every service's actix app shares: extractor error handlers that answer in the
 //! JSON envelope, the 404 for unknown routes, the 405 (with `Allow`) for a known route
 //! asked with another method, and the operational endpoints `/healthz`, `/readyz` and
-//! `/metrics` (which runs the readiness checks too, for `backend_up`); and how a server
-//! stops on SIGTERM/SIGINT: not ready (`/readyz` 503, `draining`) while it still serves
-//! for `SHUTDOWN_DRAIN_SECS`, then no new connections, in-flight requests answered within
-//! `SHUTDOWN_TIMEOUT_SECS`.
+//! `/metrics` (which runs the readiness checks too, for `backend_up`); and the server
+//! itself, which shares its port and stops on SIGTERM/SIGINT as [`crate::handover`]
+//! says.
 //!
 //! A route is registered as a `web::resource` holding its methods, not with
 //! `.route(path, method)`: that form guards the whole path by the method, so any other
@@ -22,7 +21,6 @@ use common::metrics::Metrics;
 use common::validation::ValidationErrors;
 use futures_util::future::BoxFuture;
 use serde_json::json;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -105,8 +103,9 @@ pub fn serve<F>(
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
-    let listener = TcpListener::bind((app.host.as_str(), app.port))?;
+    let listener = crate::handover::bind_shared(&app.host, app.port)?;
     let port = listener.local_addr()?.port();
+    let listening = listener.try_clone()?;
     let metrics = web::Data::new(metrics);
     let draining = readiness.clone();
     let readiness = web::Data::new(readiness);
@@ -116,6 +115,7 @@ where
         App::new()
             .wrap(from_fn(method_not_allowed_envelope))
             .wrap(from_fn(crate::telemetry::observe))
+            .wrap(from_fn(crate::handover::close_while_draining))
             .app_data(metrics.clone())
             .app_data(readiness.clone())
             .app_data(trusted_proxies.clone())
@@ -124,43 +124,20 @@ where
     })
     .keep_alive(KEEP_ALIVE)
     .shutdown_timeout(app.shutdown_timeout_secs)
-    // Signals are handled by `stop_after_draining`: actix would stop taking connections
-    // at once.
+    // Signals are handled by `stop_after_draining`: actix would stop answering open
+    // connections at once.
     .disable_signals()
     .listen(listener)?
     .run();
-    tokio::spawn(stop_after_draining(
+    tokio::spawn(crate::handover::stop_after_draining(
         server.handle(),
+        listening,
         draining,
         Duration::from_secs(app.shutdown_drain_secs),
         Duration::from_secs(app.shutdown_timeout_secs),
     ));
     tracing::info!(port, service = %app.name, "listening");
     Ok((port, server))
-}
-
-/// At SIGTERM/SIGINT: reports not ready and keeps serving for `drain` (whatever still
-/// routes here moves away meanwhile), then takes no new connections and answers those in
-/// flight within `shutdown_timeout`; a second signal skips the rest of the drain.
-async fn stop_after_draining(
-    server: actix_web::dev::ServerHandle,
-    readiness: Readiness,
-    drain: Duration,
-    shutdown_timeout: Duration,
-) {
-    shutdown_signal().await;
-    readiness.start_draining();
-    tracing::info!(
-        drain_secs = drain.as_secs(),
-        exits_within_secs = (drain + shutdown_timeout).as_secs(),
-        "shutdown requested: not ready, still serving while draining"
-    );
-    tokio::select! {
-        () = tokio::time::sleep(drain) => {}
-        () = shutdown_signal() => {}
-    }
-    tracing::info!("drained: taking no new connections, answering those in flight");
-    server.stop(true).await;
 }
 
 /// Registers the shared app data, handlers and routes on a service's app.
@@ -188,23 +165,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .service(web::resource("/readyz").route(web::get().to(readyz)))
         .service(web::resource("/metrics").route(web::get().to(metrics)))
         .default_service(web::to(not_found));
-}
-
-/// Resolves at the first SIGTERM or SIGINT (the signals actix's server stops on), so a
-/// service can time the rest of its shutdown from it.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }
 
 /// actix answers a resource asked with a method it has no route for by a bare 405 that
@@ -258,7 +218,9 @@ async fn readyz(readiness: Option<web::Data<Readiness>>) -> HttpResponse {
         ready = false;
         results.insert("draining".to_owned(), "failing: shutting down".into());
     }
-    let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": results });
+    // The pid tells instances sharing a port apart (a rolling restart waits for its own).
+    let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": results,
+        "pid": std::process::id() });
     if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -198,7 +198,7 @@ impl Running for PurchaseService {
     /// for the relay of the next start.
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let signalled = tokio::spawn(async {
-            web_layer::http::shutdown_signal().await;
+            web_layer::handover::shutdown_signal().await;
             Instant::now()
         });
         let served = self.http.into_server().await;
