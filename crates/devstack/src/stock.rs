@@ -116,6 +116,21 @@ pub async fn persisted_order_ids(
         .await?)
 }
 
+/// The status of each of the item's orders in MySQL, by order id.
+pub async fn order_statuses(
+    mysql: &mut AsyncMysqlConnection,
+    item_id: u64,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use db::schema::orders;
+    Ok(orders::table
+        .filter(orders::item_id.eq(item_id))
+        .select((orders::id, orders::status))
+        .load::<(String, String)>(mysql)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// How many of the item's orders MySQL has in each status.
 pub async fn status_counts(
     mysql: &mut AsyncMysqlConnection,

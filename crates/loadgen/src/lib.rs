@@ -4,6 +4,8 @@
 //! not hidden). A library so that `cargo xtask bench` and `cargo xtask chaos` run it in
 //! their own process and read a typed [`Summary`]; `main.rs` is the command line over it.
 
+pub mod lifecycle;
+
 use anyhow::Context;
 use common::jwt::{Claims, Role};
 use hdrhistogram::Histogram;
@@ -396,14 +398,24 @@ fn error_code(status: u16, body: &[u8]) -> String {
 }
 
 fn tokens(run: &Run) -> anyhow::Result<Vec<String>> {
-    let pem = std::fs::read(&run.private_key)
-        .with_context(|| format!("reading {}", run.private_key.display()))?;
+    sign_tokens(&run.private_key, 1_000_000, run.users)
+}
+
+/// Access tokens of `users` buyers (user ids `first_user`, `first_user + 1`, ...), signed
+/// with the PEM private key at `private_key`, valid for an hour.
+pub fn sign_tokens(
+    private_key: &std::path::Path,
+    first_user: u64,
+    users: u64,
+) -> anyhow::Result<Vec<String>> {
+    let pem =
+        std::fs::read(private_key).with_context(|| format!("reading {}", private_key.display()))?;
     let key = EncodingKey::from_ed_pem(&pem)?;
     let now = jsonwebtoken::get_current_timestamp();
-    (0..run.users)
+    (0..users)
         .map(|i| {
             let claims = Claims {
-                sub: (1_000_000 + i).to_string(),
+                sub: (first_user + i).to_string(),
                 iat: now,
                 exp: now + 3600,
                 jti: uuid::Uuid::new_v4().simple().to_string(),

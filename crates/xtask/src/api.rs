@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "password";
 
+#[derive(Clone)]
 pub struct Admin {
     gateway_port: u16,
     token: String,
@@ -44,6 +45,30 @@ impl Admin {
         self.create(json!({ "name": name, "price": 100, "stock": stock,
             "payment_window_secs": window_secs }))
             .await
+    }
+
+    /// Adds `quantity` units to the item's stock; the answer as `"<status>"` or
+    /// `"<status> <error_code>"`, `"no answer"` when none came.
+    pub async fn restock(&self, item: u64, quantity: u64) -> String {
+        let authorization = format!("Bearer {}", self.token);
+        let answer = probe::request(
+            self.gateway_port,
+            "POST",
+            &format!("/api/v1/items/{item}/restock"),
+            &[("Authorization", &authorization)],
+            Some(&json!({ "quantity": quantity }).to_string()),
+        )
+        .await;
+        match answer {
+            None => "no answer".into(),
+            Some(answer) => match serde_json::from_str::<Value>(&answer.body)
+                .ok()
+                .and_then(|body| body["error_code"].as_str().map(str::to_owned))
+            {
+                Some(code) => format!("{} {code}", answer.status),
+                None => answer.status.to_string(),
+            },
+        }
     }
 
     async fn create(&self, item: Value) -> anyhow::Result<u64> {

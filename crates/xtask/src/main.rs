@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's developer tool, behind `scripts/stack`, `scripts/bench`
 //! and `scripts/chaos` (which first make sure the machine's MariaDB, Redis, RabbitMQ and
 //! nginx are there). It runs the native stack (`stack up|down|status|logs|restart`),
-//! the benchmark (`bench [--quick]`), the fault drills (`chaos [--redis] [SECONDS]`) and
+//! the benchmark (`bench [--quick]`), the fault drills (`chaos [--redis|--instances] [SECONDS]`) and
 //! sends a signed payment webhook (`pay ORDER_ID --amount N`), with the
 //! stack code the end-to-end tests use (`devstack`) and the load generator as a library.
 //!
@@ -17,6 +17,7 @@ mod charts;
 mod metrics;
 mod native;
 mod process;
+mod rolling;
 
 use backends::Backends;
 use clap::{Parser, Subcommand};
@@ -56,6 +57,11 @@ enum Task {
         /// acknowledgement), crash a single server with AOF.
         #[arg(long)]
         redis: bool,
+        /// The drill of many instances instead: two of every service, a rolling restart,
+        /// kill -9 of a purchase-service and of a stock-writer, a paused instance
+        /// (SECONDS: the pause between faults, default 5).
+        #[arg(long, conflicts_with = "redis")]
+        instances: bool,
     },
     /// Sends the payment provider's signed `payment.succeeded` for a reservation to the
     /// gateway (PAYMENT_WEBHOOK_SECRET signs it) and prints the answer.
@@ -86,8 +92,46 @@ enum StackAction {
     Status,
     /// Follow the logs of one service (or `gateway`), or of all.
     Logs { name: Option<String> },
-    /// down, then up.
-    Restart,
+    /// Build, then replace each instance of SERVICE (default: every service) one at a
+    /// time by one on the same port, each only after its replacement is ready; `up` if
+    /// nothing runs.
+    Restart { service: Option<String> },
+}
+
+/// `stack restart [SERVICE]`: a rolling restart of one service or of all, on binaries
+/// built first; the stack is brought up instead when nothing runs.
+async fn rolling_restart(stack: &NativeStack, service: Option<String>) -> anyhow::Result<()> {
+    let services: Vec<&str> = match service.as_deref() {
+        None => devstack::SERVICES.to_vec(),
+        Some(name) if devstack::SERVICES.contains(&name) => vec![name],
+        Some(name) => anyhow::bail!(
+            "no service named {name}: one of {}",
+            devstack::SERVICES.join(", ")
+        ),
+    };
+    if devstack::SERVICES.iter().all(|s| stack.pid(s).is_none()) {
+        println!("{}", stack.up().await?);
+        return Ok(());
+    }
+    stack.build()?;
+    for service in services {
+        if stack.pid(service).is_none() {
+            anyhow::bail!("{service} does not run: `scripts/stack up` starts it");
+        }
+        for replaced in rolling::restart_service(stack, service, &ServiceEnv::new()).await? {
+            step(format!(
+                "{} :{}: pid {} replaced by pid {}",
+                replaced.service,
+                replaced.port,
+                replaced
+                    .old_pid
+                    .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+                replaced.new_pid
+            ));
+        }
+    }
+    step("every instance replaced");
+    Ok(())
 }
 
 /// Says what the tool is doing, on standard error.
@@ -135,15 +179,24 @@ fn run(task: Task, mut stack: NativeStack) -> anyhow::Result<ExitCode> {
                 StackAction::Down => stack.down(),
                 StackAction::Status => println!("{}", stack.status().await),
                 StackAction::Logs { name } => return Err(stack.follow_logs(name.as_deref())),
-                StackAction::Restart => {
-                    stack.down();
-                    println!("{}", stack.up().await?);
-                }
+                StackAction::Restart { service } => rolling_restart(&stack, service).await?,
             },
             Task::Bench { quick } => bench::run(&stack, quick).await?,
             Task::Chaos {
                 seconds,
+                instances: true,
+                ..
+            } => {
+                if !chaos::run_instances(&mut stack, seconds.unwrap_or(5)).await? {
+                    anyhow::bail!(
+                        "the instances drill found a failure beyond a fault's cost, or a lost, doubled or wrongly ended order"
+                    );
+                }
+            }
+            Task::Chaos {
+                seconds,
                 redis: false,
+                ..
             } => {
                 if !chaos::run(&stack, seconds.unwrap_or(90)).await? {
                     anyhow::bail!("the drill found lost, doubled or unconserved stock");
@@ -167,6 +220,7 @@ fn run(task: Task, mut stack: NativeStack) -> anyhow::Result<ExitCode> {
             Task::Chaos {
                 seconds,
                 redis: true,
+                ..
             } => {
                 if !chaos::run_redis(&stack, seconds.unwrap_or(25)).await? {
                     anyhow::bail!(

@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 
 /// How long a service may take to become ready after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a stopping service gets before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The k-th instance of a service listens on its native port + k × this.
 const INSTANCE_PORT_STEP: u16 = 100;
 /// At most this many instances of one service (and spare ports for a rolling restart).
@@ -166,7 +164,15 @@ impl NativeStack {
         process::running(&self.pid_file(&Self::instance_name(service, port)))
     }
 
-    fn build(&self) -> anyhow::Result<()> {
+    /// How long a stopping instance gets before it is killed: the bound it exits within
+    /// (`SHUTDOWN_DRAIN_SECS` + `SHUTDOWN_TIMEOUT_SECS`) and a margin.
+    pub fn stop_grace(&self) -> Duration {
+        let app = &self.settings.app;
+        Duration::from_secs(app.shutdown_drain_secs + app.shutdown_timeout_secs + 5)
+    }
+
+    /// Builds the release binaries (unless `SKIP_BUILD` is set).
+    pub fn build(&self) -> anyhow::Result<()> {
         if std::env::var_os("SKIP_BUILD").is_some_and(|v| !v.is_empty()) {
             return Ok(());
         }
@@ -265,9 +271,21 @@ impl NativeStack {
         port: u16,
         overrides: &ServiceEnv,
     ) -> anyhow::Result<()> {
-        if self.instance_pid(service, port).is_some() {
-            return Ok(());
+        if self.instance_pid(service, port).is_none() {
+            self.spawn_instance(service, port, overrides)?;
         }
+        Ok(())
+    }
+
+    /// Starts an instance of the service on `port` even if one runs there (they share the
+    /// port: a rolling restart's replacement), detached, its output appended to the
+    /// port's log; its pid, now also in the port's pid file.
+    pub fn spawn_instance(
+        &self,
+        service: &str,
+        port: u16,
+        overrides: &ServiceEnv,
+    ) -> anyhow::Result<i32> {
         let name = Self::instance_name(service, port);
         std::fs::create_dir_all(self.run_dir.join("pids"))?;
         std::fs::create_dir_all(self.run_dir.join("logs"))?;
@@ -289,17 +307,25 @@ impl NativeStack {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", self.bin_dir.join(service).display()))?;
-        std::fs::write(self.pid_file(&name), format!("{}\n", child.id()))?;
+        let pid = i32::try_from(child.id())?;
+        self.write_pid(service, port, pid)?;
         // Reaps it should it exit while this tool still runs (a zombie would look alive).
         std::thread::spawn(move || child.wait());
-        Ok(())
+        Ok(pid)
+    }
+
+    /// Records `pid` as the service's instance on `port`.
+    pub fn write_pid(&self, service: &str, port: u16, pid: i32) -> anyhow::Result<()> {
+        let file = self.pid_file(&Self::instance_name(service, port));
+        std::fs::write(&file, format!("{pid}\n"))
+            .with_context(|| format!("writing {}", file.display()))
     }
 
     /// Stops every instance of a service with `signal` (SIGKILL for a crash), killing
     /// each after a grace period.
     pub fn stop_service(&self, service: &str, signal: libc::c_int) {
         for port in self.ports(service) {
-            self.stop_instance(service, port, signal, STOP_GRACE);
+            self.stop_instance(service, port, signal, self.stop_grace());
         }
     }
 

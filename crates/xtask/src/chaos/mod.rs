@@ -11,6 +11,8 @@
 //! Writes `target/chaos/report.md` and `report.json`; fails when anything was lost,
 //! doubled or not conserved.
 
+mod instances;
+mod instances_report;
 mod rabbit;
 mod redis_drill;
 mod redis_nodes;
@@ -40,6 +42,8 @@ const RESERVATION_WINDOW_SECS: u32 = 2;
 const RESERVATION_CONCURRENCY: usize = 8;
 /// How long the outbox may take to drain after the load.
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+
+pub use instances::run as run_instances;
 
 /// Runs the Redis drill ([`redis_drill`]); whether the acknowledged scenarios lost
 /// nothing and none doubled anything. Writes `target/chaos/redis-report.{md,json}`.

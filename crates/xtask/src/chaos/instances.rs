@@ -1,0 +1,366 @@
+//! `cargo xtask chaos --instances [PAUSE_SECONDS]`: the drill of many instances. Two
+//! instances of every service (two stock-writers) behind the gateway, a sale's whole
+//! traffic through it ([`loadgen::lifecycle`]: outright purchases of a hot item, and
+//! reservations of a scarce item that are paid, cancelled or left to expire and so sell
+//! again), and, one after another while it runs: a rolling restart of every service,
+//! kill -9 of one purchase-service instance, kill -9 of one stock-writer, and one
+//! purchase-service instance paused (SIGSTOP) beyond the gateway's read timeout, then
+//! resumed. Afterwards every purchase whose answer was unknown is asked again with its
+//! key, the orders drain, and each order is audited against MySQL. The report
+//! ([`super::instances_report`]) gives per fault the answers and failures by kind.
+
+use super::instances_report::{FaultWindow, InstancesReport, ReservationFates};
+use super::seconds::{LoadSeconds, Sampler};
+use super::{poll_until, publish, report::Timeline};
+use crate::api::Admin;
+use crate::native::NativeStack;
+use crate::{Backends, charts, rolling, step};
+use devstack::stock::{open_reservations, order_statuses, outbox_len};
+use devstack::{OrderAudit, SERVICES, ServiceEnv};
+use loadgen::lifecycle::{Lifecycle, LifecycleOutcome};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const INSTANCES: usize = 2;
+const HOT_STOCK: u64 = 1_000_000;
+/// Few units, so reservations sell out and every cancel or expiry sells again; paid
+/// units are made up by a restock of [`RESTOCK_UNITS`] every [`RESTOCK_EVERY`].
+const SCARCE_STOCK: u64 = 40;
+const RESTOCK_UNITS: u64 = 5;
+const RESTOCK_EVERY: Duration = Duration::from_millis(500);
+const PRICE: u64 = 100;
+const WINDOW_SECS: u32 = 2;
+const HOT_BUYERS: usize = 12;
+const RESERVING_BUYERS: usize = 12;
+/// Longer than the gateway's `proxy_read_timeout` (30 s).
+const PAUSED_FOR: Duration = Duration::from_secs(35);
+/// How long after a fault its window stays open (answers still under its effect).
+const AFTERMATH: Duration = Duration::from_secs(3);
+
+/// Runs the drill; whether every fault's answers and every order's fate were right.
+pub async fn run(stack: &mut NativeStack, pause_secs: u64) -> anyhow::Result<bool> {
+    let out = stack.root.join("target/chaos");
+    std::fs::create_dir_all(&out)?;
+    step(format!(
+        "restarting the stack with {INSTANCES} instances of every service"
+    ));
+    stack.down();
+    stack.instances = INSTANCES;
+    stack.up().await?;
+    let mut report = drill(stack, Duration::from_secs(pause_secs)).await?;
+    let chart = report.per_second.chart(
+        &format!(
+            "Instances drill: {INSTANCES} of every service, {HOT_BUYERS} buyers of a hot item and {RESERVING_BUYERS} reserving, through the gateway"
+        ),
+        report.timeline.marks(),
+    );
+    report.chart = charts::publish(&chart, &out, "instances-timeline");
+    publish(&out, "instances-report", &report.markdown(), &report)?;
+    Ok(report.passed())
+}
+
+async fn drill(stack: &NativeStack, pause: Duration) -> anyhow::Result<InstancesReport> {
+    let mut backends = Backends::connect(&stack.settings).await?;
+    let admin = Admin::login(stack.gateway_port).await?;
+    let pid = std::process::id();
+    let hot = admin
+        .create_item(&format!("instances hot {pid}"), HOT_STOCK)
+        .await?;
+    let scarce = admin
+        .create_reservable_item(
+            &format!("instances scarce {pid}"),
+            SCARCE_STOCK,
+            WINDOW_SECS,
+        )
+        .await?;
+    let mut timeline = Timeline::default();
+    timeline.note(format!(
+        "{INSTANCES} instances of every service; item {hot} (stock {HOT_STOCK}) bought outright, item {scarce} (stock {SCARCE_STOCK}, {WINDOW_SECS} s to pay) reserved, then paid, cancelled or left to expire in turn"
+    ));
+    let load = Lifecycle {
+        url: format!("http://127.0.0.1:{}", stack.gateway_port),
+        hot_item: hot,
+        hot_buyers: HOT_BUYERS,
+        reservable_item: scarce,
+        price: PRICE,
+        reserving_buyers: RESERVING_BUYERS,
+        private_key: stack.settings.jwt.private_key_path.clone(),
+        webhook_secret: std::env::var("PAYMENT_WEBHOOK_SECRET").unwrap_or_default(),
+        users: 50_000,
+        longest: Duration::from_secs(600),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = Sampler::start(
+        stack.settings.redis.clone(),
+        vec![hot, scarce],
+        NativeStack::port("stock-writer"),
+    );
+    let running = {
+        let (load, stop) = (load.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || load.execute(stop))
+    };
+    let restocks = restock_until(admin.clone(), scarce, stop.clone());
+    let origin = Instant::now();
+    let faults = inflict_faults(stack, pause, &mut timeline).await;
+    tokio::time::sleep(pause).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcome = running.await??;
+    let restocks = restocks
+        .join()
+        .map_err(|_| anyhow::anyhow!("the restocking thread panicked"))?;
+    let faults = faults?;
+    let scarce_initial = SCARCE_STOCK + restocks.get("200").copied().unwrap_or(0) * RESTOCK_UNITS;
+    let unknowns = {
+        let load = load.clone();
+        tokio::task::spawn_blocking(move || {
+            load.settle_unknown(&mut outcome);
+            outcome
+        })
+    };
+    let outcome = unknowns.await?;
+    timeline.note(format!(
+        "load over; purchases with an unknown answer asked again with their key: {} had happened, {} had not, {} still unknown",
+        outcome.unknown_happened, outcome.unknown_not_happened, outcome.unknown_unresolved
+    ));
+    stack.wait_ready().await?;
+    let drained = poll_until(&mut backends, async |b| {
+        let pending = outbox_len(&mut b.redis, &b.keyspace, &[hot, scarce]).await?;
+        let open = open_reservations(&mut b.redis, &b.keyspace, scarce).await?;
+        let statuses = order_statuses(&mut b.mysql, scarce).await?;
+        let hot_rows = b.account(hot, HOT_STOCK).await?.order_rows;
+        Ok(pending == 0
+            && open == 0
+            && !statuses.values().any(|s| s == "reserved")
+            && statuses.len() >= outcome.reserved.len()
+            && hot_rows >= outcome.purchased.len() as u64)
+    })
+    .await?;
+    timeline.note(format!(
+        "orders drained and reservations ended {}s after the load",
+        drained.as_secs()
+    ));
+    let started = outcome.started.unwrap_or(origin);
+    timeline.align(started);
+    let per_second = sampler.stop(started, load_seconds(&outcome));
+    let hot_persisted = devstack::stock::persisted_order_ids(&mut backends.mysql, hot).await?;
+    let statuses = order_statuses(&mut backends.mysql, scarce).await?;
+    let scarce_persisted: Vec<String> = statuses.keys().cloned().collect();
+    let windows = faults
+        .into_iter()
+        .map(|fault| fault.measured(&outcome, started))
+        .collect();
+    Ok(InstancesReport {
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        instances: INSTANCES,
+        buyers: HOT_BUYERS + RESERVING_BUYERS,
+        timeline,
+        faults: windows,
+        purchases: OrderAudit::new(&outcome.purchased, &hot_persisted),
+        hot_stock: backends.account(hot, HOT_STOCK).await?,
+        reservations: OrderAudit::new(&outcome.reserved, &scarce_persisted),
+        fates: ReservationFates::audit(&outcome, &statuses),
+        scarce_stock: backends.account(scarce, scarce_initial).await?,
+        restocks,
+        unknown_happened: outcome.unknown_happened,
+        unknown_not_happened: outcome.unknown_not_happened,
+        unknown_unresolved: outcome.unknown_unresolved,
+        per_second,
+        chart: None,
+    })
+}
+
+/// The admin's restocks of `item` through the gateway until `stop`; their answers by kind.
+fn restock_until(
+    admin: Admin,
+    item: u64,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<BTreeMap<String, u64>> {
+    std::thread::spawn(move || {
+        let mut answers = BTreeMap::new();
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            answers.insert("no runtime".to_owned(), 1);
+            return answers;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let answer = runtime.block_on(admin.restock(item, RESTOCK_UNITS));
+            *answers.entry(answer).or_default() += 1;
+            std::thread::sleep(RESTOCK_EVERY);
+        }
+        answers
+    })
+}
+
+/// The load's answers per second as the timeline chart draws them: 200s, and failures.
+fn load_seconds(outcome: &LifecycleOutcome) -> Vec<LoadSeconds> {
+    let seconds = outcome
+        .per_second
+        .iter()
+        .map(|second| loadgen::Second {
+            ok: second
+                .iter()
+                .filter(|(kind, _)| kind.ends_with(" 200"))
+                .map(|(_, n)| n)
+                .sum(),
+            server_errors: second
+                .iter()
+                .filter(|(kind, _)| loadgen::lifecycle::is_failure(kind))
+                .map(|(_, n)| n)
+                .sum(),
+        })
+        .collect();
+    vec![LoadSeconds {
+        name: "every request".into(),
+        start_s: 0.0,
+        seconds,
+    }]
+}
+
+/// A fault as inflicted: its kind and when it began and ended.
+pub struct Inflicted {
+    kind: super::instances_report::Fault,
+    what: String,
+    began: Instant,
+    ended: Instant,
+}
+
+impl Inflicted {
+    fn measured(self, outcome: &LifecycleOutcome, started: Instant) -> FaultWindow {
+        let on_clock = |at: Instant| {
+            at.checked_duration_since(started)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let (from, to) = (on_clock(self.began), on_clock(self.ended + AFTERMATH));
+        FaultWindow::new(
+            self.kind,
+            self.what,
+            from,
+            to,
+            outcome.between(from, to),
+            (HOT_BUYERS + RESERVING_BUYERS) as u64,
+        )
+    }
+}
+
+async fn inflict_faults(
+    stack: &NativeStack,
+    pause: Duration,
+    timeline: &mut Timeline,
+) -> anyhow::Result<Vec<Inflicted>> {
+    use super::instances_report::Fault;
+    let mut faults = Vec::new();
+    let env = ServiceEnv::new();
+    tokio::time::sleep(pause).await;
+
+    let began = Instant::now();
+    timeline.mark(
+        "rolling restart",
+        "rolling restart of every service, one instance at a time",
+    );
+    for service in [
+        "stock-writer",
+        "purchase-service",
+        "catalog-service",
+        "auth-service",
+    ] {
+        for replaced in rolling::restart_service(stack, service, &env).await? {
+            timeline.note(format!(
+                "{service} :{} handed over to pid {} (the old one exited by itself: {})",
+                replaced.port, replaced.new_pid, replaced.exited_cleanly
+            ));
+        }
+    }
+    timeline.mark("restarted", "every instance replaced");
+    faults.push(Inflicted {
+        kind: Fault::RollingRestart,
+        what: format!("rolling restart of {}", SERVICES.join(", ")),
+        began,
+        ended: Instant::now(),
+    });
+    tokio::time::sleep(pause).await;
+
+    let purchase = first_port(stack, "purchase-service")?;
+    let began = Instant::now();
+    timeline.mark(
+        "kill -9 purchase",
+        format!("kill -9 purchase-service :{purchase}"),
+    );
+    stack.stop_instance("purchase-service", purchase, libc::SIGKILL, Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.start_instance("purchase-service", purchase, &env)?;
+    stack
+        .wait_instance_ready(
+            "purchase-service",
+            purchase,
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await?;
+    timeline.mark(
+        "purchase back",
+        format!("purchase-service :{purchase} started again and ready"),
+    );
+    faults.push(Inflicted {
+        kind: Fault::KillPurchase,
+        what: format!("kill -9 purchase-service :{purchase}, started again after 3 s"),
+        began,
+        ended: Instant::now(),
+    });
+    tokio::time::sleep(pause).await;
+
+    let writer = first_port(stack, "stock-writer")?;
+    let began = Instant::now();
+    timeline.mark("kill -9 writer", format!("kill -9 stock-writer :{writer}"));
+    stack.stop_instance("stock-writer", writer, libc::SIGKILL, Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.start_instance("stock-writer", writer, &env)?;
+    timeline.mark(
+        "writer back",
+        format!("stock-writer :{writer} started again"),
+    );
+    faults.push(Inflicted {
+        kind: Fault::KillWriter,
+        what: format!("kill -9 stock-writer :{writer}, started again after 2 s"),
+        began,
+        ended: Instant::now(),
+    });
+    tokio::time::sleep(pause).await;
+
+    let paused = first_port(stack, "purchase-service")?;
+    let pid = stack
+        .instance_pid("purchase-service", paused)
+        .ok_or_else(|| anyhow::anyhow!("purchase-service :{paused} does not run"))?;
+    let began = Instant::now();
+    timeline.mark(
+        "SIGSTOP purchase",
+        format!(
+            "SIGSTOP purchase-service :{paused} for {}s (the gateway's read timeout is 30 s)",
+            PAUSED_FOR.as_secs()
+        ),
+    );
+    crate::process::signal(pid, libc::SIGSTOP);
+    tokio::time::sleep(PAUSED_FOR).await;
+    crate::process::signal(pid, libc::SIGCONT);
+    timeline.mark("SIGCONT", format!("SIGCONT purchase-service :{paused}"));
+    faults.push(Inflicted {
+        kind: Fault::Pause,
+        what: format!(
+            "purchase-service :{paused} paused (SIGSTOP) for {}s, then resumed",
+            PAUSED_FOR.as_secs()
+        ),
+        began,
+        ended: Instant::now(),
+    });
+    Ok(faults)
+}
+
+fn first_port(stack: &NativeStack, service: &str) -> anyhow::Result<u16> {
+    stack
+        .ports(service)
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{service} has no instance"))
+}
