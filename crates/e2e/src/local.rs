@@ -72,6 +72,15 @@ impl LocalStack {
 
     /// Starts the stack; `extra_env` overrides the environment of every service.
     pub async fn start_with(extra_env: &[(&str, &str)]) -> LocalStack {
+        Self::start_with_instances(extra_env, &[]).await
+    }
+
+    /// Starts the stack with `instances` of the services it names (one of the others),
+    /// each on a port of its own, the gateway balancing over all of them.
+    pub async fn start_with_instances(
+        extra_env: &[(&str, &str)],
+        instances: &[(&str, usize)],
+    ) -> LocalStack {
         bin_dir();
         let (database, redis, rabbit) = (
             TestDatabase::new().await,
@@ -133,7 +142,12 @@ impl LocalStack {
         }
         // Port 0: each service binds a free port itself and logs it (a port picked here
         // and bound later could be taken meanwhile by a test running in parallel).
-        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, 0)).collect();
+        let count = |service: &str| {
+            instances
+                .iter()
+                .find(|(s, _)| *s == service)
+                .map_or(1, |(_, n)| *n)
+        };
         // The gateway's port is picked when it starts (see `start_gateway`).
         let gateway_port = 0;
         let mut stack = LocalStack {
@@ -141,24 +155,32 @@ impl LocalStack {
             database,
             redis,
             rabbit,
-            ports,
+            ports: Vec::new(),
             gateway_port,
             dir,
             env,
             children: Vec::new(),
         };
         for service in SERVICES {
-            stack.start_service(service);
-        }
-        for service in SERVICES {
-            let port = stack.bound_port(service).await;
-            if let Some(entry) = stack.ports.iter_mut().find(|(s, _)| *s == service) {
-                entry.1 = port;
+            for instance in 0..count(service) {
+                let name = instance_name(service, instance);
+                stack.spawn(&name, service, 0);
+                let port = stack.bound_port(&name).await;
+                stack.ports.push((service, port));
             }
         }
         stack.wait_ready().await;
         stack.start_gateway().await;
         stack
+    }
+
+    /// The ports of the service's instances, the first instance's first.
+    pub fn ports_of(&self, service: &str) -> Vec<u16> {
+        self.ports
+            .iter()
+            .filter(|(s, _)| *s == service)
+            .map(|(_, p)| *p)
+            .collect()
     }
 
     pub fn port(&self, service: &str) -> u16 {
@@ -194,18 +216,83 @@ impl LocalStack {
         testkit::succeeded(&created);
     }
 
-    /// Starts a service on its known port, or on a port of its own choosing the first
-    /// time (see [`Self::bound_port`]).
+    /// Starts a service (its first instance) again on its known port.
     pub fn start_service(&mut self, service: &str) {
-        let log = std::fs::File::create(self.dir.join(format!("{service}.log"))).expect("log file");
+        self.spawn(service, service, self.port(service));
+    }
+
+    /// Starts an instance named `name` (its log is `<name>.log`) of `service` on `port`
+    /// (0: a port of its own choosing, see [`Self::bound_port`]).
+    fn spawn(&mut self, name: &str, service: &str, port: u16) -> u32 {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .expect("log file");
         let child = self
             .env
-            .service_command(bin_dir(), service, self.port(service))
+            .service_command(bin_dir(), service, port)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start service");
-        self.children.push((service.to_owned(), child));
+        let pid = child.id();
+        self.children.push((name.to_owned(), child));
+        pid
+    }
+
+    /// Replaces the service's `instance`-th instance as a rolling restart does: a new
+    /// one on the same port (they share it), then, once the new one answers `/readyz`
+    /// under its own pid, SIGTERM to the old one, which must exit by itself within
+    /// `SHUTDOWN_DRAIN_SECS` + `SHUTDOWN_TIMEOUT_SECS` and a margin (`within`).
+    pub async fn replace_instance(&mut self, service: &str, instance: usize, within: Duration) {
+        let port = self.ports_of(service)[instance];
+        let name = instance_name(service, instance);
+        let old = self
+            .children
+            .iter()
+            .position(|(n, _)| *n == name)
+            .expect("the instance runs");
+        let (_, mut old) = self.children.remove(old);
+        let new_pid = self.spawn(&name, service, port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = probe::get(port, "/readyz").await;
+            let ready_as_new = answer.is_some_and(|answer| {
+                answer.status == 200
+                    && serde_json::from_str::<serde_json::Value>(&answer.body)
+                        .is_ok_and(|body| body["pid"].as_u64() == Some(u64::from(new_pid)))
+            });
+            if ready_as_new {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replacement of {name} never became ready; log: {}",
+                self.log(&name)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let terminated = Command::new("kill")
+            .args(["-TERM", &old.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(terminated.success(), "SIGTERM to the old {name}");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = old.try_wait().expect("wait for the old instance") {
+                assert!(status.success(), "the old {name} exited with {status}");
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = old.kill();
+                panic!(
+                    "the old {name} did not exit within {within:?}; log: {}",
+                    self.log(&name)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kills a service (SIGKILL), as a crash would.
@@ -259,7 +346,7 @@ impl LocalStack {
             self.gateway = Client::new(format!("http://127.0.0.1:{}", self.gateway_port));
             let gateway = self.gateway_config();
             gateway
-                .render(&workspace_root(), |service| vec![self.port(service)])
+                .render(&workspace_root(), |service| self.ports_of(service))
                 .expect("render the gateway config");
             let mut child = gateway
                 .nginx(&["-g", "daemon off;"])
@@ -327,6 +414,15 @@ impl LocalStack {
     /// A service's log so far, for failure messages.
     pub fn log(&self, service: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default()
+    }
+}
+
+/// The name of a service's instance: its logs and its entry among the processes.
+fn instance_name(service: &str, instance: usize) -> String {
+    if instance == 0 {
+        service.to_owned()
+    } else {
+        format!("{service}-{instance}")
     }
 }
 
