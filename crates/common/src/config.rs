@@ -416,6 +416,19 @@ impl<Own: OwnSettings> Settings<Own> {
     }
 }
 
+impl<Own: OwnSettings> Settings<Own> {
+    /// The compiled-in defaults alone (no file, no environment): what a deployment runs
+    /// with unless it says otherwise.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_config(
+            Config::builder()
+                .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
+                .add_source(File::from_str(Own::DEFAULTS, FileFormat::Toml))
+                .build()?,
+        )
+    }
+}
+
 impl<Own: DeserializeOwned> Settings<Own> {
     /// Reads the shared sections, then the service's own, from the layered
     /// configuration, naming the environment variable of a malformed value.

@@ -18,8 +18,13 @@ pub struct Backoff {
 impl Backoff {
     /// Tries from now until `bound` has passed.
     pub fn within(bound: Duration) -> Self {
+        Self::until(Instant::now() + bound)
+    }
+
+    /// Tries until `deadline`.
+    pub fn until(deadline: Instant) -> Self {
         Backoff {
-            deadline: Instant::now() + bound,
+            deadline,
             pause: FIRST_PAUSE,
         }
     }

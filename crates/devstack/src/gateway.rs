@@ -199,6 +199,30 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_may_have_happened_is_never_answered_try_again() {
+        let template = std::fs::read_to_string(crate::workspace_root().join(TEMPLATES[0].0))
+            .expect("template");
+        let lines: Vec<&str> = template.lines().map(str::trim).collect();
+        for status in [502, 504] {
+            let directive = format!("error_page {status} = $gateway_{status}_page;");
+            assert!(lines.contains(&directive.as_str()), "{directive}");
+        }
+        let page: Vec<&str> = lines
+            .iter()
+            .skip_while(|line| **line != "location = /_gateway/outcome-unknown {")
+            .take_while(|line| **line != "}")
+            .copied()
+            .collect();
+        let page = page.join("\n");
+        assert!(page.contains(r#""error_code":"OUTCOME_UNKNOWN""#), "{page}");
+        assert!(page.contains("return 503 "), "{page}");
+        assert!(
+            !page.contains("Retry-After") && !page.contains("order_id"),
+            "no Retry-After, and no order id (the gateway does not know it): {page}"
+        );
+    }
+
+    #[test]
     fn rendering_writes_both_files_under_the_gateway_directory() {
         let dir = std::env::temp_dir().join(format!("devstack-gateway-{}", std::process::id()));
         let gateway = Gateway {

@@ -304,6 +304,21 @@ impl LocalStack {
         }
     }
 
+    /// Stops a service (SIGSTOP) without ending it: connections to it are still accepted
+    /// and what is sent on them waits, unread, in the kernel. [`Self::kill_service`]
+    /// ends it.
+    pub fn pause_service(&self, service: &str) {
+        let (_, child) = self
+            .children
+            .iter()
+            .find(|(name, _)| name == service)
+            .expect("a running service");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) on the pid of a child this stack started and has not reaped.
+        let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(stopped, 0, "SIGSTOP {service}");
+    }
+
     /// The port a service started with `APP_PORT=0` bound, read from its `listening` log
     /// line.
     async fn bound_port(&self, service: &str) -> u16 {

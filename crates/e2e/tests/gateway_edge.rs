@@ -1,7 +1,8 @@
 //! The gateway's own edge, through the real nginx a test starts: the request id it
 //! accepts from a client, the answers it makes itself (JSON in the envelope, with the
 //! request id and `nosniff`), `Cache-Control: no-store` on token responses, per-address
-//! limits and slow clients cut off while others are served. Raw sockets where a client
+//! limits, slow clients cut off while others are served, and a write that reached a
+//! service which died answered as of unknown outcome. Raw sockets where a client
 //! must misbehave in ways an HTTP library refuses to (bytes a header may not hold, a
 //! malformed request line, a source address other than 127.0.0.1, which the gateway
 //! exempts from its limits). Each test needs a stack of its own: skipped under
@@ -38,12 +39,16 @@ impl Raw {
 
 /// A connection to the gateway from `source` (any 127/8 address is this machine's).
 fn connect(stack: &LocalStack, source: &str) -> TcpStream {
+    connect_to(stack.gateway_port, source)
+}
+
+fn connect_to(gateway_port: u16, source: &str) -> TcpStream {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
     let source: SocketAddr = format!("{source}:0").parse().expect("source address");
     socket
         .bind(&source.into())
         .expect("bind the source address");
-    let gateway: SocketAddr = format!("127.0.0.1:{}", stack.gateway_port)
+    let gateway: SocketAddr = format!("127.0.0.1:{gateway_port}")
         .parse()
         .expect("gateway address");
     socket
@@ -59,7 +64,11 @@ fn connect(stack: &LocalStack, source: &str) -> TcpStream {
 /// Sends `request` verbatim from `source` and reads one answer (its body by
 /// Content-Length, or to the end).
 fn exchange(stack: &LocalStack, source: &str, request: &[u8]) -> Raw {
-    let mut stream = connect(stack, source);
+    exchange_at(stack.gateway_port, source, request)
+}
+
+fn exchange_at(gateway_port: u16, source: &str, request: &[u8]) -> Raw {
+    let mut stream = connect_to(gateway_port, source);
     stream.write_all(request).expect("send");
     let mut received = Vec::new();
     let mut buffer = [0u8; 16 * 1024];
@@ -399,4 +408,132 @@ async fn a_slow_client_is_cut_off_within_the_header_timeout_while_another_is_ser
         held <= bound,
         "a client sending its header a byte at a time was held for {held:?} (bound {bound:?})"
     );
+}
+
+/// How many connections from the gateway (`proxy_bind`, 127.0.0.2) to `port` hold bytes
+/// their owner has not read (`/proc/net/tcp`'s rx_queue): requests that reached a
+/// stopped process.
+fn unread_requests_at(port: u16) -> usize {
+    let gateway = "0200007F"; // 127.0.0.2, as /proc/net/tcp writes it
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|address| address.split_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            let from_gateway = fields
+                .get(2)
+                .is_some_and(|address| address.starts_with(gateway));
+            let unread = fields
+                .get(4)
+                .and_then(|queues| queues.split_once(':'))
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok());
+            local_port == Some(port) && from_gateway && unread.is_some_and(|n| n > 0)
+        })
+        .count()
+}
+
+/// The purchase-service requests of the test below: the three that change state, and a
+/// read.
+const PURCHASE_SERVICE_REQUESTS: [(&str, &str, &str); 4] = [
+    (
+        "POST",
+        "/api/v1/items/1/purchase",
+        "Idempotency-Key: edge-key-1\r\n",
+    ),
+    ("POST", "/api/v1/orders/edge-order/cancel", ""),
+    (
+        "POST",
+        "/api/v1/payments/webhook",
+        "Payment-Signature: t=1,v1=00\r\n",
+    ),
+    ("GET", "/api/v1/orders", ""),
+];
+
+fn purchase_service_request(method: &str, path: &str, headers: &str) -> Vec<u8> {
+    let body = if method == "POST" {
+        r#"{"quantity":1}"#
+    } else {
+        ""
+    };
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer edge\r\n\
+         Content-Type: application/json\r\n{headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A write the gateway sent to a service that then never answered may have happened:
+/// the gateway says so (503 `OUTCOME_UNKNOWN`, no `Retry-After`, no order id, which it
+/// does not know) rather than "try again". One it could not send at all is safe to
+/// retry: 502 with `Retry-After`. A read keeps 502 with `Retry-After` either way.
+/// Staged deterministically: purchase-service is stopped (SIGSTOP), so the kernel takes
+/// the gateway's requests and holds them unread; once all four are there, it is killed,
+/// which resets those connections, as a crash mid-request does.
+#[actix_web::test]
+async fn a_write_sent_to_a_service_that_died_is_outcome_unknown_and_one_never_sent_is_retryable() {
+    if e2e::needs_own_stack("the gateway's answers when purchase-service dies") {
+        return;
+    }
+    let mut stack = LocalStack::start().await;
+    let port = stack.port("purchase-service");
+    let gateway_port = stack.gateway_port;
+
+    stack.pause_service("purchase-service");
+    let in_flight: Vec<_> = PURCHASE_SERVICE_REQUESTS
+        .iter()
+        .map(|(method, path, headers)| {
+            let request = purchase_service_request(method, path, headers);
+            std::thread::spawn(move || exchange_at(gateway_port, "127.0.0.1", &request))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unread_requests_at(port) < in_flight.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway's {} requests never all reached the stopped purchase-service ({} did)",
+            in_flight.len(),
+            unread_requests_at(port)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.kill_service("purchase-service");
+    for ((method, path, _), answer) in PURCHASE_SERVICE_REQUESTS.iter().zip(in_flight) {
+        let answer = tokio::task::spawn_blocking(move || answer.join().expect("the exchange"))
+            .await
+            .expect("join");
+        let what = format!("{method} {path}, sent, then the service died");
+        if *method == "POST" {
+            assert_gateway_envelope(&what, &answer, 503, "OUTCOME_UNKNOWN");
+            assert!(
+                answer.header("retry-after").is_empty(),
+                "{what}: {answer:?}"
+            );
+            let body = answer.json();
+            assert!(body.get("order_id").is_none(), "{what}: {body}");
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("GET /api/v1/orders") && message.contains("Idempotency-Key"),
+                "{what}: {message}"
+            );
+        } else {
+            assert_gateway_envelope(&what, &answer, 502, "BAD_GATEWAY");
+            assert_eq!(answer.header("retry-after"), ["1"], "{what}");
+        }
+    }
+
+    // Not running: nothing is sent, every request may be retried.
+    for (method, path, headers) in PURCHASE_SERVICE_REQUESTS {
+        let request = purchase_service_request(method, path, headers);
+        let answer = exchange(&stack, "127.0.0.1", &request);
+        let what = format!("{method} {path}, purchase-service not running");
+        assert_gateway_envelope(&what, &answer, 502, "BAD_GATEWAY");
+        assert_eq!(answer.header("retry-after"), ["1"], "{what}");
+    }
 }

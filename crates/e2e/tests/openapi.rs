@@ -404,6 +404,55 @@ async fn other_methods_on_documented_paths_are_405_with_the_documented_methods_i
     }
 }
 
+/// The answer the gateway makes itself for a purchase, cancel or payment webhook it sent
+/// to purchase-service, which then failed or never answered (503 `OUTCOME_UNKNOWN`
+/// without an order id, deploy/nginx/gateway.conf.template), is among the documented
+/// 503s of each; crates/e2e/tests/gateway_edge.rs makes the gateway give it.
+#[test]
+fn the_gateways_own_outcome_unknown_is_documented_on_each_write_it_answers() {
+    let template =
+        std::fs::read_to_string(workspace_root().join("deploy/nginx/gateway.conf.template"))
+            .expect("the gateway template");
+    let body = template
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| *line != "location = /_gateway/outcome-unknown {")
+        .find_map(|line| line.strip_prefix("return 503 '")?.strip_suffix("';"))
+        .expect("the gateway's OUTCOME_UNKNOWN answer");
+    let body: Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(body["error_code"], "OUTCOME_UNKNOWN");
+    let contract = Contract::load();
+    for path in [
+        "/api/v1/items/{id}/purchase",
+        "/api/v1/orders/{id}/cancel",
+        "/api/v1/payments/webhook",
+    ] {
+        let documented = &contract.doc["paths"][path]["post"]["responses"]["503"];
+        let base = match documented.get("$ref").and_then(Value::as_str) {
+            Some(reference) => reference.to_owned(),
+            None => format!("#/paths/{}/post/responses/503", escape(path)),
+        };
+        let mut root = contract.doc.clone();
+        root["$ref"] = Value::String(format!("{base}/content/application~1json/schema"));
+        let validator = jsonschema::draft202012::new(&root).expect("a valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "POST {path} 503: {errors:?}\nbody: {body}"
+        );
+        let described = contract.resolve(documented)["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            described.contains("From the gateway, `OUTCOME_UNKNOWN` without `order_id`"),
+            "POST {path}: {described}"
+        );
+    }
+}
+
 #[test]
 fn the_stock_event_schema_matches_the_events_the_code_publishes() {
     let text = std::fs::read_to_string(workspace_root().join("proto-docs/stock-event.schema.json"))

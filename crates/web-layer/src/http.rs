@@ -34,6 +34,12 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// the service is closing (a test below checks the relation).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
+/// How long the gateway waits for a service's answer once it has sent the request
+/// (`proxy_read_timeout`, deploy/nginx/gateway.conf.template; a test below holds the two
+/// equal). Past it the gateway answers itself; a service answers first (purchase-service
+/// refuses to start with settings under which a purchase could take longer).
+pub const GATEWAY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The dependencies `/readyz` checks, by name, and whether the service is shutting down.
@@ -332,6 +338,25 @@ mod tests {
             }
         }
         timeouts
+    }
+
+    #[test]
+    fn the_gateway_waits_for_an_answer_as_long_as_the_services_are_told() {
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/nginx/gateway.conf.template"
+        ))
+        .expect("the gateway template");
+        let timeouts: Vec<&str> = template
+            .lines()
+            .map(str::trim)
+            .filter_map(|line| line.strip_prefix("proxy_read_timeout "))
+            .collect();
+        assert_eq!(
+            timeouts,
+            [format!("{}s;", GATEWAY_READ_TIMEOUT.as_secs())],
+            "one proxy_read_timeout, equal to GATEWAY_READ_TIMEOUT"
+        );
     }
 
     #[test]

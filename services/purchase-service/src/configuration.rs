@@ -2,6 +2,8 @@
 
 use common::config::OwnSettings;
 use serde::Deserialize;
+use std::time::Duration;
+use web_layer::http::GATEWAY_READ_TIMEOUT;
 
 const DEFAULTS: &str = r#"
 [app]
@@ -52,8 +54,10 @@ impl Strategy {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PurchaseSettings {
     pub strategy: Strategy,
-    /// How long a purchase whose Redis reply never came is looked up before the buyer is
-    /// told its outcome is unknown (keep it under the gateway's read timeout).
+    /// The longest a purchase takes before its buyer is answered: an outcome not learned
+    /// by then is answered `OUTCOME_UNKNOWN` (see `Purchases::purchase`). A cancel or
+    /// payment whose outcome is unknown is looked up this long too. Bounded by
+    /// [`check_answer_bound`].
     pub outcome_timeout_ms: u64,
     pub idempotency_ttl_secs: u64,
     /// How often the outbox relay looks for orders that were never confirmed published.
@@ -139,3 +143,77 @@ impl OwnSettings for PurchaseOwn {
 }
 
 pub type Settings = common::config::Settings<PurchaseOwn>;
+
+/// What a purchase's answer may take besides `PURCHASE_OUTCOME_TIMEOUT_MS` and the token
+/// check's one Redis reply: reading its small body, a Redis connection being made again
+/// (2 s at most), writing the answer, a busy worker.
+pub const ANSWER_SLACK: Duration = Duration::from_secs(3);
+
+/// The longest from the gateway sending a purchase to the service answering it: the
+/// caller's token checked against the revocations (one Redis reply, within
+/// `REDIS_RESPONSE_TIMEOUT_MS`), the purchase itself (answered within
+/// `PURCHASE_OUTCOME_TIMEOUT_MS` of its start), and [`ANSWER_SLACK`].
+pub fn answer_bound(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.redis.response_timeout_ms)
+        + Duration::from_millis(settings.purchase.outcome_timeout_ms)
+        + ANSWER_SLACK
+}
+
+/// Refuses settings under which the gateway could stop waiting for a purchase before the
+/// service answers it ([`GATEWAY_READ_TIMEOUT`]): the buyer would then hear from the
+/// gateway, which does not know the order id, instead of from the service, which does.
+pub fn check_answer_bound(settings: &Settings) -> Result<(), String> {
+    let bound = answer_bound(settings);
+    if bound < GATEWAY_READ_TIMEOUT {
+        return Ok(());
+    }
+    Err(format!(
+        "configuration error: a purchase could take {} ms to answer \
+         (PURCHASE_OUTCOME_TIMEOUT_MS {} + REDIS_RESPONSE_TIMEOUT_MS {} + {} ms), not below \
+         the gateway's read timeout of {} ms (deploy/nginx/gateway.conf.template): lower \
+         PURCHASE_OUTCOME_TIMEOUT_MS",
+        bound.as_millis(),
+        settings.purchase.outcome_timeout_ms,
+        settings.redis.response_timeout_ms,
+        ANSWER_SLACK.as_millis(),
+        GATEWAY_READ_TIMEOUT.as_millis(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_answer_a_purchase_before_the_gateway_gives_up() {
+        let defaults = Settings::defaults().expect("the compiled-in defaults");
+        assert_eq!(check_answer_bound(&defaults), Ok(()));
+        assert!(
+            Duration::from_millis(defaults.purchase.outcome_timeout_ms) < GATEWAY_READ_TIMEOUT,
+            "PURCHASE_OUTCOME_TIMEOUT_MS's default must stay below the gateway's read timeout"
+        );
+    }
+
+    #[test]
+    fn a_purchase_that_could_outlast_the_gateway_is_refused_naming_the_variables() {
+        let mut settings = Settings::defaults().expect("the compiled-in defaults");
+        settings.purchase.outcome_timeout_ms = 24_999;
+        assert_eq!(
+            check_answer_bound(&settings),
+            Ok(()),
+            "24.999 + 2 + 3 s < 30 s"
+        );
+        settings.redis.response_timeout_ms = 2_001;
+        let refused = check_answer_bound(&settings).unwrap_err();
+        for named in [
+            "PURCHASE_OUTCOME_TIMEOUT_MS 24999",
+            "REDIS_RESPONSE_TIMEOUT_MS 2001",
+            "30000 ms",
+        ] {
+            assert!(refused.contains(named), "{named:?} in {refused}");
+        }
+        settings.redis.response_timeout_ms = 2_000;
+        settings.purchase.outcome_timeout_ms = 30_000;
+        assert!(check_answer_bound(&settings).is_err());
+    }
+}

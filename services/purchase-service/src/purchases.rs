@@ -21,7 +21,8 @@ use inventory::{DistributedLock, ItemStore};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Why a purchase (or an order lookup) did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +110,58 @@ pub struct Purchases {
 }
 
 impl Purchases {
-    pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order, PurchaseError> {
+    /// Runs a purchase and answers it within `PURCHASE_OUTCOME_TIMEOUT_MS` of its start,
+    /// whatever Redis and MySQL do meanwhile, so that the service answers before the
+    /// gateway gives up ([`crate::configuration::check_answer_bound`]). An unknown
+    /// outcome is looked up until then. A step still waiting on a server at the deadline
+    /// (a Redis reply, the lock strategy's retries, a MySQL query, which has no timeout of
+    /// its own) is not cut off mid-way: the purchase goes on in the background and, as it
+    /// may yet happen, the buyer is answered `OUTCOME_UNKNOWN` with its order id.
+    pub async fn purchase(
+        self: &Arc<Self>,
+        request: PurchaseRequest,
+    ) -> Result<Order, PurchaseError> {
+        let deadline = Instant::now() + Duration::from_millis(self.settings.outcome_timeout_ms);
+        let order_id = uuid::Uuid::now_v7().to_string();
+        // The order an Idempotency-Key replays, once the attempt has found one.
+        let replayed = Arc::new(OnceLock::new());
+        let work = {
+            let (purchases, order_id, replayed) =
+                (Arc::clone(self), order_id.clone(), Arc::clone(&replayed));
+            async move { purchases.run(request, order_id, deadline, &replayed).await }
+        };
+        let mut work = Box::pin(work);
+        let answered =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), &mut work).await;
+        if let Ok(answer) = answered {
+            return answer;
+        }
+        let order_id = replayed.get().cloned().unwrap_or(order_id);
+        self.count("deadline");
+        tracing::error!(%order_id, "purchase not done within PURCHASE_OUTCOME_TIMEOUT_MS; answering OUTCOME_UNKNOWN while it goes on");
+        tokio::spawn(async move {
+            match work.await {
+                Ok(order) => {
+                    tracing::warn!(order_id = %order.id, status = order.status.as_str(), "purchase answered OUTCOME_UNKNOWN has ended: it happened")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "purchase answered OUTCOME_UNKNOWN has ended without an order")
+                }
+            }
+        });
+        Err(PurchaseError::OutcomeUnknown { order_id })
+    }
+
+    /// The purchase itself, looking up an unknown outcome until `deadline`; `order_id`
+    /// is the order it would create, and `replayed` learns the order an Idempotency-Key
+    /// replays instead.
+    async fn run(
+        &self,
+        request: PurchaseRequest,
+        order_id: String,
+        deadline: Instant,
+        replayed: &OnceLock<String>,
+    ) -> Result<Order, PurchaseError> {
         if let Err(RetryAfter(wait)) = self.admission.admit(request.user_id) {
             self.count("rate_limited");
             return Err(PurchaseError::RateLimited {
@@ -124,7 +176,7 @@ impl Purchases {
         }
         let mut event = StockEvent {
             version: events::EVENT_VERSION,
-            order_id: uuid::Uuid::now_v7().to_string(),
+            order_id,
             user_id: request.user_id,
             item_id: request.item_id,
             quantity: request.quantity.get(),
@@ -156,7 +208,7 @@ impl Purchases {
         let outcome = match attempted {
             Ok(placed @ (Outcome::Placed | Outcome::Reserved { .. })) => {
                 match self
-                    .replicated_or_settled(event.item_id, &event.order_id)
+                    .replicated_or_settled(event.item_id, &event.order_id, deadline)
                     .await?
                 {
                     Outcome::Placed => placed,
@@ -164,8 +216,9 @@ impl Purchases {
                 }
             }
             Ok(Outcome::Duplicate(record)) => {
+                let _ = replayed.set(record.order_id.clone());
                 match self
-                    .replicated_or_settled(event.item_id, &record.order_id)
+                    .replicated_or_settled(event.item_id, &record.order_id, deadline)
                     .await?
                 {
                     Outcome::Placed | Outcome::Reserved { .. } => Outcome::Duplicate(record),
@@ -176,7 +229,8 @@ impl Purchases {
             Err(AttemptError::Unknown(error)) => {
                 tracing::warn!(order_id = %event.order_id, %error, "purchase outcome unknown; settling it");
                 self.count("unknown");
-                self.settle(event.item_id, &event.order_id).await?
+                self.settle(event.item_id, &event.order_id, deadline)
+                    .await?
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
@@ -203,7 +257,7 @@ impl Purchases {
                 Ok(self.accept(event).await)
             }
             Outcome::Placed => Ok(self.accept(event).await),
-            Outcome::Duplicate(record) => self.replay(event.item_id, record).await,
+            Outcome::Duplicate(record) => self.replay(event.item_id, record, deadline).await,
             Outcome::KeyReused(_) => Err(PurchaseError::KeyReused),
             Outcome::NotOnSale => Err(PurchaseError::NotFound),
             Outcome::SaleNotStarted { starts_at_ms } => Err(PurchaseError::SaleNotStarted {
@@ -257,11 +311,15 @@ impl Purchases {
         &self,
         item_id: u64,
         record: IdempotencyRecord,
+        deadline: Instant,
     ) -> Result<Order, PurchaseError> {
         let order_id = record.order_id.clone();
-        self.until_known(&order_id, "replay the idempotent purchase", || {
-            self.replay_once(item_id, &record)
-        })
+        self.until_known(
+            &order_id,
+            deadline,
+            "replay the idempotent purchase",
+            || self.replay_once(item_id, &record),
+        )
         .await
     }
 
@@ -292,12 +350,12 @@ impl Purchases {
         })
     }
 
-    /// Runs `look` until it tells, pausing between tries ([`Backoff`]) for up to
-    /// `PURCHASE_OUTCOME_TIMEOUT_MS`; then `OUTCOME_UNKNOWN` with the
-    /// order id.
+    /// Runs `look` until it tells, pausing between tries ([`Backoff`]) until the
+    /// purchase's deadline; then `OUTCOME_UNKNOWN` with the order id.
     async fn until_known<T, E, F, Fut>(
         &self,
         order_id: &str,
+        deadline: Instant,
         what: &str,
         mut look: F,
     ) -> Result<T, PurchaseError>
@@ -306,7 +364,7 @@ impl Purchases {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut backoff = Backoff::within(Duration::from_millis(self.settings.outcome_timeout_ms));
+        let mut backoff = Backoff::until(deadline);
         loop {
             let error = match look().await {
                 Ok(known) => return Ok(known),
@@ -331,6 +389,7 @@ impl Purchases {
         &self,
         item_id: u64,
         order_id: &str,
+        deadline: Instant,
     ) -> Result<Outcome, PurchaseError> {
         let outbox = self.store.keys(item_id).outbox();
         match self.store.redis().replicated(&outbox).await {
@@ -338,7 +397,7 @@ impl Purchases {
             Err(error) => {
                 tracing::warn!(%order_id, %error, "purchase not yet on enough replicas; settling it");
                 self.count("unreplicated");
-                self.settle(item_id, order_id).await
+                self.settle(item_id, order_id, deadline).await
             }
         }
     }
@@ -347,11 +406,15 @@ impl Purchases {
     /// answer) was taken for good: [`Outcome::Placed`] (or [`Outcome::Reserved`], read from
     /// its outbox entry) if it was, [`Outcome::Void`] if
     /// it certainly was not (and now never will be). Keeps looking while Redis or MySQL
-    /// cannot tell, up to `PURCHASE_OUTCOME_TIMEOUT_MS`, then answers `OUTCOME_UNKNOWN`
-    /// with the order id.
-    async fn settle(&self, item_id: u64, order_id: &str) -> Result<Outcome, PurchaseError> {
+    /// cannot tell, until `deadline`, then answers `OUTCOME_UNKNOWN` with the order id.
+    async fn settle(
+        &self,
+        item_id: u64,
+        order_id: &str,
+        deadline: Instant,
+    ) -> Result<Outcome, PurchaseError> {
         let outcome = self
-            .until_known(order_id, "settle the purchase outcome", || {
+            .until_known(order_id, deadline, "settle the purchase outcome", || {
                 self.settle_once(item_id, order_id)
             })
             .await?;

@@ -117,7 +117,7 @@ async fn purchase(
         idempotency_key,
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
     };
-    let order = purchases.purchase(request).await?;
+    let order = purchases.into_inner().purchase(request).await?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "Purchase successful!",
         "order": order_json(&order),

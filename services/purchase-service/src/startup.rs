@@ -38,7 +38,7 @@ pub struct PurchaseService {
     shutdown: ShutdownSwitch,
     background: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
-    pub purchases: Purchases,
+    pub purchases: Arc<Purchases>,
 }
 
 impl Service for Application {
@@ -49,6 +49,7 @@ impl Service for Application {
         settings: Settings,
         mut infra: Infrastructure,
     ) -> anyhow::Result<PurchaseService> {
+        crate::configuration::check_answer_bound(&settings).map_err(anyhow::Error::msg)?;
         let store = ItemStore::new(infra.redis.clone(), infra.keys.clone())
             .settling_within(Duration::from_millis(settings.purchase.outcome_timeout_ms));
         if settings.purchase.strategy == Strategy::Lua
@@ -165,7 +166,8 @@ impl Service for Application {
             }
         });
 
-        let shared = web::Data::new(purchases.clone());
+        let purchases = Arc::new(purchases);
+        let shared = web::Data::from(Arc::clone(&purchases));
         let http = infra.serve(&settings.app, Some(authenticator), move |cfg| {
             cfg.app_data(shared.clone());
             routes::configure(cfg);

@@ -16,6 +16,7 @@ use purchase_service::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use purchase_service::startup::Application;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use testkit::ChaosProxy;
 use web_layer::service::{Running, Service};
@@ -24,7 +25,7 @@ use web_layer::service::{Running, Service};
 /// second purchase-service that reaches Redis through `proxy`, gives up on a reply
 /// after 300 ms and settles for up to `outcome_timeout_ms`. Called directly, since the
 /// HTTP layer would look up the token's revocation through the same slow Redis first.
-async fn purchases_through(proxy: &ChaosProxy, outcome_timeout_ms: u64) -> (Stack, Purchases) {
+async fn purchases_through(proxy: &ChaosProxy, outcome_timeout_ms: u64) -> (Stack, Arc<Purchases>) {
     purchases_with(outcome_timeout_ms, |settings| {
         settings.redis.port = proxy.port;
         settings.redis.response_timeout_ms = 300;
@@ -36,7 +37,7 @@ async fn purchases_through(proxy: &ChaosProxy, outcome_timeout_ms: u64) -> (Stac
 async fn purchases_with_mysql_through(
     proxy: &ChaosProxy,
     outcome_timeout_ms: u64,
-) -> (Stack, Purchases) {
+) -> (Stack, Arc<Purchases>) {
     purchases_with(outcome_timeout_ms, |settings| {
         settings.database.port = proxy.port;
     })
@@ -46,7 +47,7 @@ async fn purchases_with_mysql_through(
 async fn purchases_with(
     outcome_timeout_ms: u64,
     customize: impl FnOnce(&mut purchase_service::configuration::Settings),
-) -> (Stack, Purchases) {
+) -> (Stack, Arc<Purchases>) {
     let stack = spawn_stack(Strategy::Lua).await;
     let mut settings = stack.settings.clone();
     customize(&mut settings);
@@ -194,4 +195,39 @@ async fn a_retry_of_a_purchase_that_happened_is_never_busy_when_its_order_cannot
     stack
         .assert_conserved(item, 10, &as_confirmed(&placed))
         .await;
+}
+
+/// A purchase is answered within `PURCHASE_OUTCOME_TIMEOUT_MS` of its start however slow
+/// Redis is. Here each reply comes 2 s late, under the client's 3 s timeout, so nothing
+/// fails and the purchase's two round trips take 4 s: the buyer is told
+/// `OUTCOME_UNKNOWN` with the order id at the 0.5 s deadline, and the purchase, left to
+/// go on, happens under that id.
+#[actix_web::test]
+async fn a_purchase_slower_than_its_deadline_is_answered_outcome_unknown_and_goes_on() {
+    let proxy = ChaosProxy::to_redis().await;
+    let (stack, purchases) = purchases_with(500, |settings| {
+        settings.redis.port = proxy.port;
+        settings.redis.response_timeout_ms = 3_000;
+    })
+    .await;
+    let item = stack.item(10, None).await;
+    proxy.delay_replies(Duration::from_millis(2_000));
+    let answered =
+        tokio::time::timeout(Duration::from_secs(3), purchases.purchase(request(item, 1)))
+            .await
+            .expect("answered at its deadline, before the 4 s the purchase takes");
+    let Err(PurchaseError::OutcomeUnknown { order_id }) = answered else {
+        panic!("expected OUTCOME_UNKNOWN, got {answered:?}");
+    };
+    let mut looked_up = stack.get_as(1, &format!("/api/v1/orders/{order_id}")).await;
+    for _ in 0..100 {
+        if looked_up.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        looked_up = stack.get_as(1, &format!("/api/v1/orders/{order_id}")).await;
+    }
+    assert_eq!(looked_up.status, 200, "{}", looked_up.body);
+    assert_eq!(looked_up.body["quantity"], 1);
+    assert_eq!(stack.redis_stock(item).await, 9);
 }
