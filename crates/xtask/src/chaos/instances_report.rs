@@ -57,9 +57,9 @@ impl FaultWindow {
             .filter(|(kind, _)| is_failure(kind))
             .map(|(_, n)| n)
             .sum();
-        let unanswered = answers
+        let untrue = answers
             .iter()
-            .filter(|(kind, _)| kind.ends_with(" timeout") || kind.ends_with(" connection error"))
+            .filter(|(kind, _)| is_failure(kind) && !is_true_failure(kind))
             .map(|(_, n)| n)
             .sum::<u64>();
         let allowed_failures = match fault {
@@ -67,7 +67,7 @@ impl FaultWindow {
             Fault::KillPurchase => buyers,
             Fault::Pause => u64::MAX,
         };
-        let passed = failed <= allowed_failures && (fault != Fault::Pause || unanswered == 0);
+        let passed = failed <= allowed_failures && untrue == 0;
         FaultWindow {
             fault,
             what,
@@ -85,12 +85,20 @@ impl FaultWindow {
         match self.fault {
             Fault::RollingRestart | Fault::KillWriter => "none".into(),
             Fault::KillPurchase => format!(
-                "what was in flight on the killed instance: at most {} (one per buyer)",
+                "what was in flight on the killed instance, each write answered OUTCOME_UNKNOWN: at most {} (one per buyer)",
                 self.allowed_failures
             ),
             Fault::Pause => "answered by the gateway (no client timeout, no cut connection)".into(),
         }
     }
+}
+
+/// Whether a failed answer still told the truth: a write that reached an instance may
+/// have happened, so only `OUTCOME_UNKNOWN` is true for it (never "try again", never
+/// silence); a lookup may fail any way, since retrying it is always safe.
+fn is_true_failure(kind: &str) -> bool {
+    kind.starts_with("lookup ") && !kind.ends_with(" timeout")
+        || kind.ends_with(" 503 OUTCOME_UNKNOWN")
 }
 
 fn round1(x: f64) -> f64 {
@@ -360,6 +368,18 @@ mod tests {
         };
         assert!(within(12));
         assert!(!within(25));
+        let told_to_retry = FaultWindow::new(
+            Fault::KillPurchase,
+            "kill".into(),
+            0.0,
+            6.0,
+            answers(&[("purchase 502 BAD_GATEWAY", 1)]),
+            24,
+        );
+        assert!(
+            !told_to_retry.passed,
+            "a purchase that reached the instance was told to retry"
+        );
         let pause = |kind: &str| {
             FaultWindow::new(
                 Fault::Pause,
@@ -373,8 +393,10 @@ mod tests {
         };
         assert!(pause("purchase 503 OUTCOME_UNKNOWN"));
         assert!(pause("lookup 504 GATEWAY_TIMEOUT"));
+        assert!(!pause("purchase 504 GATEWAY_TIMEOUT"));
         assert!(!pause("purchase timeout"));
         assert!(!pause("reserve connection error"));
+        assert!(!pause("lookup timeout"));
     }
 
     #[test]
