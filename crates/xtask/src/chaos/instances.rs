@@ -77,7 +77,8 @@ async fn drill(stack: &NativeStack, pause: Duration) -> anyhow::Result<Instances
         .await?;
     let mut timeline = Timeline::default();
     timeline.note(format!(
-        "{INSTANCES} instances of every service; item {hot} (stock {HOT_STOCK}) bought outright, item {scarce} (stock {SCARCE_STOCK}, {WINDOW_SECS} s to pay) reserved, then paid, cancelled or left to expire in turn"
+        "{INSTANCES} instances of every service; item {hot} (stock {HOT_STOCK}) bought outright, item {scarce} (stock {SCARCE_STOCK}, {RESTOCK_UNITS} more every {} ms, {WINDOW_SECS} s to pay) reserved, then paid, cancelled or left to expire in turn",
+        RESTOCK_EVERY.as_millis()
     ));
     let load = Lifecycle {
         url: format!("http://127.0.0.1:{}", stack.gateway_port),

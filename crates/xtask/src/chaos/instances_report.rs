@@ -88,7 +88,9 @@ impl FaultWindow {
                 "what was in flight on the killed instance, each write answered OUTCOME_UNKNOWN: at most {} (one per buyer)",
                 self.allowed_failures
             ),
-            Fault::Pause => "answered by the gateway (no client timeout, no cut connection)".into(),
+            Fault::Pause => {
+                "any number, each write answered OUTCOME_UNKNOWN, no client timeout".into()
+            }
         }
     }
 }
