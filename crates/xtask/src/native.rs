@@ -127,7 +127,7 @@ impl NativeStack {
         }
     }
 
-    fn write_ports(&self, service: &str, ports: &[u16]) -> anyhow::Result<()> {
+    pub fn write_ports(&self, service: &str, ports: &[u16]) -> anyhow::Result<()> {
         let file = self.ports_file(service);
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;

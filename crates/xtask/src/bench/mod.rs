@@ -5,13 +5,15 @@
 //! backlog built while it was stopped; 50 items; the redis-benchmark ceiling of the same
 //! script; the peak RSS of every service; the hot item and 50 items on the local Redis
 //! Cluster with and without replica acknowledgement ([`cluster`]); and a flash sale of a
-//! small and a large stock to thousands of buyers ([`sale`]). After every scenario
+//! small and a large stock to thousands of buyers ([`sale`]); the hot item and the small
+//! sale with one purchase-service instance and then two ([`instances`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
 //! `report.md`, the charts ([`figures`]), plus each load's summary and the raw measurements.
 
 mod ceiling;
 mod cluster;
 mod figures;
+mod instances;
 mod report;
 mod sale;
 
@@ -106,18 +108,23 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
         items_made: 0,
     };
     let measurements = bench.measure().await?;
+    let instances = bench.instances().await?;
     let cluster = bench.cluster(measurements.top()).await?;
     let summary = Summary::new(&measurements)?;
     let mut sales = measurements.flash_sales.clone();
     sales.extend(cluster.flash_sales.iter().cloned());
-    let summary = summary.with_sales(&sales);
+    let summary = summary
+        .with_sales(&sales)
+        .with_instances(&instances.summary_figures());
     let out = &bench.out;
     let charts = figures::publish(out, &measurements, &cluster);
     let markdown = report::markdown(&measurements, &summary)?
         + &sale::markdown(&sales)
+        + &instances.markdown()
         + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps)
         + &figures::markdown(&charts);
     write_json(&out.join("measurements.json"), &measurements)?;
+    write_json(&out.join("instances.json"), &instances)?;
     write_json(&out.join("cluster.json"), &cluster)?;
     write_json(&out.join("conservation.json"), &bench.checked)?;
     write_json(&out.join("summary.json"), &summary)?;
@@ -383,13 +390,19 @@ impl Bench<'_> {
             .context("stock-writer's /metrics has no writer_events_applied_total")
     }
 
-    /// CPU ticks so far of every process of the stack, by name, and this process's
-    /// (the load generator's) as `loadgen`.
+    /// CPU ticks so far of every process of the stack, by name (a service's instances
+    /// summed), and this process's (the load generator's) as `loadgen`.
     fn cpu_ticks(&self) -> Vec<(String, u64)> {
         let mut ticks: Vec<(String, u64)> = SERVICES
             .iter()
             .map(|s| {
-                let spent = self.stack.pid(s).map_or(0, process::cpu_ticks);
+                let spent = self
+                    .stack
+                    .ports(s)
+                    .into_iter()
+                    .filter_map(|port| self.stack.instance_pid(s, port))
+                    .map(process::cpu_ticks)
+                    .sum();
                 (s.to_string(), spent)
             })
             .collect();

@@ -193,6 +193,10 @@ pub struct Summary {
     /// Each flash sale's figures, `flash_sale[_cluster]_<stock>_<figure>`.
     #[serde(flatten)]
     pub flash_sale: Ordered<f64>,
+    /// The instance runs' figures, `instances_<scenario>_…` (`null`: a ratio without
+    /// its denominator).
+    #[serde(flatten)]
+    pub instances: Ordered<Option<f64>>,
 }
 
 impl Summary {
@@ -239,6 +243,7 @@ impl Summary {
             direct_over_ceiling: m.direct.ok_per_s / m.redis_ceiling_rps,
             cpu_us_per_purchase_total: m.direct_cpu_us_per_purchase.iter().map(|(_, us)| us).sum(),
             flash_sale: Ordered(Vec::new()),
+            instances: Ordered(Vec::new()),
         }
         .with_sales(&m.flash_sales))
     }
@@ -246,6 +251,12 @@ impl Summary {
     /// With the figures of these flash sales (the cluster's too, measured later).
     pub fn with_sales(mut self, sales: &[FlashSale]) -> Self {
         self.flash_sale = Ordered(sales.iter().flat_map(FlashSale::summary_figures).collect());
+        self
+    }
+
+    /// With the instance runs' figures (measured after the others).
+    pub fn with_instances(mut self, figures: &[(String, Option<f64>)]) -> Self {
+        self.instances = Ordered(figures.to_vec());
         self
     }
 }

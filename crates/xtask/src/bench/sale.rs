@@ -9,7 +9,6 @@
 
 use super::Bench;
 use crate::metrics;
-use crate::native::NativeStack;
 use anyhow::Context;
 use devstack::probe;
 use loadgen::Summary as Load;
@@ -147,7 +146,8 @@ impl Bench<'_> {
         label: &str,
     ) -> anyhow::Result<(u64, Load, u64)> {
         let item = self.new_item(stock).await?;
-        let marks_before = answered_from_marks().await?;
+        let ports = self.stack.ports("purchase-service");
+        let marks_before = answered_from_marks(&ports).await?;
         crate::step(format!(
             "flash sale: {label} ({stock} units, {SALE_BUYERS} buyers, concurrency {})",
             self.plan.top()
@@ -166,23 +166,27 @@ impl Bench<'_> {
         };
         let outcome = tokio::task::spawn_blocking(move || run.execute()).await??;
         super::write_json(&self.out.join(format!("{label}.json")), &outcome.summary)?;
-        let marks = answered_from_marks().await? - marks_before;
+        let marks = answered_from_marks(&ports).await? - marks_before;
         Ok((item, outcome.summary, marks))
     }
 }
 
-/// purchase-service's count of purchases answered from its sold-out marks.
-async fn answered_from_marks() -> anyhow::Result<u64> {
-    let port = NativeStack::port("purchase-service");
-    let text = probe::get(port, "/metrics")
-        .await
-        .context("purchase-service's /metrics does not answer")?
-        .body;
-    Ok(metrics::counter_sum(
-        &text,
-        "purchase_outcomes_total",
-        "outcome=\"sold_out_mark\"",
-    ) as u64)
+/// purchase-service's count of purchases answered from its sold-out marks, over the
+/// instances on `ports`.
+async fn answered_from_marks(ports: &[u16]) -> anyhow::Result<u64> {
+    let mut answered = 0.0;
+    for &port in ports {
+        let text = probe::get(port, "/metrics")
+            .await
+            .with_context(|| format!("purchase-service's /metrics on {port} does not answer"))?
+            .body;
+        answered += metrics::counter_sum(
+            &text,
+            "purchase_outcomes_total",
+            "outcome=\"sold_out_mark\"",
+        );
+    }
+    Ok(answered as u64)
 }
 
 #[cfg(test)]
