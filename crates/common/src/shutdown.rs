@@ -70,6 +70,14 @@ impl Shutdown {
 mod tests {
     use super::*;
 
+    /// Awaits `wait`, failing the test with `what` if it takes 10 s: a wait that should
+    /// end at once must not hang the run instead.
+    async fn within<T>(what: &str, wait: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not end within 10 s"))
+    }
+
     #[tokio::test]
     async fn every_handle_learns_of_the_one_trigger() {
         let switch = ShutdownSwitch::new();
@@ -77,9 +85,14 @@ mod tests {
         assert!(!a.is_requested());
         assert!(a.sleep(Duration::from_millis(1)).await, "not yet");
         switch.trigger();
-        a.requested().await;
+        within("requested() after the trigger", a.requested()).await;
         assert!(b.is_requested());
-        assert!(!a.sleep(Duration::from_secs(60)).await, "returns at once");
+        let slept = within(
+            "sleep() after the trigger",
+            a.sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(!slept, "returns at once");
     }
 
     #[tokio::test]
@@ -87,6 +100,10 @@ mod tests {
         let switch = ShutdownSwitch::new();
         let mut handle = switch.subscribe();
         drop(switch);
-        handle.requested().await;
+        within(
+            "requested() after the switch was dropped",
+            handle.requested(),
+        )
+        .await;
     }
 }

@@ -17,10 +17,9 @@ pub use local::{LocalStack, service_binary};
 use common::jwt::Role;
 use common::redis::{Keyspace, SharedConnection};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use testkit::{Client, Response};
+use testkit::{Client, Response, note};
 
 /// The variable naming the gateway of a stack to run against instead of starting one.
 pub const BASE_URL: &str = "E2E_BASE_URL";
@@ -103,12 +102,6 @@ fn var(name: &str) -> Option<String> {
 /// A variable an access was granted by (see [`Stack::reaches`]).
 fn granted_var(name: &str) -> String {
     var(name).unwrap_or_else(|| panic!("{name} is not set; ask Stack::reaches first"))
-}
-
-/// Says, past the test harness's capture, that a check was skipped and why (one write,
-/// so that it stays on a line of its own).
-fn note(message: &str) {
-    let _ = std::io::stderr().write_all(format!("\nnote: {message}\n").as_bytes());
 }
 
 /// Skips a test that needs a stack of its own when `E2E_BASE_URL` names another; says so.

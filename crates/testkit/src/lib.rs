@@ -22,7 +22,7 @@ pub use http::{Client, Response, assert_envelope, error_fields};
 pub use rabbit::{Message, TestRabbit, events_of, rabbit_url};
 pub use redis_server::RedisServer;
 pub use service::serve;
-pub use test_redis::{TestRedis, redis_mode, redis_url};
+pub use test_redis::{TestRedis, needs_single_redis, redis_mode, redis_url};
 
 use common::config::JwtSettings;
 use common::jwt::{Claims, KeyPair, Role, generate_key_pair, now_secs};
@@ -98,6 +98,13 @@ fn sign_with(private_pem: &[u8], claims: &serde_json::Value) -> anyhow::Result<S
         claims,
         &key,
     )?)
+}
+
+/// Says, past the test harness's capture, that a check was skipped and why (one write,
+/// so that it stays on a line of its own).
+pub fn note(message: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("\nnote: {message}\n").as_bytes());
 }
 
 /// Polls `check` every 50 ms until it returns true or `seconds` pass; panics with

@@ -1,6 +1,7 @@
 //! A Redis key prefix of its own per test, on the single server (`TEST_REDIS_URL`) or,
 //! with `TEST_REDIS_MODE=cluster`, on the local Redis Cluster (`TEST_REDIS_CLUSTER_NODES`,
-//! the one `scripts/test` starts), so the same suites prove both modes.
+//! the one `scripts/test` starts), so the same suites prove both modes; a test whose
+//! premise is one server skips itself on the cluster ([`needs_single_redis`]).
 
 use common::config::{RedisMode, RedisSettings, ReplicasAcked};
 use common::redis::SharedConnection;
@@ -15,6 +16,28 @@ pub fn redis_mode() -> RedisMode {
         Ok("cluster") => RedisMode::Cluster,
         Ok("single") | Err(_) => RedisMode::Single,
         Ok(other) => panic!("TEST_REDIS_MODE is single or cluster, not {other}"),
+    }
+}
+
+/// Skips a test whose premise is one Redis server (a chaos proxy in front of it, a server
+/// the test starts) when the tests run on a Redis Cluster (`TEST_REDIS_MODE=cluster`);
+/// says so, with `why`, past the harness's capture. Call it first:
+/// `if testkit::needs_single_redis("why") { return; }`.
+pub fn needs_single_redis(why: &str) -> bool {
+    match redis_mode() {
+        RedisMode::Single => false,
+        RedisMode::Cluster => {
+            // The harness runs each test on a thread named after it.
+            let thread = std::thread::current();
+            let test = thread
+                .name()
+                .filter(|name| *name != "main")
+                .unwrap_or("a test");
+            crate::note(&format!(
+                "TEST_REDIS_MODE=cluster: skipped {test}: it needs one Redis server: {why}"
+            ));
+            true
+        }
     }
 }
 

@@ -398,8 +398,8 @@ pub(super) mod tests {
         }
     }
 
-    /// Two concurrencies with the same figures: what the Python report (scripts/lib/
-    /// bench_report.py, which this replaces) was fed to produce the outputs below.
+    /// Two concurrencies with the same figures: the measurements the expected outputs
+    /// below are of (first written by scripts/lib/bench_report.py, which this replaced).
     pub(in crate::bench) fn measurements() -> Measurements {
         Measurements {
             machine: Machine {
@@ -442,8 +442,8 @@ pub(super) mod tests {
         }
     }
 
-    /// What scripts/lib/bench_report.py wrote for [`measurements`].
-    const PYTHON_SUMMARY: &str = r##"{
+    /// The summary of [`measurements`], figure by figure, but the CPU total.
+    const EXPECTED_SUMMARY: &str = r##"{
   "machine": {
     "cpus": 2,
     "platform": "Linux-6.1.0-x86_64"
@@ -508,7 +508,8 @@ pub(super) mod tests {
   "lua_over_lock": 6.607142857142857,
   "direct_over_ceiling": 0.25
 }"##;
-    const PYTHON_REPORT: &str = r##"# Benchmark report
+    /// The Markdown report of [`measurements`].
+    const EXPECTED_REPORT: &str = r##"# Benchmark report
 
 Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, loadgen and the whole stack on the same machine.
 
@@ -528,7 +529,7 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
 - CPU per purchase during the direct run, µs (total 201, of 286 available at that rate): purchase-service 110, beam.smp 58, loadgen 33
 - oversold: **0**
 "##;
-    /// Every key the Python report wrote, in its order.
+    /// Every key of [`EXPECTED_SUMMARY`], in its order.
     const SUMMARY_KEYS: [&str; 21] = [
         "machine",
         "quick",
@@ -596,10 +597,10 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
     }
 
     #[test]
-    fn the_summary_keeps_what_the_python_report_wrote_and_adds_the_cpu_total() {
+    fn the_summary_derives_every_figure_and_the_cpu_total_from_the_measurements() {
         let summary = serde_json::to_value(Summary::new(&measurements()).unwrap()).unwrap();
-        let python: serde_json::Value = serde_json::from_str(PYTHON_SUMMARY).unwrap();
-        for (key, value) in python.as_object().unwrap() {
+        let expected: serde_json::Value = serde_json::from_str(EXPECTED_SUMMARY).unwrap();
+        for (key, value) in expected.as_object().unwrap() {
             assert_eq!(&summary[key], value, "{key}");
         }
         let total = summary["cpu_us_per_purchase_total"].as_f64().unwrap();
@@ -640,11 +641,11 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
     }
 
     #[test]
-    fn the_markdown_report_is_what_the_python_report_wrote() {
+    fn the_markdown_report_is_the_scenario_table_and_the_figures_below_it() {
         let m = measurements();
         assert_eq!(
             markdown(&m, &Summary::new(&m).unwrap()).unwrap(),
-            PYTHON_REPORT
+            EXPECTED_REPORT
         );
     }
 

@@ -8,6 +8,9 @@ use common::config::Environment;
 use testkit::{RedisServer, TestEnv};
 use web_layer::service::Service;
 
+/// Why these tests skip themselves on a Redis Cluster.
+const OWN_SERVER: &str = "it starts a server of its own with the maxmemory-policy under test";
+
 fn settings_for(env: &TestEnv, redis: &RedisServer, app_env: Environment) -> Settings {
     let mut settings: Settings = env.settings();
     settings.app.env = app_env;
@@ -17,6 +20,9 @@ fn settings_for(env: &TestEnv, redis: &RedisServer, app_env: Environment) -> Set
 
 #[actix_web::test]
 async fn production_refuses_a_redis_that_evicts_keys() {
+    if testkit::needs_single_redis(OWN_SERVER) {
+        return;
+    }
     let evicting = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]);
     let env = TestEnv::new().await;
     let refused = Application::build(settings_for(&env, &evicting, Environment::Production)).await;
@@ -35,6 +41,9 @@ async fn production_refuses_a_redis_that_evicts_keys() {
 
 #[actix_web::test]
 async fn production_starts_on_a_redis_that_never_evicts() {
+    if testkit::needs_single_redis(OWN_SERVER) {
+        return;
+    }
     let safe = RedisServer::start(&["--maxmemory-policy", "noeviction"]);
     let app = spawn_app_in(TestEnv::new().await, |s| {
         s.app.env = Environment::Production;
