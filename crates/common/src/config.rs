@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-const BASE_DEFAULTS: &str = include_str!("../config/base.toml");
+pub(crate) const BASE_DEFAULTS: &str = include_str!("../config/base.toml");
 
 /// One environment variable and the configuration key it sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,8 @@ pub struct EnvVar {
 }
 
 /// Every environment variable any service reads (`config/env-vars.toml`, read at first
-/// use). README.md documents them and a test checks docker-compose.yaml against them.
+/// use). docs/configuration.md documents them (`config_docs` checks its table) and a test
+/// in crates/e2e checks docker-compose.yaml against them.
 pub static ENV_VARS: LazyLock<Vec<EnvVar>> = LazyLock::new(|| {
     parse_env_vars(include_str!("../config/env-vars.toml"))
         .expect("config/env-vars.toml: a table of `key = \"VARIABLE\"` per section")
@@ -314,7 +315,7 @@ pub trait OwnSettings: DeserializeOwned {
 }
 
 /// Values this repository documents or used to default to for development
-/// (deploy/local.env, the tests, README, the examples, compose's former defaults): with
+/// (deploy/local.env, the tests, docs/, the examples, compose's former defaults): with
 /// `APP_ENV=production` no secret may be one of them.
 pub const DEVELOPMENT_SECRETS: [&str; 9] = [
     "whsec_local_development_only",
@@ -498,7 +499,6 @@ fn name_the_env_var(error: ConfigError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     /// A service that reads only the shared sections.
     #[derive(Debug, Clone, Deserialize)]
@@ -579,35 +579,6 @@ mod tests {
         assert_eq!(
             named("LOGIN_MAX_ATTEMPTS_PER_ADDRESS").map(String::as_str),
             Some("auth.login_max_attempts_per_address")
-        );
-    }
-
-    /// README's configuration table is the operators' reference: it names every
-    /// variable a service reads, and nothing else, in its first column.
-    #[test]
-    fn the_readme_configuration_table_lists_exactly_the_variables_read() {
-        let readme = include_str!("../../../README.md");
-        let start = readme
-            .find("\n## Configuration\n")
-            .expect("README has a Configuration section");
-        let section = &readme[start + 1..];
-        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
-        let documented: BTreeSet<&str> = section
-            .lines()
-            .filter_map(|line| line.strip_prefix("| "))
-            .filter_map(|row| row.split(" |").next())
-            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
-            .collect();
-        let read: BTreeSet<&str> = ENV_VARS.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(
-            documented.difference(&read).collect::<Vec<_>>(),
-            Vec::<&&str>::new(),
-            "documented in README's configuration table, read by no service"
-        );
-        assert_eq!(
-            read.difference(&documented).collect::<Vec<_>>(),
-            Vec::<&&str>::new(),
-            "read by a service (config/env-vars.toml), missing from README's table"
         );
     }
 

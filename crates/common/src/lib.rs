@@ -6,6 +6,8 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(test)]
+mod config_docs;
 pub mod input;
 pub mod jwt;
 pub mod metrics;

@@ -57,7 +57,7 @@ fn refused(output: &Output, needle: &str) -> String {
     stderr
 }
 
-/// deploy/local.env's value of `name`, the development value README prints.
+/// deploy/local.env's value of `name`, the development value the docs print.
 fn local_env(name: &str) -> String {
     let text = std::fs::read_to_string(workspace_root().join("deploy/local.env"))
         .expect("deploy/local.env");

@@ -3,7 +3,7 @@
 //! decided, atomically over all its counters, so racing requests cannot all slip past
 //! a check; every counter expires one window after its first count.
 //!
-//! Logins are counted three ways (the policy is in README's Security section): per
+//! Logins are counted three ways (the policy is in docs/security.md, Login limits): per
 //! (email, address) pair, per address, and per email across all addresses with a much
 //! higher ceiling. "Email" means the account it names, not its spelling: MySQL finds
 //! `admin@example.com` for `ÁDMIN@éxample.com` too, so the counters are keyed by the

@@ -1,6 +1,6 @@
 //! The benchmark's report, built from what it measured ([`Measurements`]):
-//! `summary.json` (one key per figure README quotes, the same keys the report has always
-//! had) and `report.md` (the table and the notes under it; the charts are
+//! `summary.json` (one key per figure README and docs/benchmarks quote, keys that stay
+//! stable from run to run) and `report.md` (the table and the notes under it; the charts are
 //! [`super::figures`]). Building it is pure, so a fixed set of measurements always gives
 //! the same report.
 

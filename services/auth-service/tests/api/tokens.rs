@@ -270,8 +270,8 @@ async fn a_token_is_refused_before_its_nbf_and_accepted_from_it() {
     assert_envelope(&app.me(&malformed).await, 401, "UNAUTHENTICATED");
 }
 
-/// The role and the account come from the token until it is refreshed (README,
-/// Security): a refresh reads the account again, so a demotion applies there and a
+/// The role and the account come from the token until it is refreshed (docs/security.md,
+/// What a token says): a refresh reads the account again, so a demotion applies there and a
 /// deleted account gets no new token.
 #[actix_web::test]
 async fn a_refresh_reads_the_account_again() {
