@@ -9,6 +9,8 @@ pub mod auth;
 pub mod bootstrap;
 pub mod client;
 pub mod error;
+#[cfg(test)]
+mod error_table;
 pub mod handover;
 pub mod http;
 pub mod input;
