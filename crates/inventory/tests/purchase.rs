@@ -158,8 +158,8 @@ async fn a_lock_never_acquired_is_busy_and_changes_nothing() {
     assert_eq!(holder, "someone-else");
 }
 
-/// The outcome of a purchase under the lock is what EXEC did (or, with nothing written,
-/// what the reads found): a Redis that refuses UNWATCH afterwards changes neither.
+/// The outcome of a purchase under the lock is what EXEC answered: a Redis that refuses
+/// UNWATCH changes nothing.
 #[tokio::test]
 async fn under_lock_the_outcome_never_depends_on_unwatch() {
     if testkit::redis_mode() == common::config::RedisMode::Cluster {
@@ -198,6 +198,45 @@ async fn under_lock_the_outcome_never_depends_on_unwatch() {
     assert_eq!(store.outbox_len(1).await.unwrap(), 1);
 }
 
+/// The script runs inside MULTI, where a NOSCRIPT would come only at EXEC: a Redis that
+/// does not hold it (a new server, a flushed script cache) still takes the purchase.
+#[tokio::test]
+async fn under_lock_the_script_runs_on_a_redis_that_has_not_got_it() {
+    if testkit::needs_single_redis("the test starts a server of its own and flushes its scripts") {
+        return;
+    }
+    let server = testkit::RedisServer::start(&[]);
+    let redis = TestRedis::new();
+    let store = ItemStore::new(
+        common::redis::pool(&RedisSettings {
+            port: server.port,
+            ..settings(&redis)
+        })
+        .unwrap(),
+        Keyspace::new(redis.prefix.clone()),
+    );
+    store.put(&ItemState::on_sale(1, 10)).await.unwrap();
+    assert_eq!(
+        under_lock(&store, &purchase("o-1", 4)).await,
+        Outcome::Placed
+    );
+    let mut conn = store.redis().get().await.unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        under_lock(&store, &purchase("o-2", 4)).await,
+        Outcome::Placed
+    );
+    assert_eq!(
+        under_lock(&store, &purchase("o-3", 4)).await,
+        Outcome::InsufficientStock { current_stock: 2 }
+    );
+    assert_eq!(store.outbox_len(1).await.unwrap(), 2);
+}
+
 #[tokio::test]
 async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing() {
     if testkit::needs_single_redis(BEHIND_A_PROXY) {
@@ -230,8 +269,8 @@ async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing()
     assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
 }
 
-/// A hook that sets one of the proxy's delays between the lock strategy's reads and
-/// its EXEC.
+/// A hook that sets one of the proxy's delays between the lock strategy's WATCH and its
+/// EXEC.
 fn delay_before_exec(proxy: &Arc<ChaosProxy>, replies: bool) -> WatchHook {
     let proxy = proxy.clone();
     Arc::new(move || {

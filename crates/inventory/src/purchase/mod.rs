@@ -1,9 +1,11 @@
-//! Taking a purchase in an item's Redis state, two ways that write the same state (stock
-//! decremented, the buyer's count raised, the order in the outbox, the idempotency key
-//! recorded): [`ItemStore::purchase_by_script`], one atomic script (the default), and
-//! [`ItemStore::purchase_under_lock`], the reference design kept for comparison. Both
-//! honour an order id voided by [`crate::settle`], and both say whether a failure left
-//! the outcome unknown ([`AttemptError`]).
+//! Taking a purchase in an item's Redis state, two ways that run the same purchase script
+//! (`scripts/purchase.lua`, the one statement of the rules) and so write the same state
+//! (stock decremented, the buyer's count raised, the order in the outbox, the idempotency
+//! key recorded): [`ItemStore::purchase_by_script`], the script alone (the default), and
+//! [`ItemStore::purchase_under_lock`], the script inside the reference design's lock and
+//! WATCH/MULTI/EXEC, kept for comparison. Both honour an order id voided by
+//! [`crate::settle`], and both say whether a failure left the outcome unknown
+//! ([`AttemptError`]).
 
 mod locked;
 mod script;
@@ -166,13 +168,6 @@ impl IdempotencyRecord {
             quantity,
             purchased_at_ms,
         })
-    }
-
-    fn of(purchase: &Purchase) -> String {
-        format!(
-            "{}:{}:{}",
-            purchase.order_id, purchase.quantity, purchase.now_ms
-        )
     }
 }
 

@@ -1,16 +1,46 @@
 //! The default way: one Lua script (`scripts/purchase.lua`) does every check and every
-//! write atomically in one round trip (EVALSHA; redis-rs reloads it on NOSCRIPT).
+//! write atomically in one round trip (EVALSHA; redis-rs reloads it on NOSCRIPT). The
+//! script is the only statement of the purchase rules: the lock strategy runs it too, with
+//! the keys and arguments built and the reply decoded here.
 
 use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
 use crate::ItemStore;
-use redis::Script;
+use crate::keys::ItemKeys;
+use redis::{Script, ScriptInvocation};
 use std::sync::LazyLock;
 
 /// The script's source, for tools that run it outside the service (the benchmark's
 /// redis-benchmark ceiling).
 pub const PURCHASE_LUA: &str = include_str!("../scripts/purchase.lua");
 
-static PURCHASE: LazyLock<Script> = LazyLock::new(|| Script::new(PURCHASE_LUA));
+pub(super) static PURCHASE: LazyLock<Script> = LazyLock::new(|| Script::new(PURCHASE_LUA));
+
+/// The script's call for `purchase`: its KEYS (all in the item's slot) and ARGV.
+pub(super) fn invocation(purchase: &Purchase<'_>, keys: &ItemKeys) -> ScriptInvocation<'static> {
+    let mut invocation = PURCHASE.prepare_invoke();
+    invocation
+        .key(keys.stock())
+        .key(keys.meta())
+        .key(keys.bought())
+        .key(keys.outbox())
+        .key(keys.outbox_times())
+        .key(purchase.idempotency_key(keys))
+        .key(keys.void(purchase.order_id))
+        .key(keys.reserved())
+        .key(keys.expiry())
+        .arg(purchase.user_id)
+        .arg(purchase.quantity)
+        .arg(purchase.order_id)
+        .arg(purchase.event_json)
+        .arg(purchase.now_ms)
+        .arg(purchase.idempotency_ttl());
+    invocation
+}
+
+/// The outcome the script's reply stands for; a reply it never gives is a defect.
+pub(super) fn decode(reply: Vec<String>) -> Result<Outcome, AttemptError> {
+    parse_reply(&reply).ok_or(AttemptError::UnexpectedReply(reply))
+}
 
 impl ItemStore {
     /// Loads the purchase script so the first purchase is already an EVALSHA.
@@ -27,26 +57,11 @@ impl ItemStore {
     ) -> Result<Outcome, AttemptError> {
         let keys = self.keys(purchase.item_id);
         let mut conn = self.redis().get().await?;
-        let reply: Vec<String> = PURCHASE
-            .key(keys.stock())
-            .key(keys.meta())
-            .key(keys.bought())
-            .key(keys.outbox())
-            .key(keys.outbox_times())
-            .key(purchase.idempotency_key(&keys))
-            .key(keys.void(purchase.order_id))
-            .key(keys.reserved())
-            .key(keys.expiry())
-            .arg(purchase.user_id)
-            .arg(purchase.quantity)
-            .arg(purchase.order_id)
-            .arg(purchase.event_json)
-            .arg(purchase.now_ms)
-            .arg(purchase.idempotency_ttl())
+        let reply: Vec<String> = invocation(purchase, &keys)
             .invoke_async(&mut conn)
             .await
             .map_err(AttemptError::of_write)?;
-        parse_reply(&reply).ok_or(AttemptError::UnexpectedReply(reply))
+        decode(reply)
     }
 }
 
