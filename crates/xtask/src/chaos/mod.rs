@@ -7,7 +7,7 @@
 //! is a private RabbitMQ node ([`rabbit`]) that purchase-service and stock-writer use
 //! for the drill; they go back to the machine's RabbitMQ afterwards and the node is
 //! stopped. Every second it records the loads' answers, the outboxes and stock-writer's
-//! lag ([`seconds`]), drawn with the faults as `target/chaos/timeline.{svg,png}`.
+//! lag ([`seconds`]), drawn with the faults as `target/chaos/timeline.svg`.
 //! Writes `target/chaos/report.md` and `report.json`; fails when anything was lost,
 //! doubled or not conserved.
 

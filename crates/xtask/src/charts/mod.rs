@@ -1,14 +1,13 @@
 //! The charts of the bench and the drills, drawn with plotters from plain data (named
 //! series of points), so that each can be tested on made-up figures without a stack.
-//! Every chart is written twice, `<name>.svg` for the reports and `<name>.png`, the same
-//! picture as pixels. Text needs a TrueType font, read at run time ([`font`]): plotters
-//! measures every label with it, for the SVG as much as for the PNG, so without one no
-//! chart is drawn and the caller warns and goes on; a chart never fails a bench or a drill.
+//! Every chart is written as `<name>.svg` beside the report that shows it. Its text is
+//! SVG text, set in the viewer's sans-serif: no font file is read and no pixels are
+//! encoded, so a chart needs nothing on the machine (plotters only estimates each
+//! label's width to lay it out). A chart that cannot be written is a warning: it never
+//! fails a bench or a drill.
 
 mod bars;
-mod font;
 mod lines;
-mod png;
 mod timeline;
 
 pub use bars::StackedBars;
@@ -66,33 +65,21 @@ impl<T, E: std::fmt::Display> Drawn<T> for Result<T, E> {
     }
 }
 
-/// Draws `picture` into `<dir>/<name>.svg` and `<dir>/<name>.png`; the two paths.
-pub fn write(picture: &impl Picture, dir: &Path, name: &str) -> anyhow::Result<[PathBuf; 2]> {
-    font::register()?;
-    let (width, height) = picture.size();
+/// Draws `picture` into `<dir>/<name>.svg`; its path.
+pub fn write(picture: &impl Picture, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, picture.size()).into_drawing_area();
         root.fill(&WHITE).drawn()?;
         picture.draw(&root)?;
         root.present().drawn()?;
     }
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        root.fill(&WHITE).drawn()?;
-        picture.draw(&root)?;
-        root.present().drawn()?;
-    }
-    let svg_path = dir.join(format!("{name}.svg"));
-    let png_path = dir.join(format!("{name}.png"));
-    std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
-    std::fs::write(&png_path, png::encode_rgb(width, height, &rgb)?)
-        .with_context(|| format!("writing {}", png_path.display()))?;
-    Ok([svg_path, png_path])
+    let path = dir.join(format!("{name}.svg"));
+    std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
-/// Writes the chart `name` (SVG and PNG) into `dir`; the Markdown image that shows it
+/// Writes the chart `name` (`<name>.svg`) into `dir`; the Markdown image that shows it
 /// from a report in `dir`, or `None` after a warning on standard error saying why it
 /// was not drawn.
 pub fn publish(picture: &impl Picture, dir: &Path, name: &str) -> Option<String> {
@@ -144,7 +131,7 @@ pub fn compact(value: f64) -> String {
     }
 }
 
-/// The text style of every label: the registered sans-serif font at `size` pixels.
+/// The text style of every label: sans-serif at `size` pixels.
 fn text(size: f64) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&BLACK)
 }
@@ -235,9 +222,10 @@ pub(crate) mod testing {
         dir
     }
 
-    /// Both files are there, the SVG says every one of `texts`, the PNG is a PNG.
+    /// The SVG is there and says every one of `texts`; its text.
     pub fn assert_drawn(dir: &Path, name: &str, texts: &[&str]) -> String {
         let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{name}.svg is no SVG");
         for text in texts {
             let escaped = text
                 .replace('&', "&amp;")
@@ -250,11 +238,6 @@ pub(crate) mod testing {
                 "{name}.svg does not say {text:?}"
             );
         }
-        let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "{name}.png is no PNG"
-        );
         svg
     }
 }
