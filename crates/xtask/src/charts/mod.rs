@@ -18,6 +18,7 @@ use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 /// A line of a chart: points in data units, a palette colour ([`color`]), solid or
@@ -49,8 +50,10 @@ impl Series {
 pub trait Picture {
     /// What it shows (the image's alternative text).
     fn title(&self) -> &str;
-    /// Width and height in pixels.
-    fn size(&self) -> (u32, u32);
+    /// Width and height in pixels (the bench's panels' size unless said).
+    fn size(&self) -> (u32, u32) {
+        (1060, 560)
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>;
 }
 
@@ -134,6 +137,28 @@ pub fn compact(value: f64) -> String {
 /// The text style of every label: sans-serif at `size` pixels.
 fn text(size: f64) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&BLACK)
+}
+
+/// A legend's line at `y`: a sample of the line's style (colour, dashed, marker) and
+/// its name beside it.
+fn legend_entry<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, Shift>,
+    y: i32,
+    name: &str,
+    (color, dashed, marker): (RGBColor, bool, Option<usize>),
+) -> anyhow::Result<()> {
+    sample(legend, (8, y), color, dashed, marker)?;
+    legend_name(legend, y, name)
+}
+
+/// A legend's name at `y`, right of its sample.
+fn legend_name<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, Shift>,
+    y: i32,
+    name: &str,
+) -> anyhow::Result<()> {
+    let style = text(14.0).pos(Pos::new(HPos::Left, VPos::Center));
+    legend.draw_text(name, &style, (44, y)).drawn()
 }
 
 /// Draws a legend entry's sample at `(x, y)` (its left end, its middle): a short line,
