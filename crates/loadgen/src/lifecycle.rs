@@ -54,6 +54,16 @@ pub enum Op {
     Lookup,
 }
 
+/// How a purchase or reservation was answered.
+enum Placed {
+    /// 200, with this order.
+    Order(String),
+    /// Not clearly: a 5xx or no answer (the order may exist).
+    Unknown,
+    /// Refused (sold out, over a limit, ...).
+    Refused,
+}
+
 /// A purchase whose answer said neither yes nor no: asked again with its key later.
 #[derive(Debug, Clone)]
 struct Unknown {
@@ -265,26 +275,46 @@ impl Buyers {
         send(request, None).await
     }
 
+    /// The next purchase (or reservation) of `item` by the next of this buyer's tokens,
+    /// with a fresh idempotency key: counted in `outcome`, and kept as unknown when it
+    /// was not clearly answered. The token, for what follows with the order.
+    async fn place(
+        &self,
+        n: &mut usize,
+        op: Op,
+        item: u64,
+        outcome: &mut LifecycleOutcome,
+    ) -> (&String, Placed) {
+        let token = &self.tokens[*n % self.tokens.len()];
+        *n += self.run.hot_buyers + self.run.reserving_buyers;
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let answer = self.purchase(item, token, &key).await;
+        outcome.record(self.started, op, &answer.outcome);
+        let placed = match (answer.status, answer.order_id()) {
+            (200, Some(id)) => Placed::Order(id),
+            _ if !answer.decided() => {
+                outcome.unknowns.push(Unknown {
+                    op,
+                    item,
+                    token: token.clone(),
+                    key,
+                });
+                Placed::Unknown
+            }
+            _ => Placed::Refused,
+        };
+        (token, placed)
+    }
+
     /// A hot-item buyer: buys one unit after another.
     async fn buy_hot(&self, buyer: usize) -> LifecycleOutcome {
         let mut outcome = LifecycleOutcome::default();
         let mut n = buyer;
         while !self.over() {
-            let token = &self.tokens[n % self.tokens.len()];
-            n += self.run.hot_buyers + self.run.reserving_buyers;
-            let key = uuid::Uuid::new_v4().simple().to_string();
             let item = self.run.hot_item;
-            let answer = self.purchase(item, token, &key).await;
-            outcome.record(self.started, Op::Purchase, &answer.outcome);
-            match (answer.status, answer.order_id()) {
-                (200, Some(id)) => outcome.purchased.push(id),
-                _ if !answer.decided() => outcome.unknowns.push(Unknown {
-                    op: Op::Purchase,
-                    item,
-                    token: token.clone(),
-                    key,
-                }),
-                _ => {}
+            let (_, placed) = self.place(&mut n, Op::Purchase, item, &mut outcome).await;
+            if let Placed::Order(id) = placed {
+                outcome.purchased.push(id);
             }
         }
         outcome
@@ -297,24 +327,12 @@ impl Buyers {
         let mut n = buyer;
         let mut turn = buyer;
         while !self.over() {
-            let token = &self.tokens[n % self.tokens.len()];
-            n += self.run.hot_buyers + self.run.reserving_buyers;
-            let key = uuid::Uuid::new_v4().simple().to_string();
             let item = self.run.reservable_item;
-            let answer = self.purchase(item, token, &key).await;
-            outcome.record(self.started, Op::Reserve, &answer.outcome);
-            let order_id = match (answer.status, answer.order_id()) {
-                (200, Some(id)) => id,
-                _ if !answer.decided() => {
-                    outcome.unknowns.push(Unknown {
-                        op: Op::Reserve,
-                        item,
-                        token: token.clone(),
-                        key,
-                    });
-                    continue;
-                }
-                _ => {
+            let (token, placed) = self.place(&mut n, Op::Reserve, item, &mut outcome).await;
+            let order_id = match placed {
+                Placed::Order(id) => id,
+                Placed::Unknown => continue,
+                Placed::Refused => {
                     actix_web::rt::time::sleep(SOLD_OUT_PAUSE).await;
                     continue;
                 }
