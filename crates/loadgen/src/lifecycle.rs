@@ -8,6 +8,7 @@
 //! its stop flag is set (or its longest duration passes).
 
 use crate::sign_tokens;
+use awc::http::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -231,11 +232,16 @@ impl Buyers {
         self.stop.load(Ordering::Relaxed) || self.started.elapsed() >= self.run.longest
     }
 
+    /// A request to `path` under the API as the buyer of `token`.
+    fn as_buyer(&self, method: Method, path: &str, token: &str) -> awc::ClientRequest {
+        self.client
+            .request(method, format!("{}/api/v1/{path}", self.run.url))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+    }
+
     async fn purchase(&self, item: u64, token: &str, key: &str) -> Answer {
         let request = self
-            .client
-            .post(format!("{}/api/v1/items/{item}/purchase", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")))
+            .as_buyer(Method::POST, &format!("items/{item}/purchase"), token)
             .insert_header(("Idempotency-Key", key));
         send(request, Some(json!({ "quantity": 1 }).to_string())).await
     }
@@ -260,19 +266,13 @@ impl Buyers {
     }
 
     async fn cancel(&self, order_id: &str, token: &str) -> Answer {
-        let request = self
-            .client
-            .post(format!("{}/api/v1/orders/{order_id}/cancel", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        send(request, None).await
+        let path = format!("orders/{order_id}/cancel");
+        send(self.as_buyer(Method::POST, &path, token), None).await
     }
 
     async fn lookup(&self, order_id: &str, token: &str) -> Answer {
-        let request = self
-            .client
-            .get(format!("{}/api/v1/orders/{order_id}", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        send(request, None).await
+        let path = format!("orders/{order_id}");
+        send(self.as_buyer(Method::GET, &path, token), None).await
     }
 
     /// The next purchase (or reservation) of `item` by the next of this buyer's tokens,
