@@ -7,19 +7,18 @@
 //! every order's fate is kept, so the drill can audit each against MySQL. Runs until
 //! its stop flag is set (or its longest duration passes).
 
+mod requests;
+
 use crate::sign_tokens;
+use requests::{Answer, client};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// Longer than the gateway's read timeout (30 s): the gateway answers first, so a
-/// timeout here means nobody answered.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(40);
 /// A reserving buyer who finds every unit held waits this long before trying again.
 const SOLD_OUT_PAUSE: Duration = Duration::from_millis(50);
 
@@ -52,6 +51,16 @@ pub enum Op {
     Pay,
     Cancel,
     Lookup,
+}
+
+/// How a purchase or reservation was answered.
+enum Placed {
+    /// 200, with this order.
+    Order(String),
+    /// Not clearly: a 5xx or no answer (the order may exist).
+    Unknown,
+    /// Refused (sold out, over a limit, ...).
+    Refused,
 }
 
 /// A purchase whose answer said neither yes nor no: asked again with its key later.
@@ -147,66 +156,6 @@ fn op_name(op: Op) -> &'static str {
     }
 }
 
-/// One answer as the load sees it.
-struct Answer {
-    status: u16,
-    body: Value,
-    /// `"200"`, `"409 INSUFFICIENT_STOCK"`, `"connection error"`, `"timeout"`.
-    outcome: String,
-}
-
-impl Answer {
-    fn order_id(&self) -> Option<String> {
-        let order = if self.body["order"].is_object() {
-            &self.body["order"]
-        } else {
-            &self.body
-        };
-        order["id"].as_str().map(str::to_owned)
-    }
-
-    /// A clear yes or no (not a 5xx, not unanswered).
-    fn decided(&self) -> bool {
-        self.status != 0 && self.status < 500
-    }
-}
-
-async fn send(request: awc::ClientRequest, body: Option<String>) -> Answer {
-    let sent = match body {
-        Some(body) => {
-            request
-                .insert_header(("Content-Type", "application/json"))
-                .send_body(body)
-                .await
-        }
-        None => request.send().await,
-    };
-    match sent {
-        Ok(mut response) => {
-            let status = response.status().as_u16();
-            let bytes = response.body().limit(1 << 20).await.unwrap_or_default();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let outcome = match body["error_code"].as_str() {
-                Some(code) => format!("{status} {code}"),
-                None => status.to_string(),
-            };
-            Answer {
-                status,
-                body,
-                outcome,
-            }
-        }
-        Err(error) => Answer {
-            status: 0,
-            body: Value::Null,
-            outcome: match error {
-                awc::error::SendRequestError::Timeout => "timeout".into(),
-                _ => "connection error".into(),
-            },
-        },
-    }
-}
-
 /// The buyers' shared view: the client, tokens, when to stop.
 struct Buyers {
     run: Lifecycle,
@@ -221,48 +170,35 @@ impl Buyers {
         self.stop.load(Ordering::Relaxed) || self.started.elapsed() >= self.run.longest
     }
 
-    async fn purchase(&self, item: u64, token: &str, key: &str) -> Answer {
-        let request = self
-            .client
-            .post(format!("{}/api/v1/items/{item}/purchase", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")))
-            .insert_header(("Idempotency-Key", key));
-        send(request, Some(json!({ "quantity": 1 }).to_string())).await
-    }
-
-    async fn pay(&self, order_id: &str) -> Answer {
-        let body = json!({"event": "payment.succeeded", "order_id": order_id,
-            "payment_id": format!("pay-{order_id}"), "amount": self.run.price})
-        .to_string();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let signature = common::webhook_signature::sign(
-            &self.run.webhook_secret,
-            i64::try_from(now).unwrap_or(i64::MAX),
-            body.as_bytes(),
-        );
-        let request = self
-            .client
-            .post(format!("{}/api/v1/payments/webhook", self.run.url))
-            .insert_header(("Payment-Signature", signature));
-        send(request, Some(body)).await
-    }
-
-    async fn cancel(&self, order_id: &str, token: &str) -> Answer {
-        let request = self
-            .client
-            .post(format!("{}/api/v1/orders/{order_id}/cancel", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        send(request, None).await
-    }
-
-    async fn lookup(&self, order_id: &str, token: &str) -> Answer {
-        let request = self
-            .client
-            .get(format!("{}/api/v1/orders/{order_id}", self.run.url))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        send(request, None).await
+    /// The next purchase (or reservation) of `item` by the next of this buyer's tokens,
+    /// with a fresh idempotency key: counted in `outcome`, and kept as unknown when it
+    /// was not clearly answered. The token, for what follows with the order.
+    async fn place(
+        &self,
+        n: &mut usize,
+        op: Op,
+        item: u64,
+        outcome: &mut LifecycleOutcome,
+    ) -> (&String, Placed) {
+        let token = &self.tokens[*n % self.tokens.len()];
+        *n += self.run.hot_buyers + self.run.reserving_buyers;
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let answer = self.purchase(item, token, &key).await;
+        outcome.record(self.started, op, &answer.outcome);
+        let placed = match (answer.status, answer.order_id()) {
+            (200, Some(id)) => Placed::Order(id),
+            _ if !answer.decided() => {
+                outcome.unknowns.push(Unknown {
+                    op,
+                    item,
+                    token: token.clone(),
+                    key,
+                });
+                Placed::Unknown
+            }
+            _ => Placed::Refused,
+        };
+        (token, placed)
     }
 
     /// A hot-item buyer: buys one unit after another.
@@ -270,21 +206,10 @@ impl Buyers {
         let mut outcome = LifecycleOutcome::default();
         let mut n = buyer;
         while !self.over() {
-            let token = &self.tokens[n % self.tokens.len()];
-            n += self.run.hot_buyers + self.run.reserving_buyers;
-            let key = uuid::Uuid::new_v4().simple().to_string();
             let item = self.run.hot_item;
-            let answer = self.purchase(item, token, &key).await;
-            outcome.record(self.started, Op::Purchase, &answer.outcome);
-            match (answer.status, answer.order_id()) {
-                (200, Some(id)) => outcome.purchased.push(id),
-                _ if !answer.decided() => outcome.unknowns.push(Unknown {
-                    op: Op::Purchase,
-                    item,
-                    token: token.clone(),
-                    key,
-                }),
-                _ => {}
+            let (_, placed) = self.place(&mut n, Op::Purchase, item, &mut outcome).await;
+            if let Placed::Order(id) = placed {
+                outcome.purchased.push(id);
             }
         }
         outcome
@@ -297,24 +222,12 @@ impl Buyers {
         let mut n = buyer;
         let mut turn = buyer;
         while !self.over() {
-            let token = &self.tokens[n % self.tokens.len()];
-            n += self.run.hot_buyers + self.run.reserving_buyers;
-            let key = uuid::Uuid::new_v4().simple().to_string();
             let item = self.run.reservable_item;
-            let answer = self.purchase(item, token, &key).await;
-            outcome.record(self.started, Op::Reserve, &answer.outcome);
-            let order_id = match (answer.status, answer.order_id()) {
-                (200, Some(id)) => id,
-                _ if !answer.decided() => {
-                    outcome.unknowns.push(Unknown {
-                        op: Op::Reserve,
-                        item,
-                        token: token.clone(),
-                        key,
-                    });
-                    continue;
-                }
-                _ => {
+            let (token, placed) = self.place(&mut n, Op::Reserve, item, &mut outcome).await;
+            let order_id = match placed {
+                Placed::Order(id) => id,
+                Placed::Unknown => continue,
+                Placed::Refused => {
                     actix_web::rt::time::sleep(SOLD_OUT_PAUSE).await;
                     continue;
                 }
@@ -420,13 +333,6 @@ impl Lifecycle {
             }
         }
     }
-}
-
-fn client(connections: usize) -> awc::Client {
-    awc::Client::builder()
-        .connector(awc::Connector::new().limit(connections.max(1)))
-        .timeout(CLIENT_TIMEOUT)
-        .finish()
 }
 
 #[cfg(test)]

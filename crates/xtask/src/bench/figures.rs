@@ -3,7 +3,7 @@
 //! strategy and path (the hot item through the gateway with each strategy, straight at
 //! purchase-service, 50 items, each Redis Cluster run), the redis-benchmark ceiling as a
 //! reference line; and the CPU each process spent per purchase during the direct run,
-//! stacked (`cpu`). Each as `.svg` and `.png` beside `report.md`, which shows the SVGs.
+//! stacked (`cpu`). Each as `.svg` beside `report.md`, which shows them.
 
 use super::cluster::ClusterRuns;
 use super::report::{Measurements, Strategy};
@@ -172,12 +172,7 @@ pub fn markdown(images: &[String]) -> String {
     if images.is_empty() {
         return String::new();
     }
-    let mut lines = vec![
-        String::new(),
-        "## Charts".to_owned(),
-        String::new(),
-        "Each also as PNG beside this report (`throughput.png`, `latency.png`, `cpu.png`).".into(),
-    ];
+    let mut lines = vec![String::new(), "## Charts".to_owned()];
     for image in images {
         lines.extend([String::new(), image.clone()]);
     }

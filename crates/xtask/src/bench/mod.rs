@@ -131,7 +131,7 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
     std::fs::write(out.join("report.md"), &markdown)?;
     print!("{markdown}");
     step(format!(
-        "report: {}, summary: {}, charts: {} of 3 in {} (.svg, .png)",
+        "report: {}, summary: {}, charts: {} of 3 in {} (.svg)",
         out.join("report.md").display(),
         out.join("summary.json").display(),
         charts.len(),

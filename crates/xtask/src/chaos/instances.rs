@@ -14,7 +14,7 @@ use super::seconds::{LoadSeconds, Sampler};
 use super::{poll_until, publish, report::Timeline};
 use crate::api::Admin;
 use crate::native::NativeStack;
-use crate::{Backends, charts, rolling, step};
+use crate::{Backends, rolling, step};
 use devstack::stock::{open_reservations, order_statuses, outbox_len};
 use devstack::{OrderAudit, SERVICES, ServiceEnv};
 use loadgen::lifecycle::{Lifecycle, LifecycleOutcome};
@@ -50,13 +50,13 @@ pub async fn run(stack: &mut NativeStack, pause_secs: u64) -> anyhow::Result<boo
     stack.instances = INSTANCES;
     stack.up().await?;
     let mut report = drill(stack, Duration::from_secs(pause_secs)).await?;
-    let chart = report.per_second.chart(
-        &format!(
-            "Instances drill: {INSTANCES} of every service, {HOT_BUYERS} buyers of a hot item and {RESERVING_BUYERS} reserving, through the gateway"
-        ),
-        report.timeline.marks(),
+    let title = format!(
+        "Instances drill: {INSTANCES} of every service, {HOT_BUYERS} buyers of a hot item and {RESERVING_BUYERS} reserving, through the gateway"
     );
-    report.chart = charts::publish(&chart, &out, "instances-timeline");
+    let marks = report.timeline.marks();
+    report.chart = report
+        .per_second
+        .publish(&title, marks, &out, "instances-timeline");
     publish(&out, "instances-report", &report.markdown(), &report)?;
     Ok(report.passed())
 }

@@ -7,7 +7,7 @@
 //! is a private RabbitMQ node ([`rabbit`]) that purchase-service and stock-writer use
 //! for the drill; they go back to the machine's RabbitMQ afterwards and the node is
 //! stopped. Every second it records the loads' answers, the outboxes and stock-writer's
-//! lag ([`seconds`]), drawn with the faults as `target/chaos/timeline.{svg,png}`.
+//! lag ([`seconds`]), drawn with the faults as `target/chaos/timeline.svg`.
 //! Writes `target/chaos/report.md` and `report.json`; fails when anything was lost,
 //! doubled or not conserved.
 
@@ -22,7 +22,7 @@ mod seconds;
 
 use crate::api::Admin;
 use crate::native::NativeStack;
-use crate::{Backends, charts, step};
+use crate::{Backends, step};
 use anyhow::Context;
 use devstack::stock::{open_reservations, outbox_len, persisted_order_ids, status_counts};
 use devstack::{OrderAudit, ServiceEnv};
@@ -52,10 +52,10 @@ pub async fn run_redis(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool
     std::fs::create_dir_all(&out)?;
     let mut reports = redis_drill::run(stack, seconds, &out).await?;
     for report in &mut reports {
-        let chart = report
+        let marks = report.timeline.marks();
+        report.chart = report
             .per_second
-            .chart(&report.name, report.timeline.marks());
-        report.chart = charts::publish(&chart, &out, &report.chart_file);
+            .publish(&report.name, marks, &out, &report.chart_file);
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     publish(
@@ -88,13 +88,11 @@ pub async fn run(stack: &NativeStack, seconds: u64) -> anyhow::Result<bool> {
     let mut report = drilled?;
     restored?;
     stopped?;
-    let chart = report.per_second.chart(
-        &format!(
-            "Chaos drill: purchases at concurrency {CONCURRENCY} and reservations at {RESERVATION_CONCURRENCY} through the gateway"
-        ),
-        report.timeline.marks(),
+    let title = format!(
+        "Chaos drill: purchases at concurrency {CONCURRENCY} and reservations at {RESERVATION_CONCURRENCY} through the gateway"
     );
-    report.chart = charts::publish(&chart, &out, "timeline");
+    let marks = report.timeline.marks();
+    report.chart = report.per_second.publish(&title, marks, &out, "timeline");
     publish(&out, "report", &report.markdown(), &report)?;
     Ok(report.passed())
 }

@@ -137,27 +137,23 @@ async fn scenario(
     item_count: usize,
     seconds: u64,
 ) -> anyhow::Result<ScenarioReport> {
-    let name = match backend {
-        Backend::Cluster { acked } => format!(
-            "cluster, REDIS_MIN_REPLICAS_ACKED={acked}, {}",
-            if item_count == 1 {
-                "hot item".to_owned()
-            } else {
-                format!("{item_count} items")
-            }
-        ),
-        Backend::Single { appendfsync } => format!("single server, appendfsync {appendfsync}"),
+    let items = if item_count == 1 {
+        "hot item".to_owned()
+    } else {
+        format!("{item_count} items")
     };
-    let chart_file = match backend {
-        Backend::Cluster { acked } => format!(
-            "redis-timeline-cluster-acked{acked}-{}",
-            if item_count == 1 {
-                "hot-item".to_owned()
-            } else {
-                format!("{item_count}-items")
-            }
+    let (name, chart_file) = match backend {
+        Backend::Cluster { acked } => (
+            format!("cluster, REDIS_MIN_REPLICAS_ACKED={acked}, {items}"),
+            format!(
+                "redis-timeline-cluster-acked{acked}-{}",
+                items.replace(' ', "-")
+            ),
         ),
-        Backend::Single { appendfsync } => format!("redis-timeline-single-{appendfsync}"),
+        Backend::Single { appendfsync } => (
+            format!("single server, appendfsync {appendfsync}"),
+            format!("redis-timeline-single-{appendfsync}"),
+        ),
     };
     step(format!("scenario: {name}"));
     let settings = redis_settings(stack, backend, cluster);

@@ -1,6 +1,6 @@
 //! The Redis drill's report: a scenario's findings ([`ScenarioReport`]) and the
 //! Markdown of them all, one table, then each scenario's timeline as a list and as the
-//! chart `redis-timeline-<scenario>.{svg,png}`.
+//! chart `redis-timeline-<scenario>.svg`.
 
 use super::redis_drill::{CONCURRENCY, INITIAL_STOCK};
 use super::report::Timeline;

@@ -6,13 +6,14 @@
 //! the drill blocks its own while it restarts the broker, which is when the figures
 //! matter.
 
-use crate::charts::{Mark, TimePanel, TimeSeries, Timeline};
+use crate::charts::{self, Mark, TimePanel, TimeSeries, Timeline};
 use crate::metrics;
 use common::config::RedisSettings;
 use common::redis::Keyspace;
 use devstack::probe;
 use devstack::stock::outbox_len;
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -86,6 +87,12 @@ impl PerSecond {
             })
             .collect();
         PerSecond { loads, samples }
+    }
+
+    /// Draws [`PerSecond::chart`] into `<dir>/<name>.svg`; its Markdown image, or
+    /// `None` after a warning ([`charts::publish`]).
+    pub fn publish(&self, title: &str, marks: Vec<Mark>, dir: &Path, name: &str) -> Option<String> {
+        charts::publish(&self.chart(title, marks), dir, name)
     }
 
     /// The drill's timeline chart: a panel per measure, `marks` where the faults were.

@@ -1,8 +1,8 @@
 //! Parts of a whole stacked as bars ([`StackedBars`]), for the bench's CPU per
 //! purchase of each process, with a reference line (what the machine has to give).
 
-use super::lines::{LEGEND_LINE, PLOT_WIDTH, left_middle};
-use super::{Drawn, Picture, color, compact, sample, text};
+use super::lines::{LEGEND_LINE, PLOT_WIDTH};
+use super::{Drawn, Picture, color, compact, legend_entry, legend_name, text};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -38,10 +38,6 @@ impl StackedBars {
 impl Picture for StackedBars {
     fn title(&self) -> &str {
         &self.title
-    }
-
-    fn size(&self) -> (u32, u32) {
-        (1060, 560)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
@@ -157,21 +153,12 @@ impl Picture for StackedBars {
                 .and_then(|parts| parts.iter().find(|p| p.0 == *name))
                 .map(|p| format!(": {} {}", compact(p.1), self.unit))
                 .unwrap_or_default();
-            legend
-                .draw_text(
-                    &format!("{name}{value}"),
-                    &text(14.0).pos(left_middle()),
-                    (44, y),
-                )
-                .drawn()?;
+            legend_name(&legend, y, &format!("{name}{value}"))?;
             y += LEGEND_LINE;
         }
         if let Some((name, _)) = &self.reference {
             y += LEGEND_LINE / 2;
-            sample(&legend, (8, y), grey, true, None)?;
-            legend
-                .draw_text(name, &text(14.0).pos(left_middle()), (44, y))
-                .drawn()?;
+            legend_entry(&legend, y, name, (grey, true, None))?;
         }
         Ok(())
     }

@@ -4,10 +4,9 @@
 //! concurrency measured, labelled ticks on both axes, reference lines, and the legend
 //! beside the plot so that it never hides a line.
 
-use super::{Drawn, Picture, Series, color, compact, draw_marker, sample, text};
+use super::{Drawn, Picture, Series, color, compact, draw_marker, legend_entry, text};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Width of the plot; the legend takes the rest.
 pub const PLOT_WIDTH: u32 = 700;
@@ -75,10 +74,6 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 impl Picture for LinePanel {
     fn title(&self) -> &str {
         &self.title
-    }
-
-    fn size(&self) -> (u32, u32) {
-        (1060, 560)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
@@ -156,36 +151,23 @@ impl Picture for LinePanel {
 
         let mut y = 60;
         for series in self.series.iter().filter(|s| s.in_legend) {
-            let c = color(series.color);
-            sample(&legend, (8, y), c, series.dashed, Some(series.color))?;
-            legend
-                .draw_text(&series.name, &text(14.0).pos(left_middle()), (44, y))
-                .drawn()?;
+            let style = (color(series.color), series.dashed, Some(series.color));
+            legend_entry(&legend, y, &series.name, style)?;
             y += LEGEND_LINE;
         }
         for (name, _) in &self.references {
-            sample(&legend, (8, y), grey, true, None)?;
-            legend
-                .draw_text(name, &text(14.0).pos(left_middle()), (44, y))
-                .drawn()?;
+            legend_entry(&legend, y, name, (grey, true, None))?;
             y += LEGEND_LINE;
         }
         if !self.style_key.is_empty() {
             y += LEGEND_LINE / 2;
         }
         for (name, dashed) in &self.style_key {
-            sample(&legend, (8, y), BLACK, *dashed, None)?;
-            legend
-                .draw_text(name, &text(14.0).pos(left_middle()), (44, y))
-                .drawn()?;
+            legend_entry(&legend, y, name, (BLACK, *dashed, None))?;
             y += LEGEND_LINE;
         }
         Ok(())
     }
-}
-
-pub fn left_middle() -> Pos {
-    Pos::new(HPos::Left, VPos::Center)
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! The charts of the bench and the drills, drawn with plotters from plain data (named
 //! series of points), so that each can be tested on made-up figures without a stack.
-//! Every chart is written twice, `<name>.svg` for the reports and `<name>.png`, the same
-//! picture as pixels. Text needs a TrueType font, read at run time ([`font`]): plotters
-//! measures every label with it, for the SVG as much as for the PNG, so without one no
-//! chart is drawn and the caller warns and goes on; a chart never fails a bench or a drill.
+//! Every chart is written as `<name>.svg` beside the report that shows it. Its text is
+//! SVG text, set in the viewer's sans-serif: no font file is read and no pixels are
+//! encoded, so a chart needs nothing on the machine (plotters only estimates each
+//! label's width to lay it out). A chart that cannot be written is a warning: it never
+//! fails a bench or a drill.
 
 mod bars;
-mod font;
 mod lines;
-mod png;
 mod timeline;
 
 pub use bars::StackedBars;
@@ -19,6 +18,7 @@ use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 /// A line of a chart: points in data units, a palette colour ([`color`]), solid or
@@ -50,8 +50,10 @@ impl Series {
 pub trait Picture {
     /// What it shows (the image's alternative text).
     fn title(&self) -> &str;
-    /// Width and height in pixels.
-    fn size(&self) -> (u32, u32);
+    /// Width and height in pixels (the bench's panels' size unless said).
+    fn size(&self) -> (u32, u32) {
+        (1060, 560)
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>;
 }
 
@@ -66,33 +68,21 @@ impl<T, E: std::fmt::Display> Drawn<T> for Result<T, E> {
     }
 }
 
-/// Draws `picture` into `<dir>/<name>.svg` and `<dir>/<name>.png`; the two paths.
-pub fn write(picture: &impl Picture, dir: &Path, name: &str) -> anyhow::Result<[PathBuf; 2]> {
-    font::register()?;
-    let (width, height) = picture.size();
+/// Draws `picture` into `<dir>/<name>.svg`; its path.
+pub fn write(picture: &impl Picture, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, picture.size()).into_drawing_area();
         root.fill(&WHITE).drawn()?;
         picture.draw(&root)?;
         root.present().drawn()?;
     }
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        root.fill(&WHITE).drawn()?;
-        picture.draw(&root)?;
-        root.present().drawn()?;
-    }
-    let svg_path = dir.join(format!("{name}.svg"));
-    let png_path = dir.join(format!("{name}.png"));
-    std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
-    std::fs::write(&png_path, png::encode_rgb(width, height, &rgb)?)
-        .with_context(|| format!("writing {}", png_path.display()))?;
-    Ok([svg_path, png_path])
+    let path = dir.join(format!("{name}.svg"));
+    std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
-/// Writes the chart `name` (SVG and PNG) into `dir`; the Markdown image that shows it
+/// Writes the chart `name` (`<name>.svg`) into `dir`; the Markdown image that shows it
 /// from a report in `dir`, or `None` after a warning on standard error saying why it
 /// was not drawn.
 pub fn publish(picture: &impl Picture, dir: &Path, name: &str) -> Option<String> {
@@ -144,9 +134,31 @@ pub fn compact(value: f64) -> String {
     }
 }
 
-/// The text style of every label: the registered sans-serif font at `size` pixels.
+/// The text style of every label: sans-serif at `size` pixels.
 fn text(size: f64) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&BLACK)
+}
+
+/// A legend's line at `y`: a sample of the line's style (colour, dashed, marker) and
+/// its name beside it.
+fn legend_entry<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, Shift>,
+    y: i32,
+    name: &str,
+    (color, dashed, marker): (RGBColor, bool, Option<usize>),
+) -> anyhow::Result<()> {
+    sample(legend, (8, y), color, dashed, marker)?;
+    legend_name(legend, y, name)
+}
+
+/// A legend's name at `y`, right of its sample.
+fn legend_name<DB: DrawingBackend>(
+    legend: &DrawingArea<DB, Shift>,
+    y: i32,
+    name: &str,
+) -> anyhow::Result<()> {
+    let style = text(14.0).pos(Pos::new(HPos::Left, VPos::Center));
+    legend.draw_text(name, &style, (44, y)).drawn()
 }
 
 /// Draws a legend entry's sample at `(x, y)` (its left end, its middle): a short line,
@@ -235,9 +247,10 @@ pub(crate) mod testing {
         dir
     }
 
-    /// Both files are there, the SVG says every one of `texts`, the PNG is a PNG.
+    /// The SVG is there and says every one of `texts`; its text.
     pub fn assert_drawn(dir: &Path, name: &str, texts: &[&str]) -> String {
         let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{name}.svg is no SVG");
         for text in texts {
             let escaped = text
                 .replace('&', "&amp;")
@@ -250,11 +263,6 @@ pub(crate) mod testing {
                 "{name}.svg does not say {text:?}"
             );
         }
-        let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "{name}.png is no PNG"
-        );
         svg
     }
 }

@@ -184,7 +184,7 @@ impl Picture for Timeline {
     }
 }
 
-/// A mark's name's width in pixels, measured with the registered font.
+/// A mark's name's width in pixels, as plotters estimates it for sans-serif.
 fn label_width(label: &str) -> u32 {
     text(MARK_TEXT)
         .font
