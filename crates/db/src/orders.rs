@@ -1,8 +1,53 @@
-//! Queries on `orders` that more than one service runs.
+//! Queries on `orders` that more than one service runs, and the statuses an order has.
 
 use crate::schema::orders;
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+
+/// An order's status, the one spelling of it: `confirmed` is a final order in MySQL and
+/// `pending` one still in an outbox (never in MySQL); a reservation is `reserved` until
+/// it is `paid`, `cancelled` or `expired`. inventory's lifecycle script writes the last
+/// three (a test there checks its spellings parse here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Reserved,
+    Paid,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Reserved,
+        OrderStatus::Paid,
+        OrderStatus::Cancelled,
+        OrderStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Reserved => "reserved",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+        }
+    }
+
+    /// A status as MySQL or a reservation's settled marker in Redis
+    /// (`paid:<payment id>`) spells it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let name = raw.split(':').next()?;
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+}
 
 /// Which of these order ids MySQL already has (the idempotency check of stock-writer,
 /// sync-stock's outbox cleanup, and the order listings' dedup of pending orders).
@@ -91,7 +136,7 @@ pub async fn open_reservations(
 ) -> QueryResult<Vec<OpenReservation>> {
     orders::table
         .filter(orders::item_id.eq(item_id))
-        .filter(orders::status.eq("reserved"))
+        .filter(orders::status.eq(OrderStatus::Reserved.as_str()))
         .select((
             orders::id,
             orders::user_id,
@@ -118,4 +163,19 @@ pub async fn paid_by(
         .first(conn)
         .await
         .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_parses_back_from_its_spelling_and_settled_markers_too() {
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OrderStatus::parse("paid:pay_1"), Some(OrderStatus::Paid));
+        assert_eq!(OrderStatus::parse("placed"), None);
+        assert_eq!(OrderStatus::parse(""), None);
+    }
 }

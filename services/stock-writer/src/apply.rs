@@ -22,6 +22,7 @@
 //! error is taken as passing (an outage, a deadlock) and the batch is retried.
 
 use chrono::DateTime;
+use db::orders::OrderStatus;
 use db::schema::orders;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
@@ -155,12 +156,16 @@ pub fn permanent_reason(error: &diesel::result::Error) -> Option<String> {
     permanent.then(|| format!("MySQL refused the event: {message}"))
 }
 
-/// What a placement records: a reservation, or a final order.
-fn placed_status(event: &StockEvent) -> &'static str {
-    if event.pay_by_ms.is_some() {
-        "reserved"
-    } else {
-        "confirmed"
+/// The status an event leaves its order in: a placement records a reservation or a
+/// final order; a reservation's later step, its type (`db::orders::persisted_messages`
+/// relies on that).
+fn status_after(event: &StockEvent) -> OrderStatus {
+    match event.kind {
+        EventType::Placed if event.pay_by_ms.is_some() => OrderStatus::Reserved,
+        EventType::Placed => OrderStatus::Confirmed,
+        EventType::Paid => OrderStatus::Paid,
+        EventType::Cancelled => OrderStatus::Cancelled,
+        EventType::Expired => OrderStatus::Expired,
     }
 }
 
@@ -171,10 +176,10 @@ async fn apply_step(
     event: &StockEvent,
 ) -> Result<Applied, EventError> {
     let at = millis(event.at_ms.unwrap_or(event.purchased_at_ms), "at_ms")?;
-    let status = event.kind.as_str();
+    let status = status_after(event).as_str();
     let still_reserved = orders::table
         .find(&event.order_id)
-        .filter(orders::status.eq("reserved"));
+        .filter(orders::status.eq(OrderStatus::Reserved.as_str()));
     let moved = if event.kind == EventType::Paid {
         diesel::update(still_reserved)
             .set((
@@ -245,7 +250,7 @@ async fn apply_one(
         return apply_step(conn, event).await;
     }
     let inserted = diesel::insert_or_ignore_into(orders::table)
-        .values(NewOrder::of(event, placed_status(event))?)
+        .values(NewOrder::of(event, status_after(event).as_str())?)
         .execute(conn)
         .await?;
     if inserted == 0 {
@@ -319,7 +324,7 @@ async fn apply_all_or_none(
                 if check_columns(event).is_err() {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
-                let Ok(row) = NewOrder::of(event, placed_status(event)) else {
+                let Ok(row) = NewOrder::of(event, status_after(event).as_str()) else {
                     return Err(diesel::result::Error::RollbackTransaction);
                 };
                 rows.push(row);
@@ -431,6 +436,20 @@ mod tests {
                 .unwrap_err()
                 .contains("payment_id")
         );
+    }
+
+    #[test]
+    fn a_step_leaves_its_order_in_the_status_its_type_spells() {
+        for kind in [EventType::Paid, EventType::Cancelled, EventType::Expired] {
+            let step = StockEvent { kind, ..event() };
+            assert_eq!(status_after(&step).as_str(), kind.as_str());
+        }
+        let reservation = StockEvent {
+            pay_by_ms: Some(1),
+            ..event()
+        };
+        assert_eq!(status_after(&reservation), OrderStatus::Reserved);
+        assert_eq!(status_after(&event()), OrderStatus::Confirmed);
     }
 
     #[test]
