@@ -3,12 +3,11 @@
 //! listing costs in proportion to the buyer's orders however full the outboxes are.
 
 use crate::domain::OrderId;
-use crate::orders::{self, OrderRow};
 use crate::purchases::PurchaseError;
 use crate::purchases::Purchases;
 use chrono::{DateTime, Utc};
 use common::input::Pagination;
-use db::orders::OrderStatus;
+use db::orders::{self, OrderRow, OrderStatus};
 use events::StockEvent;
 
 #[derive(Debug, Clone)]

@@ -14,10 +14,9 @@
 use crate::domain::OrderId;
 use crate::listing::Order;
 use crate::membership::{Membership, Share};
-use crate::orders;
 use crate::purchases::{PurchaseError, Purchases};
 use common::shutdown::Shutdown;
-use db::orders::OrderStatus;
+use db::orders::{self, OrderStatus};
 use events::StockEvent;
 use inventory::lifecycle::{CancelAllowance, Ended, Step};
 use prometheus_client::metrics::counter::Counter;
