@@ -1,6 +1,6 @@
 //! MySQL access shared by the services: the schema, the embedded migrations (run through
-//! diesel_async's sync wrapper, so no libmysqlclient is needed), and the pooled
-//! pure-Rust connection.
+//! diesel_async's sync wrapper, so no libmysqlclient is needed), the pooled pure-Rust
+//! connection, every query on `orders` ([`orders`]) and the items' stock arithmetic.
 
 pub mod orders;
 pub mod schema;

@@ -1,5 +1,6 @@
 //! The diesel schema of the one MySQL database the services share. Each table's owner
-//! is noted; queries live next to their models in the owning service.
+//! is noted; queries live next to their models in the owning service, except those on
+//! `orders`, which several services share: all of them are in [`crate::orders`].
 
 diesel::table! {
     /// Owned by auth-service.

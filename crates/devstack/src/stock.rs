@@ -7,9 +7,7 @@
 //! Redis keys come from `inventory::ItemKeys` under the stack's own key prefix.
 
 use common::redis::Keyspace;
-use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Unsigned};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use inventory::ItemKeys;
 use redis::AsyncCommands;
@@ -48,24 +46,9 @@ impl StockAccount {
         item_id: u64,
         initial: u64,
     ) -> anyhow::Result<Self> {
-        use db::schema::{items, orders};
-        let of_item = orders::table.filter(orders::item_id.eq(item_id));
-        // MySQL sums integers as DECIMAL; cast back so no decimal type is needed.
-        let (sold, released): (u64, u64) = of_item
-            .select((
-                sql::<Unsigned<BigInt>>(
-                    "CAST(COALESCE(SUM(CASE WHEN released_at IS NULL THEN quantity END), 0) AS UNSIGNED)",
-                ),
-                sql::<Unsigned<BigInt>>(
-                    "CAST(COALESCE(SUM(CASE WHEN released_at IS NULL THEN 0 ELSE quantity END), 0) AS UNSIGNED)",
-                ),
-            ))
-            .first(mysql)
-            .await?;
-        let (order_rows, distinct_orders): (i64, i64) = of_item
-            .select((count_star(), sql::<BigInt>("COUNT(DISTINCT id)")))
-            .first(mysql)
-            .await?;
+        use db::schema::items;
+        let (sold, released) = db::orders::units_of_item(mysql, item_id).await?;
+        let (order_rows, distinct_orders) = db::orders::rows_of_item(mysql, item_id).await?;
         let (mysql_stock, stock_owed): (u32, u32) = items::table
             .find(item_id)
             .select((items::stock, items::stock_owed))
@@ -108,12 +91,7 @@ pub async fn persisted_order_ids(
     mysql: &mut AsyncMysqlConnection,
     item_id: u64,
 ) -> anyhow::Result<Vec<String>> {
-    use db::schema::orders;
-    Ok(orders::table
-        .filter(orders::item_id.eq(item_id))
-        .select(orders::id)
-        .load(mysql)
-        .await?)
+    Ok(db::orders::ids_of_item(mysql, item_id).await?)
 }
 
 /// The status of each of the item's orders in MySQL, by order id.
@@ -121,11 +99,7 @@ pub async fn order_statuses(
     mysql: &mut AsyncMysqlConnection,
     item_id: u64,
 ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    use db::schema::orders;
-    Ok(orders::table
-        .filter(orders::item_id.eq(item_id))
-        .select((orders::id, orders::status))
-        .load::<(String, String)>(mysql)
+    Ok(db::orders::statuses_of_item(mysql, item_id)
         .await?
         .into_iter()
         .collect())
@@ -136,13 +110,7 @@ pub async fn status_counts(
     mysql: &mut AsyncMysqlConnection,
     item_id: u64,
 ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    use db::schema::orders;
-    let counts: Vec<(String, i64)> = orders::table
-        .filter(orders::item_id.eq(item_id))
-        .group_by(orders::status)
-        .select((orders::status, count_star()))
-        .load(mysql)
-        .await?;
+    let counts = db::orders::status_counts_of_item(mysql, item_id).await?;
     Ok(counts
         .into_iter()
         .map(|(status, count)| (status, count.try_into().unwrap_or(0)))

@@ -1,11 +1,9 @@
-//! What the system keeps in Redis, and every Redis script it runs (`src/scripts/*.lua`),
+//! What the sale keeps in Redis, and every Redis script it runs (`src/scripts/*.lua`),
 //! shared by the services: the key layout (every key of one item carries the hash tag
 //! `{<id>}`, so an item's keys share a Redis Cluster slot and one script may touch them
 //! together), an item's sale state and the purchases that change it, the outbox and
-//! parked orders, the distributed lock that serializes work on one item, and the attempt
-//! counters behind auth-service's limits.
+//! parked orders, and the distributed lock that serializes work on one item.
 
-pub mod attempts;
 pub mod keys;
 pub mod lifecycle;
 pub mod lock;

@@ -332,6 +332,31 @@ fn parse_reply(reply: &[String]) -> Option<Ended> {
 mod tests {
     use super::*;
 
+    /// The statuses the script ends a reservation in (`status = '...'`): they become the
+    /// events' types, MySQL's statuses and the settled markers, so each must be one of
+    /// `db`'s.
+    #[test]
+    fn the_scripts_statuses_are_order_statuses() {
+        let script = include_str!("scripts/lifecycle.lua");
+        let written: Vec<&str> = script
+            .split("status = '")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .collect();
+        assert_eq!(written.len(), 4, "{written:?}");
+        for status in written {
+            assert!(
+                db::orders::OrderStatus::parse(status).is_some(),
+                "lifecycle.lua writes {status}, which db::orders::OrderStatus does not know"
+            );
+        }
+        assert!(script.contains("settled = 'paid:' .."));
+        assert_eq!(
+            db::orders::OrderStatus::parse("paid:pay_1"),
+            Some(db::orders::OrderStatus::Paid)
+        );
+    }
+
     fn reply(parts: &[&str]) -> Vec<String> {
         parts.iter().map(|p| p.to_string()).collect()
     }

@@ -26,7 +26,7 @@ pub enum AccountError {
     #[error(transparent)]
     Database(#[from] db::Error),
     #[error(transparent)]
-    Redis(#[from] inventory::Error),
+    Redis(#[from] redis::RedisError),
     /// No password hashing slot came free in time.
     #[error(transparent)]
     Busy(HashError),

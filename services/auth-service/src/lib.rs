@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod attempts;
 pub mod configuration;
 pub mod domain;
 pub mod password;

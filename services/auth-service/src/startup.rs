@@ -2,13 +2,13 @@
 //! same application (tests on port 0).
 
 use crate::accounts::Accounts;
+use crate::attempts::AttemptCounters;
 use crate::configuration::{AuthOwn, Settings};
 use crate::password::PasswordHasher;
 use crate::routes;
 use crate::throttle::{LoginThrottle, RefreshLimit, RegisterLimit};
 use crate::tokens::TokenIssuer;
 use actix_web::web;
-use inventory::attempts::AttemptCounters;
 use std::time::Duration;
 use web_layer::bootstrap::Infrastructure;
 use web_layer::client::TrustForwardedFor;

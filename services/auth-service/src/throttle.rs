@@ -1,5 +1,5 @@
 //! The policies of auth-service's attempt limits: login throttling and the refresh
-//! limit. The counting itself ([`inventory::attempts`]) counts an attempt before it is
+//! limit. The counting itself ([`crate::attempts`]) counts an attempt before it is
 //! decided, atomically over all its counters, so racing requests cannot all slip past
 //! a check; every counter expires one window after its first count.
 //!
@@ -22,9 +22,9 @@
 //! may look one attempt fuller than it is, which can refuse, never admit.
 
 use crate::accounts::AccountError;
+use crate::attempts::{AttemptCounters, Counter};
 use common::client::ClientAddress;
 use common::redis::Keyspace;
-use inventory::attempts::{AttemptCounters, Counter};
 use sha2::{Digest, Sha256};
 
 /// 429 when an attempt was refused, with the seconds to wait.
@@ -129,7 +129,7 @@ impl LoginThrottle {
         &self,
         identity: &LoginIdentity,
         address: &ClientAddress,
-    ) -> Result<(), inventory::Error> {
+    ) -> Result<(), redis::RedisError> {
         let keys = LoginKeys::new(&self.keys, identity, address);
         self.counters
             .give_back(&[&keys.pair], &[&keys.email])

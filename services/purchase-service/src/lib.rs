@@ -7,7 +7,6 @@ pub mod configuration;
 pub mod domain;
 pub mod listing;
 pub mod membership;
-pub mod orders;
 pub mod payments;
 pub mod publishing;
 pub mod purchases;

@@ -3,50 +3,12 @@
 //! listing costs in proportion to the buyer's orders however full the outboxes are.
 
 use crate::domain::OrderId;
-use crate::orders::{self, OrderRow};
 use crate::purchases::PurchaseError;
 use crate::purchases::Purchases;
 use chrono::{DateTime, Utc};
 use common::input::Pagination;
+use db::orders::{self, OrderRow, OrderStatus};
 use events::StockEvent;
-
-/// `pending`/`confirmed`: a final order before and after MySQL has it. A reservation is
-/// `reserved` until it is `paid`, `cancelled` or `expired`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-    Reserved,
-    Paid,
-    Cancelled,
-    Expired,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Confirmed => "confirmed",
-            OrderStatus::Reserved => "reserved",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Expired => "expired",
-        }
-    }
-
-    /// A status as MySQL or a settled marker (`paid:<payment id>`) spells it.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw.split(':').next()? {
-            "pending" => OrderStatus::Pending,
-            "confirmed" => OrderStatus::Confirmed,
-            "reserved" => OrderStatus::Reserved,
-            "paid" => OrderStatus::Paid,
-            "cancelled" => OrderStatus::Cancelled,
-            "expired" => OrderStatus::Expired,
-            _ => return None,
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Order {

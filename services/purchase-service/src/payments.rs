@@ -8,10 +8,11 @@
 //! once Redis has forgotten the payment's id: MySQL's `orders.payment_id` says so.
 
 use crate::domain::{OrderId, PaymentId};
-use crate::listing::{Order, OrderStatus};
+use crate::listing::Order;
 use crate::purchases::{PurchaseError, Purchases};
 use common::ValidationErrors;
 use common::input::JsonObject;
+use db::orders::OrderStatus;
 use inventory::lifecycle::{Ended, Step};
 
 /// The only event that moves an order; the provider's others are acknowledged and

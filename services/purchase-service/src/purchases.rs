@@ -5,13 +5,13 @@
 use crate::admission::{Admission, RetryAfter};
 use crate::configuration::{PurchaseSettings, Strategy};
 use crate::domain::{IdempotencyKey, Quantity};
-use crate::listing::{Order, OrderStatus};
-use crate::orders;
+use crate::listing::Order;
 use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
 use chrono::{DateTime, Utc};
 use common::retry::Backoff;
 use db::DbPool;
+use db::orders::{self, OrderStatus};
 use events::StockEvent;
 use inventory::purchase::{
     AttemptError, Idempotency, IdempotencyRecord, Outcome, Purchase, WatchHook,

@@ -12,11 +12,11 @@
 //! try the same reservation, and the script lets only one of them end it.
 
 use crate::domain::OrderId;
-use crate::listing::{Order, OrderStatus};
+use crate::listing::Order;
 use crate::membership::{Membership, Share};
-use crate::orders;
 use crate::purchases::{PurchaseError, Purchases};
 use common::shutdown::Shutdown;
+use db::orders::{self, OrderStatus};
 use events::StockEvent;
 use inventory::lifecycle::{CancelAllowance, Ended, Step};
 use prometheus_client::metrics::counter::Counter;

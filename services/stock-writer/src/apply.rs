@@ -22,9 +22,8 @@
 //! error is taken as passing (an outage, a deadlock) and the batch is retried.
 
 use chrono::DateTime;
-use db::schema::orders;
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use db::orders::{NewOrder, OrderStatus};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use events::{EventType, StockEvent};
 use std::collections::{BTreeMap, HashSet};
 
@@ -45,36 +44,21 @@ enum EventError {
     Database(#[from] diesel::result::Error),
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = orders)]
-struct NewOrder<'a> {
-    id: &'a str,
-    user_id: u64,
-    item_id: u64,
-    quantity: u32,
-    purchased_at: chrono::NaiveDateTime,
-    status: &'static str,
-    pay_by: Option<chrono::NaiveDateTime>,
-    amount: Option<u64>,
-}
-
-impl<'a> NewOrder<'a> {
-    /// The row an event's order starts as, in `status`.
-    fn of(event: &'a StockEvent, status: &'static str) -> Result<Self, EventError> {
-        Ok(NewOrder {
-            id: &event.order_id,
-            user_id: event.user_id,
-            item_id: event.item_id,
-            quantity: event.quantity,
-            purchased_at: millis(event.purchased_at_ms, "purchased_at_ms")?,
-            status,
-            pay_by: event
-                .pay_by_ms
-                .map(|ms| millis(ms, "pay_by_ms"))
-                .transpose()?,
-            amount: event.amount,
-        })
-    }
+/// The row an event's order starts as, in the status the event leaves it in.
+fn new_order(event: &StockEvent) -> Result<NewOrder<'_>, EventError> {
+    Ok(NewOrder {
+        id: &event.order_id,
+        user_id: event.user_id,
+        item_id: event.item_id,
+        quantity: event.quantity,
+        purchased_at: millis(event.purchased_at_ms, "purchased_at_ms")?,
+        status: status_after(event),
+        pay_by: event
+            .pay_by_ms
+            .map(|ms| millis(ms, "pay_by_ms"))
+            .transpose()?,
+        amount: event.amount,
+    })
 }
 
 /// The earliest and latest instants (Unix ms) a MySQL `DATETIME` holds:
@@ -155,12 +139,16 @@ pub fn permanent_reason(error: &diesel::result::Error) -> Option<String> {
     permanent.then(|| format!("MySQL refused the event: {message}"))
 }
 
-/// What a placement records: a reservation, or a final order.
-fn placed_status(event: &StockEvent) -> &'static str {
-    if event.pay_by_ms.is_some() {
-        "reserved"
-    } else {
-        "confirmed"
+/// The status an event leaves its order in: a placement records a reservation or a
+/// final order; a reservation's later step, its type (`db::orders::persisted_messages`
+/// relies on that).
+fn status_after(event: &StockEvent) -> OrderStatus {
+    match event.kind {
+        EventType::Placed if event.pay_by_ms.is_some() => OrderStatus::Reserved,
+        EventType::Placed => OrderStatus::Confirmed,
+        EventType::Paid => OrderStatus::Paid,
+        EventType::Cancelled => OrderStatus::Cancelled,
+        EventType::Expired => OrderStatus::Expired,
     }
 }
 
@@ -171,53 +159,22 @@ async fn apply_step(
     event: &StockEvent,
 ) -> Result<Applied, EventError> {
     let at = millis(event.at_ms.unwrap_or(event.purchased_at_ms), "at_ms")?;
-    let status = event.kind.as_str();
-    let still_reserved = orders::table
-        .find(&event.order_id)
-        .filter(orders::status.eq("reserved"));
-    let moved = if event.kind == EventType::Paid {
-        diesel::update(still_reserved)
-            .set((
-                orders::status.eq(status),
-                orders::paid_at.eq(at),
-                orders::payment_id.eq(&event.payment_id),
-            ))
-            .execute(conn)
-            .await?
-    } else {
-        diesel::update(still_reserved)
-            .set((orders::status.eq(status), orders::released_at.eq(at)))
-            .execute(conn)
-            .await?
-    };
-    if moved == 1 {
+    let payment_id = event.payment_id.as_deref();
+    let moved =
+        db::orders::end_reservation(conn, &event.order_id, status_after(event), at, payment_id)
+            .await?;
+    if moved {
         if event.kind.releases() {
             db::stock::give_back(conn, event.item_id, event.quantity).await?;
         }
         return Ok(Applied::Applied);
     }
-    let known: i64 = orders::table
-        .find(&event.order_id)
-        .count()
-        .get_result(conn)
-        .await?;
-    if known > 0 {
+    if db::orders::exists(conn, &event.order_id).await? {
         return Ok(Applied::Duplicate);
     }
     // The placement has not arrived: a payment takes the units now; a release of units
     // MySQL never took leaves the stock as it is.
-    diesel::insert_into(orders::table)
-        .values((
-            NewOrder::of(event, status)?,
-            if event.kind == EventType::Paid {
-                (orders::paid_at.eq(Some(at)), orders::released_at.eq(None))
-            } else {
-                (orders::paid_at.eq(None), orders::released_at.eq(Some(at)))
-            },
-            orders::payment_id.eq(&event.payment_id),
-        ))
-        .execute(conn)
-        .await?;
+    db::orders::insert_ended(conn, &new_order(event)?, at, payment_id).await?;
     if event.kind == EventType::Paid {
         take_stock(conn, event).await?;
     }
@@ -244,11 +201,7 @@ async fn apply_one(
     if event.kind != EventType::Placed {
         return apply_step(conn, event).await;
     }
-    let inserted = diesel::insert_or_ignore_into(orders::table)
-        .values(NewOrder::of(event, placed_status(event))?)
-        .execute(conn)
-        .await?;
-    if inserted == 0 {
+    if !db::orders::insert_if_new(conn, &new_order(event)?).await? {
         return Ok(Applied::Duplicate);
     }
     take_stock(conn, event).await?;
@@ -319,7 +272,7 @@ async fn apply_all_or_none(
                 if check_columns(event).is_err() {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
-                let Ok(row) = NewOrder::of(event, placed_status(event)) else {
+                let Ok(row) = new_order(event) else {
                     return Err(diesel::result::Error::RollbackTransaction);
                 };
                 rows.push(row);
@@ -334,12 +287,7 @@ async fn apply_all_or_none(
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
             }
-            if !rows.is_empty() {
-                diesel::insert_into(orders::table)
-                    .values(&rows)
-                    .execute(&mut *c)
-                    .await?;
-            }
+            db::orders::insert_all(&mut *c, &rows).await?;
             Ok(outcomes)
         })
         .await;
@@ -431,6 +379,20 @@ mod tests {
                 .unwrap_err()
                 .contains("payment_id")
         );
+    }
+
+    #[test]
+    fn a_step_leaves_its_order_in_the_status_its_type_spells() {
+        for kind in [EventType::Paid, EventType::Cancelled, EventType::Expired] {
+            let step = StockEvent { kind, ..event() };
+            assert_eq!(status_after(&step).as_str(), kind.as_str());
+        }
+        let reservation = StockEvent {
+            pay_by_ms: Some(1),
+            ..event()
+        };
+        assert_eq!(status_after(&reservation), OrderStatus::Reserved);
+        assert_eq!(status_after(&event()), OrderStatus::Confirmed);
     }
 
     #[test]

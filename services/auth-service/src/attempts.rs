@@ -3,11 +3,11 @@
 //! checks every counter of the attempt and, only when none is at its limit, counts it
 //! on all of them, so racing requests cannot all slip past a check before any of them
 //! is counted. Every counter expires one window after its first count. Which counters
-//! an attempt has, and their limits, is the caller's policy.
+//! an attempt has, and their limits, is the caller's policy ([`crate::throttle`]).
+//! The scripts are `src/scripts/count_attempt.lua` and `give_back_attempt.lua`.
 
-use crate::Error;
 use common::redis::RedisClient;
-use redis::Script;
+use redis::{RedisError, Script};
 use std::sync::LazyLock;
 
 static COUNT: LazyLock<Script> =
@@ -38,7 +38,7 @@ impl AttemptCounters {
         &self,
         counters: &[Counter],
         window_secs: u64,
-    ) -> Result<Option<u64>, Error> {
+    ) -> Result<Option<u64>, RedisError> {
         let mut invocation = COUNT.prepare_invoke();
         invocation.arg(window_secs);
         for counter in counters {
@@ -51,7 +51,7 @@ impl AttemptCounters {
 
     /// Gives a counted attempt back: `cleared` counters are deleted, `returned` ones
     /// decremented (keys of one slot).
-    pub async fn give_back(&self, cleared: &[&str], returned: &[&str]) -> Result<(), Error> {
+    pub async fn give_back(&self, cleared: &[&str], returned: &[&str]) -> Result<(), RedisError> {
         let mut invocation = GIVE_BACK.prepare_invoke();
         invocation.arg(cleared.len());
         for key in cleared.iter().chain(returned) {
@@ -60,5 +60,47 @@ impl AttemptCounters {
         let mut conn = self.redis.get().await?;
         invocation.invoke_async::<()>(&mut conn).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::TestRedis;
+
+    #[tokio::test]
+    async fn an_attempt_counts_on_every_counter_or_on_none() {
+        let redis = TestRedis::new();
+        let counters = AttemptCounters::new(common::redis::pool(&redis.settings()).unwrap());
+        let (low, high) = (
+            format!("{}a:{{t}}:low", redis.prefix),
+            format!("{}a:{{t}}:high", redis.prefix),
+        );
+        let both = [
+            Counter {
+                key: low.clone(),
+                limit: 2,
+            },
+            Counter {
+                key: high.clone(),
+                limit: 5,
+            },
+        ];
+        assert_eq!(counters.count(&both, 60).await.unwrap(), None);
+        assert_eq!(counters.count(&both, 60).await.unwrap(), None);
+        let wait = counters.count(&both, 60).await.unwrap();
+        assert!(matches!(wait, Some(1..=60)), "{wait:?}");
+        let mut conn = redis.connection().await;
+        let count = |key: &str| redis::cmd("GET").arg(key).to_owned();
+        let high_count: u64 = count(&high).query_async(&mut conn).await.unwrap();
+        assert_eq!(high_count, 2, "a refused attempt counts on no counter");
+
+        counters.give_back(&[&low], &[&high]).await.unwrap();
+        let low_count: Option<u64> = count(&low).query_async(&mut conn).await.unwrap();
+        let high_count: u64 = count(&high).query_async(&mut conn).await.unwrap();
+        assert_eq!((low_count, high_count), (None, 1));
+        counters.give_back(&[], &[&high, &high]).await.unwrap();
+        let high_count: u64 = count(&high).query_async(&mut conn).await.unwrap();
+        assert_eq!(high_count, 0, "never below zero");
     }
 }
