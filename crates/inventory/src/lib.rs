@@ -1,9 +1,14 @@
-//! What the sale keeps in Redis, and every Redis script it runs (`src/scripts/*.lua`),
-//! shared by the services: the key layout (every key of one item carries the hash tag
+//! What the system keeps in Redis of a sale, and every Redis script it runs on it
+//! (`src/scripts/*.lua`), shared by the services. Three owners, one per concern:
+//! [`Stock`] (an item's sale state and the purchases that change it), [`Outbox`] (orders
+//! taken but not yet in MySQL: confirm marks, back-off, parked orders, ruling out an
+//! unknown purchase) and [`Reservations`] (held units ending paid, cancelled or expired).
+//! [`Inventory`] bundles the three and runs the operator's repairs (sync-stock,
+//! rebuild-redis), which touch all of them. Every key of one item carries the hash tag
 //! `{<id>}`, so an item's keys share a Redis Cluster slot and one script may touch them
-//! together), an item's sale state and the purchases that change it, the outbox and
-//! parked orders, and the distributed lock that serializes work on one item.
+//! together; the distributed lock serializes work on one item.
 
+mod core;
 pub mod keys;
 pub mod lifecycle;
 pub mod lock;
@@ -12,13 +17,64 @@ pub mod parked;
 pub mod purchase;
 pub mod rebuild;
 pub mod settle;
+pub mod stock;
 pub mod stock_back;
-pub mod store;
 pub mod sync;
 
 pub use keys::{ItemKeys, UserKeys};
+pub use lifecycle::Reservations;
 pub use lock::DistributedLock;
-pub use store::ItemStore;
+pub use outbox::Outbox;
+pub use stock::Stock;
+
+use common::redis::{Keyspace, RedisClient};
+use std::time::Duration;
+
+/// The three owners of an item's Redis state, built on one client and keyspace. Hand
+/// out the one a piece of code needs (`inventory.stock.clone()`).
+#[derive(Clone)]
+pub struct Inventory {
+    pub stock: Stock,
+    pub outbox: Outbox,
+    pub reservations: Reservations,
+    core: core::Core,
+}
+
+impl Inventory {
+    pub fn new(redis: RedisClient, keys: Keyspace) -> Self {
+        Self::of(core::Core::new(redis, keys))
+    }
+
+    fn of(core: core::Core) -> Self {
+        Inventory {
+            stock: Stock { core: core.clone() },
+            outbox: Outbox { core: core.clone() },
+            reservations: Reservations { core: core.clone() },
+            core,
+        }
+    }
+
+    /// The same inventory, looking into a write whose outcome is unknown for at most
+    /// `bound`.
+    pub fn settling_within(self, bound: Duration) -> Self {
+        Self::of(core::Core {
+            settle_within: bound,
+            ..self.core
+        })
+    }
+
+    pub fn keys(&self, item_id: u64) -> ItemKeys {
+        self.core.keys(item_id)
+    }
+
+    pub fn keyspace(&self) -> &Keyspace {
+        self.core.keyspace()
+    }
+
+    pub fn redis(&self) -> &RedisClient {
+        self.core.redis()
+    }
+}
 
 /// What can go wrong talking to the inventory in Redis.
 #[derive(Debug, thiserror::Error)]

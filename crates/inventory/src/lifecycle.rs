@@ -3,9 +3,10 @@
 //! one winner. Also the expiry schedule the workers read, and the order → item index a
 //! payment or a cancel (which name only the order) uses to find the item's keys.
 
+use crate::Error;
+use crate::core::Core;
 use crate::keys::order_item;
 use crate::outbox::due_by;
-use crate::{Error, ItemStore};
 use common::redis::SlotPipeline;
 use common::retry::Backoff;
 use redis::{AsyncCommands, Script};
@@ -19,6 +20,13 @@ static RESTORE: LazyLock<Script> =
 /// How long what became of a reservation (and an applied payment id) is remembered in
 /// Redis; after that MySQL answers.
 pub const SETTLED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Every item's reservations: their ends, their expiry schedule and the order → item
+/// index.
+#[derive(Clone)]
+pub struct Reservations {
+    pub(crate) core: Core,
+}
 
 /// What to do to a reservation.
 #[derive(Debug, Clone, Copy)]
@@ -79,22 +87,17 @@ pub enum Ended {
     },
 }
 
-impl ItemStore {
+impl Reservations {
     /// Applies one step to a reservation of `item_id` and answers once the state it
     /// answers from is on `REDIS_MIN_REPLICAS_ACKED` replicas, so a failover cannot take
     /// back what a client is told. When the replicas cannot say so (or the reply is
     /// lost), the step is applied again until they do: the script is idempotent by order
     /// (a step that already happened is found settled, and counts as this one), so
-    /// whichever master survives ends up with the step exactly once. Past the store's
+    /// whichever master survives ends up with the step exactly once. Past the inventory's
     /// settle bound the outcome is [`Error::StepUnsettled`].
-    pub async fn end_reservation(
-        &self,
-        item_id: u64,
-        order_id: &str,
-        step: Step<'_>,
-    ) -> Result<Ended, Error> {
-        let mut backoff = Backoff::within(self.settle_within);
-        let reserved = self.keys(item_id).reserved();
+    pub async fn end(&self, item_id: u64, order_id: &str, step: Step<'_>) -> Result<Ended, Error> {
+        let mut backoff = Backoff::within(self.core.settle_within);
+        let reserved = self.core.keys(item_id).reserved();
         let mut won: Option<Ended> = None;
         loop {
             let attempt = match self.step_once(item_id, order_id, step).await {
@@ -103,7 +106,7 @@ impl ItemStore {
                         Some(first) if first.is_repeated_by(&ended, order_id) => first,
                         _ => ended,
                     };
-                    match self.redis().replicated(&reserved).await {
+                    match self.core.redis().replicated(&reserved).await {
                         Ok(()) => return Ok(ended),
                         Err(error) => {
                             won = Some(ended);
@@ -132,7 +135,7 @@ impl ItemStore {
         order_id: &str,
         step: Step<'_>,
     ) -> Result<Ended, Error> {
-        let keys = self.keys(item_id);
+        let keys = self.core.keys(item_id);
         let none = CancelAllowance {
             per_window: 0,
             window_secs: 0,
@@ -142,7 +145,7 @@ impl ItemStore {
             Step::Cancel { user_id, allowance } => ("cancel", user_id, "-", 0, allowance),
             Step::Expire => ("expire", 0, "-", 0, none),
         };
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         let reply: Vec<String> = LIFECYCLE
             .key(keys.reserved())
             .key(keys.expiry())
@@ -166,24 +169,20 @@ impl ItemStore {
         let ended =
             parse_reply(&reply).ok_or_else(|| Error::UnexpectedReply(format!("{reply:?}")))?;
         if matches!(ended, Ended::Cancelled { .. } | Ended::Expired { .. }) {
-            self.announce_stock_back(item_id).await;
+            self.core.announce_stock_back(item_id).await;
         }
         Ok(ended)
     }
 
     /// Reservations of these items whose deadline has passed on the Redis server's
     /// clock, at most `limit` per item: (item id, order id).
-    pub async fn due_reservations(
-        &self,
-        item_ids: &[u64],
-        limit: usize,
-    ) -> Result<Vec<(u64, String)>, Error> {
+    pub async fn due(&self, item_ids: &[u64], limit: usize) -> Result<Vec<(u64, String)>, Error> {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.redis().get().await?;
+        let conn = self.core.redis().get().await?;
         let now_ms = crate::server_time_ms(&mut conn.clone()).await?;
-        let keys = item_ids.iter().map(|id| self.keys(*id).expiry());
+        let keys = item_ids.iter().map(|id| self.core.keys(*id).expiry());
         let due: Vec<Vec<String>> = SlotPipeline::per_key(keys, |key| due_by(key, now_ms, limit))
             .query(&conn)
             .await?;
@@ -195,7 +194,7 @@ impl ItemStore {
     }
 
     /// Remembers which item a reservation belongs to, until well after its deadline.
-    pub async fn index_reservation(
+    pub async fn index(
         &self,
         order_id: &str,
         item_id: u64,
@@ -203,16 +202,16 @@ impl ItemStore {
         now_ms: i64,
     ) -> Result<(), Error> {
         let ttl = index_ttl_secs(pay_by_ms, now_ms);
-        let mut conn = self.redis().get().await?;
-        conn.set_ex::<_, _, ()>(order_item(self.keyspace(), order_id), item_id, ttl)
+        let mut conn = self.core.redis().get().await?;
+        conn.set_ex::<_, _, ()>(order_item(self.core.keyspace(), order_id), item_id, ttl)
             .await?;
         Ok(())
     }
 
     /// The item of a reservation Redis still indexes.
-    pub async fn item_of_reservation(&self, order_id: &str) -> Result<Option<u64>, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(conn.get(order_item(self.keyspace(), order_id)).await?)
+    pub async fn item_of(&self, order_id: &str) -> Result<Option<u64>, Error> {
+        let mut conn = self.core.redis().get().await?;
+        Ok(conn.get(order_item(self.core.keyspace(), order_id)).await?)
     }
 
     /// What became of each of these reservations (item id, order id), where Redis still
@@ -223,9 +222,9 @@ impl ItemStore {
         }
         let keys = orders
             .iter()
-            .map(|(item_id, order_id)| self.keys(*item_id).settled(order_id));
+            .map(|(item_id, order_id)| self.core.keys(*item_id).settled(order_id));
         Ok(SlotPipeline::per_key(keys, |key| redis::Cmd::get(key))
-            .query(&self.redis().get().await?)
+            .query(&self.core.redis().get().await?)
             .await?)
     }
 
@@ -236,14 +235,14 @@ impl ItemStore {
     /// Then each restored order is indexed to its item. `reservations` are (order id,
     /// placement event JSON, pay_by ms); sent in chunks so Redis is never blocked long.
     /// Returns how many were put back.
-    pub async fn restore_reservations(
+    pub async fn restore(
         &self,
         item_id: u64,
         reservations: &[(String, String, i64)],
         now_ms: i64,
     ) -> Result<usize, Error> {
         const CHUNK: usize = 500;
-        let keys = self.keys(item_id);
+        let keys = self.core.keys(item_id);
         let mut restored = 0;
         for chunk in reservations.chunks(CHUNK) {
             let mut invocation = RESTORE.prepare_invoke();
@@ -260,27 +259,27 @@ impl ItemStore {
                     .arg(pay_by_ms);
             }
             let put_back: Vec<String> = invocation
-                .invoke_async(&mut self.redis().get().await?)
+                .invoke_async(&mut self.core.redis().get().await?)
                 .await?;
             let mut index = SlotPipeline::new();
             for (order_id, _, pay_by_ms) in chunk.iter().filter(|r| put_back.contains(&r.0)) {
-                let key = order_item(self.keyspace(), order_id);
+                let key = order_item(self.core.keyspace(), order_id);
                 let ttl = index_ttl_secs(*pay_by_ms, now_ms);
                 index.add_ignored(&key, redis::Cmd::set_ex(&key, item_id, ttl));
             }
-            index.run(&self.redis().get().await?).await?;
+            index.run(&self.core.redis().get().await?).await?;
             restored += put_back.len();
         }
         if restored > 0 {
-            self.redis().replicated(&keys.reserved()).await?;
+            self.core.redis().replicated(&keys.reserved()).await?;
         }
         Ok(restored)
     }
 
     /// The placement events of an item's open reservations (order id → event JSON).
-    pub async fn open_reservations(&self, item_id: u64) -> Result<Vec<(String, String)>, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(conn.hgetall(self.keys(item_id).reserved()).await?)
+    pub async fn open(&self, item_id: u64) -> Result<Vec<(String, String)>, Error> {
+        let mut conn = self.core.redis().get().await?;
+        Ok(conn.hgetall(self.core.keys(item_id).reserved()).await?)
     }
 }
 

@@ -8,8 +8,8 @@
 //! written after the purchase and cleared with the outbox entry, so that listing a
 //! buyer's pending orders reads only theirs.
 
-use crate::keys::UserKeys;
-use crate::{Error, ItemStore};
+use crate::Error;
+use crate::core::Core;
 use common::redis::{SharedConnection, SlotPipeline};
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
@@ -21,6 +21,12 @@ const OUTBOX_OLDEST_LUA: &str = include_str!("scripts/outbox_oldest.lua");
 /// How long a buyer's index of pending orders outlives its last new order; entries leave
 /// it as their orders are persisted, so this only bounds what an outage leaves behind.
 pub const PENDING_INDEX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// The outbox of every item, and each buyer's index of their orders in it.
+#[derive(Clone)]
+pub struct Outbox {
+    pub(crate) core: Core,
+}
 
 /// An order stock-writer has persisted (or parked): enough to clear it everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +58,9 @@ pub(crate) fn due_by(key: &str, max_score: i64, limit: usize) -> redis::Cmd {
     cmd
 }
 
-impl ItemStore {
+impl Outbox {
     /// Entries due at `now_ms` or earlier, at most `limit` per item.
-    pub async fn due_outbox_entries(
+    pub async fn due_entries(
         &self,
         item_ids: &[u64],
         now_ms: i64,
@@ -63,8 +69,8 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.redis().get().await?;
-        let keys = item_ids.iter().map(|id| self.keys(*id).outbox_times());
+        let conn = self.core.redis().get().await?;
+        let keys = item_ids.iter().map(|id| self.core.keys(*id).outbox_times());
         let due: Vec<Vec<String>> = SlotPipeline::per_key(keys, |key| due_by(key, now_ms, limit))
             .query(&conn)
             .await?;
@@ -74,7 +80,7 @@ impl ItemStore {
             if order_ids.is_empty() {
                 continue;
             }
-            let key = self.keys(*id).outbox();
+            let key = self.core.keys(*id).outbox();
             let mut cmd = redis::cmd("HMGET");
             cmd.arg(&key).arg(&order_ids);
             pipe.add(&key, cmd);
@@ -96,7 +102,7 @@ impl ItemStore {
                     }),
                     // Persisted and removed between the two reads; drop its schedule too.
                     None => {
-                        let key = self.keys(item_id).outbox_times();
+                        let key = self.core.keys(item_id).outbox_times();
                         stale.add_ignored(&key, redis::Cmd::zrem(&key, order_id));
                     }
                 }
@@ -106,20 +112,20 @@ impl ItemStore {
         Ok(entries)
     }
 
-    /// Schedules orders (item id, order id) to be due again at `due_ms`, those still in
-    /// the outbox only.
-    pub async fn reschedule(&self, orders: &[(u64, &str)], due_ms: i64) -> Result<(), Error> {
+    /// Marks orders (item id, order id) the broker has confirmed: each is due again (for
+    /// the relay) only at `due_ms`, those still in the outbox only.
+    pub async fn mark_confirmed(&self, orders: &[(u64, &str)], due_ms: i64) -> Result<(), Error> {
         if orders.is_empty() {
             return Ok(());
         }
         let mut pipe = SlotPipeline::new();
         for (item_id, order_id) in orders {
-            let key = self.keys(*item_id).outbox_times();
+            let key = self.core.keys(*item_id).outbox_times();
             let mut cmd = redis::cmd("ZADD");
             cmd.arg(&key).arg("XX").arg(due_ms).arg(*order_id);
             pipe.add_ignored(&key, cmd);
         }
-        pipe.run(&self.redis().get().await?).await?;
+        pipe.run(&self.core.redis().get().await?).await?;
         Ok(())
     }
 
@@ -143,7 +149,7 @@ impl ItemStore {
         }
         let mut pipe = SlotPipeline::new();
         for (item_id, order_ids) in by_item {
-            let keys = self.keys(item_id);
+            let keys = self.core.keys(item_id);
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(BACK_OFF_LUA)
                 .arg(3)
@@ -156,18 +162,18 @@ impl ItemStore {
                 .arg(order_ids);
             pipe.add_ignored(&keys.outbox(), cmd);
         }
-        pipe.run(&self.redis().get().await?).await?;
+        pipe.run(&self.core.redis().get().await?).await?;
         Ok(())
     }
 
     /// Removes persisted orders from their outboxes and from their buyers' indexes.
-    pub async fn remove_from_outbox(&self, orders: &[OrderRef<'_>]) -> Result<(), Error> {
+    pub async fn remove(&self, orders: &[OrderRef<'_>]) -> Result<(), Error> {
         if orders.is_empty() {
             return Ok(());
         }
         let mut pipe = SlotPipeline::new();
         for order in orders {
-            let keys = self.keys(order.item_id);
+            let keys = self.core.keys(order.item_id);
             pipe.add_ignored(
                 &keys.outbox(),
                 redis::Cmd::hdel(keys.outbox(), order.order_id),
@@ -180,15 +186,11 @@ impl ItemStore {
                 &keys.outbox(),
                 redis::Cmd::hdel(keys.outbox_tries(), order.order_id),
             );
-            let index = self.user_keys(order.user_id).pending_orders();
+            let index = self.core.user_keys(order.user_id).pending_orders();
             pipe.add_ignored(&index, redis::Cmd::hdel(&index, order.order_id));
         }
-        pipe.run(&self.redis().get().await?).await?;
+        pipe.run(&self.core.redis().get().await?).await?;
         Ok(())
-    }
-
-    pub fn user_keys(&self, user_id: u64) -> UserKeys {
-        UserKeys::new(self.keyspace(), user_id)
     }
 
     /// Lists a placed order among its buyer's pending ones.
@@ -198,13 +200,13 @@ impl ItemStore {
         order_id: &str,
         item_id: u64,
     ) -> Result<(), Error> {
-        let index = self.user_keys(user_id).pending_orders();
+        let index = self.core.user_keys(user_id).pending_orders();
         let mut pipe = redis::pipe();
         pipe.hset(&index, order_id, item_id)
             .ignore()
             .expire(&index, PENDING_INDEX_TTL_SECS)
             .ignore();
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
@@ -212,8 +214,8 @@ impl ItemStore {
     /// The outbox (or parked) entries of one buyer's pending orders. Index entries whose
     /// order has left both (persisted meanwhile) are dropped from the index.
     pub async fn pending_of_user(&self, user_id: u64) -> Result<Vec<OutboxEntry>, Error> {
-        let index_key = self.user_keys(user_id).pending_orders();
-        let mut conn = self.redis().get().await?;
+        let index_key = self.core.user_keys(user_id).pending_orders();
+        let mut conn = self.core.redis().get().await?;
         let index: Vec<(String, u64)> = conn.hgetall(&index_key).await?;
         let mut by_item: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for (order_id, item_id) in index {
@@ -232,9 +234,9 @@ impl ItemStore {
         user_id: u64,
         order_id: &str,
     ) -> Result<Option<OutboxEntry>, Error> {
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         let item_id: Option<u64> = conn
-            .hget(self.user_keys(user_id).pending_orders(), order_id)
+            .hget(self.core.user_keys(user_id).pending_orders(), order_id)
             .await?;
         let Some(item_id) = item_id else {
             return Ok(None);
@@ -256,7 +258,7 @@ impl ItemStore {
         }
         let mut pipe = SlotPipeline::new();
         for (item_id, order_ids) in &by_item {
-            let keys = self.keys(*item_id);
+            let keys = self.core.keys(*item_id);
             for key in [keys.outbox(), keys.parked()] {
                 let mut cmd = redis::cmd("HMGET");
                 cmd.arg(&key).arg(order_ids);
@@ -284,34 +286,116 @@ impl ItemStore {
     }
 
     /// One outbox entry's event JSON.
-    pub async fn outbox_event(
-        &self,
-        item_id: u64,
-        message_id: &str,
-    ) -> Result<Option<String>, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(conn.hget(self.keys(item_id).outbox(), message_id).await?)
+    pub async fn event(&self, item_id: u64, message_id: &str) -> Result<Option<String>, Error> {
+        let mut conn = self.core.redis().get().await?;
+        Ok(conn
+            .hget(self.core.keys(item_id).outbox(), message_id)
+            .await?)
     }
 
     /// When the oldest entry of each item's outbox was written (Unix ms, the event's own
     /// time), `None` for an empty outbox. Reads every entry of each outbox in Redis:
     /// meant for the few items that have pending orders, every few seconds.
-    pub async fn oldest_outbox_entries(&self, item_ids: &[u64]) -> Result<Vec<Option<i64>>, Error> {
+    pub async fn oldest_entries(&self, item_ids: &[u64]) -> Result<Vec<Option<i64>>, Error> {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = item_ids.iter().map(|id| self.keys(*id).outbox());
+        let keys = item_ids.iter().map(|id| self.core.keys(*id).outbox());
         let pipe = SlotPipeline::per_key(keys, |key| {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(OUTBOX_OLDEST_LUA).arg(1).arg(key);
             cmd
         });
-        Ok(pipe.query(&self.redis().get().await?).await?)
+        Ok(pipe.query(&self.core.redis().get().await?).await?)
+    }
+
+    /// The message ids (outbox fields) in an item's outbox: `<order id>` for a
+    /// placement, `<order id>:<type>` for a reservation's later step.
+    pub async fn message_ids(&self, item_id: u64) -> Result<Vec<String>, Error> {
+        let mut conn = self.core.redis().get().await?;
+        Ok(redis::cmd("HKEYS")
+            .arg(self.core.keys(item_id).outbox())
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// How many orders sit in one item's outbox.
-    pub async fn outbox_len(&self, item_id: u64) -> Result<u64, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(conn.hlen(self.keys(item_id).outbox()).await?)
+    pub async fn len(&self, item_id: u64) -> Result<u64, Error> {
+        let mut conn = self.core.redis().get().await?;
+        Ok(conn.hlen(self.core.keys(item_id).outbox()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::redis::Keyspace;
+    use testkit::TestRedis;
+
+    fn outbox(redis: &TestRedis) -> Outbox {
+        crate::Inventory::new(
+            common::redis::pool(&redis.settings()).unwrap(),
+            Keyspace::new(redis.prefix.clone()),
+        )
+        .outbox
+    }
+
+    #[tokio::test]
+    async fn each_republish_of_an_order_doubles_its_wait_up_to_the_cap() {
+        use redis::AsyncCommands;
+        let redis = TestRedis::new();
+        let store = outbox(&redis);
+        let keys = store.core.keys(1);
+        let mut conn = redis.connection().await;
+        conn.hset::<_, _, _, ()>(keys.outbox(), "o-1", "{}")
+            .await
+            .unwrap();
+        conn.zadd::<_, _, _, ()>(keys.outbox_times(), "o-1", 0)
+            .await
+            .unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            store
+                .back_off(&[(1, "o-1")], 1_000, 100, 1_600)
+                .await
+                .unwrap();
+            let due: i64 = conn.zscore(keys.outbox_times(), "o-1").await.unwrap();
+            waits.push(due - 1_000);
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1_600, 1_600]);
+        // An order persisted meanwhile is left alone.
+        store
+            .back_off(&[(1, "gone")], 1_000, 100, 1_600)
+            .await
+            .unwrap();
+        let scheduled: u64 = conn.zcard(keys.outbox_times()).await.unwrap();
+        assert_eq!(scheduled, 1);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_outbox_entry_is_told_by_its_own_time() {
+        use redis::AsyncCommands;
+        let redis = TestRedis::new();
+        let store = outbox(&redis);
+        let mut conn = redis.connection().await;
+        let outbox = store.core.keys(1).outbox();
+        for (field, event) in [
+            ("o-1", r#"{"order_id":"o-1","purchased_at_ms":5000}"#),
+            ("o-2", r#"{"order_id":"o-2","purchased_at_ms":3000}"#),
+            // A step of an order placed long ago entered the outbox when it happened.
+            (
+                "o-0:paid",
+                r#"{"type":"paid","order_id":"o-0","purchased_at_ms":1000,"at_ms":4000}"#,
+            ),
+        ] {
+            conn.hset::<_, _, _, ()>(&outbox, field, event)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.oldest_entries(&[1, 2]).await.unwrap(),
+            [Some(3000), None]
+        );
+        assert!(store.oldest_entries(&[]).await.unwrap().is_empty());
     }
 }

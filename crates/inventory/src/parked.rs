@@ -5,7 +5,7 @@
 //! lists them and, once the cause is fixed, puts them back (`stock-writer dlq`).
 
 use crate::outbox::OrderRef;
-use crate::{Error, ItemStore};
+use crate::{Error, Outbox};
 use common::redis::SlotPipeline;
 use redis::Script;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub fn event_of(stored: &str) -> Option<String> {
         .map(|p| p.event)
 }
 
-impl ItemStore {
+impl Outbox {
     /// Parks an order stock-writer refused for good.
     pub async fn park(
         &self,
@@ -43,7 +43,7 @@ impl ItemStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), Error> {
-        let keys = self.keys(order.item_id);
+        let keys = self.core.keys(order.item_id);
         let entry = ParkedOrder {
             item_id: order.item_id,
             order_id: order.order_id.to_owned(),
@@ -51,7 +51,7 @@ impl ItemStore {
             reason: reason.to_owned(),
             parked_at_ms: now_ms,
         };
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         PARK.key(keys.outbox())
             .key(keys.outbox_times())
             .key(keys.outbox_tries())
@@ -68,10 +68,10 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = item_ids.iter().map(|id| self.keys(*id).parked());
+        let keys = item_ids.iter().map(|id| self.core.keys(*id).parked());
         let all: Vec<Vec<(String, String)>> =
             SlotPipeline::per_key(keys, |key| redis::Cmd::hgetall(key))
-                .query(&self.redis().get().await?)
+                .query(&self.core.redis().get().await?)
                 .await?;
         let mut parked = Vec::new();
         for (item_id, entries) in item_ids.iter().zip(all) {
@@ -93,7 +93,7 @@ impl ItemStore {
     }
 
     /// How many orders wait in each outbox, for the given items.
-    pub async fn outbox_counts(&self, item_ids: &[u64]) -> Result<Vec<u64>, Error> {
+    pub async fn counts(&self, item_ids: &[u64]) -> Result<Vec<u64>, Error> {
         self.hash_lengths(item_ids, |keys| keys.outbox()).await
     }
 
@@ -105,17 +105,17 @@ impl ItemStore {
         if item_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = item_ids.iter().map(|id| key(&self.keys(*id)));
+        let keys = item_ids.iter().map(|id| key(&self.core.keys(*id)));
         Ok(SlotPipeline::per_key(keys, |key| redis::Cmd::hlen(key))
-            .query(&self.redis().get().await?)
+            .query(&self.core.redis().get().await?)
             .await?)
     }
 
     /// Puts a parked order back into its outbox, due at `due_ms`; false if it was not
     /// parked (any more).
     pub async fn unpark(&self, parked: &ParkedOrder, due_ms: i64) -> Result<bool, Error> {
-        let keys = self.keys(parked.item_id);
-        let mut conn = self.redis().get().await?;
+        let keys = self.core.keys(parked.item_id);
+        let mut conn = self.core.redis().get().await?;
         let moved: i64 = UNPARK
             .key(keys.parked())
             .key(keys.outbox())

@@ -3,7 +3,7 @@
 //! and the limit, in one script, so that what is left of the outbox and the parked
 //! orders is counted exactly once. stock-writer's `rebuild-redis` drives it.
 
-use crate::{Error, ItemStore};
+use crate::{Error, Inventory};
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -39,11 +39,11 @@ pub struct Rebuilt {
     pub bought_after: (i64, i64),
 }
 
-impl ItemStore {
+impl Inventory {
     /// Sets an item's stock, buyers' counts and limit from MySQL's figures; see the
     /// module documentation.
     pub async fn rebuild(&self, item_id: u64, mysql: &PersistedSales) -> Result<Rebuilt, Error> {
-        let keys = self.keys(item_id);
+        let keys = self.core.keys(item_id);
         let mut invocation = REBUILD.prepare_invoke();
         invocation
             .key(keys.stock())
@@ -56,7 +56,7 @@ impl ItemStore {
         for (user_id, units) in &mysql.bought {
             invocation.arg(user_id).arg(units);
         }
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
         let [
             before,
@@ -76,9 +76,9 @@ impl ItemStore {
             bought_before: (buyers, units),
             bought_after: (buyers_now, units_now),
         };
-        self.redis().replicated(&keys.stock()).await?;
+        self.core.redis().replicated(&keys.stock()).await?;
         if after > before.max(0) {
-            self.announce_stock_back(item_id).await;
+            self.core.announce_stock_back(item_id).await;
         }
         Ok(rebuilt)
     }

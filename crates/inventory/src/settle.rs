@@ -4,7 +4,7 @@
 //! outbox, and if it is not, void the order id so that the purchase, if it is still on
 //! its way, changes nothing. Either way the answer is final.
 
-use crate::{Error, ItemStore};
+use crate::{Error, Outbox};
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -27,11 +27,11 @@ pub enum Settled {
     RuledOut,
 }
 
-impl ItemStore {
+impl Outbox {
     /// Settles one order of one item; see the module documentation.
     pub async fn rule_out(&self, item_id: u64, order_id: &str) -> Result<Settled, Error> {
-        let keys = self.keys(item_id);
-        let mut conn = self.redis().get().await?;
+        let keys = self.core.keys(item_id);
+        let mut conn = self.core.redis().get().await?;
         let reply: String = RULE_OUT
             .key(keys.outbox())
             .key(keys.parked())

@@ -1,23 +1,23 @@
 //! "Units of this item are on sale again": a Redis pub/sub notice every purchase-service
 //! instance listens to, so that a sold-out mark it keeps in memory is dropped as soon as
 //! stock comes back (a restock, a release, sync-stock, a rebuild), not only when the mark
-//! runs out. Every store operation that can give stock back announces it here, once it
-//! has written; the notice is best effort (a lost one costs at most the marks' short
-//! re-check interval), so a failure to publish is logged, never returned. On a Redis
-//! Cluster a notice published on any node reaches the subscribers of every node.
+//! runs out. Every operation that can give stock back announces it here, once it has
+//! written; the notice is best effort (a lost one costs at most the marks' short re-check
+//! interval), so a failure to publish is logged, never returned. On a Redis Cluster a
+//! notice published on any node reaches the subscribers of every node.
 
-use crate::ItemStore;
+use crate::core::Core;
 
-impl ItemStore {
+impl Core {
     /// The channel the notices go to (one per keyspace).
-    pub fn stock_back_channel(&self) -> String {
-        self.keyspace().key("stock-back")
+    pub(crate) fn stock_back_channel(&self) -> String {
+        self.keys.key("stock-back")
     }
 
     /// Tells every listening instance that `item_id` may have units again.
     pub(crate) async fn announce_stock_back(&self, item_id: u64) {
         let published = async {
-            let mut conn = self.redis().get().await?;
+            let mut conn = self.redis.get().await?;
             redis::cmd("PUBLISH")
                 .arg(self.stock_back_channel())
                 .arg(item_id)

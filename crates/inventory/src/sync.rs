@@ -2,7 +2,7 @@
 //! stock to MySQL's stock minus what Redis sold that MySQL does not have yet, so
 //! purchases before it are counted and purchases after it decrement what it set.
 
-use crate::{Error, ItemStore};
+use crate::{Error, Inventory};
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -38,21 +38,11 @@ pub struct Synced {
     pub shortfall: i64,
 }
 
-impl ItemStore {
-    /// The message ids (outbox fields) in an item's outbox: `<order id>` for a
-    /// placement, `<order id>:<type>` for a reservation's later step.
-    pub async fn outbox_message_ids(&self, item_id: u64) -> Result<Vec<String>, Error> {
-        let mut conn = self.redis().get().await?;
-        Ok(redis::cmd("HKEYS")
-            .arg(self.keys(item_id).outbox())
-            .query_async(&mut conn)
-            .await?)
-    }
-
+impl Inventory {
     /// Sets an item's stock, on-sale flag and limit from MySQL's figures.
     pub async fn sync(&self, item_id: u64, mysql: &MysqlFigures) -> Result<Synced, Error> {
-        let keys = self.keys(item_id);
-        let mut conn = self.redis().get().await?;
+        let keys = self.core.keys(item_id);
+        let mut conn = self.core.redis().get().await?;
         let reply: Vec<String> = SYNC
             .key(keys.stock())
             .key(keys.meta())
@@ -68,7 +58,7 @@ impl ItemStore {
             .await?;
         let [before, after, pending, cleaned, shortfall] = numbers(reply)?;
         if after > before.max(0) {
-            self.announce_stock_back(item_id).await;
+            self.core.announce_stock_back(item_id).await;
         }
         Ok(Synced {
             before: Some(before).filter(|b| *b >= 0),

@@ -7,8 +7,8 @@ use common::config::{LockSettings, RedisSettings};
 use common::redis::{Keyspace, RedisClient};
 use inventory::purchase::{AttemptError, Outcome, Purchase, WatchHook};
 use inventory::settle::Settled;
-use inventory::store::ItemState;
-use inventory::{DistributedLock, ItemStore};
+use inventory::stock::ItemState;
+use inventory::{DistributedLock, Inventory};
 use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,19 +23,23 @@ fn settings(redis: &TestRedis) -> RedisSettings {
 }
 
 /// Item 1 on sale with `stock`; the store goes straight to Redis.
-async fn item(stock: u32) -> (TestRedis, ItemStore) {
+async fn item(stock: u32) -> (TestRedis, Inventory) {
     let redis = TestRedis::new();
-    let store = ItemStore::new(
+    let store = Inventory::new(
         common::redis::pool(&settings(&redis)).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
-    store.put(&ItemState::on_sale(1, stock)).await.unwrap();
+    store
+        .stock
+        .put(&ItemState::on_sale(1, stock))
+        .await
+        .unwrap();
     (redis, store)
 }
 
 /// The same item seen through `proxy` (300 ms reply timeout).
-fn through(redis: &TestRedis, proxy: &ChaosProxy) -> ItemStore {
-    ItemStore::new(
+fn through(redis: &TestRedis, proxy: &ChaosProxy) -> Inventory {
+    Inventory::new(
         common::redis::pool(&RedisSettings {
             port: proxy.port,
             ..settings(redis)
@@ -78,21 +82,22 @@ fn purchase(order_id: &str, quantity: u32) -> Purchase<'_> {
 }
 
 /// The purchase under the lock (the reference design), with no hook.
-async fn under_lock(store: &ItemStore, purchase: &Purchase<'_>) -> Outcome {
+async fn under_lock(store: &Inventory, purchase: &Purchase<'_>) -> Outcome {
     store
+        .stock
         .purchase_under_lock(purchase, &lock(store.redis().clone()), None)
         .await
         .unwrap()
 }
 
-async fn stock_and_outbox(redis: &TestRedis, store: &ItemStore) -> (i64, u64) {
+async fn stock_and_outbox(redis: &TestRedis, store: &Inventory) -> (i64, u64) {
     let stock: i64 = redis
         .connection()
         .await
         .get(store.keys(1).stock())
         .await
         .unwrap();
-    (stock, store.outbox_len(1).await.unwrap())
+    (stock, store.outbox.len(1).await.unwrap())
 }
 
 #[tokio::test]
@@ -128,6 +133,7 @@ async fn a_change_to_a_watched_key_aborts_exec_and_decrements_nothing() {
         })
     });
     let outcome = store
+        .stock
         .purchase_under_lock(
             &purchase("o-1", 4),
             &lock(store.redis().clone()),
@@ -168,7 +174,7 @@ async fn under_lock_the_outcome_never_depends_on_unwatch() {
     }
     let server = testkit::RedisServer::start(&["--rename-command", "UNWATCH", ""]);
     let redis = TestRedis::new();
-    let store = ItemStore::new(
+    let store = Inventory::new(
         common::redis::pool(&RedisSettings {
             port: server.port,
             ..settings(&redis)
@@ -176,12 +182,13 @@ async fn under_lock_the_outcome_never_depends_on_unwatch() {
         .unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
-    let terms = inventory::store::SaleTerms {
+    let terms = inventory::stock::SaleTerms {
         price: 100,
         payment_window_secs: Some(60),
         ..Default::default()
     };
     store
+        .stock
         .put(&ItemState {
             terms,
             ..ItemState::on_sale(1, 3)
@@ -195,7 +202,7 @@ async fn under_lock_the_outcome_never_depends_on_unwatch() {
     );
     let refused = under_lock(&store, &purchase("o-2", 2)).await;
     assert_eq!(refused, Outcome::InsufficientStock { current_stock: 1 });
-    assert_eq!(store.outbox_len(1).await.unwrap(), 1);
+    assert_eq!(store.outbox.len(1).await.unwrap(), 1);
 }
 
 /// The script runs inside MULTI, where a NOSCRIPT would come only at EXEC: a Redis that
@@ -207,7 +214,7 @@ async fn under_lock_the_script_runs_on_a_redis_that_has_not_got_it() {
     }
     let server = testkit::RedisServer::start(&[]);
     let redis = TestRedis::new();
-    let store = ItemStore::new(
+    let store = Inventory::new(
         common::redis::pool(&RedisSettings {
             port: server.port,
             ..settings(&redis)
@@ -215,7 +222,7 @@ async fn under_lock_the_script_runs_on_a_redis_that_has_not_got_it() {
         .unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
-    store.put(&ItemState::on_sale(1, 10)).await.unwrap();
+    store.stock.put(&ItemState::on_sale(1, 10)).await.unwrap();
     assert_eq!(
         under_lock(&store, &purchase("o-1", 4)).await,
         Outcome::Placed
@@ -234,7 +241,7 @@ async fn under_lock_the_script_runs_on_a_redis_that_has_not_got_it() {
         under_lock(&store, &purchase("o-3", 4)).await,
         Outcome::InsufficientStock { current_stock: 2 }
     );
-    assert_eq!(store.outbox_len(1).await.unwrap(), 2);
+    assert_eq!(store.outbox.len(1).await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -245,22 +252,26 @@ async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing()
     let proxy = redis_proxy().await;
     let (redis, store) = item(10).await;
     let slow = through(&redis, &proxy);
-    slow.preload_purchase_script().await.unwrap();
+    slow.stock.preload_purchase_script().await.unwrap();
     proxy.delay_requests(Duration::from_millis(800));
-    let outcome = slow.purchase_by_script(&purchase("ruled-out-1", 2)).await;
+    let outcome = slow
+        .stock
+        .purchase_by_script(&purchase("ruled-out-1", 2))
+        .await;
     assert!(
         matches!(outcome, Err(AttemptError::Unknown(_))),
         "{outcome:?}"
     );
     // Settled straight at Redis, before the delayed script gets there.
     assert_eq!(
-        store.rule_out(1, "ruled-out-1").await.unwrap(),
+        store.outbox.rule_out(1, "ruled-out-1").await.unwrap(),
         Settled::RuledOut
     );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(stock_and_outbox(&redis, &store).await, (10, 0));
     assert_eq!(
         store
+            .stock
             .purchase_by_script(&purchase("ruled-out-1", 2))
             .await
             .unwrap(),
@@ -292,11 +303,12 @@ async fn exec_held_back(
     order_id: &str,
     replies: bool,
     settled: Settled,
-) -> (Arc<ChaosProxy>, TestRedis, ItemStore) {
+) -> (Arc<ChaosProxy>, TestRedis, Inventory) {
     let proxy = redis_proxy().await;
     let (redis, store) = item(10).await;
     let slow = through(&redis, &proxy);
     let outcome = slow
+        .stock
         .purchase_under_lock(
             &purchase(order_id, 4),
             &lock(slow.redis().clone()),
@@ -312,7 +324,7 @@ async fn exec_held_back(
         matches!(outcome, Err(AttemptError::Unknown(_))),
         "{outcome:?}"
     );
-    assert_eq!(store.rule_out(1, order_id).await.unwrap(), settled);
+    assert_eq!(store.outbox.rule_out(1, order_id).await.unwrap(), settled);
     (proxy, redis, store)
 }
 

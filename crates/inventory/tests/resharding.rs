@@ -5,9 +5,9 @@
 
 use common::config::RedisMode;
 use common::redis::{Keyspace, slot_of};
-use inventory::ItemStore;
+use inventory::Inventory;
 use inventory::purchase::{Outcome, Purchase};
-use inventory::store::ItemState;
+use inventory::stock::ItemState;
 use redis::AsyncCommands;
 use testkit::TestRedis;
 
@@ -119,8 +119,9 @@ fn items_of_unused_slots() -> impl Iterator<Item = u64> {
     (1_000_000_000_000u64..).filter(move |id| !used.contains(&slot_of(&format!("{{{id}}}"))))
 }
 
-async fn buy(store: &ItemStore, item_id: u64, order_id: &str) -> Result<Outcome, String> {
+async fn buy(store: &Inventory, item_id: u64, order_id: &str) -> Result<Outcome, String> {
     store
+        .stock
         .purchase_by_script(&Purchase {
             user_id: 7,
             item_id,
@@ -140,13 +141,17 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
     let mut settings = redis.settings();
     settings.mode = RedisMode::Cluster;
     let first = settings.cluster_nodes.split(',').next().unwrap().to_owned();
-    let store = ItemStore::new(
+    let store = Inventory::new(
         common::redis::pool(&settings).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
     let mut unused = items_of_unused_slots();
     let item = unused.next().unwrap();
-    store.put(&ItemState::on_sale(item, 10)).await.unwrap();
+    store
+        .stock
+        .put(&ItemState::on_sale(item, 10))
+        .await
+        .unwrap();
     let keys = store.keys(item);
     let slot = slot_of(&keys.stock());
     let masters = masters(&first).await;
@@ -167,7 +172,11 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
         }
     }
     let neighbour = neighbour.unwrap();
-    store.put(&ItemState::on_sale(neighbour, 10)).await.unwrap();
+    store
+        .stock
+        .put(&ItemState::on_sale(neighbour, 10))
+        .await
+        .unwrap();
 
     // The owner's first acknowledged write is of the item whose slot then moves.
     let before = buy(&store, item, "before").await;

@@ -12,7 +12,7 @@ use common::ValidationErrors;
 use common::input::Pagination;
 use db::DbPool;
 use diesel_async::AsyncConnection;
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 
 /// Why a catalog operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ pub struct ItemView {
 #[derive(Clone)]
 pub struct Catalog {
     pub db: DbPool,
-    pub store: ItemStore,
+    pub store: Inventory,
     pub lock: DistributedLock,
 }
 
@@ -60,7 +60,7 @@ impl Catalog {
         let (rows, total) = items::page(&mut conn, pagination.offset(), pagination.limit()).await?;
         drop(conn);
         let ids: Vec<u64> = rows.iter().map(|i| i.id).collect();
-        let live = self.store.stocks(&ids).await?;
+        let live = self.store.stock.stocks(&ids).await?;
         let views = rows
             .into_iter()
             .zip(live)
@@ -80,7 +80,7 @@ impl Catalog {
     }
 
     async fn view(&self, item: Item) -> Result<ItemView, CatalogError> {
-        let live = self.store.stocks(&[item.id]).await?;
+        let live = self.store.stock.stocks(&[item.id]).await?;
         let stock = live
             .into_iter()
             .next()
@@ -96,7 +96,7 @@ impl Catalog {
             .transaction::<_, CatalogError, _>(async |c| {
                 let item = items::insert(&mut *c, &new).await?;
                 primed = Some(item.id);
-                self.store.put(&item.state()).await?;
+                self.store.stock.put(&item.state()).await?;
                 Ok(item)
             })
             .await;
@@ -110,7 +110,8 @@ impl Catalog {
             }
             Err(error) => {
                 if let Some(id) = primed {
-                    self.undo(id, async || self.store.forget(id).await).await;
+                    self.undo(id, async || self.store.stock.forget(id).await)
+                        .await;
                 }
                 Err(error)
             }
@@ -142,11 +143,11 @@ impl Catalog {
                             .ok_or(CatalogError::NotFound)?;
                         if let Some(limit) = changes.max_per_user {
                             limit_changed = true;
-                            self.store.set_limit(id, limit).await?;
+                            self.store.stock.set_limit(id, limit).await?;
                         }
                         if changes.changes_terms() {
                             terms_changed = true;
-                            self.store.set_terms(id, &updated.terms()).await?;
+                            self.store.stock.set_terms(id, &updated.terms()).await?;
                         }
                         Ok(updated)
                     })
@@ -156,13 +157,15 @@ impl Catalog {
                     Err(error) => {
                         if limit_changed {
                             self.undo(id, async || {
-                                self.store.set_limit(id, before.max_per_user).await
+                                self.store.stock.set_limit(id, before.max_per_user).await
                             })
                             .await;
                         }
                         if terms_changed {
-                            self.undo(id, async || self.store.set_terms(id, &before.terms()).await)
-                                .await;
+                            self.undo(id, async || {
+                                self.store.stock.set_terms(id, &before.terms()).await
+                            })
+                            .await;
                         }
                         return Err(error);
                     }
@@ -183,7 +186,7 @@ impl Catalog {
                 items::find_live(&mut conn, id)
                     .await?
                     .ok_or(CatalogError::NotFound)?;
-                let deleted = match self.store.set_on_sale(id, false).await {
+                let deleted = match self.store.stock.set_on_sale(id, false).await {
                     Ok(()) => items::soft_delete(&mut conn, id)
                         .await
                         .map_err(CatalogError::from),
@@ -195,7 +198,7 @@ impl Catalog {
                         Ok(())
                     }
                     Err(error) => {
-                        self.undo(id, async || self.store.set_on_sale(id, true).await)
+                        self.undo(id, async || self.store.stock.set_on_sale(id, true).await)
                             .await;
                         Err(error)
                     }
@@ -225,7 +228,7 @@ impl Catalog {
                             return Err(CatalogError::NotFound);
                         }
                         added = true;
-                        self.store.add_stock(id, quantity, &restock_id).await?;
+                        self.store.stock.add_stock(id, quantity, &restock_id).await?;
                         Ok(())
                     })
                     .await;
@@ -233,7 +236,7 @@ impl Catalog {
                     if added {
                         let undone = self
                             .undo(id, async || {
-                                self.store.take_back_stock(id, quantity, &restock_id).await
+                                self.store.stock.take_back_stock(id, quantity, &restock_id).await
                             })
                             .await;
                         if let Some(sold @ 1..) = undone {
@@ -260,7 +263,7 @@ impl Catalog {
     pub async fn warm_up(&self) -> Result<usize, CatalogError> {
         let rows = items::all(&mut *db::connection(&self.db).await?).await?;
         let states: Vec<_> = rows.iter().map(Item::state).collect();
-        Ok(self.store.warm(&states).await?)
+        Ok(self.store.stock.warm(&states).await?)
     }
 
     /// Undoes a Redis change after MySQL refused it, repeating the (idempotent) undo

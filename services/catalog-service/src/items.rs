@@ -7,7 +7,7 @@ use db::schema::items;
 use diesel::prelude::*;
 use diesel::sql_types::{Bigint, Datetime, Nullable, Unsigned};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
-use inventory::store::{ItemState, SaleTerms};
+use inventory::stock::{ItemState, SaleTerms};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = items)]

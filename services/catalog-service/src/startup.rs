@@ -7,7 +7,7 @@ use crate::routes;
 use actix_web::web;
 use common::redis::{Keyspace, RedisClient};
 use db::DbPool;
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use std::time::Duration;
 use web_layer::bootstrap::Infrastructure;
 use web_layer::service::{Service, Serving};
@@ -19,7 +19,7 @@ pub struct Application;
 pub fn catalog(settings: &Settings, db: DbPool, redis: RedisClient) -> Catalog {
     Catalog {
         db,
-        store: ItemStore::new(
+        store: Inventory::new(
             redis.clone(),
             Keyspace::new(settings.redis.key_prefix.clone()),
         ),

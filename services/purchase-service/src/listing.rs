@@ -89,7 +89,7 @@ impl Purchases {
             .iter()
             .map(|o| (o.item_id, o.id.as_str()))
             .collect();
-        let settled = self.store.settled(&keys).await?;
+        let settled = self.store.reservations.settled(&keys).await?;
         for (order, settled) in reserved.iter_mut().zip(settled) {
             if let Some(status) = settled.as_deref().and_then(OrderStatus::parse) {
                 order.status = status;
@@ -133,6 +133,7 @@ impl Purchases {
         let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
         let pending = self
             .store
+            .outbox
             .pending_order_of_user(user_id, order_id.as_str())
             .await?
             .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
@@ -172,6 +173,7 @@ impl Purchases {
     async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, PurchaseError> {
         Ok(self
             .store
+            .outbox
             .pending_of_user(user_id)
             .await?
             .iter()

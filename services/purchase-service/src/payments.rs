@@ -95,7 +95,7 @@ impl Purchases {
             payment_id: payment.payment_id.as_str(),
             amount: payment.amount,
         };
-        let refused = match self.store.end_reservation(item_id, order_id, step).await? {
+        let refused = match self.store.reservations.end(item_id, order_id, step).await? {
             Ended::Paid { event } => {
                 let event = self.offer_ended(&event)?;
                 return Ok(Order::ended(&event));
@@ -206,7 +206,8 @@ impl Purchases {
     async fn order_of_anyone(&self, item_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
         let pending = self
             .store
-            .outbox_event(item_id, order_id)
+            .outbox
+            .event(item_id, order_id)
             .await?
             .and_then(|json| events::StockEvent::parse(json.as_bytes()).ok());
         self.current_order(order_id, pending)

@@ -24,7 +24,7 @@ use common::shutdown::Shutdown;
 use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use inventory::ItemStore;
+use inventory::Inventory;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ impl PublishQueue {
     /// confirms, marks them, and ends.
     pub fn start(
         publisher: Arc<Publisher>,
-        store: ItemStore,
+        store: Inventory,
         settings: PublishSettings,
         shutdown: Shutdown,
     ) -> (Self, JoinHandle<()>) {
@@ -75,7 +75,7 @@ impl PublishQueue {
 
 async fn publish_queued(
     publisher: Arc<Publisher>,
-    store: ItemStore,
+    store: Inventory,
     mut queued: mpsc::Receiver<StockEvent>,
     settings: PublishSettings,
     mut shutdown: Shutdown,
@@ -131,13 +131,13 @@ fn may_publish(in_flight: usize, queued: usize, max_in_flight: usize, batch_max:
     in_flight < max_in_flight && (in_flight < PARTIAL_IN_FLIGHT || queued + 1 >= batch_max)
 }
 
-async fn mark_confirmed(store: &ItemStore, confirmed: &mut Vec<(u64, String)>, after_ms: i64) {
+async fn mark_confirmed(store: &Inventory, confirmed: &mut Vec<(u64, String)>, after_ms: i64) {
     if confirmed.is_empty() {
         return;
     }
     let orders: Vec<(u64, &str)> = confirmed.iter().map(|(i, o)| (*i, o.as_str())).collect();
     let due = chrono::Utc::now().timestamp_millis() + after_ms;
-    if let Err(error) = store.reschedule(&orders, due).await {
+    if let Err(error) = store.outbox.mark_confirmed(&orders, due).await {
         tracing::warn!(%error, count = orders.len(), "could not mark published orders; the relay may publish them again");
     }
     confirmed.clear();

@@ -17,7 +17,7 @@ use inventory::purchase::{
     AttemptError, Idempotency, IdempotencyRecord, Outcome, Purchase, WatchHook,
 };
 use inventory::settle::Settled;
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -94,7 +94,7 @@ pub struct OutcomeLabels {
 #[derive(Clone)]
 pub struct Purchases {
     pub strategy: Strategy,
-    pub store: ItemStore,
+    pub store: Inventory,
     /// The item locks of the `lock` strategy.
     pub lock: DistributedLock,
     /// (lock strategy) runs between the reads and EXEC; tests use it.
@@ -198,9 +198,10 @@ impl Purchases {
             }),
         };
         let attempted = match self.strategy {
-            Strategy::Lua => self.store.purchase_by_script(&purchase).await,
+            Strategy::Lua => self.store.stock.purchase_by_script(&purchase).await,
             Strategy::Lock => {
                 self.store
+                    .stock
                     .purchase_under_lock(&purchase, &self.lock, self.after_watch.as_ref())
                     .await
             }
@@ -244,7 +245,8 @@ impl Purchases {
                 event.amount = Some(amount);
                 if let Err(error) = self
                     .store
-                    .index_reservation(
+                    .reservations
+                    .index(
                         &event.order_id,
                         event.item_id,
                         pay_by_ms,
@@ -293,6 +295,7 @@ impl Purchases {
         tracing::debug!(order_id = %event.order_id, item_id = event.item_id, "purchase placed");
         if let Err(error) = self
             .store
+            .outbox
             .index_pending(event.user_id, &event.order_id, event.item_id)
             .await
         {
@@ -330,7 +333,8 @@ impl Purchases {
     ) -> Result<Order, PurchaseError> {
         let pending = self
             .store
-            .outbox_event(item_id, &record.order_id)
+            .outbox
+            .event(item_id, &record.order_id)
             .await?
             .and_then(|json| StockEvent::parse(json.as_bytes()).ok());
         Ok(match self.current_order(&record.order_id, pending).await? {
@@ -426,11 +430,11 @@ impl Purchases {
     /// outbox meanwhile (persisted, or a read that reached another master) is what MySQL
     /// says of it, and not settled while MySQL has nothing.
     async fn settle_once(&self, item_id: u64, order_id: &str) -> anyhow::Result<Outcome> {
-        match self.store.rule_out(item_id, order_id).await? {
+        match self.store.outbox.rule_out(item_id, order_id).await? {
             settled @ (Settled::InOutbox | Settled::Parked) => {
                 let outbox = self.store.keys(item_id).outbox();
                 self.store.redis().replicated(&outbox).await?;
-                let event = self.store.outbox_event(item_id, order_id).await?;
+                let event = self.store.outbox.event(item_id, order_id).await?;
                 match event.and_then(|json| StockEvent::parse(json.as_bytes()).ok()) {
                     Some(event) => Ok(placed_as(Some(event))),
                     None if settled == Settled::Parked => Ok(placed_as(None)),

@@ -18,7 +18,7 @@ use crate::publishing::{FailedPublishes, publish};
 use common::shutdown::Shutdown;
 use events::{PublishError, Publisher, StockEvent};
 use futures_util::StreamExt;
-use inventory::ItemStore;
+use inventory::Inventory;
 use inventory::outbox::OutboxEntry;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ const BATCH_PER_ITEM: usize = 2000;
 pub const MAX_BACKOFF_FACTOR: i64 = 16;
 
 pub struct Relay {
-    pub store: ItemStore,
+    pub store: Inventory,
     pub publisher: Arc<Publisher>,
     pub interval: Duration,
     pub relay_after_ms: i64,
@@ -70,11 +70,12 @@ impl Relay {
     /// were republished.
     pub async fn tick(&self, share: Share) -> Result<usize, inventory::Error> {
         let now = chrono::Utc::now().timestamp_millis();
-        let mut items = self.store.known_item_ids().await?;
+        let mut items = self.store.stock.known_item_ids().await?;
         items.retain(|item_id| share.owns(*item_id));
         let due = self
             .store
-            .due_outbox_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
+            .outbox
+            .due_entries(&items, now - self.relay_after_ms, BATCH_PER_ITEM)
             .await?;
         // Published in batches, several at once (up to max_in_flight): the broker
         // confirms them together, so a backlog left by an outage drains at the broker's
@@ -110,6 +111,7 @@ impl Relay {
             .map(|e| (e.item_id, e.order_id.as_str()))
             .collect();
         self.store
+            .outbox
             .back_off(
                 &orders,
                 now,

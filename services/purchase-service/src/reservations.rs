@@ -39,7 +39,8 @@ impl Purchases {
         };
         let ended = self
             .store
-            .end_reservation(
+            .reservations
+            .end(
                 item_id,
                 order_id.as_str(),
                 Step::Cancel {
@@ -75,7 +76,7 @@ impl Purchases {
 
     /// Which item an order is of: Redis's index of reservations, else MySQL.
     pub(crate) async fn item_of_order(&self, order_id: &str) -> Result<Option<u64>, PurchaseError> {
-        if let Some(item_id) = self.store.item_of_reservation(order_id).await? {
+        if let Some(item_id) = self.store.reservations.item_of(order_id).await? {
             return Ok(Some(item_id));
         }
         let mut conn = db::connection(&self.db).await?;
@@ -123,17 +124,19 @@ impl Purchases {
     /// One pass over the items `share` owns; returns how many reservations this
     /// instance expired.
     pub async fn expire_due(&self, share: Share) -> Result<usize, PurchaseError> {
-        let mut items = self.store.known_item_ids().await?;
+        let mut items = self.store.stock.known_item_ids().await?;
         items.retain(|item_id| share.owns(*item_id));
         let due = self
             .store
-            .due_reservations(&items, EXPIRE_BATCH_PER_ITEM)
+            .reservations
+            .due(&items, EXPIRE_BATCH_PER_ITEM)
             .await?;
         let mut expired = 0;
         for (item_id, order_id) in due {
             if let Ended::Expired { event } = self
                 .store
-                .end_reservation(item_id, &order_id, Step::Expire)
+                .reservations
+                .end(item_id, &order_id, Step::Expire)
                 .await?
             {
                 self.sold_out.clear(item_id);

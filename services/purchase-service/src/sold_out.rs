@@ -81,7 +81,7 @@ impl SoldOutMarks {
     }
 }
 
-/// Drops marks as the store's stock-back notices arrive on `channel`, until shutdown;
+/// Drops marks as the stock-back notices arrive on `channel`, until shutdown;
 /// subscribes again after a lost connection (dropping every mark then, since notices
 /// may have been missed meanwhile).
 pub async fn listen_for_stock_back(

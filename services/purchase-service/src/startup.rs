@@ -18,7 +18,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -50,10 +50,10 @@ impl Service for Application {
         mut infra: Infrastructure,
     ) -> anyhow::Result<PurchaseService> {
         crate::configuration::check_answer_bound(&settings).map_err(anyhow::Error::msg)?;
-        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone())
+        let store = Inventory::new(infra.redis.clone(), infra.keys.clone())
             .settling_within(Duration::from_millis(settings.purchase.outcome_timeout_ms));
         if settings.purchase.strategy == Strategy::Lua
-            && let Err(error) = store.preload_purchase_script().await
+            && let Err(error) = store.stock.preload_purchase_script().await
         {
             tracing::warn!(%error, "could not preload the purchase script; it loads on first use");
         }
@@ -143,7 +143,7 @@ impl Service for Application {
         let stock_back_task = tokio::spawn(sold_out::listen_for_stock_back(
             purchases.sold_out.clone(),
             settings.redis.clone(),
-            purchases.store.stock_back_channel(),
+            purchases.store.stock.stock_back_channel(),
             shutdown.subscribe(),
         ));
         let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(

@@ -15,7 +15,7 @@ use common::shutdown::Shutdown;
 use db::DbPool;
 use events::{Publisher, Received, StockEvent, Topology};
 use futures_util::{FutureExt, StreamExt};
-use inventory::ItemStore;
+use inventory::Inventory;
 use inventory::outbox::OrderRef;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
@@ -30,7 +30,7 @@ pub struct Consumer {
     pub prefetch: u16,
     pub batch_max: usize,
     pub db: DbPool,
-    pub store: ItemStore,
+    pub store: Inventory,
     pub dead_letters: Publisher,
     pub metrics: WriterMetrics,
     pub connected: Arc<AtomicBool>,
@@ -238,7 +238,7 @@ impl Consumer {
             .zip(&message_ids)
             .map(|(event, id)| order_ref(event, id))
             .collect();
-        if let Err(error) = self.store.remove_from_outbox(&persisted).await {
+        if let Err(error) = self.store.outbox.remove(&persisted).await {
             // The relay will republish them; they are duplicates by then and get cleaned.
             tracing::warn!(%error, "could not clear persisted orders from the outbox");
         }
@@ -292,6 +292,7 @@ impl Consumer {
         let body = String::from_utf8_lossy(&entry.body);
         match self
             .store
+            .outbox
             .park(order_ref(event, &event.message_id()), &body, reason, now_ms)
             .await
         {

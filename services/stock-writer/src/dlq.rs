@@ -4,22 +4,22 @@
 //! the parked set in Redis is what replay works from, since it holds the orders taken
 //! in Redis that MySQL still lacks.
 
-use inventory::ItemStore;
+use inventory::Inventory;
 use inventory::parked::ParkedOrder;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use std::time::Duration;
 
 /// Every parked order, oldest first.
-pub async fn list(store: &ItemStore) -> anyhow::Result<Vec<ParkedOrder>> {
-    let items = store.known_item_ids().await?;
-    Ok(store.parked_orders(&items).await?)
+pub async fn list(store: &Inventory) -> anyhow::Result<Vec<ParkedOrder>> {
+    let items = store.stock.known_item_ids().await?;
+    Ok(store.outbox.parked_orders(&items).await?)
 }
 
 /// Puts parked orders (all, or the one named) back into their outboxes, due at once:
 /// the relay publishes them again and stock-writer applies them, or parks them again if
 /// the cause is still there. Returns the orders put back.
-pub async fn replay(store: &ItemStore, order_id: Option<&str>) -> anyhow::Result<Vec<ParkedOrder>> {
+pub async fn replay(store: &Inventory, order_id: Option<&str>) -> anyhow::Result<Vec<ParkedOrder>> {
     let parked = list(store).await?;
     if let Some(wanted) = order_id
         && !parked.iter().any(|p| p.order_id == wanted)
@@ -32,7 +32,7 @@ pub async fn replay(store: &ItemStore, order_id: Option<&str>) -> anyhow::Result
         .into_iter()
         .filter(|p| order_id.is_none_or(|wanted| p.order_id == wanted))
     {
-        if store.unpark(&order, now_ms).await? {
+        if store.outbox.unpark(&order, now_ms).await? {
             tracing::info!(order_id = %order.order_id, item_id = order.item_id, "parked order put back into the outbox");
             replayed.push(order);
         }

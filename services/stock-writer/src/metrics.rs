@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Unsigned};
 use diesel_async::RunQueryDsl;
 use events::{PublishError, Publisher, Topology};
-use inventory::ItemStore;
+use inventory::Inventory;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -166,18 +166,18 @@ impl SaleGauges {
     }
 
     /// Reads the Redis figures once.
-    pub async fn refresh(&self, store: &ItemStore, now_ms: i64) -> Result<(), inventory::Error> {
-        let items = store.known_item_ids().await?;
-        let pending = store.outbox_counts(&items).await?;
+    pub async fn refresh(&self, store: &Inventory, now_ms: i64) -> Result<(), inventory::Error> {
+        let items = store.stock.known_item_ids().await?;
+        let pending = store.outbox.counts(&items).await?;
         let with_pending: Vec<u64> = items
             .iter()
             .zip(&pending)
             .filter(|(_, count)| **count > 0)
             .map(|(id, _)| *id)
             .collect();
-        let oldest = store.oldest_outbox_entries(&with_pending).await?;
-        let parked: u64 = store.parked_counts(&items).await?.iter().sum();
-        let stocks = store.stocks(&items).await?;
+        let oldest = store.outbox.oldest_entries(&with_pending).await?;
+        let parked: u64 = store.outbox.parked_counts(&items).await?.iter().sum();
+        let stocks = store.stock.stocks(&items).await?;
         self.pending.set(pending.iter().sum::<u64>() as i64);
         self.parked.set(parked as i64);
         self.oldest_pending_age
@@ -232,7 +232,7 @@ impl SaleGauges {
     /// Refreshes the gauges every few seconds until shutdown.
     pub async fn run(
         self,
-        store: ItemStore,
+        store: Inventory,
         db: DbPool,
         broker: Publisher,
         prefix: String,
@@ -307,16 +307,18 @@ mod tests {
     async fn the_sale_gauges_read_the_outboxes_and_the_stock_from_redis() {
         use redis::AsyncCommands;
         let redis = testkit::TestRedis::new();
-        let store = ItemStore::new(
+        let store = Inventory::new(
             common::redis::pool(&redis.settings()).unwrap(),
             common::redis::Keyspace::new(redis.prefix.clone()),
         );
         store
-            .put(&inventory::store::ItemState::on_sale(1, 7))
+            .stock
+            .put(&inventory::stock::ItemState::on_sale(1, 7))
             .await
             .unwrap();
         store
-            .put(&inventory::store::ItemState::on_sale(2, 3))
+            .stock
+            .put(&inventory::stock::ItemState::on_sale(2, 3))
             .await
             .unwrap();
         let mut conn = redis.connection().await;

@@ -12,7 +12,7 @@ use crate::sync::{ItemPass, LockedRow, SyncError, item_ids, warn_of_shortfall};
 use db::DbPool;
 use events::StockEvent;
 use inventory::rebuild::{PersistedSales, Rebuilt};
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use std::time::{Duration, Instant};
 
 /// What rebuild-redis did to one item.
@@ -30,7 +30,7 @@ pub struct RebuildReport {
 /// What rebuild-redis works with.
 pub struct RedisRebuild {
     pub db: DbPool,
-    pub store: ItemStore,
+    pub store: Inventory,
     pub lock: DistributedLock,
     /// The broker's URL and the stock queue, to see it drained.
     pub rabbitmq_url: String,
@@ -55,13 +55,13 @@ impl RedisRebuild {
         let ids = item_ids(&mut conn, item).await?;
         progress(&format!("taking {} item(s) off sale", ids.len()));
         for id in &ids {
-            self.store.set_on_sale(*id, false).await?;
+            self.store.stock.set_on_sale(*id, false).await?;
         }
         self.drained(&ids, &progress).await?;
         let reports = self
             .each_item((&self.store, &self.lock), &mut conn, &ids)
             .await?;
-        self.store.remember(&ids).await?;
+        self.store.stock.remember(&ids).await?;
         Ok(reports)
     }
 
@@ -71,7 +71,7 @@ impl RedisRebuild {
         let deadline = Instant::now() + self.drain_timeout;
         let mut reported = Instant::now();
         loop {
-            let waiting: u64 = self.store.outbox_counts(ids).await?.iter().sum();
+            let waiting: u64 = self.store.outbox.counts(ids).await?.iter().sum();
             let queued = crate::dlq::message_count(&self.rabbitmq_url, &self.queue).await?;
             if waiting == 0 && queued == 0 {
                 progress("every order Redis had is in MySQL");
@@ -131,14 +131,15 @@ impl ItemPass for RedisRebuild {
             .collect();
         let reservations_restored = self
             .store
-            .restore_reservations(
+            .reservations
+            .restore(
                 row.item_id,
                 &reservations,
                 chrono::Utc::now().timestamp_millis(),
             )
             .await?;
         if row.on_sale {
-            self.store.set_on_sale(row.item_id, true).await?;
+            self.store.stock.set_on_sale(row.item_id, true).await?;
         }
         Ok(RebuildReport {
             item_id: row.item_id,

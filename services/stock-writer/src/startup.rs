@@ -9,7 +9,7 @@ use crate::sync::StockSync;
 use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,8 +27,8 @@ pub struct StockWriter {
     shutdown: ShutdownSwitch,
 }
 
-pub fn store(settings: &Settings) -> anyhow::Result<ItemStore> {
-    Ok(ItemStore::new(
+pub fn store(settings: &Settings) -> anyhow::Result<Inventory> {
+    Ok(Inventory::new(
         common::redis::pool(&settings.redis)?,
         Keyspace::new(settings.redis.key_prefix.clone()),
     ))
@@ -63,7 +63,7 @@ impl Service for Application {
 
     async fn start(settings: Settings, mut infra: Infrastructure) -> anyhow::Result<StockWriter> {
         let db = infra.db.clone();
-        let store = ItemStore::new(infra.redis.clone(), infra.keys.clone());
+        let store = Inventory::new(infra.redis.clone(), infra.keys.clone());
         let topology = Topology::new(&settings.rabbitmq.prefix);
         let writer_metrics = WriterMetrics::register(infra.metrics.registry_mut());
         let gauges = SaleGauges::register(infra.metrics.registry_mut());

@@ -15,9 +15,9 @@ use db::DbPool;
 use db::schema::items;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use inventory::store::SaleTerms;
+use inventory::stock::SaleTerms;
 use inventory::sync::{MysqlFigures, Synced};
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 
 /// What sync-stock did to one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum SyncError {
 /// What sync-stock works with.
 pub struct StockSync {
     pub db: DbPool,
-    pub store: ItemStore,
+    pub store: Inventory,
     pub lock: DistributedLock,
 }
 
@@ -53,7 +53,7 @@ impl StockSync {
         let reports = self
             .each_item((&self.store, &self.lock), &mut conn, &ids)
             .await?;
-        self.store.remember(&ids).await?;
+        self.store.stock.remember(&ids).await?;
         Ok(reports)
     }
 }
@@ -62,7 +62,7 @@ impl ItemPass for StockSync {
     type Report = SyncReport;
 
     async fn on_locked_row(&self, row: LockedRow<'_>) -> Result<SyncReport, SyncError> {
-        let outbox_ids = self.store.outbox_message_ids(row.item_id).await?;
+        let outbox_ids = self.store.outbox.message_ids(row.item_id).await?;
         let figures = MysqlFigures {
             stock: row.stock,
             on_sale: row.on_sale,
@@ -107,7 +107,7 @@ pub(crate) trait ItemPass: Sync {
     /// (`SELECT ... FOR UPDATE`), which holds back stock-writer's commits for the item.
     async fn each_item(
         &self,
-        (store, lock): (&ItemStore, &DistributedLock),
+        (store, lock): (&Inventory, &DistributedLock),
         conn: &mut AsyncMysqlConnection,
         ids: &[u64],
     ) -> Result<Vec<Self::Report>, SyncError> {
@@ -118,7 +118,7 @@ pub(crate) trait ItemPass: Sync {
                 .with_lock(&lock_key, async || {
                     conn.transaction::<_, SyncError, _>(async |c| {
                         let row = locked_row(c, id).await?;
-                        store.set_terms(id, &row.terms).await?;
+                        store.stock.set_terms(id, &row.terms).await?;
                         self.on_locked_row(row).await
                     })
                     .await

@@ -10,14 +10,14 @@
 use super::script::{self, PURCHASE};
 use super::{AttemptError, Outcome, Purchase};
 use crate::keys::ItemKeys;
-use crate::{DistributedLock, ItemStore};
+use crate::{DistributedLock, Stock};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
 /// Runs between WATCH and EXEC; tests use it to change a watched key.
 pub type WatchHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
-impl ItemStore {
+impl Stock {
     /// Takes a purchase the reference's way: under the item's lock, WATCH, then the
     /// purchase script in MULTI/EXEC.
     pub async fn purchase_under_lock(
@@ -26,7 +26,7 @@ impl ItemStore {
         lock: &DistributedLock,
         after_watch: Option<&WatchHook>,
     ) -> Result<Outcome, AttemptError> {
-        let keys = self.keys(purchase.item_id);
+        let keys = self.core.keys(purchase.item_id);
         let guard = match lock.acquire(&keys.lock()).await {
             Ok(guard) => guard,
             Err(crate::Error::LockBusy { .. }) => return Ok(Outcome::Busy),
@@ -48,7 +48,7 @@ impl ItemStore {
         // WATCH state belongs to the connection: this pooled connection is ours alone
         // until it goes back, and it goes back unwatched (EXEC, run or aborted, unwatches
         // it) or not at all.
-        let mut conn = self.redis().exclusive_for(&keys.stock()).await?;
+        let mut conn = self.core.redis().exclusive_for(&keys.stock()).await?;
         let result = watch_and_exec(&mut conn, purchase, keys, after_watch).await;
         if result.is_err() {
             drop(deadpool_redis::Connection::take(conn));

@@ -1,8 +1,8 @@
 //! Taking a purchase in an item's Redis state, two ways that run the same purchase script
 //! (`scripts/purchase.lua`, the one statement of the rules) and so write the same state
 //! (stock decremented, the buyer's count raised, the order in the outbox, the idempotency
-//! key recorded): [`ItemStore::purchase_by_script`], the script alone (the default), and
-//! [`ItemStore::purchase_under_lock`], the script inside the reference design's lock and
+//! key recorded): [`crate::Stock::purchase_by_script`], the script alone (the default), and
+//! [`crate::Stock::purchase_under_lock`], the script inside the reference design's lock and
 //! WATCH/MULTI/EXEC, kept for comparison. Both honour an order id voided by
 //! [`crate::settle`], and both say whether a failure left the outcome unknown
 //! ([`AttemptError`]).

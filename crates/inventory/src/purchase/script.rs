@@ -4,7 +4,7 @@
 //! the keys and arguments built and the reply decoded here.
 
 use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
-use crate::ItemStore;
+use crate::Stock;
 use crate::keys::ItemKeys;
 use redis::{Script, ScriptInvocation};
 use std::sync::LazyLock;
@@ -42,10 +42,10 @@ pub(super) fn decode(reply: Vec<String>) -> Result<Outcome, AttemptError> {
     parse_reply(&reply).ok_or(AttemptError::UnexpectedReply(reply))
 }
 
-impl ItemStore {
+impl Stock {
     /// Loads the purchase script so the first purchase is already an EVALSHA.
     pub async fn preload_purchase_script(&self) -> Result<(), crate::Error> {
-        let mut conn = self.redis().get().await?;
+        let mut conn = self.core.redis().get().await?;
         PURCHASE.prepare_invoke().load_async(&mut conn).await?;
         Ok(())
     }
@@ -55,8 +55,8 @@ impl ItemStore {
         &self,
         purchase: &Purchase<'_>,
     ) -> Result<Outcome, AttemptError> {
-        let keys = self.keys(purchase.item_id);
-        let mut conn = self.redis().get().await?;
+        let keys = self.core.keys(purchase.item_id);
+        let mut conn = self.core.redis().get().await?;
         let reply: Vec<String> = invocation(purchase, &keys)
             .invoke_async(&mut conn)
             .await

@@ -5,7 +5,7 @@
 use crate::helpers::spawn_app;
 use common::redis::Keyspace;
 use futures_util::future::join_all;
-use inventory::{DistributedLock, ItemStore};
+use inventory::{DistributedLock, Inventory};
 use redis::AsyncCommands;
 use stock_writer::sync::StockSync;
 
@@ -15,7 +15,7 @@ async fn sync_stock_racing_a_delete_never_puts_the_item_back_on_sale() {
     let redis = common::redis::pool(&app.settings.redis).unwrap();
     let sync = StockSync {
         db: db::pool(&app.settings.database.url(), 4).unwrap(),
-        store: ItemStore::new(redis.clone(), Keyspace::new(app.env.redis.prefix.clone())),
+        store: Inventory::new(redis.clone(), Keyspace::new(app.env.redis.prefix.clone())),
         lock: DistributedLock::new(redis, app.settings.lock.clone()),
     };
     let mut items = Vec::new();

@@ -5,7 +5,7 @@
 
 use crate::helpers::{Stack, confirmed, purchase_settings, spawn_stack, start_writer, token};
 use futures_util::future::join_all;
-use inventory::ItemStore;
+use inventory::Inventory;
 use purchase_service::configuration::Strategy;
 use purchase_service::startup::Application;
 use serde_json::json;
@@ -31,7 +31,7 @@ async fn a_writer_stopped_during_purchases_catches_up_when_restarted() {
     responses.extend(buy_many(&stack.client, item, 60).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        stack.store.outbox_len(item).await.unwrap() > 0,
+        stack.store.outbox.len(item).await.unwrap() > 0,
         "orders wait in the outbox"
     );
     stack.writer = Some(start_writer(&stack.env).await);
@@ -76,7 +76,7 @@ async fn orders_the_broker_confirmed_are_not_republished_while_the_writer_catche
         20,
         "each order published once, none again by the relay"
     );
-    assert_eq!(stack.store.outbox_len(item).await.unwrap(), 20);
+    assert_eq!(stack.store.outbox.len(item).await.unwrap(), 20);
 }
 
 #[actix_web::test]
@@ -153,7 +153,7 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
 async fn sync_stock_during_a_purchase_race_keeps_conservation() {
     let stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item(300, None).await;
-    let store: ItemStore = stack.store.clone();
+    let store: Inventory = stack.store.clone();
     let sync = stock_writer::sync::StockSync {
         db: db::pool(&stack.settings.database.url(), 2).unwrap(),
         lock: inventory::DistributedLock::new(store.redis().clone(), stack.settings.lock.clone()),
@@ -188,17 +188,18 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
     let item = 900_001;
     stack
         .store
-        .put(&inventory::store::ItemState::on_sale(item, 10))
+        .stock
+        .put(&inventory::stock::ItemState::on_sale(item, 10))
         .await
         .unwrap();
     let placed = confirmed(&buy_many(&stack.client, item, 3).await);
     assert_eq!(placed.len(), 3);
     let store = &stack.store;
     testkit::eventually(20, "the refused orders parked", || async {
-        store.parked_counts(&[item]).await.unwrap() == [3]
+        store.outbox.parked_counts(&[item]).await.unwrap() == [3]
     })
     .await;
-    assert_eq!(store.outbox_len(item).await.unwrap(), 0);
+    assert_eq!(store.outbox.len(item).await.unwrap(), 0);
     // Many relay periods (100 ms, due after 300 ms, republish after 1 s) later, nothing
     // was republished: each refused order reached the dead-letter queue once.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -240,5 +241,5 @@ async fn orders_the_writer_refuses_are_parked_not_republished_and_replay_once_fi
             .is_err()
     );
     stack.assert_conserved(item, 10, &placed).await;
-    assert_eq!(store.parked_counts(&[item]).await.unwrap(), [0]);
+    assert_eq!(store.outbox.parked_counts(&[item]).await.unwrap(), [0]);
 }

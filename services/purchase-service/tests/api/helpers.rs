@@ -6,8 +6,8 @@ use common::redis::Keyspace;
 use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use inventory::ItemStore;
-use inventory::store::{ItemState, SaleTerms};
+use inventory::Inventory;
+use inventory::stock::{ItemState, SaleTerms};
 use purchase_service::configuration::{Settings, Strategy};
 use purchase_service::startup::Application;
 use redis::AsyncCommands;
@@ -24,7 +24,7 @@ pub struct Stack {
     pub env: TestEnv,
     pub settings: Settings,
     pub writer: Option<ShutdownSwitch>,
-    pub store: ItemStore,
+    pub store: Inventory,
 }
 
 /// purchase-service settings for `env`, with a quick relay (due after 300 ms, every
@@ -60,7 +60,7 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
     let env = TestEnv::new().await;
     let mut settings = purchase_settings(&env, strategy);
     // The test's own view of Redis goes straight to it, whatever the service's route.
-    let store = ItemStore::new(
+    let store = Inventory::new(
         common::redis::pool(&settings.redis).unwrap(),
         Keyspace::new(env.redis.prefix.clone()),
     );
@@ -116,6 +116,7 @@ impl Stack {
             })
             .await;
         self.store
+            .stock
             .put(&ItemState {
                 id,
                 stock,
@@ -271,7 +272,7 @@ impl Stack {
             "every confirmed order persisted and the outbox empty",
             || async {
                 self.persisted_orders(item).await.len() >= confirmed.len()
-                    && self.store.outbox_len(item).await.unwrap() == 0
+                    && self.store.outbox.len(item).await.unwrap() == 0
             },
         )
         .await;

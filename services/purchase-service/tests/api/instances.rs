@@ -226,7 +226,12 @@ async fn two_instances_expire_each_reservation_once_and_one_takes_over_when_the_
 async fn make_due(stack: &Stack, orders: &[(u64, String)]) {
     let refs: Vec<(u64, &str)> = orders.iter().map(|(i, o)| (*i, o.as_str())).collect();
     let long_ago = chrono::Utc::now().timestamp_millis() - 60_000;
-    stack.store.reschedule(&refs, long_ago).await.unwrap();
+    stack
+        .store
+        .outbox
+        .mark_confirmed(&refs, long_ago)
+        .await
+        .unwrap();
 }
 
 /// Waits until each order's publish was confirmed and marked (not due for a minute).

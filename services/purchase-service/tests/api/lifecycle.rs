@@ -3,7 +3,7 @@
 
 use crate::helpers::{STRATEGIES, Stack, assert_envelope, spawn_stack};
 use chrono::DateTime;
-use inventory::store::SaleTerms;
+use inventory::stock::SaleTerms;
 use serde_json::json;
 use std::time::Duration;
 
@@ -153,7 +153,7 @@ async fn a_reservation_holds_units_until_its_buyer_cancels_it() {
             "MySQL stock holds the second reservation only",
             || async {
                 stack.mysql_stock(item).await == 3
-                    && stack.store.outbox_len(item).await.unwrap() == 0
+                    && stack.store.outbox.len(item).await.unwrap() == 0
             },
         )
         .await;
@@ -230,7 +230,7 @@ async fn cancels_racing_the_expiry_worker_end_each_order_exactly_once() {
                 && statuses
                     .values()
                     .all(|s| s == "cancelled" || s == "expired")
-                && stack.store.outbox_len(item).await.unwrap() == 0
+                && stack.store.outbox.len(item).await.unwrap() == 0
         },
     )
     .await;

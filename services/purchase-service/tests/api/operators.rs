@@ -75,7 +75,8 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
         testkit::eventually(30, "every unpaid reservation expired in Redis", || async {
             stack
                 .store
-                .open_reservations(item)
+                .reservations
+                .open(item)
                 .await
                 .unwrap()
                 .is_empty()
@@ -92,7 +93,7 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
     testkit::eventually(30, "MySQL has every order in its end status", || async {
         let statuses = mysql_statuses(&stack, item).await;
         statuses.values().all(|s| s != "reserved")
-            && stack.store.outbox_len(item).await.unwrap() == 0
+            && stack.store.outbox.len(item).await.unwrap() == 0
     })
     .await;
     let statuses = mysql_statuses(&stack, item).await;
@@ -105,7 +106,8 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
     assert!(
         stack
             .store
-            .open_reservations(item)
+            .reservations
+            .open(item)
             .await
             .unwrap()
             .is_empty(),
@@ -114,7 +116,7 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
     // A reservation brought back after it ended would have ended a second time (expired),
     // releasing its units again: Redis's record of each end must be MySQL's.
     let ids: Vec<(u64, &str)> = orders.iter().map(|(_, id)| (item, id.as_str())).collect();
-    let ends = stack.store.settled(&ids).await.unwrap();
+    let ends = stack.store.reservations.settled(&ids).await.unwrap();
     for ((_, id), end) in ids.iter().zip(ends) {
         let end = end.unwrap_or_default();
         let end = end.split(':').next().unwrap_or_default();
@@ -149,8 +151,11 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
     }
     assert_eq!(sold, UNITS - paid, "the units released, each once");
     testkit::eventually(30, "the resales persisted", || async {
-        stack.mysql_stock(item).await == 0 && stack.store.outbox_len(item).await.unwrap() == 0
+        stack.mysql_stock(item).await == 0 && stack.store.outbox.len(item).await.unwrap() == 0
     })
     .await;
-    assert_eq!(stack.store.parked_counts(&[item]).await.unwrap(), [0]);
+    assert_eq!(
+        stack.store.outbox.parked_counts(&[item]).await.unwrap(),
+        [0]
+    );
 }

@@ -18,8 +18,8 @@ async fn settled_as(stack: &Stack, item: u64, wanted: &BTreeMap<String, String>)
     let mut seen = None;
     for _ in 0..300 {
         let statuses = mysql_statuses(stack, item).await;
-        let outbox = stack.store.outbox_len(item).await.unwrap();
-        let parked = stack.store.parked_orders(&[item]).await.unwrap();
+        let outbox = stack.store.outbox.len(item).await.unwrap();
+        let parked = stack.store.outbox.parked_orders(&[item]).await.unwrap();
         if &statuses == wanted && outbox == 0 && parked.is_empty() {
             return;
         }
@@ -100,7 +100,12 @@ async fn two_instances_and_two_writers_persist_expiries_and_resales_in_any_order
     .await;
     // A second wave, on a long window, takes each unit the moment its reservation
     // expires, through both instances: releases and resales race to the two writers.
-    stack.store.set_terms(item, &reservable(600)).await.unwrap();
+    stack
+        .store
+        .stock
+        .set_terms(item, &reservable(600))
+        .await
+        .unwrap();
     let resold = futures_util::future::join_all((1001..1001 + UNITS).map(|user| async move {
         for _ in 0..1000 {
             let answer = purchase(user).await;

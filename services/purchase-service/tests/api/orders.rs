@@ -49,7 +49,7 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
     })
     .await;
     testkit::eventually(20, "outbox drained", || async {
-        stack.store.outbox_len(item).await.unwrap() == 0
+        stack.store.outbox.len(item).await.unwrap() == 0
     })
     .await;
     let listed = stack.get_as(1, "/api/v1/orders?per_page=1").await;

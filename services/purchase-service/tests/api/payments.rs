@@ -83,7 +83,7 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
                 .map(String::as_str)
                 == Some("paid")
                 && stack.mysql_stock(item).await == 2
-                && stack.store.outbox_len(item).await.unwrap() == 0
+                && stack.store.outbox.len(item).await.unwrap() == 0
         })
         .await;
         assert_eq!(stack.redis_stock(item).await, 2);
@@ -176,7 +176,7 @@ async fn payments_racing_the_expiry_worker_end_each_order_exactly_once() {
         let statuses = mysql_statuses(&stack, item).await;
         statuses.len() == 200
             && statuses.values().all(|s| s == "paid" || s == "expired")
-            && stack.store.outbox_len(item).await.unwrap() == 0
+            && stack.store.outbox.len(item).await.unwrap() == 0
     })
     .await;
     let statuses = mysql_statuses(&stack, item).await;
@@ -228,7 +228,12 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
     .await;
     // The second wave's reservations must still be open when MySQL is checked below,
     // however long persisting takes on a loaded machine: they get a long window.
-    stack.store.set_terms(item, &reservable(600)).await.unwrap();
+    stack
+        .store
+        .stock
+        .set_terms(item, &reservable(600))
+        .await
+        .unwrap();
     let second_wave = (2001..=2600u64).map(|user| {
         let stack = &stack;
         async move { stack.buy(user, item, json!(1)).await }
@@ -255,7 +260,7 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
             count("paid"),
             count("expired"),
             count("reserved"),
-            stack.store.outbox_len(item).await.unwrap(),
+            stack.store.outbox.len(item).await.unwrap(),
         );
         if seen == wanted {
             break;

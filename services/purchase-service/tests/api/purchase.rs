@@ -32,7 +32,7 @@ async fn insufficient_stock_changes_nothing() {
         assert_eq!(response.body["current_stock"], 2);
         assert_eq!(stack.redis_stock(item).await, 2);
         assert_eq!(stack.mysql_stock(item).await, 2);
-        assert_eq!(stack.store.outbox_len(item).await.unwrap(), 0);
+        assert_eq!(stack.store.outbox.len(item).await.unwrap(), 0);
     }
 }
 
@@ -99,7 +99,7 @@ async fn unknown_and_deleted_items_are_404() {
         let stack = spawn_stack(strategy).await;
         assert_envelope(&stack.buy(1, 424242, json!(1)).await, 404, "NOT_FOUND");
         let item = stack.item(5, None).await;
-        stack.store.set_on_sale(item, false).await.unwrap();
+        stack.store.stock.set_on_sale(item, false).await.unwrap();
         assert_envelope(&stack.buy(1, item, json!(1)).await, 404, "NOT_FOUND");
         assert_eq!(stack.redis_stock(item).await, 5);
     }

@@ -35,7 +35,7 @@ async fn a_sold_out_item_is_answered_from_memory_and_sells_again_after_a_restock
     );
 
     // A restock this instance knows nothing of: after the re-check interval, it sells.
-    stack.store.add_stock(item, 1, "r-1").await.unwrap();
+    stack.store.stock.add_stock(item, 1, "r-1").await.unwrap();
     tokio::time::sleep(Duration::from_millis(
         stack.settings.purchase.sold_out_recheck_ms + 50,
     ))
@@ -68,7 +68,7 @@ async fn a_restock_elsewhere_clears_the_mark_by_its_notice_long_before_the_reche
     );
 
     // Another process (the catalog) restocks through the store, which announces it.
-    stack.store.add_stock(item, 1, "r-1").await.unwrap();
+    stack.store.stock.add_stock(item, 1, "r-1").await.unwrap();
     let restocked = std::time::Instant::now();
     let mut user = 10;
     loop {

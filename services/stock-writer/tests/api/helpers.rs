@@ -5,7 +5,7 @@ use common::shutdown::ShutdownSwitch;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use events::{Publisher, StockEvent};
-use inventory::ItemStore;
+use inventory::Inventory;
 use std::time::Duration;
 use stock_writer::configuration::Settings;
 use stock_writer::startup::Application;
@@ -132,7 +132,7 @@ impl Writer {
             .collect()
     }
 
-    pub fn store(&self) -> ItemStore {
+    pub fn store(&self) -> Inventory {
         stock_writer::startup::store(&self.settings).expect("store")
     }
 

@@ -135,8 +135,8 @@ async fn rebuild_redis_puts_back_the_open_reservations_redis_lost() {
         BTreeMap::from([(7, 2)]),
         "the released order holds nothing"
     );
-    assert_eq!(store.item_of_reservation("open").await.unwrap(), Some(1));
-    let open = store.open_reservations(1).await.unwrap();
+    assert_eq!(store.reservations.item_of("open").await.unwrap(), Some(1));
+    let open = store.reservations.open(1).await.unwrap();
     assert_eq!(open.len(), 1);
     assert!(open[0].1.contains(r#""amount":200"#), "{}", open[0].1);
     // A second rebuild puts nothing back twice.
@@ -145,10 +145,11 @@ async fn rebuild_redis_puts_back_the_open_reservations_redis_lost() {
 
     // It expires as any other, giving its units and the buyer's count back.
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let due = store.due_reservations(&[1], 10).await.unwrap();
+    let due = store.reservations.due(&[1], 10).await.unwrap();
     assert_eq!(due, [(1, "open".to_owned())]);
     let ended = store
-        .end_reservation(1, "open", Step::Expire)
+        .reservations
+        .end(1, "open", Step::Expire)
         .await
         .unwrap();
     assert!(matches!(ended, Ended::Expired { .. }), "{ended:?}");
@@ -204,6 +205,6 @@ async fn rebuild_redis_never_brings_back_a_reservation_redis_knows_ended() {
         open["held"], "{\"kept\":true}",
         "the one Redis held is left alone"
     );
-    assert_eq!(store.item_of_reservation("lost").await.unwrap(), Some(1));
-    assert_eq!(store.item_of_reservation("settled").await.unwrap(), None);
+    assert_eq!(store.reservations.item_of("lost").await.unwrap(), Some(1));
+    assert_eq!(store.reservations.item_of("settled").await.unwrap(), None);
 }

@@ -1,5 +1,5 @@
 use crate::helpers::{event, spawn_writer};
-use inventory::store::ItemState;
+use inventory::stock::ItemState;
 use redis::AsyncCommands;
 
 #[tokio::test]
@@ -8,6 +8,7 @@ async fn sync_stock_sets_mysql_stock_minus_unpersisted_sales() {
     writer.insert_item(1, 7).await;
     let store = writer.store();
     store
+        .stock
         .put(&ItemState {
             id: 1,
             stock: 999,
@@ -80,7 +81,7 @@ async fn sync_stock_takes_deleted_items_off_sale_and_covers_all_items() {
     assert_eq!(on_sale, [0]);
     let stock: i64 = redis.get(store.keys(1).stock()).await.unwrap();
     assert_eq!(stock, 10);
-    let mut known = store.known_item_ids().await.unwrap();
+    let mut known = store.stock.known_item_ids().await.unwrap();
     known.sort();
     assert_eq!(known, [1, 2]);
     assert!(

@@ -1,13 +1,13 @@
-//! An item's sale state in Redis: live stock, on-sale flag and per-user limit. The
-//! purchase path changes stock atomically in its own script; this store is for the
-//! catalog's reads and admin writes, the start-up warm-up and sync-stock.
+//! An item's sale state in Redis: live stock, on-sale flag, per-user limit and sale
+//! terms. The purchases that change stock are in `purchase/`; here are the catalog's
+//! reads and admin writes and the start-up warm-up.
 
 use crate::Error;
-use crate::keys::{ENDS_MS, ItemKeys, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
-use common::redis::{Keyspace, RedisClient, SlotPipeline};
+use crate::core::Core;
+use crate::keys::{ENDS_MS, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
+use common::redis::SlotPipeline;
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
-use std::time::Duration;
 
 static ADD_STOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/add_stock.lua")));
@@ -69,54 +69,20 @@ impl SaleTerms {
     }
 }
 
+/// An item's sale state and its purchases: the catalog's reads and admin writes, the
+/// start-up warm-up, and the two purchase strategies (`purchase/`).
 #[derive(Clone)]
-pub struct ItemStore {
-    redis: RedisClient,
-    keys: Keyspace,
-    /// How long a write whose outcome is unknown is looked into (see lifecycle).
-    pub(crate) settle_within: Duration,
+pub struct Stock {
+    pub(crate) core: Core,
 }
-
-/// How long a write whose outcome is unknown is looked into before it is reported so,
-/// unless the owner says otherwise ([`ItemStore::settling_within`]).
-const DEFAULT_SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
 /// How many items a warm-up writes per round trip.
 const WARM_BATCH: usize = 500;
 
-impl ItemStore {
-    pub fn new(redis: RedisClient, keys: Keyspace) -> Self {
-        ItemStore {
-            redis,
-            keys,
-            settle_within: DEFAULT_SETTLE_WITHIN,
-        }
-    }
-
-    /// The same store, looking into an unknown outcome for at most `bound`.
-    pub fn settling_within(self, bound: Duration) -> Self {
-        ItemStore {
-            settle_within: bound,
-            ..self
-        }
-    }
-
-    pub fn keys(&self, item_id: u64) -> ItemKeys {
-        ItemKeys::new(&self.keys, item_id)
-    }
-
-    pub fn keyspace(&self) -> &Keyspace {
-        &self.keys
-    }
-
-    pub fn redis(&self) -> &RedisClient {
-        &self.redis
-    }
-
-    /// The set of item ids Redis holds state for; lets the outbox relay and order
-    /// listings find every outbox without scanning the keyspace.
-    fn known_items(&self) -> String {
-        self.keys.key("items:known")
+impl Stock {
+    /// The channel stock-back notices go to (see [`crate::stock_back`]).
+    pub fn stock_back_channel(&self) -> String {
+        self.core.stock_back_channel()
     }
 
     /// Adds items to the known set (sync-stock does, for items it rebuilt).
@@ -124,14 +90,14 @@ impl ItemStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut conn = self.redis.get().await?;
-        conn.sadd::<_, _, ()>(self.known_items(), ids).await?;
+        let mut conn = self.core.redis.get().await?;
+        conn.sadd::<_, _, ()>(self.core.known_items(), ids).await?;
         Ok(())
     }
 
     pub async fn known_item_ids(&self) -> Result<Vec<u64>, Error> {
-        let mut conn = self.redis.get().await?;
-        Ok(conn.smembers(self.known_items()).await?)
+        let mut conn = self.core.redis.get().await?;
+        Ok(conn.smembers(self.core.known_items()).await?)
     }
 
     /// Live stock of several items in one round trip (one per slot on a cluster); `None` where Redis has no figure or one that is not a
@@ -140,9 +106,9 @@ impl ItemStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = ids.iter().map(|id| self.keys(*id).stock());
+        let keys = ids.iter().map(|id| self.core.keys(*id).stock());
         let raw: Vec<Option<String>> = SlotPipeline::per_key(keys, |key| redis::Cmd::get(key))
-            .query(&self.redis.get().await?)
+            .query(&self.core.redis.get().await?)
             .await?;
         Ok(ids
             .iter()
@@ -160,7 +126,7 @@ impl ItemStore {
 
     /// Writes an item's whole state, replacing what was there (a new item).
     pub async fn put(&self, state: &ItemState) -> Result<(), Error> {
-        let keys = self.keys(state.id);
+        let keys = self.core.keys(state.id);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .set(keys.stock(), state.stock)
@@ -175,12 +141,12 @@ impl ItemStore {
             .ignore()
             .hset_multiple(keys.meta(), &state.terms.fields())
             .ignore();
-        let mut conn = self.redis.get().await?;
+        let mut conn = self.core.redis.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
         self.remember(&[state.id]).await?;
-        self.redis.replicated(&keys.stock()).await?;
+        self.core.redis.replicated(&keys.stock()).await?;
         if state.on_sale && state.stock > 0 {
-            self.announce_stock_back(state.id).await;
+            self.core.announce_stock_back(state.id).await;
         }
         Ok(())
     }
@@ -190,11 +156,11 @@ impl ItemStore {
     /// taken off sale. Returns how many stock figures were loaded.
     pub async fn warm(&self, states: &[ItemState]) -> Result<usize, Error> {
         let mut loaded = 0;
-        let conn = self.redis.get().await?;
+        let conn = self.core.redis.get().await?;
         for batch in states.chunks(WARM_BATCH) {
             let mut pipe = SlotPipeline::new();
             for state in batch {
-                let keys = self.keys(state.id);
+                let keys = self.core.keys(state.id);
                 let (stock, meta) = (keys.stock(), keys.meta());
                 pipe.add(&stock, redis::Cmd::set_nx(&stock, state.stock));
                 let on_sale = if state.on_sale {
@@ -220,32 +186,32 @@ impl ItemStore {
 
     /// An admin's writes below return once replicas have them (`REDIS_MIN_REPLICAS_ACKED`).
     pub async fn set_on_sale(&self, item_id: u64, on_sale: bool) -> Result<(), Error> {
-        let meta = self.keys(item_id).meta();
-        let mut conn = self.redis.get().await?;
+        let meta = self.core.keys(item_id).meta();
+        let mut conn = self.core.redis.get().await?;
         conn.hset::<_, _, _, ()>(&meta, ON_SALE, u32::from(on_sale))
             .await?;
-        self.redis.replicated(&meta).await?;
+        self.core.redis.replicated(&meta).await?;
         if on_sale {
-            self.announce_stock_back(item_id).await;
+            self.core.announce_stock_back(item_id).await;
         }
         Ok(())
     }
 
     pub async fn set_limit(&self, item_id: u64, max_per_user: Option<u32>) -> Result<(), Error> {
-        let meta = self.keys(item_id).meta();
-        let mut conn = self.redis.get().await?;
+        let meta = self.core.keys(item_id).meta();
+        let mut conn = self.core.redis.get().await?;
         conn.hset::<_, _, _, ()>(&meta, LIMIT, max_per_user.unwrap_or(0))
             .await?;
-        Ok(self.redis.replicated(&meta).await?)
+        Ok(self.core.redis.replicated(&meta).await?)
     }
 
     /// Sets an item's sale terms (an admin's change, or sync-stock's copy of MySQL's).
     pub async fn set_terms(&self, item_id: u64, terms: &SaleTerms) -> Result<(), Error> {
-        let meta = self.keys(item_id).meta();
-        let mut conn = self.redis.get().await?;
+        let meta = self.core.keys(item_id).meta();
+        let mut conn = self.core.redis.get().await?;
         conn.hset_multiple::<_, _, _, ()>(&meta, &terms.fields())
             .await?;
-        Ok(self.redis.replicated(&meta).await?)
+        Ok(self.core.redis.replicated(&meta).await?)
     }
 
     /// Adds stock as the restock `restock_id` (unique per restock); returns the new
@@ -257,8 +223,8 @@ impl ItemStore {
         quantity: u32,
         restock_id: &str,
     ) -> Result<i64, Error> {
-        let keys = self.keys(item_id);
-        let mut conn = self.redis.get().await?;
+        let keys = self.core.keys(item_id);
+        let mut conn = self.core.redis.get().await?;
         let now: i64 = ADD_STOCK
             .key(keys.stock())
             .key(keys.restock(restock_id))
@@ -271,9 +237,9 @@ impl ItemStore {
                 "restock {restock_id} arrived after it was undone"
             )));
         }
-        self.redis.replicated(&keys.stock()).await?;
+        self.core.redis.replicated(&keys.stock()).await?;
         if quantity > 0 {
-            self.announce_stock_back(item_id).await;
+            self.core.announce_stock_back(item_id).await;
         }
         Ok(now)
     }
@@ -288,8 +254,8 @@ impl ItemStore {
         quantity: u32,
         restock_id: &str,
     ) -> Result<u64, Error> {
-        let keys = self.keys(item_id);
-        let mut conn = self.redis.get().await?;
+        let keys = self.core.keys(item_id);
+        let mut conn = self.core.redis.get().await?;
         let (_taken, short): (u64, u64) = TAKE_BACK_STOCK
             .key(keys.stock())
             .key(keys.restock(restock_id))
@@ -297,128 +263,71 @@ impl ItemStore {
             .arg(RESTOCK_MARKER_TTL_SECS)
             .invoke_async(&mut conn)
             .await?;
-        self.redis.replicated(&keys.stock()).await?;
+        self.core.redis.replicated(&keys.stock()).await?;
         Ok(short)
     }
 
     /// Removes an item's sale state (undoing a creation that did not commit); returns
     /// once replicas have it.
     pub async fn forget(&self, item_id: u64) -> Result<(), Error> {
-        let keys = self.keys(item_id);
-        let mut conn = self.redis.get().await?;
+        let keys = self.core.keys(item_id);
+        let mut conn = self.core.redis.get().await?;
         conn.del::<_, ()>(&[keys.stock(), keys.meta()]).await?;
-        Ok(self.redis.replicated(&keys.stock()).await?)
+        Ok(self.core.redis.replicated(&keys.stock()).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::redis::Keyspace;
     use testkit::TestRedis;
 
-    fn store(redis: &TestRedis) -> ItemStore {
-        ItemStore::new(
+    fn stock(redis: &TestRedis) -> Stock {
+        crate::Inventory::new(
             common::redis::pool(&redis.settings()).unwrap(),
             Keyspace::new(redis.prefix.clone()),
         )
+        .stock
     }
 
     #[tokio::test]
     async fn undoing_a_restock_takes_back_what_it_added_once_never_below_zero() {
         let redis = TestRedis::new();
-        let store = store(&redis);
-        store.add_stock(1, 10, "r-1").await.unwrap();
-        store.add_stock(1, 4, "r-2").await.unwrap();
-        assert_eq!(store.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
-        assert_eq!(store.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
-        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(10)], "once");
+        let stock = stock(&redis);
+        stock.add_stock(1, 10, "r-1").await.unwrap();
+        stock.add_stock(1, 4, "r-2").await.unwrap();
+        assert_eq!(stock.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
+        assert_eq!(stock.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
+        assert_eq!(stock.stocks(&[1]).await.unwrap(), [Some(10)], "once");
         // 6 left of a restock of 10 whose MySQL write failed: 4 of it sold meanwhile.
         let mut conn = redis.connection().await;
-        redis::AsyncCommands::set::<_, _, ()>(&mut conn, store.keys(1).stock(), 6)
+        redis::AsyncCommands::set::<_, _, ()>(&mut conn, stock.core.keys(1).stock(), 6)
             .await
             .unwrap();
-        assert_eq!(store.take_back_stock(1, 10, "r-1").await.unwrap(), 4);
-        assert_eq!(store.stocks(&[1]).await.unwrap(), [Some(0)]);
+        assert_eq!(stock.take_back_stock(1, 10, "r-1").await.unwrap(), 4);
+        assert_eq!(stock.stocks(&[1]).await.unwrap(), [Some(0)]);
     }
 
     #[tokio::test]
     async fn a_restock_undone_before_it_arrived_adds_nothing() {
         let redis = TestRedis::new();
-        let store = store(&redis);
-        store.add_stock(1, 5, "r-1").await.unwrap();
-        assert_eq!(store.take_back_stock(1, 3, "late").await.unwrap(), 0);
+        let stock = stock(&redis);
+        stock.add_stock(1, 5, "r-1").await.unwrap();
+        assert_eq!(stock.take_back_stock(1, 3, "late").await.unwrap(), 0);
         assert_eq!(
-            store.stocks(&[1]).await.unwrap(),
+            stock.stocks(&[1]).await.unwrap(),
             [Some(5)],
             "nothing taken"
         );
         assert!(matches!(
-            store.add_stock(1, 3, "late").await,
+            stock.add_stock(1, 3, "late").await,
             Err(Error::UnexpectedReply(_))
         ));
         assert_eq!(
-            store.stocks(&[1]).await.unwrap(),
+            stock.stocks(&[1]).await.unwrap(),
             [Some(5)],
             "nothing added"
         );
-    }
-
-    #[tokio::test]
-    async fn each_republish_of_an_order_doubles_its_wait_up_to_the_cap() {
-        use redis::AsyncCommands;
-        let redis = TestRedis::new();
-        let store = store(&redis);
-        let keys = store.keys(1);
-        let mut conn = redis.connection().await;
-        conn.hset::<_, _, _, ()>(keys.outbox(), "o-1", "{}")
-            .await
-            .unwrap();
-        conn.zadd::<_, _, _, ()>(keys.outbox_times(), "o-1", 0)
-            .await
-            .unwrap();
-        let mut waits = Vec::new();
-        for _ in 0..6 {
-            store
-                .back_off(&[(1, "o-1")], 1_000, 100, 1_600)
-                .await
-                .unwrap();
-            let due: i64 = conn.zscore(keys.outbox_times(), "o-1").await.unwrap();
-            waits.push(due - 1_000);
-        }
-        assert_eq!(waits, [100, 200, 400, 800, 1_600, 1_600]);
-        // An order persisted meanwhile is left alone.
-        store
-            .back_off(&[(1, "gone")], 1_000, 100, 1_600)
-            .await
-            .unwrap();
-        let scheduled: u64 = conn.zcard(keys.outbox_times()).await.unwrap();
-        assert_eq!(scheduled, 1);
-    }
-
-    #[tokio::test]
-    async fn the_oldest_outbox_entry_is_told_by_its_own_time() {
-        use redis::AsyncCommands;
-        let redis = TestRedis::new();
-        let store = store(&redis);
-        let mut conn = redis.connection().await;
-        let outbox = store.keys(1).outbox();
-        for (field, event) in [
-            ("o-1", r#"{"order_id":"o-1","purchased_at_ms":5000}"#),
-            ("o-2", r#"{"order_id":"o-2","purchased_at_ms":3000}"#),
-            // A step of an order placed long ago entered the outbox when it happened.
-            (
-                "o-0:paid",
-                r#"{"type":"paid","order_id":"o-0","purchased_at_ms":1000,"at_ms":4000}"#,
-            ),
-        ] {
-            conn.hset::<_, _, _, ()>(&outbox, field, event)
-                .await
-                .unwrap();
-        }
-        assert_eq!(
-            store.oldest_outbox_entries(&[1, 2]).await.unwrap(),
-            [Some(3000), None]
-        );
-        assert!(store.oldest_outbox_entries(&[]).await.unwrap().is_empty());
     }
 }
