@@ -5,8 +5,9 @@
 pub mod admission;
 pub mod configuration;
 pub mod domain;
-pub mod listing;
 pub mod membership;
+pub mod order;
+pub mod orders;
 pub mod payments;
 pub mod publishing;
 pub mod purchases;

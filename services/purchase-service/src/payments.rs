@@ -8,8 +8,8 @@
 //! once Redis has forgotten the payment's id: MySQL's `orders.payment_id` says so.
 
 use crate::domain::{OrderId, PaymentId};
-use crate::listing::Order;
-use crate::purchases::{PurchaseError, Purchases};
+use crate::order::{Order, OrderError};
+use crate::reservations::ReservationEnds;
 use common::ValidationErrors;
 use common::input::JsonObject;
 use db::orders::OrderStatus;
@@ -82,36 +82,49 @@ pub enum Refused {
     NotReserved(OrderStatus),
 }
 
-impl Purchases {
+/// The handle of the payment webhook's use case.
+#[derive(Clone)]
+pub struct Payments {
+    pub ends: ReservationEnds,
+    /// Publishes a refund's announcement, confirmed before the answer.
+    pub publisher: std::sync::Arc<events::Publisher>,
+    /// The webhook's signing secret (`PAYMENT_WEBHOOK_SECRET`).
+    pub secret: crate::configuration::Secret,
+    /// How old a signature may be (`PAYMENT_WEBHOOK_TOLERANCE_SECS`).
+    pub tolerance_secs: u64,
+}
+
+impl Payments {
     /// Applies a succeeded payment to its reservation: the order, paid by this payment
     /// now or by its earlier delivery.
-    pub async fn apply_payment(&self, payment: &Payment) -> Result<Order, PurchaseError> {
+    pub async fn apply_payment(&self, payment: &Payment) -> Result<Order, OrderError> {
         let order_id = payment.order_id.as_str();
         let item_id = self
+            .ends
             .item_of_order(order_id)
             .await?
-            .ok_or(PurchaseError::NotFound)?;
+            .ok_or(OrderError::NotFound)?;
         let step = Step::Pay {
             payment_id: payment.payment_id.as_str(),
             amount: payment.amount,
         };
-        let refused = match self.store.reservations.end(item_id, order_id, step).await? {
+        let refused = match self.ends.reservations.end(item_id, order_id, step).await? {
             Ended::Paid { event } => {
-                let event = self.offer_ended(&event)?;
+                let event = self.ends.offer_ended(&event)?;
                 return Ok(Order::ended(&event));
             }
             Ended::DuplicatePayment { order_id: paid } => {
                 return self.applied_before(item_id, order_id, &paid).await;
             }
             Ended::WrongAmount { due } => {
-                return Err(PurchaseError::Invalid(ValidationErrors::single(
+                return Err(OrderError::Invalid(ValidationErrors::single(
                     "amount",
                     format!("The amount due for this order is {due}."),
                 )));
             }
             Ended::Expired { event } => {
-                self.sold_out.clear(item_id);
-                self.offer_ended(&event)?;
+                self.ends.sold_out.clear(item_id);
+                self.ends.offer_ended(&event)?;
                 Refused::Expired
             }
             Ended::NotReserved { settled } => {
@@ -121,7 +134,7 @@ impl Purchases {
                 let paid = match settled.as_deref().and_then(|s| s.strip_prefix("paid:")) {
                     Some(paid_with) if paid_with == payment_id => Some(order_id.to_owned()),
                     _ => {
-                        let mut conn = db::connection(&self.db).await?;
+                        let mut conn = db::connection(&self.ends.orders.db).await?;
                         db::orders::paid_by(&mut conn, payment_id).await?
                     }
                 };
@@ -130,7 +143,7 @@ impl Purchases {
                 }
                 let status = match settled.as_deref().and_then(OrderStatus::parse) {
                     Some(status) => status,
-                    None => self.order_of_anyone(item_id, order_id).await?.status,
+                    None => self.ends.orders.of_anyone(item_id, order_id).await?.status,
                 };
                 match status {
                     OrderStatus::Expired => Refused::Expired,
@@ -141,15 +154,15 @@ impl Purchases {
             | Ended::NotTheBuyer
             | Ended::NotDue
             | Ended::TooManyCancels { .. }) => {
-                return Err(PurchaseError::Unexpected(anyhow::anyhow!(
+                return Err(OrderError::Unexpected(anyhow::anyhow!(
                     "a payment answered {other:?}"
                 )));
             }
         };
         self.announce_refund(payment, refused).await?;
         Err(match refused {
-            Refused::Expired => PurchaseError::Expired,
-            Refused::NotReserved(status) => PurchaseError::NotReserved {
+            Refused::Expired => OrderError::Expired,
+            Refused::NotReserved(status) => OrderError::NotReserved {
                 status: status.as_str(),
             },
         })
@@ -162,21 +175,21 @@ impl Purchases {
         item_id: u64,
         order_id: &str,
         paid: &str,
-    ) -> Result<Order, PurchaseError> {
+    ) -> Result<Order, OrderError> {
         if paid != order_id {
-            return Err(PurchaseError::Invalid(ValidationErrors::single(
+            return Err(OrderError::Invalid(ValidationErrors::single(
                 "payment_id",
                 "This payment was already applied to another order.",
             )));
         }
-        let mut order = self.order_of_anyone(item_id, order_id).await?;
+        let mut order = self.ends.orders.of_anyone(item_id, order_id).await?;
         order.status = OrderStatus::Paid;
         Ok(order)
     }
 
     /// Publishes `payment.refund_required` and waits for the broker's confirm: the
     /// provider is told 409 only once the refund cannot be lost.
-    async fn announce_refund(&self, payment: &Payment, why: Refused) -> Result<(), PurchaseError> {
+    async fn announce_refund(&self, payment: &Payment, why: Refused) -> Result<(), OrderError> {
         let reason = match why {
             Refused::Expired => "expired",
             Refused::NotReserved(status) => status.as_str(),
@@ -199,21 +212,7 @@ impl Purchases {
         self.publisher
             .publish(queue, &message_id, body.to_string().as_bytes(), &[])
             .await
-            .map_err(PurchaseError::RefundNotAnnounced)
-    }
-
-    /// An order as it is now, whoever bought it (the provider is no buyer).
-    async fn order_of_anyone(&self, item_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
-        let pending = self
-            .store
-            .outbox
-            .event(item_id, order_id)
-            .await?
-            .and_then(|json| events::StockEvent::parse(json.as_bytes()).ok());
-        self.current_order(order_id, pending)
-            .await?
-            .map(|(order, _)| order)
-            .ok_or(PurchaseError::NotFound)
+            .map_err(OrderError::RefundNotAnnounced)
     }
 }
 

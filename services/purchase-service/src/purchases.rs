@@ -5,7 +5,8 @@
 use crate::admission::{Admission, RetryAfter};
 use crate::configuration::{PurchaseSettings, Strategy};
 use crate::domain::{IdempotencyKey, Quantity};
-use crate::listing::Order;
+use crate::order::Order;
+use crate::orders::Orders;
 use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
 use chrono::{DateTime, Utc};
@@ -24,10 +25,10 @@ use prometheus_client::metrics::family::Family;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Why a purchase (or an order lookup) did not succeed.
+/// Why a purchase did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum PurchaseError {
-    /// No such item on sale, or no such order of the caller's.
+    /// No such item on sale.
     #[error("not found")]
     NotFound,
     #[error("insufficient stock: {current_stock} left")]
@@ -38,18 +39,6 @@ pub enum PurchaseError {
     SaleNotStarted { starts_at: DateTime<Utc> },
     #[error("the sale closed at {ended_at}")]
     SaleEnded { ended_at: DateTime<Utc> },
-    /// A payment for a reservation that expired first.
-    #[error("the reservation expired")]
-    Expired,
-    /// Input that is well formed but does not fit the order (a payment's amount).
-    #[error("invalid: {0}")]
-    Invalid(common::ValidationErrors),
-    /// The refund of a refused payment could not be announced: the provider must retry.
-    #[error("could not announce the refund: {0}")]
-    RefundNotAnnounced(events::PublishError),
-    /// A cancel (or payment) of an order that is not reserved; `status` is what it is.
-    #[error("the order is {status}, not reserved")]
-    NotReserved { status: &'static str },
     /// The buyer's purchase rate is used up (`PURCHASE_RATE_PER_USER`).
     #[error("too many purchases; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -101,8 +90,8 @@ pub struct Purchases {
     pub after_watch: Option<WatchHook>,
     pub db: DbPool,
     pub publishing: PublishQueue,
-    /// Publishes what is confirmed before an answer (refund announcements).
-    pub publisher: std::sync::Arc<events::Publisher>,
+    /// Reads the order an Idempotency-Key replays.
+    pub orders: Orders,
     pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
     pub admission: Admission,
@@ -330,28 +319,30 @@ impl Purchases {
         &self,
         item_id: u64,
         record: &IdempotencyRecord,
-    ) -> Result<Order, PurchaseError> {
+    ) -> Result<Order, crate::order::OrderError> {
         let pending = self
             .store
             .outbox
             .event(item_id, &record.order_id)
             .await?
             .and_then(|json| StockEvent::parse(json.as_bytes()).ok());
-        Ok(match self.current_order(&record.order_id, pending).await? {
-            Some((order, _)) => order,
-            // Gone from both only if MySQL lost it; the record still says what was sold.
-            None => Order {
-                id: record.order_id.clone(),
-                item_id,
-                quantity: record.quantity,
-                status: OrderStatus::Pending,
-                purchased_at: record
-                    .purchased_at_ms
-                    .and_then(DateTime::from_timestamp_millis)
-                    .unwrap_or_default(),
-                pay_by: None,
+        Ok(
+            match self.orders.current_order(&record.order_id, pending).await? {
+                Some((order, _)) => order,
+                // Gone from both only if MySQL lost it; the record still says what was sold.
+                None => Order {
+                    id: record.order_id.clone(),
+                    item_id,
+                    quantity: record.quantity,
+                    status: OrderStatus::Pending,
+                    purchased_at: record
+                        .purchased_at_ms
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or_default(),
+                    pay_by: None,
+                },
             },
-        })
+        )
     }
 
     /// Runs `look` until it tells, pausing between tries ([`Backoff`]) until the

@@ -12,43 +12,55 @@
 //! try the same reservation, and the script lets only one of them end it.
 
 use crate::domain::OrderId;
-use crate::listing::Order;
 use crate::membership::{Membership, Share};
-use crate::purchases::{PurchaseError, Purchases};
+use crate::order::{Order, OrderError};
+use crate::orders::Orders;
+use crate::publishing::PublishQueue;
+use crate::sold_out::SoldOutMarks;
 use common::shutdown::Shutdown;
-use db::orders::{self, OrderStatus};
+use db::orders;
 use events::StockEvent;
 use inventory::lifecycle::{CancelAllowance, Ended, Step};
+use inventory::{Reservations, Stock};
 use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
 
 /// Most reservations one item expires per pass.
 const EXPIRE_BATCH_PER_ITEM: usize = 500;
 
-impl Purchases {
+/// The handle of a reservation's ends: the buyer's cancel and the expiry worker; the
+/// payment webhook ends reservations through it too.
+#[derive(Clone)]
+pub struct ReservationEnds {
+    pub reservations: Reservations,
+    /// The items there are (the expiry worker's list).
+    pub stock: Stock,
+    pub orders: Orders,
+    pub publishing: PublishQueue,
+    pub sold_out: SoldOutMarks,
+    pub cancels: CancelAllowance,
+}
+
+impl ReservationEnds {
     /// The buyer gives a reservation up: its units go back to the sale at once.
-    pub async fn cancel(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
-        let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
+    pub async fn cancel(&self, user_id: u64, order_id: &str) -> Result<Order, OrderError> {
+        let order_id = OrderId::parse(order_id).ok_or(OrderError::NotFound)?;
         let Some(item_id) = self.item_of_order(order_id.as_str()).await? else {
             // No reservation by that id: the caller's own order not persisted yet is
             // `pending` (not reserved); anything else is not theirs to know of.
-            let order = self.order(user_id, order_id.as_str()).await?;
-            return Err(PurchaseError::NotReserved {
+            let order = self.orders.order(user_id, order_id.as_str()).await?;
+            return Err(OrderError::NotReserved {
                 status: order.status.as_str(),
             });
         };
         let ended = self
-            .store
             .reservations
             .end(
                 item_id,
                 order_id.as_str(),
                 Step::Cancel {
                     user_id,
-                    allowance: CancelAllowance {
-                        per_window: self.settings.cancels_per_item,
-                        window_secs: self.settings.cancel_window_secs,
-                    },
+                    allowance: self.cancels,
                 },
             )
             .await?;
@@ -57,29 +69,29 @@ impl Purchases {
                 self.sold_out.clear(item_id);
                 Ok(Order::ended(&self.offer_ended(&event)?))
             }
-            Ended::NotTheBuyer => Err(PurchaseError::NotFound),
+            Ended::NotTheBuyer => Err(OrderError::NotFound),
             Ended::TooManyCancels { retry_after_secs } => {
-                Err(PurchaseError::RateLimited { retry_after_secs })
+                Err(OrderError::TooManyCancels { retry_after_secs })
             }
             Ended::NotReserved { .. } => {
                 // Not reserved any more, or never: what it is now, if it is the caller's.
-                let order = self.order(user_id, order_id.as_str()).await?;
-                Err(PurchaseError::NotReserved {
+                let order = self.orders.order(user_id, order_id.as_str()).await?;
+                Err(OrderError::NotReserved {
                     status: order.status.as_str(),
                 })
             }
-            other => Err(PurchaseError::Unexpected(anyhow::anyhow!(
+            other => Err(OrderError::Unexpected(anyhow::anyhow!(
                 "a cancel answered {other:?}"
             ))),
         }
     }
 
     /// Which item an order is of: Redis's index of reservations, else MySQL.
-    pub(crate) async fn item_of_order(&self, order_id: &str) -> Result<Option<u64>, PurchaseError> {
-        if let Some(item_id) = self.store.reservations.item_of(order_id).await? {
+    pub async fn item_of_order(&self, order_id: &str) -> Result<Option<u64>, OrderError> {
+        if let Some(item_id) = self.reservations.item_of(order_id).await? {
             return Ok(Some(item_id));
         }
-        let mut conn = db::connection(&self.db).await?;
+        let mut conn = db::connection(&self.orders.db).await?;
         Ok(orders::find(&mut conn, order_id)
             .await?
             .map(|row| row.item_id))
@@ -87,9 +99,9 @@ impl Purchases {
 
     /// Hands an end's event to the publisher; the order as it is now (its status the
     /// event's type).
-    pub(crate) fn offer_ended(&self, event_json: &str) -> Result<StockEvent, PurchaseError> {
+    pub fn offer_ended(&self, event_json: &str) -> Result<StockEvent, OrderError> {
         let event = StockEvent::parse(event_json.as_bytes()).map_err(|reason| {
-            PurchaseError::Unexpected(anyhow::anyhow!(
+            OrderError::Unexpected(anyhow::anyhow!(
                 "the lifecycle script wrote an unreadable event ({reason}): {event_json}"
             ))
         })?;
@@ -123,18 +135,13 @@ impl Purchases {
 
     /// One pass over the items `share` owns; returns how many reservations this
     /// instance expired.
-    pub async fn expire_due(&self, share: Share) -> Result<usize, PurchaseError> {
-        let mut items = self.store.stock.known_item_ids().await?;
+    pub async fn expire_due(&self, share: Share) -> Result<usize, OrderError> {
+        let mut items = self.stock.known_item_ids().await?;
         items.retain(|item_id| share.owns(*item_id));
-        let due = self
-            .store
-            .reservations
-            .due(&items, EXPIRE_BATCH_PER_ITEM)
-            .await?;
+        let due = self.reservations.due(&items, EXPIRE_BATCH_PER_ITEM).await?;
         let mut expired = 0;
         for (item_id, order_id) in due {
             if let Ended::Expired { event } = self
-                .store
                 .reservations
                 .end(item_id, &order_id, Step::Expire)
                 .await?
@@ -145,19 +152,5 @@ impl Purchases {
             }
         }
         Ok(expired)
-    }
-}
-
-impl Order {
-    /// The order a lifecycle event leaves.
-    pub fn ended(event: &StockEvent) -> Self {
-        let mut order = Order::pending(event);
-        order.status = match event.kind {
-            events::EventType::Paid => OrderStatus::Paid,
-            events::EventType::Cancelled => OrderStatus::Cancelled,
-            events::EventType::Expired => OrderStatus::Expired,
-            events::EventType::Placed => order.status,
-        };
-        order
     }
 }

@@ -1,10 +1,13 @@
-//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`;
-//! and the one place a [`PurchaseError`] becomes a status.
+//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`,
+//! `POST /api/v1/orders/{id}/cancel`, the payment webhook; and the one place a
+//! [`PurchaseError`] or an [`OrderError`] becomes a status.
 
 use crate::domain::{IdempotencyKey, Quantity};
-use crate::listing::Order;
-use crate::payments::Notice;
+use crate::order::{Order, OrderError};
+use crate::orders::Orders;
+use crate::payments::{Notice, Payments};
 use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
+use crate::reservations::ReservationEnds;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::input::JsonObject;
 use serde_json::{Value, json};
@@ -34,14 +37,6 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::SaleEnded { ended_at } => ApiError::SaleEnded {
                 ended_at: ended_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             },
-            PurchaseError::NotReserved { status } => ApiError::OrderNotReserved {
-                status: status.to_owned(),
-            },
-            PurchaseError::Expired => ApiError::OrderExpired,
-            PurchaseError::Invalid(errors) => ApiError::Validation(errors),
-            PurchaseError::RefundNotAnnounced(_) => {
-                ApiError::busy("refund announcement not confirmed", &error)
-            }
             PurchaseError::RateLimited { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
             }
@@ -51,6 +46,28 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::Database(error) => error.into(),
             PurchaseError::Inventory(error) => error.into(),
             PurchaseError::Unexpected(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::NotFound => ApiError::NotFound,
+            OrderError::NotReserved { status } => ApiError::OrderNotReserved {
+                status: status.to_owned(),
+            },
+            OrderError::Expired => ApiError::OrderExpired,
+            OrderError::Invalid(errors) => ApiError::Validation(errors),
+            OrderError::RefundNotAnnounced(_) => {
+                ApiError::busy("refund announcement not confirmed", &error)
+            }
+            OrderError::TooManyCancels { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            OrderError::Database(error) => error.into(),
+            OrderError::Inventory(error) => error.into(),
+            OrderError::Unexpected(error) => ApiError::internal(error),
         }
     }
 }
@@ -80,11 +97,11 @@ fn order_json(order: &Order) -> Value {
 }
 
 async fn cancel_order(
-    purchases: web::Data<Purchases>,
+    ends: web::Data<ReservationEnds>,
     caller: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = purchases.cancel(caller.id, &id).await?;
+    let order = ends.cancel(caller.id, &id).await?;
     Ok(HttpResponse::Ok().json(order_json(&order)))
 }
 
@@ -125,14 +142,14 @@ async fn purchase(
 }
 
 async fn list_orders(
-    purchases: web::Data<Purchases>,
+    orders: web::Data<Orders>,
     caller: AuthUser,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let pagination = web_layer::input::pagination(&query)?;
-    let (orders, total) = purchases.orders(caller.id, pagination).await?;
+    let (page, total) = orders.orders(caller.id, pagination).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "data": orders.iter().map(order_json).collect::<Vec<_>>(),
+        "data": page.iter().map(order_json).collect::<Vec<_>>(),
         "page": pagination.page,
         "per_page": pagination.per_page,
         "total": total,
@@ -140,31 +157,30 @@ async fn list_orders(
 }
 
 async fn show_order(
-    purchases: web::Data<Purchases>,
+    orders: web::Data<Orders>,
     caller: AuthUser,
     order_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = purchases.order(caller.id, &order_id).await?;
+    let order = orders.order(caller.id, &order_id).await?;
     Ok(HttpResponse::Ok().json(order_json(&order)))
 }
 
 /// The payment provider's webhook: the signature is checked on the raw body first.
 async fn payment_webhook(
-    purchases: web::Data<Purchases>,
+    payments: web::Data<Payments>,
     req: HttpRequest,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &purchases.settings;
     let signature = req
         .headers()
         .get("payment-signature")
         .and_then(|value| value.to_str().ok());
     if let Err(why) = common::webhook_signature::verify(
-        settings.payment_webhook_secret.expose(),
+        payments.secret.expose(),
         signature,
         &body,
         chrono::Utc::now().timestamp(),
-        settings.payment_webhook_tolerance_secs,
+        payments.tolerance_secs,
     ) {
         tracing::warn!(%why, "payment webhook refused");
         return Err(ApiError::Unauthenticated);
@@ -176,7 +192,7 @@ async fn payment_webhook(
             Ok(HttpResponse::Ok().json(json!({ "received": true })))
         }
         Notice::Succeeded(payment) => {
-            let order = purchases.apply_payment(&payment).await?;
+            let order = payments.apply_payment(&payment).await?;
             Ok(HttpResponse::Ok().json(order_json(&order)))
         }
     }

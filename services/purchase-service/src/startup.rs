@@ -9,15 +9,19 @@
 use crate::admission::Admission;
 use crate::configuration::{PurchaseOwn, Settings, Strategy};
 use crate::membership::Registry;
+use crate::orders::Orders;
+use crate::payments::Payments;
 use crate::publishing::{PublishQueue, PublishSettings};
 use crate::purchases::Purchases;
 use crate::relay::Relay;
+use crate::reservations::ReservationEnds;
 use crate::routes;
 use crate::sold_out::{self, SoldOutMarks};
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
+use inventory::lifecycle::CancelAllowance;
 use inventory::{DistributedLock, Inventory};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -109,6 +113,30 @@ impl Service for Application {
             },
             shutdown.subscribe(),
         );
+        let sold_out =
+            SoldOutMarks::new(Duration::from_millis(settings.purchase.sold_out_recheck_ms));
+        let orders = Orders {
+            outbox: store.outbox.clone(),
+            reservations: store.reservations.clone(),
+            db: infra.db.clone(),
+        };
+        let ends = ReservationEnds {
+            reservations: store.reservations.clone(),
+            stock: store.stock.clone(),
+            orders: orders.clone(),
+            publishing: publishing.clone(),
+            sold_out: sold_out.clone(),
+            cancels: CancelAllowance {
+                per_window: settings.purchase.cancels_per_item,
+                window_secs: settings.purchase.cancel_window_secs,
+            },
+        };
+        let payments = Payments {
+            ends: ends.clone(),
+            publisher: publisher.clone(),
+            secret: settings.purchase.payment_webhook_secret.clone(),
+            tolerance_secs: settings.purchase.payment_webhook_tolerance_secs,
+        };
         let purchases = Purchases {
             strategy: settings.purchase.strategy,
             store: store.clone(),
@@ -116,7 +144,7 @@ impl Service for Application {
             after_watch: None,
             db: infra.db.clone(),
             publishing,
-            publisher: publisher.clone(),
+            orders: orders.clone(),
             settings: settings.purchase.clone(),
             outcomes,
             admission: Admission::new(
@@ -124,9 +152,7 @@ impl Service for Application {
                 settings.purchase.burst_per_user,
             )
             .shared_among(membership.clone()),
-            sold_out: SoldOutMarks::new(Duration::from_millis(
-                settings.purchase.sold_out_recheck_ms,
-            )),
+            sold_out: sold_out.clone(),
         };
         let relay = Relay {
             store,
@@ -141,12 +167,12 @@ impl Service for Application {
         };
         let relay_task = tokio::spawn(relay.run(shutdown.subscribe()));
         let stock_back_task = tokio::spawn(sold_out::listen_for_stock_back(
-            purchases.sold_out.clone(),
+            sold_out,
             settings.redis.clone(),
             purchases.store.stock.stock_back_channel(),
             shutdown.subscribe(),
         ));
-        let expiry_task = tokio::spawn(purchases.clone().expire_until_stopped(
+        let expiry_task = tokio::spawn(ends.clone().expire_until_stopped(
             Duration::from_millis(settings.purchase.expiry_interval_ms),
             membership,
             expired,
@@ -168,8 +194,16 @@ impl Service for Application {
 
         let purchases = Arc::new(purchases);
         let shared = web::Data::from(Arc::clone(&purchases));
+        let (orders, ends, payments) = (
+            web::Data::new(orders),
+            web::Data::new(ends),
+            web::Data::new(payments),
+        );
         let http = infra.serve(&settings.app, Some(authenticator), move |cfg| {
-            cfg.app_data(shared.clone());
+            cfg.app_data(shared.clone())
+                .app_data(orders.clone())
+                .app_data(ends.clone())
+                .app_data(payments.clone());
             routes::configure(cfg);
         })?;
         tracing::info!(strategy = ?settings.purchase.strategy, "purchase strategy");

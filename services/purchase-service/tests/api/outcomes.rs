@@ -11,7 +11,7 @@ use crate::helpers::{Stack, assert_envelope, spawn_stack};
 use common::input::JsonObject;
 use purchase_service::configuration::Strategy;
 use purchase_service::domain::{IdempotencyKey, Quantity};
-use purchase_service::listing::Order;
+use purchase_service::order::Order;
 use purchase_service::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use purchase_service::startup::Application;
 use serde_json::json;

@@ -1,56 +1,23 @@
-//! A buyer's orders: persisted ones from MySQL (`confirmed`), and those still waiting in
-//! an outbox (`pending`), found through the buyer's own index of pending orders, so a
-//! listing costs in proportion to the buyer's orders however full the outboxes are.
+//! Reading orders: a buyer's page of them, one of theirs, or one of anyone's (for the
+//! payment provider). Persisted ones come from MySQL (`confirmed`), those still waiting
+//! in an outbox (`pending`) through the buyer's own index of pending orders, so a listing
+//! costs in proportion to the buyer's orders however full the outboxes are; a
+//! reservation's end is read from Redis, where it is first.
 
 use crate::domain::OrderId;
-use crate::purchases::PurchaseError;
-use crate::purchases::Purchases;
-use chrono::{DateTime, Utc};
+use crate::order::{Order, OrderError};
 use common::input::Pagination;
-use db::orders::{self, OrderRow, OrderStatus};
+use db::DbPool;
+use db::orders::{self, OrderStatus};
 use events::StockEvent;
+use inventory::{Outbox, Reservations};
 
-#[derive(Debug, Clone)]
-pub struct Order {
-    pub id: String,
-    pub item_id: u64,
-    pub quantity: u32,
-    pub status: OrderStatus,
-    pub purchased_at: DateTime<Utc>,
-    /// A reservation's deadline.
-    pub pay_by: Option<DateTime<Utc>>,
-}
-
-impl Order {
-    /// An order as MySQL has it.
-    pub fn confirmed(row: OrderRow) -> Self {
-        Order {
-            status: OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Confirmed),
-            id: row.id,
-            item_id: row.item_id,
-            quantity: row.quantity,
-            purchased_at: row.purchased_at.and_utc(),
-            pay_by: row.pay_by.map(|at| at.and_utc()),
-        }
-    }
-
-    /// An order still in an outbox: `reserved` if it has a deadline, else `pending`.
-    pub fn pending(event: &StockEvent) -> Self {
-        let pay_by = event.pay_by_ms.and_then(DateTime::from_timestamp_millis);
-        Order {
-            id: event.order_id.clone(),
-            item_id: event.item_id,
-            quantity: event.quantity,
-            status: if pay_by.is_some() {
-                OrderStatus::Reserved
-            } else {
-                OrderStatus::Pending
-            },
-            purchased_at: DateTime::from_timestamp_millis(event.purchased_at_ms)
-                .unwrap_or_default(),
-            pay_by,
-        }
-    }
+/// The handle of the order reads.
+#[derive(Clone)]
+pub struct Orders {
+    pub outbox: Outbox,
+    pub reservations: Reservations,
+    pub db: DbPool,
 }
 
 /// Which slice of the pending orders (newest first, listed before the persisted ones)
@@ -74,13 +41,10 @@ fn split(pagination: Pagination, pending: usize) -> PageSplit {
     }
 }
 
-impl Purchases {
+impl Orders {
     /// Reservations' statuses as Redis knows them: their end (paid, cancelled, expired)
     /// is there before MySQL has it. One round trip for all of them.
-    pub(crate) async fn with_settled_status(
-        &self,
-        orders: &mut [Order],
-    ) -> Result<(), PurchaseError> {
+    pub async fn with_settled_status(&self, orders: &mut [Order]) -> Result<(), OrderError> {
         let mut reserved: Vec<&mut Order> = orders
             .iter_mut()
             .filter(|order| order.status == OrderStatus::Reserved)
@@ -89,7 +53,7 @@ impl Purchases {
             .iter()
             .map(|o| (o.item_id, o.id.as_str()))
             .collect();
-        let settled = self.store.reservations.settled(&keys).await?;
+        let settled = self.reservations.settled(&keys).await?;
         for (order, settled) in reserved.iter_mut().zip(settled) {
             if let Some(status) = settled.as_deref().and_then(OrderStatus::parse) {
                 order.status = status;
@@ -104,7 +68,7 @@ impl Purchases {
         &self,
         user_id: u64,
         pagination: Pagination,
-    ) -> Result<(Vec<Order>, i64), PurchaseError> {
+    ) -> Result<(Vec<Order>, i64), OrderError> {
         let mut pending = self.pending_orders(user_id).await?;
         let mut conn = db::connection(&self.db).await?;
         let ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
@@ -129,10 +93,9 @@ impl Purchases {
     }
 
     /// One of the user's orders; another user's, or an id that names no order, is 404.
-    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, PurchaseError> {
-        let order_id = OrderId::parse(order_id).ok_or(PurchaseError::NotFound)?;
+    pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, OrderError> {
+        let order_id = OrderId::parse(order_id).ok_or(OrderError::NotFound)?;
         let pending = self
-            .store
             .outbox
             .pending_order_of_user(user_id, order_id.as_str())
             .await?
@@ -141,19 +104,19 @@ impl Purchases {
         let order = self.current_order(order_id.as_str(), pending).await?;
         match order {
             Some((order, owner)) if owner == user_id => Ok(order),
-            _ => Err(PurchaseError::NotFound),
+            _ => Err(OrderError::NotFound),
         }
     }
 
     /// An order as it is now, and its buyer, from what Redis had of it (`pending`, read
     /// first) and MySQL (read after): an order persisted and cleared from Redis between
     /// the two reads is in the second. MySQL's row wins when both have it; a reservation
-    /// takes its end from Redis (see [`Purchases::with_settled_status`]).
-    pub(crate) async fn current_order(
+    /// takes its end from Redis (see [`Orders::with_settled_status`]).
+    pub async fn current_order(
         &self,
         order_id: &str,
         pending: Option<StockEvent>,
-    ) -> Result<Option<(Order, u64)>, PurchaseError> {
+    ) -> Result<Option<(Order, u64)>, OrderError> {
         let mut conn = db::connection(&self.db).await?;
         let row = orders::find(&mut conn, order_id).await?;
         drop(conn);
@@ -170,9 +133,21 @@ impl Purchases {
         Ok(Some((order, owner)))
     }
 
-    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, PurchaseError> {
+    /// An order as it is now, whoever bought it (the payment provider is no buyer).
+    pub async fn of_anyone(&self, item_id: u64, order_id: &str) -> Result<Order, OrderError> {
+        let pending = self
+            .outbox
+            .event(item_id, order_id)
+            .await?
+            .and_then(|json| StockEvent::parse(json.as_bytes()).ok());
+        self.current_order(order_id, pending)
+            .await?
+            .map(|(order, _)| order)
+            .ok_or(OrderError::NotFound)
+    }
+
+    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, OrderError> {
         Ok(self
-            .store
             .outbox
             .pending_of_user(user_id)
             .await?
