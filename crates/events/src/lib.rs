@@ -12,6 +12,11 @@ pub use topology::Topology;
 
 use serde::{Deserialize, Serialize};
 
+/// The Lua function `ended_event(placed, status, at_ms, payment_id)` that builds a
+/// reservation's end event inside a Redis script (see the file for why there); prepend
+/// it to a script that calls it.
+pub const ENDED_EVENT_LUA: &str = include_str!("ended_event.lua");
+
 /// Version 2 added the event type and the reservation fields; version-1 events (all
 /// placements of final orders) are still accepted.
 pub const EVENT_VERSION: u8 = 2;
@@ -122,6 +127,13 @@ impl StockEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placement_has_the_form_the_lua_end_event_edits() {
+        let json = event().to_json();
+        assert_eq!(json.matches(r#""type":"placed""#).count(), 1, "{json}");
+        assert!(json.ends_with('}'), "{json}");
+    }
 
     fn event() -> StockEvent {
         StockEvent {

@@ -12,8 +12,15 @@ use common::retry::Backoff;
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 
-static LIFECYCLE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lifecycle.lua")));
+static LIFECYCLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            events::ENDED_EVENT_LUA,
+            include_str!("scripts/lifecycle.lua"),
+        ]
+        .concat(),
+    )
+});
 static RESTORE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/restore_reservations.lua")));
 
@@ -330,6 +337,57 @@ fn parse_reply(reply: &[String]) -> Option<Ended> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use events::{EventType, StockEvent};
+
+    /// The end events the lifecycle script writes parse as the events crate's own, with
+    /// every field of the placement kept.
+    #[tokio::test]
+    async fn an_end_event_built_in_redis_is_the_events_crates_event() {
+        let redis = testkit::TestRedis::new();
+        let mut conn = redis.connection().await;
+        let placed = StockEvent {
+            version: events::EVENT_VERSION,
+            order_id: "0192f1c2-7a4b-7cde-8f00-123456789abc".into(),
+            user_id: 9_007_199_254,
+            item_id: 42,
+            quantity: 2,
+            purchased_at_ms: 1_733_400_000_123,
+            request_id: Some("r\"q".into()),
+            pay_by_ms: Some(1_733_400_120_123),
+            amount: Some(6_000),
+            ..StockEvent::default()
+        };
+        let script = Script::new(
+            &[
+                events::ENDED_EVENT_LUA,
+                "return ended_event(ARGV[1], ARGV[2], ARGV[3], ARGV[4])",
+            ]
+            .concat(),
+        );
+        for (status, kind, payment_id) in [
+            ("paid", EventType::Paid, Some("pi_\"1")),
+            ("cancelled", EventType::Cancelled, None),
+            ("expired", EventType::Expired, None),
+        ] {
+            let mut call = script.prepare_invoke();
+            call.arg(placed.to_json()).arg(status).arg("1733400060456");
+            if let Some(id) = payment_id {
+                call.arg(id);
+            }
+            let json: String = call.invoke_async(&mut conn).await.unwrap();
+            let ended = StockEvent::parse(json.as_bytes()).unwrap();
+            assert_eq!(
+                ended,
+                StockEvent {
+                    kind,
+                    at_ms: Some(1_733_400_060_456),
+                    payment_id: payment_id.map(str::to_owned),
+                    ..placed.clone()
+                },
+                "{json}"
+            );
+        }
+    }
 
     /// The statuses the script ends a reservation in (`status = '...'`): they become the
     /// events' types, MySQL's statuses and the settled markers, so each must be one of

@@ -2,7 +2,8 @@
 -- Scripts run one at a time, so of a payment, a cancel and the expiry worker racing for
 -- one order exactly one finds it reserved and wins; the others get the status it left.
 -- A release (cancel, expiry) gives the units back to the stock and the buyer's count.
--- Each step writes its event to the outbox (field `<order id>:<type>`) for MySQL.
+-- Each step writes its event to the outbox (field `<order id>:<type>`) for MySQL, built
+-- by the events crate's `ended_event` (prepended to this script).
 -- A payment after `pay_by` expires the reservation instead (the buyer paid too late).
 -- A buyer's cancels of one item are counted: past the allowance in its window, a cancel
 -- is refused (each cancel lets a buyer make the system keep one more ended order).
@@ -46,11 +47,9 @@ end
 redis.call('HDEL', KEYS[1], order)
 redis.call('ZREM', KEYS[2], order)
 local at = string.format('%.0f', now)
-local event = string.gsub(held, '"type":"placed"', '"type":"' .. status .. '"', 1)
-event = string.sub(event, 1, -2) .. ',"at_ms":' .. at
+local event = ended_event(held, status, at, status == 'paid' and ARGV[4] or nil)
 local settled = status
 if status == 'paid' then
-  event = event .. ',"payment_id":' .. cjson.encode(ARGV[4])
   settled = 'paid:' .. ARGV[4]
   redis.call('SET', KEYS[8], order, 'EX', tonumber(ARGV[6]))
 else
@@ -62,7 +61,6 @@ else
   redis.call('INCRBY', KEYS[3], units)
   if redis.call('HINCRBY', KEYS[4], user, -units) <= 0 then redis.call('HDEL', KEYS[4], user) end
 end
-event = event .. '}'
 local message = order .. ':' .. status
 redis.call('HSET', KEYS[5], message, event)
 redis.call('ZADD', KEYS[6], at, message)
