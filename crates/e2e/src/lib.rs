@@ -9,6 +9,7 @@
 //! variable it needs, and so is a check no variable can make possible (killing a
 //! service). Without `E2E_BASE_URL` nothing is skipped.
 
+pub mod api;
 mod local;
 
 pub use devstack::{SERVICES, StockAccount, workspace_root};
@@ -228,8 +229,7 @@ impl Stack {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        let body = serde_json::json!({ "email": email, "password": password });
-        self.gateway.post("/api/v1/auth/login", None, &body).await
+        api::login(&self.gateway, email, password).await
     }
 
     /// An admin's token: of an admin created with the CLI on a stack the test started;

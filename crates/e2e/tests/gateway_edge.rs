@@ -8,7 +8,7 @@
 //! exempts from its limits). Each test needs a stack of its own: skipped under
 //! `E2E_BASE_URL`.
 
-use e2e::LocalStack;
+use e2e::{LocalStack, api};
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
@@ -300,14 +300,7 @@ async fn every_answer_the_gateway_makes_itself_is_json_in_the_envelope() {
             &serde_json::json!({"name": "Edge", "email": email, "password": "password123"}),
         )
         .await;
-    let login = stack
-        .gateway
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &serde_json::json!({"email": email, "password": "password123"}),
-        )
-        .await;
+    let login = api::login(&stack.gateway, &email, "password123").await;
     let token = login.body["access_token"]
         .as_str()
         .expect("a token")
@@ -334,14 +327,7 @@ async fn every_answer_the_gateway_makes_itself_is_json_in_the_envelope() {
             "{what}"
         );
     }
-    let wrong = stack
-        .gateway
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &serde_json::json!({"email": email, "password": "wrong-password"}),
-        )
-        .await;
+    let wrong = api::login(&stack.gateway, &email, "wrong-password").await;
     assert_eq!(wrong.header("cache-control"), Some("no-store"));
 }
 

@@ -4,33 +4,17 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use e2e::{Access, Stack};
+use e2e::{Access, Stack, api};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use testkit::{Response, assert_envelope};
+use testkit::assert_envelope;
 
 /// An item id no stack has.
 const NO_SUCH_ITEM: u64 = 987_654_321_987;
 
-fn token_of(response: &Response) -> String {
-    assert_eq!(response.status, 200, "{}", response.body);
-    response.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
-}
-
 async fn create_item(stack: &Stack, admin: &str, stock: u32) -> u64 {
-    let created = stack
-        .gateway
-        .post(
-            "/api/v1/items",
-            Some(admin),
-            &json!({ "name": "Flash Lamp", "price": 1999, "stock": stock }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    created.body["id"].as_u64().unwrap()
+    let item = json!({ "name": "Flash Lamp", "price": 1999, "stock": stock });
+    api::create_item(&stack.gateway, admin, &item).await
 }
 
 /// A stack, an admin's token and an item with `stock`; `None` when a stack at
@@ -47,7 +31,7 @@ async fn buyer(stack: &Stack, name: &str) -> (String, String) {
     let email = stack.email(name);
     let registered = stack.register("Buyer", &email, "buyer-password").await;
     assert_eq!(registered.status, 201, "{}", registered.body);
-    let token = token_of(&stack.login(&email, "buyer-password").await);
+    let token = api::token_of(&stack.login(&email, "buyer-password").await);
     (email, token)
 }
 
@@ -355,34 +339,11 @@ async fn a_reservation_is_paid_by_webhook_and_an_unpaid_one_expires_and_gives_it
     if !stack.reaches(journey, &[Access::WebhookSecret]) {
         return;
     }
-    let created = stack
-        .gateway
-        .post(
-            "/api/v1/items",
-            Some(&admin),
-            &json!({"name": "Drop", "price": 1200, "stock": 2, "payment_window_secs": 2}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let item = created.body["id"].as_u64().unwrap();
+    let reservable = json!({"name": "Drop", "price": 1200, "stock": 2, "payment_window_secs": 2});
+    let item = api::create_item(&stack.gateway, &admin, &reservable).await;
     let (_, token) = buyer(&stack, "reserver").await;
-    let buy = async || {
-        let bought = stack
-            .gateway
-            .post(
-                &format!("/api/v1/items/{item}/purchase"),
-                Some(&token),
-                &json!({"quantity": 1}),
-            )
-            .await;
-        assert_eq!(bought.status, 200, "{}", bought.body);
-        assert_eq!(
-            bought.body["order"]["status"], "reserved",
-            "{}",
-            bought.body
-        );
-        bought.body["order"]["id"].as_str().unwrap().to_owned()
-    };
+    let buy =
+        async || testkit::reserved_order_id(&api::purchase(&stack.gateway, &token, item, 1).await);
 
     let paid = buy().await;
     let payment = stack.pay(&paid, &stack.unique("pi"), 1200).await;

@@ -5,7 +5,7 @@
 //! service and loads every rules file, and the dashboards query the provisioned data
 //! source. (`promtool check config` / `check rules` in scripts/test check the syntax.)
 
-use e2e::{Access, SERVICES, Stack, workspace_root};
+use e2e::{Access, SERVICES, Stack, api, workspace_root};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,20 +17,14 @@ const PROMETHEUS_OWN: [&str; 1] = ["up"];
 
 /// Words of PromQL that are neither metrics nor followed by a parenthesis: binary and
 /// set operators, modifiers, aggregations written `sum by (l) (...)`, and the numbers
-/// spelled with letters.
-const KEYWORDS: [&str; 27] = [
+/// spelled with letters. The [`LABEL_LISTS`] keywords are such words as well.
+const KEYWORDS: [&str; 21] = [
     "and",
     "or",
     "unless",
     "atan2",
     "bool",
     "offset",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "sum",
     "min",
     "max",
@@ -146,9 +140,10 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             }
             let lower = word.to_ascii_lowercase();
             let parenthesis = chars.get(next) == Some(&'(');
-            if parenthesis && LABEL_LISTS.contains(&lower.as_str()) {
+            let label_list = LABEL_LISTS.contains(&lower.as_str());
+            if parenthesis && label_list {
                 i = past_closing(&chars, next);
-            } else if !parenthesis && !KEYWORDS.contains(&lower.as_str()) {
+            } else if !parenthesis && !label_list && !KEYWORDS.contains(&lower.as_str()) {
                 names.insert(word);
             }
         } else {
@@ -463,30 +458,13 @@ async fn buy_one(stack: &Stack) {
     let Some(admin) = stack.admin_token("a purchase before the scrape").await else {
         return;
     };
-    let created = stack
-        .gateway
-        .post(
-            "/api/v1/items",
-            Some(&admin),
-            &json!({ "name": "Metered Lamp", "price": 100, "stock": 5 }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let item = created.body["id"].as_u64().expect("item id");
+    let lamp = json!({ "name": "Metered Lamp", "price": 100, "stock": 5 });
+    let item = api::create_item(&stack.gateway, &admin, &lamp).await;
     let email = stack.email("metered-buyer");
     let registered = stack.register("Buyer", &email, "buyer-password").await;
     assert_eq!(registered.status, 201, "{}", registered.body);
-    let login = stack.login(&email, "buyer-password").await;
-    assert_eq!(login.status, 200, "{}", login.body);
-    let token = login.body["access_token"].as_str().expect("token");
-    let bought = stack
-        .gateway
-        .post(
-            &format!("/api/v1/items/{item}/purchase"),
-            Some(token),
-            &json!({ "quantity": 1 }),
-        )
-        .await;
+    let token = api::token_of(&stack.login(&email, "buyer-password").await);
+    let bought = api::purchase(&stack.gateway, &token, item, 1).await;
     assert_eq!(bought.status, 200, "{}", bought.body);
 }
 

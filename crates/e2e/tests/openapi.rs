@@ -3,7 +3,7 @@
 //! schema the document gives for it. Runs against a stack of its own, or the one at
 //! `E2E_BASE_URL` (see the e2e crate).
 
-use e2e::{Access, Stack, workspace_root};
+use e2e::{Access, Stack, api, workspace_root};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use testkit::Response;
@@ -67,26 +67,30 @@ impl Contract {
             );
             return;
         }
-        // Validate against the document itself so that its internal $refs resolve.
-        let base = match operation["responses"][&status]
-            .get("$ref")
-            .and_then(Value::as_str)
-        {
+        let errors = self.schema_errors(method, path, &status, &response.body);
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match the document: {errors:?}\nbody: {}",
+            response.body
+        );
+    }
+
+    /// Where `body` breaks the JSON schema documented for `method path`'s `status`
+    /// answer, each as "what, at where". Validated against the document itself so that
+    /// its internal `$ref`s resolve.
+    fn schema_errors(&self, method: &str, path: &str, status: &str, body: &Value) -> Vec<String> {
+        let documented = &self.doc["paths"][path][method]["responses"][status];
+        let base = match documented.get("$ref").and_then(Value::as_str) {
             Some(reference) => reference.to_owned(),
             None => format!("#/paths/{}/{method}/responses/{status}", escape(path)),
         };
         let mut root = self.doc.clone();
         root["$ref"] = Value::String(format!("{base}/content/application~1json/schema"));
         let validator = jsonschema::draft202012::new(&root).expect("a valid schema");
-        let errors: Vec<String> = validator
-            .iter_errors(&response.body)
+        validator
+            .iter_errors(body)
             .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "{method} {path} {status} does not match the document: {errors:?}\nbody: {}",
-            response.body
-        );
+            .collect()
     }
 
     fn skipped(&mut self, method: &str, path: &str) {
@@ -157,13 +161,8 @@ async fn every_documented_operation_answers_as_documented() {
     contract.check("get", me, &gw.get(me, None).await);
 
     // items
-    let item = gw
-        .post(
-            "/api/v1/items",
-            Some(&admin),
-            &json!({"name": "Lamp", "price": 1500, "stock": 3, "max_per_user": 2}),
-        )
-        .await;
+    let lamp = json!({"name": "Lamp", "price": 1500, "stock": 3, "max_per_user": 2});
+    let item = api::post_item(gw, &admin, &lamp).await;
     contract.check("post", "/api/v1/items", &item);
     for (token, body) in [
         (Some(&admin), json!({"price": -1})),
@@ -229,22 +228,12 @@ async fn every_documented_operation_answers_as_documented() {
 
     // A reservation: reserved, cancelled, then not reserved any more; and an order
     // that never was a reservation.
-    let reservable = gw
-        .post(
-            "/api/v1/items",
-            Some(&admin),
-            &json!({"name": "Reservable", "price": 700, "stock": 3, "payment_window_secs": 600}),
-        )
-        .await;
+    let reservable =
+        json!({"name": "Reservable", "price": 700, "stock": 3, "payment_window_secs": 600});
+    let reservable = api::post_item(gw, &admin, &reservable).await;
     contract.check("post", "/api/v1/items", &reservable);
     let reservable_id = reservable.body["id"].as_u64().unwrap();
-    let reserved = gw
-        .post(
-            &format!("/api/v1/items/{reservable_id}/purchase"),
-            Some(&user),
-            &json!({"quantity": 1}),
-        )
-        .await;
+    let reserved = api::purchase(gw, &user, reservable_id, 1).await;
     assert_eq!(
         reserved.body["order"]["status"], "reserved",
         "{}",
@@ -287,13 +276,7 @@ async fn every_documented_operation_answers_as_documented() {
             .await,
     );
     if stack.reaches("the payment webhook", &[e2e::Access::WebhookSecret]) {
-        let again = gw
-            .post(
-                &format!("/api/v1/items/{reservable_id}/purchase"),
-                Some(&user),
-                &json!({"quantity": 1}),
-            )
-            .await;
+        let again = api::purchase(gw, &user, reservable_id, 1).await;
         let again_id = again.body["order"]["id"].as_str().unwrap().to_owned();
         for (order, amount) in [(&again_id, 1), (&again_id, 700), (&reserved_id, 700)] {
             let paid = stack.pay(order, &stack.unique("pi"), amount).await;
@@ -427,22 +410,12 @@ fn the_gateways_own_outcome_unknown_is_documented_on_each_write_it_answers() {
         "/api/v1/orders/{id}/cancel",
         "/api/v1/payments/webhook",
     ] {
-        let documented = &contract.doc["paths"][path]["post"]["responses"]["503"];
-        let base = match documented.get("$ref").and_then(Value::as_str) {
-            Some(reference) => reference.to_owned(),
-            None => format!("#/paths/{}/post/responses/503", escape(path)),
-        };
-        let mut root = contract.doc.clone();
-        root["$ref"] = Value::String(format!("{base}/content/application~1json/schema"));
-        let validator = jsonschema::draft202012::new(&root).expect("a valid schema");
-        let errors: Vec<String> = validator
-            .iter_errors(&body)
-            .map(|e| e.to_string())
-            .collect();
+        let errors = contract.schema_errors("post", path, "503", &body);
         assert!(
             errors.is_empty(),
             "POST {path} 503: {errors:?}\nbody: {body}"
         );
+        let documented = &contract.doc["paths"][path]["post"]["responses"]["503"];
         let described = contract.resolve(documented)["description"]
             .as_str()
             .unwrap_or_default();

@@ -6,7 +6,7 @@
 //! of its own: skipped under `E2E_BASE_URL`.
 
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
-use e2e::LocalStack;
+use e2e::{LocalStack, api};
 use loadgen::lifecycle::{Lifecycle, LifecycleOutcome, is_failure};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -21,32 +21,13 @@ const PRICE: u64 = 100;
 async fn admin_token(stack: &LocalStack) -> String {
     let (email, password) = ("rolling-admin@example.com", "rolling-admin-password");
     stack.create_admin(email, password);
-    let login = stack
-        .gateway
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": password}),
-        )
-        .await;
-    login.body["access_token"]
-        .as_str()
-        .expect("an admin token")
-        .to_owned()
+    api::token_of(&api::login(&stack.gateway, email, password).await)
 }
 
 async fn create_item(stack: &LocalStack, admin: &str, stock: u64, window: Option<u32>) -> u64 {
-    let created = stack
-        .gateway
-        .post(
-            "/api/v1/items",
-            Some(admin),
-            &json!({"name": format!("rolling {stock}"), "price": PRICE, "stock": stock,
-                "payment_window_secs": window}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    created.body["id"].as_u64().expect("item id")
+    let item = json!({"name": format!("rolling {stock}"), "price": PRICE, "stock": stock,
+        "payment_window_secs": window});
+    api::create_item(&stack.gateway, admin, &item).await
 }
 
 /// Every answer of the run, summed over its seconds.

@@ -5,7 +5,7 @@
 //! prints the summary, since cargo hides a passing test's output. It needs a stack of its
 //! own, so under `E2E_BASE_URL` it is skipped with a note.
 
-use e2e::{LocalStack, workspace_root};
+use e2e::{LocalStack, api, workspace_root};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,48 +56,18 @@ async fn register(stack: &LocalStack, name: &str, email: &str, password: &str) -
     registered.body["token"].as_str().expect("token").to_owned()
 }
 
-async fn login(stack: &LocalStack, email: &str, password: &str) -> String {
-    let login = stack
-        .gateway
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": password}),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.body);
-    login.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
-}
-
 /// The accounts of crates/e2e/schemathesis/wfc-auth.json, an item on sale and an order
 /// of each user, so that reads find something and peers have objects to hide.
 async fn seed(stack: &LocalStack) {
     stack.create_admin("root@example.com", "root-password");
-    let admin = login(stack, "root@example.com", "root-password").await;
+    let admin =
+        api::token_of(&api::login(&stack.gateway, "root@example.com", "root-password").await);
     let ann = register(stack, "Ann", "ann@example.com", "ann-password").await;
     let bob = register(stack, "Bob", "bob@example.com", "bob-password").await;
-    let item = stack
-        .gateway
-        .post(
-            "/api/v1/items",
-            Some(&admin),
-            &json!({"name": "Lamp", "description": "bright", "price": 1500, "stock": 100000}),
-        )
-        .await;
-    assert_eq!(item.status, 201, "{}", item.body);
-    let id = item.body["id"].as_u64().expect("item id");
+    let lamp = json!({"name": "Lamp", "description": "bright", "price": 1500, "stock": 100000});
+    let id = api::create_item(&stack.gateway, &admin, &lamp).await;
     for buyer in [&ann, &bob] {
-        let bought = stack
-            .gateway
-            .post(
-                &format!("/api/v1/items/{id}/purchase"),
-                Some(buyer),
-                &json!({"quantity": 1}),
-            )
-            .await;
+        let bought = api::purchase(&stack.gateway, buyer, id, 1).await;
         assert_eq!(bought.status, 200, "{}", bought.body);
     }
 }

@@ -37,11 +37,12 @@ async fn item(stock: u32) -> (TestRedis, Inventory) {
     (redis, store)
 }
 
-/// The same item seen through `proxy` (300 ms reply timeout).
-fn through(redis: &TestRedis, proxy: &ChaosProxy) -> Inventory {
+/// The test's keys seen through the Redis at `port`: a proxy in front of the test
+/// Redis, or a server of the test's own (300 ms reply timeout).
+fn through(redis: &TestRedis, port: u16) -> Inventory {
     Inventory::new(
         common::redis::pool(&RedisSettings {
-            port: proxy.port,
+            port,
             ..settings(redis)
         })
         .unwrap(),
@@ -174,14 +175,7 @@ async fn under_lock_the_outcome_never_depends_on_unwatch() {
     }
     let server = testkit::RedisServer::start(&["--rename-command", "UNWATCH", ""]);
     let redis = TestRedis::new();
-    let store = Inventory::new(
-        common::redis::pool(&RedisSettings {
-            port: server.port,
-            ..settings(&redis)
-        })
-        .unwrap(),
-        Keyspace::new(redis.prefix.clone()),
-    );
+    let store = through(&redis, server.port);
     let terms = inventory::stock::SaleTerms {
         price: 100,
         payment_window_secs: Some(60),
@@ -214,14 +208,7 @@ async fn under_lock_the_script_runs_on_a_redis_that_has_not_got_it() {
     }
     let server = testkit::RedisServer::start(&[]);
     let redis = TestRedis::new();
-    let store = Inventory::new(
-        common::redis::pool(&RedisSettings {
-            port: server.port,
-            ..settings(&redis)
-        })
-        .unwrap(),
-        Keyspace::new(redis.prefix.clone()),
-    );
+    let store = through(&redis, server.port);
     store.stock.put(&ItemState::on_sale(1, 10)).await.unwrap();
     assert_eq!(
         under_lock(&store, &purchase("o-1", 4)).await,
@@ -251,7 +238,7 @@ async fn a_purchase_script_arriving_after_its_order_was_ruled_out_does_nothing()
     }
     let proxy = redis_proxy().await;
     let (redis, store) = item(10).await;
-    let slow = through(&redis, &proxy);
+    let slow = through(&redis, proxy.port);
     slow.stock.preload_purchase_script().await.unwrap();
     proxy.delay_requests(Duration::from_millis(800));
     let outcome = slow
@@ -306,7 +293,7 @@ async fn exec_held_back(
 ) -> (Arc<ChaosProxy>, TestRedis, Inventory) {
     let proxy = redis_proxy().await;
     let (redis, store) = item(10).await;
-    let slow = through(&redis, &proxy);
+    let slow = through(&redis, proxy.port);
     let outcome = slow
         .stock
         .purchase_under_lock(

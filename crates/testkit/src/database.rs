@@ -113,21 +113,20 @@ impl TestDatabase {
 
     /// An item's stock in MySQL.
     pub async fn stock(&self, item: u64) -> u32 {
-        use db::schema::items;
-        items::table
-            .find(item)
-            .select(items::stock)
-            .first(&mut self.connect().await)
-            .await
-            .expect("the item's row")
+        self.stock_columns(item).await.0
     }
 
     /// The units an item's persisted sales took beyond its stock (see `db::stock`).
     pub async fn stock_owed(&self, item: u64) -> u32 {
+        self.stock_columns(item).await.1
+    }
+
+    /// An item's row's `stock` and `stock_owed`.
+    async fn stock_columns(&self, item: u64) -> (u32, u32) {
         use db::schema::items;
         items::table
             .find(item)
-            .select(items::stock_owed)
+            .select((items::stock, items::stock_owed))
             .first(&mut self.connect().await)
             .await
             .expect("the item's row")

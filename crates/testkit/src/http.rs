@@ -27,6 +27,20 @@ pub fn error_fields(response: &Response) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The order id of a purchase answered 200 with a reservation (status `reserved`).
+pub fn reserved_order_id(response: &Response) -> String {
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        response.body["order"]["status"], "reserved",
+        "{}",
+        response.body
+    );
+    response.body["order"]["id"]
+        .as_str()
+        .expect("order id")
+        .to_owned()
+}
+
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,

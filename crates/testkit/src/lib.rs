@@ -18,7 +18,7 @@ pub use chaosproxy::ChaosProxy;
 pub use command::succeeded;
 pub use database::{TestDatabase, TestItem, server_url};
 pub use env::TestEnv;
-pub use http::{Client, Response, assert_envelope, error_fields};
+pub use http::{Client, Response, assert_envelope, error_fields, reserved_order_id};
 pub use rabbit::{Message, TestRabbit, events_of, rabbit_url};
 pub use redis_server::RedisServer;
 pub use service::serve;

@@ -47,15 +47,15 @@ impl TestApp {
     /// `X-Forwarded-For`).
     pub async fn register_from(&self, address: &str, email: &str) -> Response {
         let body = json!({ "name": "Flood", "email": email, "password": "password123" });
-        self.client
-            .send(
-                "POST",
-                "/api/v1/auth/register",
-                None,
-                &[("X-Forwarded-For", address)],
-                Some(body.to_string().into_bytes()),
-            )
+        self.post_from(address, "/api/v1/auth/register", &body)
             .await
+    }
+
+    /// `POST path` as the gateway forwards it from `address`.
+    async fn post_from(&self, address: &str, path: &str, body: &Value) -> Response {
+        let headers = [("X-Forwarded-For", address)];
+        let body = Some(body.to_string().into_bytes());
+        self.client.send("POST", path, None, &headers, body).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
@@ -72,15 +72,7 @@ impl TestApp {
     /// `X-Forwarded-For`).
     pub async fn login_from(&self, address: &str, email: &str, password: &str) -> Response {
         let body = json!({ "email": email, "password": password });
-        self.client
-            .send(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                &[("X-Forwarded-For", address)],
-                Some(body.to_string().into_bytes()),
-            )
-            .await
+        self.post_from(address, "/api/v1/auth/login", &body).await
     }
 
     pub async fn logout(&self, token: &str) -> Response {

@@ -48,6 +48,18 @@ async fn spawn_app_locking_after(max: u64, decay_secs: u64) -> TestApp {
     .await
 }
 
+/// auth-service behind the gateway (the client's address from `X-Forwarded-For`),
+/// refusing an (email, address) pair 5 failed logins in and an email `per_email` failed
+/// logins in from any addresses.
+async fn spawn_app_with_an_email_ceiling(per_email: u64) -> TestApp {
+    spawn_app_with(|s| {
+        s.app.trust_forwarded_for = true;
+        s.auth.login_max_attempts = 5;
+        s.auth.login_max_attempts_per_email = per_email;
+    })
+    .await
+}
+
 #[actix_web::test]
 async fn failed_logins_are_rate_limited_per_email_and_address() {
     let app = spawn_app_locking_after(3, 120).await;
@@ -166,12 +178,7 @@ async fn an_attacker_at_another_address_cannot_lock_the_owner_out() {
 
 #[actix_web::test]
 async fn failures_from_many_addresses_reach_the_per_email_ceiling() {
-    let app = spawn_app_with(|s| {
-        s.app.trust_forwarded_for = true;
-        s.auth.login_max_attempts = 5;
-        s.auth.login_max_attempts_per_email = 8;
-    })
-    .await;
+    let app = spawn_app_with_an_email_ceiling(8).await;
     app.register("Pia", "pia@example.com", "password123").await;
     for i in 0..8 {
         let address = format!("198.51.100.{i}");
@@ -235,12 +242,7 @@ async fn respelling_the_email_does_not_buy_more_attempts_for_the_pair() {
 
 #[actix_web::test]
 async fn respelling_the_email_does_not_escape_the_per_email_ceiling() {
-    let app = spawn_app_with(|s| {
-        s.app.trust_forwarded_for = true;
-        s.auth.login_max_attempts = 5;
-        s.auth.login_max_attempts_per_email = 4;
-    })
-    .await;
+    let app = spawn_app_with_an_email_ceiling(4).await;
     app.register("Bob", "bob@example.com", "password123").await;
     for (i, email) in RESPELLINGS.iter().enumerate() {
         let guess = app

@@ -20,6 +20,15 @@ fn encode_segment(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// `claims` with `changes` (an object of claims) written over them, signed with the
+/// tests' key. The changes stay in `claims`, so that the next ones build on them.
+fn resign(claims: &mut Value, changes: Value) -> String {
+    for (name, value) in changes.as_object().expect("an object of claims") {
+        claims[name] = value.clone();
+    }
+    testkit::keys().sign(claims)
+}
+
 #[actix_web::test]
 async fn me_without_a_token_is_401_with_the_reference_message() {
     let app = spawn_app().await;
@@ -68,17 +77,16 @@ async fn an_expired_token_is_401_but_refreshable_within_the_window() {
     let app = spawn_app().await;
     let (_, mut claims) = user_claims(&app).await;
     let now = now_secs();
-    claims["iat"] = json!(now - 7200);
-    claims["exp"] = json!(now - 3600);
-    let expired = testkit::keys().sign(&claims);
+    let expired = resign(&mut claims, json!({"iat": now - 7200, "exp": now - 3600}));
     assert_envelope(&app.me(&expired).await, 401, "UNAUTHENTICATED");
     let refreshed = app.refresh(&expired).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
     let window = app.settings.jwt.refresh_ttl_minutes * 60;
-    claims["jti"] = json!("too-old");
-    claims["exp"] = json!(now - window - 60);
-    let too_old = testkit::keys().sign(&claims);
+    let too_old = resign(
+        &mut claims,
+        json!({"jti": "too-old", "exp": now - window - 60}),
+    );
     assert_envelope(&app.refresh(&too_old).await, 401, "UNAUTHENTICATED");
 }
 
@@ -235,9 +243,10 @@ async fn a_revoked_token_cannot_be_refreshed_in_the_last_second_of_its_window() 
     let start = now_secs() + 1;
     sleep_until(start, 0).await;
     // Refreshable until the end of the next second.
-    claims["exp"] = json!(start + 1 - window);
-    claims["iat"] = json!(start - window - 3600);
-    let token = testkit::keys().sign(&claims);
+    let token = resign(
+        &mut claims,
+        json!({"exp": start + 1 - window, "iat": start - window - 3600}),
+    );
     let refreshed = app.refresh(&token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     // The window's last second, past a revocation that lived one second only.
@@ -255,18 +264,12 @@ async fn a_token_is_refused_before_its_nbf_and_accepted_from_it() {
     let app = spawn_app().await;
     let (_, mut claims) = user_claims(&app).await;
     let now = now_secs();
-    claims["jti"] = json!("not-yet");
-    claims["nbf"] = json!(now + 600);
-    let early = testkit::keys().sign(&claims);
+    let early = resign(&mut claims, json!({"jti": "not-yet", "nbf": now + 600}));
     assert_envelope(&app.me(&early).await, 401, "UNAUTHENTICATED");
     assert_envelope(&app.refresh(&early).await, 401, "UNAUTHENTICATED");
-    claims["jti"] = json!("already");
-    claims["nbf"] = json!(now - 10);
-    let valid = testkit::keys().sign(&claims);
+    let valid = resign(&mut claims, json!({"jti": "already", "nbf": now - 10}));
     assert_eq!(app.me(&valid).await.status, 200);
-    claims["jti"] = json!("malformed");
-    claims["nbf"] = json!("soon");
-    let malformed = testkit::keys().sign(&claims);
+    let malformed = resign(&mut claims, json!({"jti": "malformed", "nbf": "soon"}));
     assert_envelope(&app.me(&malformed).await, 401, "UNAUTHENTICATED");
 }
 

@@ -3,7 +3,7 @@
 //! recovery every 200-answered order is in MySQL exactly once and stock is conserved; and
 //! a lagging writer does not make the relay publish confirmed orders again.
 
-use crate::helpers::{Stack, confirmed, purchase_settings, spawn_stack, start_writer, token};
+use crate::helpers::{Stack, confirmed, spawn_stack, start_writer, token};
 use futures_util::future::join_all;
 use inventory::Inventory;
 use purchase_service::configuration::Strategy;
@@ -86,10 +86,8 @@ async fn orders_placed_while_a_confirm_is_outstanding_travel_together_in_one_mes
     let item = stack.item(100, None).await;
     // One message awaiting its confirm at a time, and the broker's confirms come late.
     let broker = ChaosProxy::to_rabbitmq().await;
-    let mut settings = stack.settings.clone();
-    settings.rabbitmq.port = broker.port;
+    let mut settings = stack.settings_through(&broker);
     settings.purchase.max_publishes_in_flight = 1;
-    settings.purchase.relay_interval_ms = 3_600_000;
     let (client, _) = testkit::serve::<Application>(settings).await;
     broker.delay_replies(Duration::from_millis(300));
     let placed = confirmed(&buy_many(&client, item, 30).await);
@@ -130,9 +128,7 @@ async fn orders_of_a_purchase_service_that_died_before_publishing_are_not_lost()
     // The doomed instance can never publish: its broker address leads nowhere.
     let dead_end = ChaosProxy::to_rabbitmq().await;
     dead_end.break_all();
-    let mut doomed_settings = purchase_settings(&stack.env, Strategy::Lua);
-    doomed_settings.rabbitmq.port = dead_end.port;
-    doomed_settings.purchase.relay_interval_ms = 3_600_000;
+    let doomed_settings = stack.settings_through(&dead_end);
     let (doomed, server) = testkit::serve::<Application>(doomed_settings).await;
     let responses = buy_many(&doomed, item, 25).await;
     assert!(responses.iter().all(|r| r.status == 200));

@@ -14,7 +14,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use testkit::{Client, Response, TestEnv, TestItem};
+use testkit::{ChaosProxy, Client, Response, TestEnv, TestItem};
 use web_layer::service::{Running, Service};
 
 pub use testkit::assert_envelope;
@@ -129,22 +129,43 @@ impl Stack {
         id
     }
 
+    /// Settings for a second purchase-service beside this stack's that reaches RabbitMQ
+    /// through `broker` and whose relay waits an hour, so that it publishes only the
+    /// orders it takes itself, when it takes them.
+    pub fn settings_through(&self, broker: &ChaosProxy) -> Settings {
+        let mut settings = self.settings.clone();
+        settings.rabbitmq.port = broker.port;
+        settings.purchase.relay_interval_ms = 3_600_000;
+        settings
+    }
+
     /// Stops stock-writer: orders stay pending (in the outbox) from now on.
     pub async fn stop_writer(&mut self) {
         self.writer.take().expect("a running writer").trigger();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    /// Changes an item's sale terms in Redis.
+    pub async fn set_terms(&self, item: u64, terms: SaleTerms) {
+        self.store.stock.set_terms(item, &terms).await.unwrap();
+    }
+
     /// Reserves one unit of an item with a payment window for the user; the order id.
     pub async fn reserve(&self, user_id: u64, item: u64) -> String {
-        let response = self.buy(user_id, item, json!(1)).await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        assert_eq!(
-            response.body["order"]["status"], "reserved",
-            "{}",
-            response.body
-        );
-        response.body["order"]["id"].as_str().unwrap().to_owned()
+        testkit::reserved_order_id(&self.buy(user_id, item, json!(1)).await)
+    }
+
+    /// Reserves one unit of an item for each of `users` in turn: (user, order id).
+    pub async fn reserve_each(
+        &self,
+        item: u64,
+        users: impl IntoIterator<Item = u64>,
+    ) -> Vec<(u64, String)> {
+        let mut orders = Vec::new();
+        for user in users {
+            orders.push((user, self.reserve(user, item).await));
+        }
+        orders
     }
 
     /// `POST /api/v1/orders/{order_id}/cancel` as the user.
@@ -221,14 +242,22 @@ impl Stack {
         key: &str,
     ) -> Response {
         let body = json!({ "quantity": quantity }).to_string().into_bytes();
+        self.send_purchase(user_id, item, &[("Idempotency-Key", key)], Some(body))
+            .await
+    }
+
+    /// `POST /api/v1/items/{item}/purchase` as the user, with these headers and this body
+    /// sent as it is (none, or one that is not quite JSON).
+    pub async fn send_purchase(
+        &self,
+        user_id: u64,
+        item: u64,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let path = format!("/api/v1/items/{item}/purchase");
         self.client
-            .send(
-                "POST",
-                &format!("/api/v1/items/{item}/purchase"),
-                Some(&token(user_id)),
-                &[("Idempotency-Key", key)],
-                Some(body),
-            )
+            .send("POST", &path, Some(&token(user_id)), headers, body)
             .await
     }
 

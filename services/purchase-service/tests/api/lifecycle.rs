@@ -166,10 +166,7 @@ async fn unpaid_reservations_expire_and_their_units_sell_again() {
     for strategy in STRATEGIES {
         let stack = spawn_stack(strategy).await;
         let item = stack.item_on_terms(3, None, reservable(1)).await;
-        let mut ids = Vec::new();
-        for user in 1..=3 {
-            ids.push(stack.reserve(user, item).await);
-        }
+        let ids = stack.reserve_each(item, 1..=3).await;
         assert_envelope(
             &stack.buy(4, item, json!(1)).await,
             409,
@@ -179,7 +176,9 @@ async fn unpaid_reservations_expire_and_their_units_sell_again() {
             stack.redis_stock(item).await == 3
         })
         .await;
-        let shown = stack.get_as(1, &format!("/api/v1/orders/{}", ids[0])).await;
+        let shown = stack
+            .get_as(1, &format!("/api/v1/orders/{}", ids[0].1))
+            .await;
         assert_eq!(shown.body["status"], "expired", "{}", shown.body);
         let resold = stack.buy(4, item, json!(3)).await;
         assert_eq!(resold.status, 200, "{}", resold.body);
@@ -201,10 +200,7 @@ async fn unpaid_reservations_expire_and_their_units_sell_again() {
 async fn cancels_racing_the_expiry_worker_end_each_order_exactly_once() {
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item_on_terms(200, None, reservable(1)).await;
-    let mut ids = Vec::new();
-    for user in 1..=200u64 {
-        ids.push((user, stack.reserve(user, item).await));
-    }
+    let ids = stack.reserve_each(item, 1..=200).await;
     // Cancels arrive around the deadline, while the worker expires the same orders.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let cancels = ids.iter().map(|(user, id)| {

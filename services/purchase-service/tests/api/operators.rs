@@ -26,6 +26,17 @@ async fn reservable_in_mysql(stack: &Stack, item: u64) {
     .unwrap();
 }
 
+/// Whether Redis holds no open reservation of the item.
+async fn none_open(stack: &Stack, item: u64) -> bool {
+    stack
+        .store
+        .reservations
+        .open(item)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 #[actix_web::test]
 async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit_once() {
     let stack = spawn_stack(Strategy::Lua).await;
@@ -33,10 +44,7 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
         .item_on_terms(UNITS, None, reservable(WINDOW_SECS))
         .await;
     reservable_in_mysql(&stack, item).await;
-    let mut orders = Vec::new();
-    for user in 1..=u64::from(UNITS) {
-        orders.push((user, stack.reserve(user, item).await));
-    }
+    let orders = stack.reserve_each(item, 1..=u64::from(UNITS)).await;
     testkit::eventually(30, "MySQL has every reservation", || async {
         mysql_statuses(&stack, item).await.len() == UNITS as usize
     })
@@ -72,14 +80,8 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
             assert_eq!(pay.status, 200, "{}", pay.body);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        testkit::eventually(30, "every unpaid reservation expired in Redis", || async {
-            stack
-                .store
-                .reservations
-                .open(item)
-                .await
-                .unwrap()
-                .is_empty()
+        testkit::eventually(30, "every unpaid reservation expired in Redis", || {
+            none_open(&stack, item)
         })
         .await;
         // A few more passes once everything has ended.
@@ -104,13 +106,7 @@ async fn rebuild_and_sync_racing_cancels_payments_and_expiries_release_each_unit
         "each order ended once, the way its buyer ended it"
     );
     assert!(
-        stack
-            .store
-            .reservations
-            .open(item)
-            .await
-            .unwrap()
-            .is_empty(),
+        none_open(&stack, item).await,
         "no ended reservation came back"
     );
     // A reservation brought back after it ended would have ended a second time (expired),

@@ -100,12 +100,7 @@ async fn two_instances_and_two_writers_persist_expiries_and_resales_in_any_order
     .await;
     // A second wave, on a long window, takes each unit the moment its reservation
     // expires, through both instances: releases and resales race to the two writers.
-    stack
-        .store
-        .stock
-        .set_terms(item, &reservable(600))
-        .await
-        .unwrap();
+    stack.set_terms(item, reservable(600)).await;
     let resold = futures_util::future::join_all((1001..1001 + UNITS).map(|user| async move {
         for _ in 0..1000 {
             let answer = purchase(user).await;

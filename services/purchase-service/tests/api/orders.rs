@@ -1,19 +1,24 @@
 //! A buyer's orders: only their own, pending until persisted, paginated, and read at a
 //! cost that depends on their orders alone.
 
-use crate::helpers::{assert_envelope, spawn_stack, spawn_stack_with};
+use crate::helpers::{Stack, assert_envelope, spawn_stack, spawn_stack_with};
 use events::StockEvent;
 use purchase_service::configuration::Strategy;
 use redis::AsyncCommands;
 use serde_json::json;
 use testkit::ChaosProxy;
 
-#[actix_web::test]
-async fn orders_show_only_the_callers_own_and_turn_confirmed() {
+/// A stack without its writer, so that orders stay pending, selling an item of 10 units.
+async fn spawn_stack_keeping_orders_pending() -> (Stack, u64) {
     let mut stack = spawn_stack(Strategy::Lua).await;
-    // Without a writer the orders stay pending.
     stack.stop_writer().await;
     let item = stack.item(10, None).await;
+    (stack, item)
+}
+
+#[actix_web::test]
+async fn orders_show_only_the_callers_own_and_turn_confirmed() {
+    let (mut stack, item) = spawn_stack_keeping_orders_pending().await;
     let mine = stack.buy(1, item, json!(1)).await;
     stack.buy(1, item, json!(2)).await;
     let theirs = stack.buy(2, item, json!(3)).await;
@@ -75,9 +80,7 @@ async fn malformed_or_over_long_order_ids_are_404() {
 
 #[actix_web::test]
 async fn pages_of_pending_orders_hold_per_page_at_most() {
-    let mut stack = spawn_stack(Strategy::Lua).await;
-    stack.stop_writer().await;
-    let item = stack.item(10, None).await;
+    let (stack, item) = spawn_stack_keeping_orders_pending().await;
     let mut bought = Vec::new();
     for _ in 0..5 {
         let response = stack.buy(1, item, json!(1)).await;
@@ -147,9 +150,7 @@ async fn listing_orders_reads_the_callers_orders_not_every_outbox() {
 
 #[actix_web::test]
 async fn cancelling_ones_own_order_before_it_is_persisted_is_not_reserved() {
-    let mut stack = spawn_stack(Strategy::Lua).await;
-    stack.stop_writer().await;
-    let item = stack.item(10, None).await;
+    let (stack, item) = spawn_stack_keeping_orders_pending().await;
     let bought = stack.buy(1, item, json!(1)).await;
     let id = bought.body["order"]["id"].as_str().unwrap().to_owned();
 

@@ -26,18 +26,28 @@ const REDIS_BEHIND_A_PROXY: &str = "a chaos proxy in front of it delays or cuts 
      traffic (a cluster client learns the nodes' own addresses and goes around a proxy)";
 
 /// A stack (purchase-service, stock-writer) and, beside it, the purchase use case of a
-/// second purchase-service that reaches Redis through `proxy`, gives up on a reply
-/// after 300 ms and settles for up to `outcome_timeout_ms`. Called directly, since the
-/// HTTP layer would look up the token's revocation through the same slow Redis first.
-async fn purchases_through(proxy: &ChaosProxy, outcome_timeout_ms: u64) -> (Stack, Arc<Purchases>) {
-    purchases_with(outcome_timeout_ms, |settings| {
+/// second purchase-service that reaches Redis through a chaos proxy, gives up on a reply
+/// after `response_timeout_ms` and settles for up to `outcome_timeout_ms`: the proxy, the
+/// stack and the use case. Called directly, since the HTTP layer would look up the
+/// token's revocation through the same slow Redis first. `None` (the test skips itself)
+/// on a Redis Cluster: see [`REDIS_BEHIND_A_PROXY`].
+async fn purchases_behind_a_redis_proxy(
+    outcome_timeout_ms: u64,
+    response_timeout_ms: u64,
+) -> Option<(ChaosProxy, Stack, Arc<Purchases>)> {
+    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
+        return None;
+    }
+    let proxy = ChaosProxy::to_redis().await;
+    let (stack, purchases) = purchases_with(outcome_timeout_ms, |settings| {
         settings.redis.port = proxy.port;
-        settings.redis.response_timeout_ms = 300;
+        settings.redis.response_timeout_ms = response_timeout_ms;
     })
-    .await
+    .await;
+    Some((proxy, stack, purchases))
 }
 
-/// As [`purchases_through`], with MySQL (not Redis) behind the proxy.
+/// As [`purchases_behind_a_redis_proxy`], with MySQL (not Redis) behind `proxy`.
 async fn purchases_with_mysql_through(
     proxy: &ChaosProxy,
     outcome_timeout_ms: u64,
@@ -104,8 +114,9 @@ enum Late {
 /// Holds a purchase of `quantity` back one way for a second (the client waits 300 ms),
 /// then lets it through: the sale happened, so the buyer is told it was placed, once.
 async fn assert_placed_once_when_late(late: Late, quantity: u32) {
-    let proxy = ChaosProxy::to_redis().await;
-    let (stack, purchases) = purchases_through(&proxy, 5_000).await;
+    let Some((proxy, stack, purchases)) = purchases_behind_a_redis_proxy(5_000, 300).await else {
+        return;
+    };
     let item = stack.item(10, None).await;
     let hold_back = |delay| match late {
         Late::Reply => proxy.delay_replies(delay),
@@ -124,27 +135,19 @@ async fn assert_placed_once_when_late(late: Late, quantity: u32) {
 
 #[actix_web::test]
 async fn a_purchase_whose_reply_came_too_late_is_answered_as_placed_once() {
-    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
-        return;
-    }
     assert_placed_once_when_late(Late::Reply, 2).await;
 }
 
 #[actix_web::test]
 async fn a_purchase_that_reached_redis_after_its_client_gave_up_is_answered_as_placed_once() {
-    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
-        return;
-    }
     assert_placed_once_when_late(Late::Request, 3).await;
 }
 
 #[actix_web::test]
 async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy() {
-    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
+    let Some((proxy, stack, purchases)) = purchases_behind_a_redis_proxy(1_000, 300).await else {
         return;
-    }
-    let proxy = ChaosProxy::to_redis().await;
-    let (stack, purchases) = purchases_through(&proxy, 1_000).await;
+    };
     let item = stack.item(10, None).await;
     proxy.break_all();
     let refused = purchases.purchase(request(item, 1)).await;
@@ -160,11 +163,9 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_outcome_unknown_never_busy
 
 #[actix_web::test]
 async fn a_reservation_whose_reply_came_too_late_is_answered_as_reserved() {
-    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
+    let Some((proxy, stack, purchases)) = purchases_behind_a_redis_proxy(5_000, 300).await else {
         return;
-    }
-    let proxy = ChaosProxy::to_redis().await;
-    let (stack, purchases) = purchases_through(&proxy, 5_000).await;
+    };
     let item = stack
         .item_on_terms(10, None, crate::lifecycle::reservable(600))
         .await;
@@ -220,15 +221,9 @@ async fn a_retry_of_a_purchase_that_happened_is_never_busy_when_its_order_cannot
 /// go on, happens under that id.
 #[actix_web::test]
 async fn a_purchase_slower_than_its_deadline_is_answered_outcome_unknown_and_goes_on() {
-    if testkit::needs_single_redis(REDIS_BEHIND_A_PROXY) {
+    let Some((proxy, stack, purchases)) = purchases_behind_a_redis_proxy(500, 3_000).await else {
         return;
-    }
-    let proxy = ChaosProxy::to_redis().await;
-    let (stack, purchases) = purchases_with(500, |settings| {
-        settings.redis.port = proxy.port;
-        settings.redis.response_timeout_ms = 3_000;
-    })
-    .await;
+    };
     let item = stack.item(10, None).await;
     proxy.delay_replies(Duration::from_millis(2_000));
     let answered =

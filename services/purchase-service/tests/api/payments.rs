@@ -4,6 +4,7 @@
 
 use crate::helpers::{STRATEGIES, Stack, WEBHOOK_SECRET, assert_envelope, spawn_stack};
 use crate::lifecycle::{mysql_statuses, reservable};
+use purchase_service::configuration::Strategy;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -20,11 +21,33 @@ async fn refunds(stack: &Stack) -> Vec<Value> {
         .collect()
 }
 
+/// Whether MySQL holds the order, with this status.
+async fn persisted_as(stack: &Stack, item: u64, order: &str, status: &str) -> bool {
+    mysql_statuses(stack, item)
+        .await
+        .get(order)
+        .map(String::as_str)
+        == Some(status)
+}
+
+/// A stack selling `stock` units on a `window_secs` payment window, one of them reserved
+/// by user 1: the stack, the item and that order's id.
+async fn spawn_stack_reserving(
+    strategy: Strategy,
+    stock: u32,
+    window_secs: u32,
+) -> (Stack, u64, String) {
+    let stack = spawn_stack(strategy).await;
+    let item = stack
+        .item_on_terms(stock, None, reservable(window_secs))
+        .await;
+    let order = stack.reserve(1, item).await;
+    (stack, item, order)
+}
+
 #[actix_web::test]
 async fn only_a_fresh_signature_made_with_the_secret_is_accepted() {
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
-    let item = stack.item_on_terms(2, None, reservable(600)).await;
-    let order = stack.reserve(1, item).await;
+    let (stack, _, order) = spawn_stack_reserving(Strategy::Lua, 2, 600).await;
     let body = json!({"event": "payment.succeeded", "order_id": order, "payment_id": "pi_1", "amount": 1500}).to_string();
     let now = chrono::Utc::now().timestamp();
     let sign = common::webhook_signature::sign;
@@ -47,9 +70,7 @@ async fn only_a_fresh_signature_made_with_the_secret_is_accepted() {
 #[actix_web::test]
 async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() {
     for strategy in STRATEGIES {
-        let stack = spawn_stack(strategy).await;
-        let item = stack.item_on_terms(3, None, reservable(600)).await;
-        let order = stack.reserve(1, item).await;
+        let (stack, item, order) = spawn_stack_reserving(strategy, 3, 600).await;
 
         let short = stack.pay(&order, "pi_short", 1000).await;
         assert_envelope(&short, 422, "VALIDATION_FAILED");
@@ -77,11 +98,7 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
         let cancel = stack.cancel(1, &order).await;
         assert_envelope(&cancel, 409, "ORDER_NOT_RESERVED");
         testkit::eventually(30, "MySQL has the order paid, stock taken once", || async {
-            mysql_statuses(&stack, item)
-                .await
-                .get(&order)
-                .map(String::as_str)
-                == Some("paid")
+            persisted_as(&stack, item, &order, "paid").await
                 && stack.mysql_stock(item).await == 2
                 && stack.store.outbox.len(item).await.unwrap() == 0
         })
@@ -105,9 +122,7 @@ async fn a_payment_pays_its_reservation_once_and_a_redelivery_changes_nothing() 
 
 #[actix_web::test]
 async fn a_payment_after_expiry_or_cancel_is_refused_and_refunded() {
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
-    let item = stack.item_on_terms(2, None, reservable(1)).await;
-    let late = stack.reserve(1, item).await;
+    let (stack, item, late) = spawn_stack_reserving(Strategy::Lua, 2, 1).await;
     let cancelled = stack.reserve(2, item).await;
     let cancel = stack.cancel(2, &cancelled).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
@@ -143,14 +158,11 @@ async fn a_payment_after_expiry_or_cancel_is_refused_and_refunded() {
 
 #[actix_web::test]
 async fn payments_racing_the_expiry_worker_end_each_order_exactly_once() {
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item_on_terms(200, None, reservable(1)).await;
-    let mut orders = Vec::new();
-    for user in 1..=200u64 {
-        orders.push(stack.reserve(user, item).await);
-    }
+    let orders = stack.reserve_each(item, 1..=200).await;
     tokio::time::sleep(Duration::from_millis(850)).await;
-    let payments = orders.iter().enumerate().map(|(n, order)| {
+    let payments = orders.iter().enumerate().map(|(n, (_, order))| {
         let stack = &stack;
         async move {
             (
@@ -195,7 +207,7 @@ async fn payments_racing_the_expiry_worker_end_each_order_exactly_once() {
 
 #[actix_web::test]
 async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
+    let stack = spawn_stack(Strategy::Lua).await;
     let item = stack.item_on_terms(1000, None, reservable(2)).await;
     let buys = (1..=1000u64).map(|user| {
         let stack = &stack;
@@ -228,12 +240,7 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
     .await;
     // The second wave's reservations must still be open when MySQL is checked below,
     // however long persisting takes on a loaded machine: they get a long window.
-    stack
-        .store
-        .stock
-        .set_terms(item, &reservable(600))
-        .await
-        .unwrap();
+    stack.set_terms(item, reservable(600)).await;
     let second_wave = (2001..=2600u64).map(|user| {
         let stack = &stack;
         async move { stack.buy(user, item, json!(1)).await }
@@ -278,16 +285,10 @@ async fn a_thousand_reservations_half_paid_the_rest_return_and_sell_again() {
 #[actix_web::test]
 async fn a_redelivered_payment_redis_forgot_is_recognised_from_mysql_and_not_refunded() {
     use redis::AsyncCommands;
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
-    let item = stack.item_on_terms(3, None, reservable(600)).await;
-    let order = stack.reserve(1, item).await;
+    let (stack, item, order) = spawn_stack_reserving(Strategy::Lua, 3, 600).await;
     assert_eq!(stack.pay(&order, "pi_forgotten", 1500).await.status, 200);
-    testkit::eventually(30, "MySQL has the order paid", || async {
-        mysql_statuses(&stack, item)
-            .await
-            .get(&order)
-            .map(String::as_str)
-            == Some("paid")
+    testkit::eventually(30, "MySQL has the order paid", || {
+        persisted_as(&stack, item, &order, "paid")
     })
     .await;
     // Seven days later, or a Redis that lost data: the payment's id and the order's
@@ -314,9 +315,7 @@ async fn a_redelivered_payment_redis_forgot_is_recognised_from_mysql_and_not_ref
 
 #[actix_web::test]
 async fn a_refund_no_queue_takes_is_answered_503_and_announced_on_the_retry() {
-    let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
-    let item = stack.item_on_terms(2, None, reservable(1)).await;
-    let late = stack.reserve(1, item).await;
+    let (stack, _, late) = spawn_stack_reserving(Strategy::Lua, 2, 1).await;
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     // The publisher's channel declared the topology when the reservation was published;
     // then the refund queue goes: the broker would confirm a refund and drop it.

@@ -59,16 +59,7 @@ async fn bad_quantities_are_422_and_change_nothing() {
     let missing = stack.post_purchase(item, Some(&token(1)), &json!({})).await;
     assert_envelope(&missing, 422, "VALIDATION_FAILED");
     assert!(missing.body["errors"]["quantity"].is_array());
-    let no_body = stack
-        .client
-        .send(
-            "POST",
-            &format!("/api/v1/items/{item}/purchase"),
-            Some(&token(1)),
-            &[],
-            None,
-        )
-        .await;
+    let no_body = stack.send_purchase(1, item, &[], None).await;
     assert_envelope(&no_body, 422, "VALIDATION_FAILED");
     let bad_key = stack.buy_with_key(1, item, 1, "has spaces in it").await;
     assert_envelope(&bad_key, 422, "VALIDATION_FAILED");
@@ -241,16 +232,8 @@ async fn bodies_are_held_to_the_contract_integral_numbers_in_unknown_fields_out(
 
     // Reads as the float 1.0, but is no integer: only JSON integers are quantities.
     for literal in ["0.9999999999999999999", "1.0000000000000000001"] {
-        let inexact = stack
-            .client
-            .send(
-                "POST",
-                &format!("/api/v1/items/{item}/purchase"),
-                Some(&token(1)),
-                &[],
-                Some(format!(r#"{{"quantity": {literal}}}"#).into_bytes()),
-            )
-            .await;
+        let body = format!(r#"{{"quantity": {literal}}}"#).into_bytes();
+        let inexact = stack.send_purchase(1, item, &[], Some(body)).await;
         assert_envelope(&inexact, 422, "VALIDATION_FAILED");
         assert_eq!(
             inexact.body["errors"]["quantity"][0], "The quantity must be an integer.",

@@ -23,9 +23,7 @@ async fn a_stopping_service_publishes_and_marks_every_order_before_it_exits() {
     let item = stack.item(100, None).await;
     // The broker's confirms come late, so publishes are still in flight at the stop.
     let broker = ChaosProxy::to_rabbitmq().await;
-    let mut settings = stack.settings.clone();
-    settings.rabbitmq.port = broker.port;
-    settings.purchase.relay_interval_ms = 3_600_000;
+    let mut settings = stack.settings_through(&broker);
     settings.app.shutdown_timeout_secs = 20;
     let app = Application::build(settings).await.expect("build");
     let client = testkit::Client::new(format!("http://127.0.0.1:{}", app.port()));

@@ -25,8 +25,8 @@ async fn publish_during_an_outage(
     }
 }
 
-#[tokio::test]
-async fn a_mysql_outage_loses_and_doubles_nothing() {
+/// A writer that reaches MySQL through a chaos proxy, with a pool of two connections.
+async fn spawn_writer_behind_a_mysql_proxy() -> (ChaosProxy, Writer) {
     let proxy = ChaosProxy::to_mysql().await;
     let port = proxy.port;
     let writer = spawn_writer_with(|s| {
@@ -34,6 +34,12 @@ async fn a_mysql_outage_loses_and_doubles_nothing() {
         s.database.pool_size = 2;
     })
     .await;
+    (proxy, writer)
+}
+
+#[tokio::test]
+async fn a_mysql_outage_loses_and_doubles_nothing() {
+    let (proxy, writer) = spawn_writer_behind_a_mysql_proxy().await;
     publish_during_an_outage(&writer, &proxy, 20, 1).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
@@ -60,13 +66,7 @@ async fn the_consumer_reconnects_after_a_rabbitmq_outage() {
 
 #[actix_web::test]
 async fn a_consumer_stuck_retrying_is_not_ready_and_says_why() {
-    let proxy = ChaosProxy::to_mysql().await;
-    let port = proxy.port;
-    let writer = spawn_writer_with(|s| {
-        s.database.port = port;
-        s.database.pool_size = 2;
-    })
-    .await;
+    let (proxy, writer) = spawn_writer_behind_a_mysql_proxy().await;
     let client = writer.client();
     publish_during_an_outage(&writer, &proxy, 3, 1).await;
     testkit::eventually(10, "readiness names the batch being retried", || async {

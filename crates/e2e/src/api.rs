@@ -1,0 +1,43 @@
+//! The API calls the end-to-end tests make through a gateway over and over: signing in,
+//! putting an item on sale and buying, each with the check every caller wants of it, so
+//! that a test reads as the journey it follows rather than as the requests it sends.
+//! They take the gateway's client, so they serve a [`crate::Stack`] and a
+//! [`crate::LocalStack`] alike.
+
+use serde_json::{Value, json};
+use testkit::{Client, Response};
+
+/// `POST /api/v1/auth/login`.
+pub async fn login(gateway: &Client, email: &str, password: &str) -> Response {
+    let body = json!({ "email": email, "password": password });
+    gateway.post("/api/v1/auth/login", None, &body).await
+}
+
+/// The access token of a login answered 200.
+pub fn token_of(login: &Response) -> String {
+    assert_eq!(login.status, 200, "{}", login.body);
+    login.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+/// `POST /api/v1/items` as `admin`.
+pub async fn post_item(gateway: &Client, admin: &str, item: &Value) -> Response {
+    gateway.post("/api/v1/items", Some(admin), item).await
+}
+
+/// The id of an item `admin` created (201).
+pub async fn create_item(gateway: &Client, admin: &str, item: &Value) -> u64 {
+    let created = post_item(gateway, admin, item).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.body["id"].as_u64().expect("item id")
+}
+
+/// `POST /api/v1/items/{item}/purchase` of `quantity`, as the holder of `token`.
+pub async fn purchase(gateway: &Client, token: &str, item: u64, quantity: u32) -> Response {
+    let path = format!("/api/v1/items/{item}/purchase");
+    gateway
+        .post(&path, Some(token), &json!({ "quantity": quantity }))
+        .await
+}
