@@ -152,23 +152,13 @@ mod tests {
         JwtVerifier::from_public_pem(pem.as_bytes(), &settings).unwrap()
     }
 
-    fn expiring_at(exp: u64) -> Claims {
-        Claims {
-            sub: "7".into(),
-            exp,
-            iat: 0,
-            jti: "j".into(),
-            role: Role::User,
-        }
-    }
-
     #[test]
     fn a_revocation_outlives_the_last_second_its_token_is_accepted_in() {
         // Refreshable through second 160 (exp 100, a 60 s window): to its end, 161.
         let window = verifier_with(1, 0);
         for (now, ttl) in [(100, 62), (159, 3), (160, 2), (161, 1), (500, 1)] {
             assert_eq!(
-                revocation_ttl(&expiring_at(100), &window, now),
+                revocation_ttl(&Claims::of_user_expiring_at(100), &window, now),
                 ttl,
                 "{now}"
             );
@@ -178,7 +168,11 @@ mod tests {
         }
         // A leeway longer than the window is what decides.
         assert_eq!(
-            revocation_ttl(&expiring_at(100), &verifier_with(0, 30), 100),
+            revocation_ttl(
+                &Claims::of_user_expiring_at(100),
+                &verifier_with(0, 30),
+                100
+            ),
             32
         );
     }

@@ -48,6 +48,18 @@ impl Claims {
     pub fn user_id(&self) -> Option<u64> {
         self.sub.parse().ok()
     }
+
+    /// A user's claims (user 7, jti `j`) expiring at `exp`, for the unit tests.
+    #[cfg(test)]
+    pub(crate) fn of_user_expiring_at(exp: u64) -> Self {
+        Claims {
+            sub: "7".into(),
+            exp,
+            iat: 0,
+            jti: "j".into(),
+            role: Role::User,
+        }
+    }
 }
 
 /// Why a token was refused. Callers answer all of these with 401; the variant is logged.

@@ -74,6 +74,15 @@ impl Inventory {
     pub fn redis(&self) -> &RedisClient {
         self.core.redis()
     }
+
+    /// An inventory on a test's own Redis and key prefix, for the unit tests.
+    #[cfg(test)]
+    pub(crate) fn on(redis: &testkit::TestRedis) -> Self {
+        Self::new(
+            common::redis::pool(&redis.settings()).expect("a pool on the test's Redis"),
+            Keyspace::new(redis.prefix.clone()),
+        )
+    }
 }
 
 /// What can go wrong talking to the inventory in Redis.

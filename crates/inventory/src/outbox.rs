@@ -328,23 +328,13 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use common::redis::Keyspace;
     use testkit::TestRedis;
-
-    fn outbox(redis: &TestRedis) -> Outbox {
-        crate::Inventory::new(
-            common::redis::pool(&redis.settings()).unwrap(),
-            Keyspace::new(redis.prefix.clone()),
-        )
-        .outbox
-    }
 
     #[tokio::test]
     async fn each_republish_of_an_order_doubles_its_wait_up_to_the_cap() {
         use redis::AsyncCommands;
         let redis = TestRedis::new();
-        let store = outbox(&redis);
+        let store = crate::Inventory::on(&redis).outbox;
         let keys = store.core.keys(1);
         let mut conn = redis.connection().await;
         conn.hset::<_, _, _, ()>(keys.outbox(), "o-1", "{}")
@@ -376,7 +366,7 @@ mod tests {
     async fn the_oldest_outbox_entry_is_told_by_its_own_time() {
         use redis::AsyncCommands;
         let redis = TestRedis::new();
-        let store = outbox(&redis);
+        let store = crate::Inventory::on(&redis).outbox;
         let mut conn = redis.connection().await;
         let outbox = store.core.keys(1).outbox();
         for (field, event) in [

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::core::Core;
 use crate::keys::{ENDS_MS, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
 use common::redis::SlotPipeline;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, FromRedisValue, Script};
 use std::sync::LazyLock;
 
 static ADD_STOCK: LazyLock<Script> =
@@ -223,21 +223,18 @@ impl Stock {
         quantity: u32,
         restock_id: &str,
     ) -> Result<i64, Error> {
-        let keys = self.core.keys(item_id);
-        let mut conn = self.core.redis.get().await?;
-        let now: i64 = ADD_STOCK
-            .key(keys.stock())
-            .key(keys.restock(restock_id))
-            .arg(quantity)
-            .arg(RESTOCK_MARKER_TTL_SECS)
-            .invoke_async(&mut conn)
+        let now: i64 = self
+            .run_restock_script(&ADD_STOCK, item_id, quantity, restock_id)
             .await?;
         if now < 0 {
             return Err(Error::UnexpectedReply(format!(
                 "restock {restock_id} arrived after it was undone"
             )));
         }
-        self.core.redis.replicated(&keys.stock()).await?;
+        self.core
+            .redis
+            .replicated(&self.core.keys(item_id).stock())
+            .await?;
         if quantity > 0 {
             self.core.announce_stock_back(item_id).await;
         }
@@ -254,17 +251,35 @@ impl Stock {
         quantity: u32,
         restock_id: &str,
     ) -> Result<u64, Error> {
+        let (_taken, short): (u64, u64) = self
+            .run_restock_script(&TAKE_BACK_STOCK, item_id, quantity, restock_id)
+            .await?;
+        self.core
+            .redis
+            .replicated(&self.core.keys(item_id).stock())
+            .await?;
+        Ok(short)
+    }
+
+    /// Runs a restock script (`add_stock.lua`, `take_back_stock.lua`): both take the
+    /// item's stock and the restock's marker as KEYS, the units and the marker's
+    /// lifetime as ARGV.
+    async fn run_restock_script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        item_id: u64,
+        quantity: u32,
+        restock_id: &str,
+    ) -> Result<T, Error> {
         let keys = self.core.keys(item_id);
         let mut conn = self.core.redis.get().await?;
-        let (_taken, short): (u64, u64) = TAKE_BACK_STOCK
+        Ok(script
             .key(keys.stock())
             .key(keys.restock(restock_id))
             .arg(quantity)
             .arg(RESTOCK_MARKER_TTL_SECS)
             .invoke_async(&mut conn)
-            .await?;
-        self.core.redis.replicated(&keys.stock()).await?;
-        Ok(short)
+            .await?)
     }
 
     /// Removes an item's sale state (undoing a creation that did not commit); returns
@@ -280,21 +295,12 @@ impl Stock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::redis::Keyspace;
     use testkit::TestRedis;
-
-    fn stock(redis: &TestRedis) -> Stock {
-        crate::Inventory::new(
-            common::redis::pool(&redis.settings()).unwrap(),
-            Keyspace::new(redis.prefix.clone()),
-        )
-        .stock
-    }
 
     #[tokio::test]
     async fn undoing_a_restock_takes_back_what_it_added_once_never_below_zero() {
         let redis = TestRedis::new();
-        let stock = stock(&redis);
+        let stock = crate::Inventory::on(&redis).stock;
         stock.add_stock(1, 10, "r-1").await.unwrap();
         stock.add_stock(1, 4, "r-2").await.unwrap();
         assert_eq!(stock.take_back_stock(1, 4, "r-2").await.unwrap(), 0);
@@ -312,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn a_restock_undone_before_it_arrived_adds_nothing() {
         let redis = TestRedis::new();
-        let stock = stock(&redis);
+        let stock = crate::Inventory::on(&redis).stock;
         stock.add_stock(1, 5, "r-1").await.unwrap();
         assert_eq!(stock.take_back_stock(1, 3, "late").await.unwrap(), 0);
         assert_eq!(

@@ -132,21 +132,25 @@ pub struct SaleGauges {
 impl SaleGauges {
     pub fn register(registry: &mut Registry) -> Self {
         let gauges = SaleGauges::default();
-        registry.register(
-            "outbox_pending_orders",
-            "Orders taken in Redis and not yet persisted in MySQL",
-            gauges.pending.clone(),
-        );
-        registry.register(
-            "outbox_parked_orders",
-            "Orders stock-writer refused for good, waiting for `stock-writer dlq replay`",
-            gauges.parked.clone(),
-        );
-        registry.register(
-            "stock_owed_units",
-            "Units persisted sales took beyond MySQL's stock, until the releases that freed them arrive",
-            gauges.owed.clone(),
-        );
+        for (name, help, gauge) in [
+            (
+                "outbox_pending_orders",
+                "Orders taken in Redis and not yet persisted in MySQL",
+                &gauges.pending,
+            ),
+            (
+                "outbox_parked_orders",
+                "Orders stock-writer refused for good, waiting for `stock-writer dlq replay`",
+                &gauges.parked,
+            ),
+            (
+                "stock_owed_units",
+                "Units persisted sales took beyond MySQL's stock, until the releases that freed them arrive",
+                &gauges.owed,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "outbox_oldest_age_seconds",
             "How long the oldest order waiting in an outbox has waited (0 when none waits)",

@@ -65,31 +65,31 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::Role;
-
-    fn claims(exp: u64) -> Claims {
-        Claims {
-            sub: "7".into(),
-            exp,
-            iat: 0,
-            jti: "j".into(),
-            role: Role::User,
-        }
-    }
 
     #[test]
     fn a_remembered_token_is_returned_until_it_expires() {
         let cache = VerifiedTokens::new(10);
-        cache.insert("t", &claims(100), 50, 5);
-        assert_eq!(cache.get("t", 100, 5), Some(claims(100)));
-        assert_eq!(cache.get("t", 105, 5), Some(claims(100)));
+        cache.insert("t", &Claims::of_user_expiring_at(100), 50, 5);
+        assert_eq!(
+            cache.get("t", 100, 5),
+            Some(Claims::of_user_expiring_at(100))
+        );
+        assert_eq!(
+            cache.get("t", 105, 5),
+            Some(Claims::of_user_expiring_at(100))
+        );
         assert_eq!(cache.get("t", 106, 5), None);
     }
 
     #[test]
     fn only_the_exact_token_text_hits() {
         let cache = VerifiedTokens::new(10);
-        cache.insert("header.payload.signature", &claims(100), 50, 0);
+        cache.insert(
+            "header.payload.signature",
+            &Claims::of_user_expiring_at(100),
+            50,
+            0,
+        );
         assert_eq!(cache.get("header.payload.signaturf", 60, 0), None);
         assert_eq!(cache.get("header.payload.signatur", 60, 0), None);
     }
@@ -98,7 +98,7 @@ mod tests {
     fn it_never_grows_past_its_capacity() {
         let cache = VerifiedTokens::new(3);
         for i in 0..10 {
-            cache.insert(&format!("t{i}"), &claims(100), 50, 0);
+            cache.insert(&format!("t{i}"), &Claims::of_user_expiring_at(100), 50, 0);
             assert!(cache.len() <= 3);
         }
         assert!(cache.get("t9", 60, 0).is_some());
@@ -107,9 +107,9 @@ mod tests {
     #[test]
     fn expired_entries_make_room_first() {
         let cache = VerifiedTokens::new(2);
-        cache.insert("old", &claims(10), 0, 0);
-        cache.insert("live", &claims(100), 0, 0);
-        cache.insert("new", &claims(100), 50, 0);
+        cache.insert("old", &Claims::of_user_expiring_at(10), 0, 0);
+        cache.insert("live", &Claims::of_user_expiring_at(100), 0, 0);
+        cache.insert("new", &Claims::of_user_expiring_at(100), 50, 0);
         assert!(cache.get("live", 50, 0).is_some());
         assert!(cache.get("new", 50, 0).is_some());
         assert_eq!(cache.len(), 2);
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn capacity_zero_remembers_nothing() {
         let cache = VerifiedTokens::new(0);
-        cache.insert("t", &claims(100), 50, 0);
+        cache.insert("t", &Claims::of_user_expiring_at(100), 50, 0);
         assert_eq!(cache.len(), 0);
         assert_eq!(cache.get("t", 60, 0), None);
     }

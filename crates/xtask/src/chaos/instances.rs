@@ -284,50 +284,24 @@ async fn inflict_faults(
     });
     tokio::time::sleep(pause).await;
 
-    let purchase = first_port(stack, "purchase-service")?;
-    let began = Instant::now();
-    timeline.mark(
-        "kill -9 purchase",
-        format!("kill -9 purchase-service :{purchase}"),
-    );
-    stack.stop_instance("purchase-service", purchase, libc::SIGKILL, Duration::ZERO);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stack.start_instance("purchase-service", purchase, &env)?;
-    stack
-        .wait_instance_ready(
-            "purchase-service",
-            purchase,
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await?;
-    timeline.mark(
-        "purchase back",
-        format!("purchase-service :{purchase} started again and ready"),
-    );
-    faults.push(Inflicted {
+    let purchase = Kill {
         kind: Fault::KillPurchase,
-        what: format!("kill -9 purchase-service :{purchase}, started again after 3 s"),
-        began,
-        ended: Instant::now(),
-    });
+        service: "purchase-service",
+        short: "purchase",
+        down_for: Duration::from_secs(3),
+        until_ready: true,
+    };
+    faults.push(purchase.inflict(stack, &env, timeline).await?);
     tokio::time::sleep(pause).await;
 
-    let writer = first_port(stack, "stock-writer")?;
-    let began = Instant::now();
-    timeline.mark("kill -9 writer", format!("kill -9 stock-writer :{writer}"));
-    stack.stop_instance("stock-writer", writer, libc::SIGKILL, Duration::ZERO);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    stack.start_instance("stock-writer", writer, &env)?;
-    timeline.mark(
-        "writer back",
-        format!("stock-writer :{writer} started again"),
-    );
-    faults.push(Inflicted {
+    let writer = Kill {
         kind: Fault::KillWriter,
-        what: format!("kill -9 stock-writer :{writer}, started again after 2 s"),
-        began,
-        ended: Instant::now(),
-    });
+        service: "stock-writer",
+        short: "writer",
+        down_for: Duration::from_secs(2),
+        until_ready: false,
+    };
+    faults.push(writer.inflict(stack, &env, timeline).await?);
     tokio::time::sleep(pause).await;
 
     let paused = first_port(stack, "purchase-service")?;
@@ -356,6 +330,54 @@ async fn inflict_faults(
         ended: Instant::now(),
     });
     Ok(faults)
+}
+
+/// kill -9 of the first instance of `service`, started again `down_for` later; with
+/// `until_ready` the fault lasts until the instance answers `/readyz` again.
+struct Kill {
+    kind: super::instances_report::Fault,
+    service: &'static str,
+    /// The service's name in the timeline's marks.
+    short: &'static str,
+    down_for: Duration,
+    until_ready: bool,
+}
+
+impl Kill {
+    async fn inflict(
+        self,
+        stack: &NativeStack,
+        env: &ServiceEnv,
+        timeline: &mut Timeline,
+    ) -> anyhow::Result<Inflicted> {
+        let (service, short) = (self.service, self.short);
+        let port = first_port(stack, service)?;
+        let began = Instant::now();
+        timeline.mark(
+            &format!("kill -9 {short}"),
+            format!("kill -9 {service} :{port}"),
+        );
+        stack.stop_instance(service, port, libc::SIGKILL, Duration::ZERO);
+        tokio::time::sleep(self.down_for).await;
+        stack.start_instance(service, port, env)?;
+        let mut back = format!("{service} :{port} started again");
+        if self.until_ready {
+            stack
+                .wait_instance_ready(service, port, Instant::now() + Duration::from_secs(60))
+                .await?;
+            back.push_str(" and ready");
+        }
+        timeline.mark(&format!("{short} back"), back);
+        Ok(Inflicted {
+            kind: self.kind,
+            what: format!(
+                "kill -9 {service} :{port}, started again after {} s",
+                self.down_for.as_secs()
+            ),
+            began,
+            ended: Instant::now(),
+        })
+    }
 }
 
 fn first_port(stack: &NativeStack, service: &str) -> anyhow::Result<u16> {
