@@ -11,7 +11,6 @@ use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
 use chrono::{DateTime, Utc};
 use common::retry::Backoff;
-use db::DbPool;
 use db::orders::{self, OrderStatus};
 use events::StockEvent;
 use inventory::purchase::{
@@ -59,12 +58,6 @@ pub enum PurchaseError {
     Unexpected(anyhow::Error),
 }
 
-impl From<diesel::result::Error> for PurchaseError {
-    fn from(error: diesel::result::Error) -> Self {
-        PurchaseError::Database(error.into())
-    }
-}
-
 /// What a buyer asked for, parsed.
 pub struct PurchaseRequest {
     pub item_id: u64,
@@ -88,9 +81,8 @@ pub struct Purchases {
     pub lock: DistributedLock,
     /// (lock strategy) runs between the reads and EXEC; tests use it.
     pub after_watch: Option<WatchHook>,
-    pub db: DbPool,
     pub publishing: PublishQueue,
-    /// Reads the order an Idempotency-Key replays.
+    /// Reads the order an Idempotency-Key replays (and MySQL's row when settling).
     pub orders: Orders,
     pub settings: PurchaseSettings,
     pub outcomes: Family<OutcomeLabels, Counter>,
@@ -438,7 +430,7 @@ impl Purchases {
 
     /// What MySQL has of an order: placed, reserved, or nothing.
     async fn persisted_as(&self, order_id: &str) -> anyhow::Result<Option<Outcome>> {
-        let mut conn = self.db.get().await?;
+        let mut conn = self.orders.db.get().await?;
         Ok(orders::find(&mut conn, order_id)
             .await?
             .map(|row| match row.pay_by {

@@ -142,7 +142,6 @@ impl Service for Application {
             store: store.clone(),
             lock: DistributedLock::new(infra.redis.clone(), settings.lock.clone()),
             after_watch: None,
-            db: infra.db.clone(),
             publishing,
             orders: orders.clone(),
             settings: settings.purchase.clone(),
