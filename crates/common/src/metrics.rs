@@ -73,6 +73,15 @@ impl Metrics {
         &mut self.registry
     }
 
+    /// Registers a service's own metric and hands it back, for the code that updates it.
+    pub fn register<M>(&mut self, name: &str, help: &str, metric: M) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone,
+    {
+        self.registry.register(name, help, metric.clone());
+        metric
+    }
+
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let labels = HttpLabels {
             method: method.to_owned(),

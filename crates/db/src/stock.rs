@@ -27,42 +27,31 @@ macro_rules! give_back {
 const GIVE_BACK: &str = give_back!();
 const GIVE_BACK_TO_LIVE: &str = concat!(give_back!(), " AND deleted_at IS NULL");
 
-/// Takes `quantity` units of the item (a sale Redis made), owing what its stock cannot
-/// cover yet; false when there is no such item.
-pub async fn take(
-    conn: &mut AsyncMysqlConnection,
-    item_id: u64,
-    quantity: u32,
-) -> diesel::QueryResult<bool> {
-    run(conn, TAKE, item_id, quantity).await
+/// A write to an item's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A sale Redis made: takes the units, owing what the stock cannot cover yet.
+    Take,
+    /// A release: gives the units back, settling what the item owes first.
+    GiveBack,
+    /// A restock: [`Change::GiveBack`] to an item that is not deleted. A total beyond the
+    /// unsigned column is refused by MySQL (out of range).
+    Restock,
 }
 
-/// Gives `quantity` units back to the item (a release), settling what it owes first;
-/// false when there is no such item.
-pub async fn give_back(
+/// Applies `change` of `quantity` units to the item; false when there is no such item
+/// (for a restock, no such live item).
+pub async fn apply(
     conn: &mut AsyncMysqlConnection,
+    change: Change,
     item_id: u64,
     quantity: u32,
 ) -> diesel::QueryResult<bool> {
-    run(conn, GIVE_BACK, item_id, quantity).await
-}
-
-/// [`give_back`] to an item that is not deleted (a restock); false when there is no such
-/// live item. A total beyond the unsigned column is refused by MySQL (out of range).
-pub async fn give_back_to_live(
-    conn: &mut AsyncMysqlConnection,
-    item_id: u64,
-    quantity: u32,
-) -> diesel::QueryResult<bool> {
-    run(conn, GIVE_BACK_TO_LIVE, item_id, quantity).await
-}
-
-async fn run(
-    conn: &mut AsyncMysqlConnection,
-    statement: &'static str,
-    item_id: u64,
-    quantity: u32,
-) -> diesel::QueryResult<bool> {
+    let statement = match change {
+        Change::Take => TAKE,
+        Change::GiveBack => GIVE_BACK,
+        Change::Restock => GIVE_BACK_TO_LIVE,
+    };
     let updated = diesel::sql_query(statement)
         .bind::<Unsigned<Integer>, _>(quantity)
         .bind::<Unsigned<Integer>, _>(quantity)

@@ -79,7 +79,7 @@ impl Inventory {
     #[cfg(test)]
     pub(crate) fn on(redis: &testkit::TestRedis) -> Self {
         Self::new(
-            common::redis::pool(&redis.settings()).expect("a pool on the test's Redis"),
+            common::redis::client(&redis.settings()).expect("a pool on the test's Redis"),
             Keyspace::new(redis.prefix.clone()),
         )
     }

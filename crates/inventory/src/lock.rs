@@ -160,8 +160,8 @@ mod tests {
         }
     }
 
-    fn pool() -> RedisClient {
-        common::redis::pool(&TestRedis::new().settings()).unwrap()
+    fn client() -> RedisClient {
+        common::redis::client(&TestRedis::new().settings()).unwrap()
     }
 
     /// A lock retrying `max_retries` times and a key under a test prefix of its own (its
@@ -170,7 +170,7 @@ mod tests {
         let redis = TestRedis::new();
         let key = format!("{}lock", redis.prefix);
         (
-            DistributedLock::new(pool(), settings(max_retries)),
+            DistributedLock::new(client(), settings(max_retries)),
             key,
             redis,
         )
@@ -231,7 +231,7 @@ mod tests {
         let redis = TestRedis::new();
         let key = format!("{}lock", redis.prefix);
         let lock = DistributedLock::new(
-            pool(),
+            client(),
             LockSettings {
                 ttl_ms: 300,
                 ..settings(0)

@@ -26,7 +26,7 @@ fn settings(redis: &TestRedis) -> RedisSettings {
 async fn item(stock: u32) -> (TestRedis, Inventory) {
     let redis = TestRedis::new();
     let store = Inventory::new(
-        common::redis::pool(&settings(&redis)).unwrap(),
+        common::redis::client(&settings(&redis)).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
     store
@@ -41,7 +41,7 @@ async fn item(stock: u32) -> (TestRedis, Inventory) {
 /// Redis, or a server of the test's own (300 ms reply timeout).
 fn through(redis: &TestRedis, port: u16) -> Inventory {
     Inventory::new(
-        common::redis::pool(&RedisSettings {
+        common::redis::client(&RedisSettings {
             port,
             ..settings(redis)
         })

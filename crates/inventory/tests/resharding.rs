@@ -142,7 +142,7 @@ async fn purchases_follow_ask_and_moved_while_the_items_slot_changes_master() {
     settings.mode = RedisMode::Cluster;
     let first = settings.cluster_nodes.split(',').next().unwrap().to_owned();
     let store = Inventory::new(
-        common::redis::pool(&settings).unwrap(),
+        common::redis::client(&settings).unwrap(),
         Keyspace::new(redis.prefix.clone()),
     );
     let mut unused = items_of_unused_slots();

@@ -91,7 +91,7 @@ impl TestRedis {
 
     /// A connection to look at (or stage) keys, routed by slot on a cluster.
     pub async fn connection(&self) -> SharedConnection {
-        common::redis::pool(&self.settings())
+        common::redis::client(&self.settings())
             .expect("redis settings")
             .get()
             .await

@@ -32,13 +32,13 @@ impl Infrastructure {
             db::run_migrations(&database.url()).await?;
         }
         let db = db::pool(&database.url(), database.pool_size)?;
-        let redis_pool = common::redis::connect(redis, app.env).await?;
+        let client = common::redis::connect(redis, app.env).await?;
         let readiness = Readiness::default()
-            .with_redis(redis_pool.clone())
+            .with_redis(client.clone())
             .with_check("mysql", db::readiness_check(db.clone()));
         Ok(Infrastructure {
             db,
-            redis: redis_pool,
+            redis: client,
             keys: Keyspace::new(redis.key_prefix.clone()),
             readiness,
             metrics: Metrics::new(&app.name),

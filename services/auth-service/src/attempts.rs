@@ -71,7 +71,7 @@ mod tests {
     #[tokio::test]
     async fn an_attempt_counts_on_every_counter_or_on_none() {
         let redis = TestRedis::new();
-        let counters = AttemptCounters::new(common::redis::pool(&redis.settings()).unwrap());
+        let counters = AttemptCounters::new(common::redis::client(&redis.settings()).unwrap());
         let (low, high) = (
             format!("{}a:{{t}}:low", redis.prefix),
             format!("{}a:{{t}}:high", redis.prefix),

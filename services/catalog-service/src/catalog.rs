@@ -221,7 +221,7 @@ impl Catalog {
                 let mut added = false;
                 let outcome = conn
                     .transaction::<_, CatalogError, _>(async |c| {
-                        if !db::stock::give_back_to_live(&mut *c, id, quantity)
+                        if !db::stock::apply(&mut *c, db::stock::Change::Restock, id, quantity)
                             .await
                             .map_err(out_of_range)?
                         {

@@ -20,7 +20,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let catalog = startup::catalog(
                 &settings,
                 db::pool(&settings.database.url(), 1)?,
-                common::redis::pool(&settings.redis)?,
+                common::redis::client(&settings.redis)?,
             );
             let created = catalog_service::seed::seed(&catalog, settings.app.env).await?;
             println!("seeded {} item(s): {}", created.len(), created.join(", "));

@@ -16,3 +16,4 @@ pub mod reservations;
 pub mod routes;
 pub mod sold_out;
 pub mod startup;
+pub mod store_error;

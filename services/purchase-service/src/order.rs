@@ -2,6 +2,7 @@
 //! now: MySQL's row, an outbox entry, or the event a reservation's end left; and what can
 //! go wrong reading or ending one.
 
+use crate::store_error::{StoreError, store_error_converts_to};
 use chrono::{DateTime, Utc};
 use db::orders::{OrderRow, OrderStatus};
 use events::StockEvent;
@@ -83,16 +84,7 @@ pub enum OrderError {
     #[error("too many cancels; retry in {retry_after_secs} s")]
     TooManyCancels { retry_after_secs: u64 },
     #[error(transparent)]
-    Database(#[from] db::Error),
-    #[error(transparent)]
-    Inventory(#[from] inventory::Error),
-    /// Redis answered with something it never answers: a defect.
-    #[error(transparent)]
-    Unexpected(anyhow::Error),
+    Store(#[from] StoreError),
 }
 
-impl From<diesel::result::Error> for OrderError {
-    fn from(error: diesel::result::Error) -> Self {
-        OrderError::Database(error.into())
-    }
-}
+store_error_converts_to!(OrderError);

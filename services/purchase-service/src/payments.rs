@@ -10,6 +10,7 @@
 use crate::domain::{OrderId, PaymentId};
 use crate::order::{Order, OrderError};
 use crate::reservations::ReservationEnds;
+use crate::store_error::StoreError;
 use common::ValidationErrors;
 use common::input::JsonObject;
 use db::orders::OrderStatus;
@@ -154,9 +155,10 @@ impl Payments {
             | Ended::NotTheBuyer
             | Ended::NotDue
             | Ended::TooManyCancels { .. }) => {
-                return Err(OrderError::Unexpected(anyhow::anyhow!(
+                return Err(StoreError::unexpected(anyhow::anyhow!(
                     "a payment answered {other:?}"
-                )));
+                ))
+                .into());
             }
         };
         self.announce_refund(payment, refused).await?;

@@ -9,6 +9,7 @@ use crate::order::Order;
 use crate::orders::Orders;
 use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
+use crate::store_error::{StoreError, store_error_converts_to};
 use chrono::{DateTime, Utc};
 use common::retry::Backoff;
 use db::orders::{self, OrderStatus};
@@ -50,13 +51,10 @@ pub enum PurchaseError {
     #[error("the outcome of order {order_id} is unknown")]
     OutcomeUnknown { order_id: String },
     #[error(transparent)]
-    Database(#[from] db::Error),
-    #[error(transparent)]
-    Inventory(#[from] inventory::Error),
-    /// Redis answered with something it never answers: a defect.
-    #[error(transparent)]
-    Unexpected(anyhow::Error),
+    Store(#[from] StoreError),
 }
+
+store_error_converts_to!(PurchaseError);
 
 /// What a buyer asked for, parsed.
 pub struct PurchaseRequest {
@@ -216,7 +214,7 @@ impl Purchases {
             }
             Err(AttemptError::NotTaken(error)) => return Err(error.into()),
             Err(error @ AttemptError::UnexpectedReply(_)) => {
-                return Err(PurchaseError::Unexpected(error.into()));
+                return Err(StoreError::unexpected(error).into());
             }
         };
         self.count(outcome_label(&outcome));

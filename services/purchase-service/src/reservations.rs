@@ -17,6 +17,7 @@ use crate::order::{Order, OrderError};
 use crate::orders::Orders;
 use crate::publishing::PublishQueue;
 use crate::sold_out::SoldOutMarks;
+use crate::store_error::StoreError;
 use common::shutdown::Shutdown;
 use db::orders;
 use events::StockEvent;
@@ -80,9 +81,9 @@ impl ReservationEnds {
                     status: order.status.as_str(),
                 })
             }
-            other => Err(OrderError::Unexpected(anyhow::anyhow!(
-                "a cancel answered {other:?}"
-            ))),
+            other => {
+                Err(StoreError::unexpected(anyhow::anyhow!("a cancel answered {other:?}")).into())
+            }
         }
     }
 
@@ -101,9 +102,9 @@ impl ReservationEnds {
     /// event's type).
     pub fn offer_ended(&self, event_json: &str) -> Result<StockEvent, OrderError> {
         let event = StockEvent::parse(event_json.as_bytes()).map_err(|reason| {
-            OrderError::Unexpected(anyhow::anyhow!(
+            OrderError::from(StoreError::unexpected(anyhow::anyhow!(
                 "the lifecycle script wrote an unreadable event ({reason}): {event_json}"
-            ))
+            )))
         })?;
         self.publishing.offer(event.clone());
         Ok(event)

@@ -1,6 +1,6 @@
 //! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`,
 //! `POST /api/v1/orders/{id}/cancel`, the payment webhook; and the one place a
-//! [`PurchaseError`] or an [`OrderError`] becomes a status.
+//! [`PurchaseError`], [`OrderError`] or [`StoreError`] becomes a status.
 
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::order::{Order, OrderError};
@@ -8,6 +8,7 @@ use crate::orders::Orders;
 use crate::payments::{Notice, Payments};
 use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use crate::reservations::ReservationEnds;
+use crate::store_error::StoreError;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::input::JsonObject;
 use serde_json::{Value, json};
@@ -43,9 +44,7 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },
-            PurchaseError::Database(error) => error.into(),
-            PurchaseError::Inventory(error) => error.into(),
-            PurchaseError::Unexpected(error) => ApiError::internal(error),
+            PurchaseError::Store(error) => error.into(),
         }
     }
 }
@@ -65,9 +64,17 @@ impl From<OrderError> for ApiError {
             OrderError::TooManyCancels { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
             }
-            OrderError::Database(error) => error.into(),
-            OrderError::Inventory(error) => error.into(),
-            OrderError::Unexpected(error) => ApiError::internal(error),
+            OrderError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Database(error) => error.into(),
+            StoreError::Inventory(error) => error.into(),
+            StoreError::Unexpected(error) => ApiError::internal(error),
         }
     }
 }

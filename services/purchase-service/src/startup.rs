@@ -66,29 +66,26 @@ impl Service for Application {
             Topology::new(&settings.rabbitmq.prefix),
             Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ));
-        let outcomes = Family::default();
-        infra.metrics.registry_mut().register(
+        let metrics = &mut infra.metrics;
+        let outcomes = metrics.register(
             "purchase_outcomes",
             "Purchase attempts by strategy and outcome",
-            outcomes.clone(),
+            Family::default(),
         );
-        let live_instances = Gauge::default();
-        infra.metrics.registry_mut().register(
+        let live_instances = metrics.register(
             "purchase_instances_live",
             "Live purchase-service instances as this one last saw them (1 while its heartbeat fails)",
-            live_instances.clone(),
+            Gauge::default(),
         );
-        let republished = Counter::default();
-        infra.metrics.registry_mut().register(
+        let republished = metrics.register(
             "outbox_republished",
             "Orders this instance's outbox relay republished",
-            republished.clone(),
+            Counter::default(),
         );
-        let expired = Counter::default();
-        infra.metrics.registry_mut().register(
+        let expired = metrics.register(
             "reservations_expired",
             "Reservations this instance's expiry worker expired",
-            expired.clone(),
+            Counter::default(),
         );
         let registry = Registry::new(
             infra.redis.clone(),

@@ -23,6 +23,7 @@
 
 use chrono::DateTime;
 use db::orders::{NewOrder, OrderStatus};
+use db::stock::Change;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use events::{EventType, StockEvent};
 use std::collections::{BTreeMap, HashSet};
@@ -165,7 +166,7 @@ async fn apply_step(
             .await?;
     if moved {
         if event.kind.releases() {
-            db::stock::give_back(conn, event.item_id, event.quantity).await?;
+            db::stock::apply(conn, Change::GiveBack, event.item_id, event.quantity).await?;
         }
         return Ok(Applied::Applied);
     }
@@ -184,7 +185,7 @@ async fn apply_step(
 /// Takes a placement's units, owing what the stock cannot cover yet; poison when MySQL
 /// has no such item.
 async fn take_stock(conn: &mut AsyncMysqlConnection, event: &StockEvent) -> Result<(), EventError> {
-    if db::stock::take(conn, event.item_id, event.quantity).await? {
+    if db::stock::apply(conn, Change::Take, event.item_id, event.quantity).await? {
         return Ok(());
     }
     Err(EventError::Poison(format!(
@@ -283,7 +284,7 @@ async fn apply_all_or_none(
             for (item_id, quantity) in per_item {
                 let quantity = u32::try_from(quantity)
                     .map_err(|_| diesel::result::Error::RollbackTransaction)?;
-                if !db::stock::take(&mut *c, item_id, quantity).await? {
+                if !db::stock::apply(&mut *c, Change::Take, item_id, quantity).await? {
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
             }

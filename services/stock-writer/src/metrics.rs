@@ -312,7 +312,7 @@ mod tests {
         use redis::AsyncCommands;
         let redis = testkit::TestRedis::new();
         let store = Inventory::new(
-            common::redis::pool(&redis.settings()).unwrap(),
+            common::redis::client(&redis.settings()).unwrap(),
             common::redis::Keyspace::new(redis.prefix.clone()),
         );
         store

@@ -29,7 +29,7 @@ pub struct StockWriter {
 
 pub fn store(settings: &Settings) -> anyhow::Result<Inventory> {
     Ok(Inventory::new(
-        common::redis::pool(&settings.redis)?,
+        common::redis::client(&settings.redis)?,
         Keyspace::new(settings.redis.key_prefix.clone()),
     ))
 }

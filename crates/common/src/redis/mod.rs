@@ -192,7 +192,7 @@ pub async fn subscriber(settings: &RedisSettings) -> Result<redis::aio::PubSub, 
 /// Connects lazily, so this succeeds with Redis down; commands then fail fast (the
 /// timeouts) with `SYSTEM_BUSY` until it is back. A command whose reply takes longer
 /// than `REDIS_RESPONSE_TIMEOUT_MS` fails; for a write, that leaves its outcome unknown.
-pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
+pub fn client(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
     let response_timeout = Duration::from_millis(settings.response_timeout_ms);
     match settings.mode {
         RedisMode::Single => {
@@ -222,14 +222,14 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
     }
 }
 
-/// Builds the pool and checks that Redis will not evict keys: it holds confirmed sales
+/// Builds the client and checks that Redis will not evict keys: it holds confirmed sales
 /// not yet in MySQL (the outboxes) and token revocations, so an evicting Redis loses
 /// sales and brings revoked tokens back. In production anything but `noeviction` (on
 /// any node) stops the service; elsewhere it is logged as an error. If Redis cannot be
 /// asked (down, or CONFIG disabled by a managed service), that is logged and the service
 /// starts.
 pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Result<RedisClient> {
-    let pool = pool(settings)?;
+    let client = client(settings)?;
     match eviction_policies(settings).await {
         Ok(policies) => {
             for (node, policy) in policies.iter().filter(|(_, p)| p != "noeviction") {
@@ -246,7 +246,7 @@ pub async fn connect(settings: &RedisSettings, env: Environment) -> anyhow::Resu
             tracing::warn!(%error, "could not check Redis maxmemory-policy (it must be noeviction)")
         }
     }
-    Ok(pool)
+    Ok(client)
 }
 
 /// Every configured node's `maxmemory-policy`.

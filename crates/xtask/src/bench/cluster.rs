@@ -101,7 +101,7 @@ impl Bench<'_> {
         settings.mode = RedisMode::Cluster;
         settings.cluster_nodes = nodes.clone();
         settings.min_replicas_acked = ReplicasAcked::Exactly(0);
-        let mut redis = common::redis::pool(&settings)?
+        let mut redis = common::redis::client(&settings)?
             .get()
             .await
             .context("the local Redis Cluster (scripts/bench starts it)")?;

@@ -265,7 +265,7 @@ async fn scenario(
 
     stack.wait_ready().await?;
     let mut mysql = AsyncMysqlConnection::establish(&stack.settings.database.url()).await?;
-    let mut redis = common::redis::pool(&settings)?.get().await?;
+    let mut redis = common::redis::client(&settings)?.get().await?;
     let drained = drain(&mut mysql, &mut redis, &keyspace, &items).await?;
     timeline.note(format!("drained in {}s", drained.as_secs()));
     let per_second = sampler.stop(outcome.started, loads);

@@ -203,7 +203,7 @@ async fn sample(
     writer_port: u16,
     running: Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<Reading>> {
-    let client = common::redis::pool(&redis)?;
+    let client = common::redis::client(&redis)?;
     let keyspace = Keyspace::new(redis.key_prefix.clone());
     let started = tokio::time::Instant::now();
     let mut readings = Vec::new();

@@ -12,7 +12,7 @@ use stock_writer::sync::StockSync;
 #[actix_web::test]
 async fn sync_stock_racing_a_delete_never_puts_the_item_back_on_sale() {
     let app = spawn_app().await;
-    let redis = common::redis::pool(&app.settings.redis).unwrap();
+    let redis = common::redis::client(&app.settings.redis).unwrap();
     let sync = StockSync {
         db: db::pool(&app.settings.database.url(), 4).unwrap(),
         store: Inventory::new(redis.clone(), Keyspace::new(app.env.redis.prefix.clone())),

@@ -69,7 +69,7 @@ async fn seeding_is_idempotent_and_refused_in_production() {
     let catalog = catalog(
         &app.settings,
         db::pool(&app.settings.database.url(), 2).unwrap(),
-        common::redis::pool(&app.settings.redis).unwrap(),
+        common::redis::client(&app.settings.redis).unwrap(),
     );
     assert_eq!(
         seed::seed(&catalog, Environment::Local)

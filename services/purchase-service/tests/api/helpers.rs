@@ -61,7 +61,7 @@ pub async fn spawn_stack_with(strategy: Strategy, customize: impl FnOnce(&mut Se
     let mut settings = purchase_settings(&env, strategy);
     // The test's own view of Redis goes straight to it, whatever the service's route.
     let store = Inventory::new(
-        common::redis::pool(&settings.redis).unwrap(),
+        common::redis::client(&settings.redis).unwrap(),
         Keyspace::new(env.redis.prefix.clone()),
     );
     customize(&mut settings);

@@ -349,7 +349,7 @@ async fn two_instances_republish_each_stuck_order_once_and_one_takes_over_when_t
 async fn an_instance_that_stops_beating_drops_out_once_its_heartbeat_runs_out() {
     let env = TestEnv::new().await;
     let settings = purchase_settings(&env, Strategy::Lua);
-    let redis = common::redis::pool(&settings.redis).unwrap();
+    let redis = common::redis::client(&settings.redis).unwrap();
     let keys = Keyspace::new(env.redis.prefix.clone());
     let heartbeat = Duration::from_millis(HEARTBEAT_MS);
     let registry = || Registry::new(redis.clone(), &keys, heartbeat, Gauge::default());
