@@ -84,6 +84,15 @@ impl JsonObject {
         as_integer(field, value)
     }
 
+    /// A boolean field that may be absent (`None`); sent, it must be `true` or `false`.
+    pub fn optional_boolean(&self, field: &str) -> Result<Option<bool>, String> {
+        match self.0.get(field) {
+            None => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(*value)),
+            Some(_) => Err(format!("The {field} must be true or false.")),
+        }
+    }
+
     /// Whether the field was sent at all (null included), for partial updates.
     pub fn contains(&self, field: &str) -> bool {
         self.0.contains_key(field)

@@ -31,6 +31,9 @@ diesel::table! {
         sale_ends_at -> Nullable<Datetime>,
         payment_window_secs -> Nullable<Unsigned<Integer>>,
         stock_owed -> Unsigned<Integer>,
+        waiting_room -> Bool,
+        max_admitted -> Nullable<Unsigned<Integer>>,
+        pass_secs -> Unsigned<Integer>,
     }
 }
 

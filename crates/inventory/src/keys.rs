@@ -15,6 +15,12 @@ pub const STARTS_MS: &str = "starts_ms";
 pub const ENDS_MS: &str = "ends_ms";
 pub const PAY_WINDOW_MS: &str = "pay_window_ms";
 pub const PRICE: &str = "price";
+/// Fields of an item's meta hash holding its waiting room (see [`crate::room::RoomTerms`]):
+/// whether it has one (`1`/`0`), how many buyers it admits at once (0: as many as units
+/// left) and how long a pass is open (ms).
+pub const ROOM: &str = "room";
+pub const ROOM_MAX: &str = "room_max";
+pub const PASS_MS: &str = "pass_ms";
 
 /// The keys of one item.
 #[derive(Debug, Clone)]
@@ -116,6 +122,26 @@ impl ItemKeys {
         self.named(&format!("idem:{user_id}:{key}"))
     }
 
+    /// Hash: the waiting room's counters (`arrivals`, `admitted_total`, `first_admit_ms`).
+    pub fn room(&self) -> String {
+        self.named("room")
+    }
+
+    /// Hash: user id → the buyer's ticket (see `scripts/queue.lua`).
+    pub fn room_tickets(&self) -> String {
+        self.named("room:tickets")
+    }
+
+    /// Sorted set: the buyers waiting, in queue order.
+    pub fn room_queue(&self) -> String {
+        self.named("room:queue")
+    }
+
+    /// Sorted set: the buyers holding an open pass, scored by when it closes (Unix ms).
+    pub fn room_admitted(&self) -> String {
+        self.named("room:admitted")
+    }
+
     /// The distributed lock serializing admin operations (and the `lock` strategy).
     pub fn lock(&self) -> String {
         self.named("lock")
@@ -173,6 +199,10 @@ mod tests {
             keys.cancels(7),
             keys.lock(),
             keys.idempotency(7, "k"),
+            keys.room(),
+            keys.room_tickets(),
+            keys.room_queue(),
+            keys.room_admitted(),
         ] {
             assert!(key.starts_with("p:item:{42}:"), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

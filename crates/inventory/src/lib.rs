@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod parked;
 pub mod purchase;
 pub mod rebuild;
+pub mod room;
 pub mod settle;
 pub mod stock;
 pub mod stock_back;
@@ -25,6 +26,7 @@ pub use keys::{ItemKeys, UserKeys};
 pub use lifecycle::Reservations;
 pub use lock::DistributedLock;
 pub use outbox::Outbox;
+pub use room::WaitingRoom;
 pub use stock::Stock;
 
 use common::redis::{Keyspace, RedisClient};
@@ -37,6 +39,7 @@ pub struct Inventory {
     pub stock: Stock,
     pub outbox: Outbox,
     pub reservations: Reservations,
+    pub room: WaitingRoom,
     core: core::Core,
 }
 
@@ -50,6 +53,7 @@ impl Inventory {
             stock: Stock { core: core.clone() },
             outbox: Outbox { core: core.clone() },
             reservations: Reservations { core: core.clone() },
+            room: WaitingRoom { core: core.clone() },
             core,
         }
     }

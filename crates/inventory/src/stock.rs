@@ -4,7 +4,10 @@
 
 use crate::Error;
 use crate::core::Core;
-use crate::keys::{ENDS_MS, LIMIT, ON_SALE, PAY_WINDOW_MS, PRICE, STARTS_MS};
+use crate::keys::{
+    ENDS_MS, LIMIT, ON_SALE, PASS_MS, PAY_WINDOW_MS, PRICE, ROOM, ROOM_MAX, STARTS_MS,
+};
+use crate::room::RoomTerms;
 use common::redis::SlotPipeline;
 use redis::{AsyncCommands, FromRedisValue, Script};
 use std::sync::LazyLock;
@@ -52,11 +55,12 @@ pub struct SaleTerms {
     pub ends_at_ms: Option<i64>,
     /// Seconds a buyer has to pay for a reservation; `None` or 0: orders are final.
     pub payment_window_secs: Option<u32>,
+    pub room: RoomTerms,
 }
 
 impl SaleTerms {
     /// The meta hash's fields and values (0 stands for "none").
-    fn fields(&self) -> [(&'static str, i64); 4] {
+    fn fields(&self) -> [(&'static str, i64); 7] {
         [
             (PRICE, i64::try_from(self.price).unwrap_or(i64::MAX)),
             (STARTS_MS, self.starts_at_ms.unwrap_or(0)),
@@ -65,6 +69,9 @@ impl SaleTerms {
                 PAY_WINDOW_MS,
                 i64::from(self.payment_window_secs.unwrap_or(0)) * 1000,
             ),
+            (ROOM, i64::from(self.room.enabled)),
+            (ROOM_MAX, i64::from(self.room.max_admitted.unwrap_or(0))),
+            (PASS_MS, i64::from(self.room.pass_secs) * 1000),
         ]
     }
 }

@@ -41,6 +41,12 @@ pub enum ApiError {
     SaleNotStarted { starts_at: String },
     #[error("The sale of this item has ended.")]
     SaleEnded { ended_at: String },
+    #[error("This item sells without a waiting room; buy it directly.")]
+    NoWaitingRoom,
+    /// A waiting-room item bought without an open pass; `state` is the buyer's ticket's
+    /// (`None`: they have not joined).
+    #[error("This item sells through its waiting room: join it and buy once admitted.")]
+    NotAdmitted { state: Option<&'static str> },
     #[error("The order is not reserved, so it cannot be paid or cancelled.")]
     OrderNotReserved { status: String },
     #[error("The order's reservation expired before it was paid.")]
@@ -86,6 +92,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::SaleNotStarted { .. } => "SALE_NOT_STARTED",
             ApiError::SaleEnded { .. } => "SALE_ENDED",
+            ApiError::NoWaitingRoom => "NO_WAITING_ROOM",
+            ApiError::NotAdmitted { .. } => "NOT_ADMITTED",
             ApiError::OrderNotReserved { .. } => "ORDER_NOT_RESERVED",
             ApiError::OrderExpired => "ORDER_EXPIRED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
@@ -111,6 +119,7 @@ impl ApiError {
             ApiError::SaleNotStarted { starts_at } => json!({ "starts_at": starts_at }),
             ApiError::SaleEnded { ended_at } => json!({ "ended_at": ended_at }),
             ApiError::OrderNotReserved { status } => json!({ "status": status }),
+            ApiError::NotAdmitted { state } => json!({ "state": state }),
             _ => json!({}),
         };
         match details {
@@ -213,6 +222,8 @@ impl ResponseError for ApiError {
             | ApiError::PurchaseLimitExceeded { .. }
             | ApiError::SaleNotStarted { .. }
             | ApiError::SaleEnded { .. }
+            | ApiError::NoWaitingRoom
+            | ApiError::NotAdmitted { .. }
             | ApiError::OrderNotReserved { .. }
             | ApiError::OrderExpired => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -41,10 +41,12 @@ fn variant(error: &ApiError) -> usize {
         ApiError::OrderExpired => 15,
         ApiError::PayloadTooLarge { .. } => 16,
         ApiError::Internal(_) => 17,
+        ApiError::NoWaitingRoom => 18,
+        ApiError::NotAdmitted { .. } => 19,
     }
 }
 
-const VARIANTS: usize = 18;
+const VARIANTS: usize = 20;
 
 /// One error of each variant.
 fn one_of_each() -> Vec<ApiError> {
@@ -84,6 +86,10 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::OrderExpired,
         ApiError::PayloadTooLarge { limit_bytes: 16 },
         ApiError::Internal(anyhow::anyhow!("a defect")),
+        ApiError::NoWaitingRoom,
+        ApiError::NotAdmitted {
+            state: Some("waiting"),
+        },
     ]
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use common::ValidationErrors;
 use common::input::JsonObject;
+use inventory::room::RoomTerms;
 
 pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -85,6 +86,32 @@ fn payment_window(value: Option<i64>) -> Result<Option<u32>, String> {
         .transpose()
 }
 
+fn max_admitted(value: Option<i64>) -> Result<Option<u32>, String> {
+    let range = RoomTerms::MAX_ADMITTED;
+    value
+        .map(|v| {
+            bounded(
+                "max_admitted",
+                v,
+                (*range.start()).into(),
+                (*range.end()).into(),
+            )
+            .map(|v| v as u32)
+        })
+        .transpose()
+}
+
+fn pass_secs(value: i64) -> Result<u32, String> {
+    let range = RoomTerms::PASS_SECS;
+    bounded(
+        "pass_secs",
+        value,
+        (*range.start()).into(),
+        (*range.end()).into(),
+    )
+    .map(|v| v as u32)
+}
+
 /// A sale that closes must close after it opens (the message is `sale_ends_at`'s).
 pub fn check_window(
     starts_at: Option<DateTime<Utc>>,
@@ -98,12 +125,14 @@ pub fn check_window(
     }
 }
 
-/// When an item sells and whether its buyers get a payment step.
+/// When an item sells, whether its buyers get a payment step and whether they queue in a
+/// waiting room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SaleSchedule {
     pub sale_starts_at: Option<DateTime<Utc>>,
     pub sale_ends_at: Option<DateTime<Utc>>,
     pub payment_window_secs: Option<u32>,
+    pub room: RoomTerms,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +146,7 @@ pub struct NewItem {
 }
 
 impl NewItem {
-    pub const FIELDS: [&str; 8] = [
+    pub const FIELDS: [&str; 11] = [
         "name",
         "description",
         "price",
@@ -126,6 +155,9 @@ impl NewItem {
         "sale_starts_at",
         "sale_ends_at",
         "payment_window_secs",
+        "waiting_room",
+        "max_admitted",
+        "pass_secs",
     ];
 
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
@@ -156,13 +188,15 @@ impl NewItem {
             body.optional_integer("payment_window_secs")
                 .and_then(payment_window),
         );
-        let schedule = match (sale_starts_at, sale_ends_at, payment_window_secs) {
-            (Some(sale_starts_at), Some(sale_ends_at), Some(payment_window_secs)) => {
+        let room = room_terms(body, &mut errors);
+        let schedule = match (sale_starts_at, sale_ends_at, payment_window_secs, room) {
+            (Some(sale_starts_at), Some(sale_ends_at), Some(payment_window_secs), Some(room)) => {
                 errors.check("sale_ends_at", check_window(sale_starts_at, sale_ends_at));
                 Some(SaleSchedule {
                     sale_starts_at,
                     sale_ends_at,
                     payment_window_secs,
+                    room,
                 })
             }
             _ => None,
@@ -188,6 +222,25 @@ impl NewItem {
     }
 }
 
+/// A new item's waiting room: none unless `waiting_room` is true; `pass_secs` defaults.
+fn room_terms(body: &JsonObject, errors: &mut ValidationErrors) -> Option<RoomTerms> {
+    let enabled = errors.check("waiting_room", body.optional_boolean("waiting_room"));
+    let max_admitted = errors.check(
+        "max_admitted",
+        body.optional_integer("max_admitted").and_then(max_admitted),
+    );
+    let pass_secs = errors.check(
+        "pass_secs",
+        body.optional_integer("pass_secs")
+            .and_then(|v| v.map(pass_secs).transpose()),
+    );
+    Some(RoomTerms {
+        enabled: enabled?.unwrap_or(false),
+        max_admitted: max_admitted?,
+        pass_secs: pass_secs?.unwrap_or(RoomTerms::DEFAULT_PASS_SECS),
+    })
+}
+
 /// A partial update. `Some(None)` clears a nullable field. Stock is not here: it only
 /// changes through restock and purchases, so Redis and MySQL stay in step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,11 +252,14 @@ pub struct ItemChanges {
     pub sale_starts_at: Option<Option<DateTime<Utc>>>,
     pub sale_ends_at: Option<Option<DateTime<Utc>>>,
     pub payment_window_secs: Option<Option<u32>>,
+    pub waiting_room: Option<bool>,
+    pub max_admitted: Option<Option<u32>>,
+    pub pass_secs: Option<u32>,
 }
 
 impl ItemChanges {
     /// `stock` is known so that it is refused with the way to change it.
-    pub const FIELDS: [&str; 8] = [
+    pub const FIELDS: [&str; 11] = [
         "name",
         "description",
         "price",
@@ -211,15 +267,21 @@ impl ItemChanges {
         "sale_starts_at",
         "sale_ends_at",
         "payment_window_secs",
+        "waiting_room",
+        "max_admitted",
+        "pass_secs",
         "stock",
     ];
 
-    /// Whether the change touches what Redis sells by (price and schedule).
+    /// Whether the change touches what Redis sells by (price, schedule, waiting room).
     pub fn changes_terms(&self) -> bool {
         self.price.is_some()
             || self.sale_starts_at.is_some()
             || self.sale_ends_at.is_some()
             || self.payment_window_secs.is_some()
+            || self.waiting_room.is_some()
+            || self.max_admitted.is_some()
+            || self.pass_secs.is_some()
     }
 
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
@@ -264,6 +326,24 @@ impl ItemChanges {
                     .and_then(payment_window),
             );
         }
+        if body.contains("waiting_room") {
+            changes.waiting_room = errors.check(
+                "waiting_room",
+                body.optional_boolean("waiting_room").and_then(|v| {
+                    v.ok_or_else(|| "The waiting_room must be true or false.".into())
+                }),
+            );
+        }
+        if body.contains("max_admitted") {
+            changes.max_admitted = errors.check(
+                "max_admitted",
+                body.optional_integer("max_admitted").and_then(max_admitted),
+            );
+        }
+        if body.contains("pass_secs") {
+            changes.pass_secs =
+                errors.check("pass_secs", body.integer("pass_secs").and_then(pass_secs));
+        }
         if body.contains("stock") {
             errors.add(
                 "stock",
@@ -273,7 +353,7 @@ impl ItemChanges {
         if errors.is_empty() && changes == ItemChanges::default() {
             errors.add(
                 "body",
-                "Send at least one of name, description, price, max_per_user, sale_starts_at, sale_ends_at, payment_window_secs.",
+                "Send at least one of name, description, price, max_per_user, sale_starts_at, sale_ends_at, payment_window_secs, waiting_room, max_admitted, pass_secs.",
             );
         }
         if errors.is_empty() {

@@ -7,6 +7,7 @@ use db::schema::items;
 use diesel::prelude::*;
 use diesel::sql_types::{Bigint, Datetime, Nullable, Unsigned};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use inventory::room::RoomTerms;
 use inventory::stock::{ItemState, SaleTerms};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -25,6 +26,9 @@ pub struct Item {
     pub sale_starts_at: Option<NaiveDateTime>,
     pub sale_ends_at: Option<NaiveDateTime>,
     pub payment_window_secs: Option<u32>,
+    pub waiting_room: bool,
+    pub max_admitted: Option<u32>,
+    pub pass_secs: u32,
 }
 
 impl Item {
@@ -45,6 +49,15 @@ impl Item {
             starts_at_ms: millis(self.sale_starts_at),
             ends_at_ms: millis(self.sale_ends_at),
             payment_window_secs: self.payment_window_secs,
+            room: self.room(),
+        }
+    }
+
+    pub fn room(&self) -> RoomTerms {
+        RoomTerms {
+            enabled: self.waiting_room,
+            max_admitted: self.max_admitted,
+            pass_secs: self.pass_secs,
         }
     }
 
@@ -53,6 +66,7 @@ impl Item {
             sale_starts_at: self.sale_starts_at.map(|at| at.and_utc()),
             sale_ends_at: self.sale_ends_at.map(|at| at.and_utc()),
             payment_window_secs: self.payment_window_secs,
+            room: self.room(),
         }
     }
 }
@@ -72,6 +86,9 @@ struct NewRow<'a> {
     sale_starts_at: Option<NaiveDateTime>,
     sale_ends_at: Option<NaiveDateTime>,
     payment_window_secs: Option<u32>,
+    waiting_room: bool,
+    max_admitted: Option<u32>,
+    pass_secs: u32,
 }
 
 #[derive(AsChangeset)]
@@ -84,6 +101,9 @@ struct ChangeRow<'a> {
     sale_starts_at: Option<Option<NaiveDateTime>>,
     sale_ends_at: Option<Option<NaiveDateTime>>,
     payment_window_secs: Option<Option<u32>>,
+    waiting_room: Option<bool>,
+    max_admitted: Option<Option<u32>>,
+    pass_secs: Option<u32>,
 }
 
 pub async fn page(
@@ -139,6 +159,9 @@ pub async fn insert(conn: &mut AsyncMysqlConnection, new: &NewItem) -> QueryResu
             sale_starts_at: naive(new.schedule.sale_starts_at),
             sale_ends_at: naive(new.schedule.sale_ends_at),
             payment_window_secs: new.schedule.payment_window_secs,
+            waiting_room: new.schedule.room.enabled,
+            max_admitted: new.schedule.room.max_admitted,
+            pass_secs: new.schedule.room.pass_secs,
         })
         .execute(conn)
         .await?;
@@ -166,6 +189,9 @@ pub async fn update(
         sale_starts_at: changes.sale_starts_at.map(naive),
         sale_ends_at: changes.sale_ends_at.map(naive),
         payment_window_secs: changes.payment_window_secs,
+        waiting_room: changes.waiting_room,
+        max_admitted: changes.max_admitted,
+        pass_secs: changes.pass_secs,
     };
     let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
         .set(row)

@@ -55,6 +55,9 @@ pub fn item_json(view: &ItemView) -> Value {
         "sale_starts_at": item.sale_starts_at.map(|at| at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)),
         "sale_ends_at": item.sale_ends_at.map(|at| at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)),
         "payment_window_secs": item.payment_window_secs,
+        "waiting_room": item.waiting_room,
+        "max_admitted": item.max_admitted,
+        "pass_secs": item.pass_secs,
         "created_at": item.created_at.and_utc().to_rfc3339(),
         "updated_at": item.updated_at.and_utc().to_rfc3339(),
     })

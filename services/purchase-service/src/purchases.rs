@@ -17,6 +17,7 @@ use events::StockEvent;
 use inventory::purchase::{
     AttemptError, Idempotency, IdempotencyRecord, Outcome, Purchase, WatchHook,
 };
+use inventory::room::TicketState;
 use inventory::settle::Settled;
 use inventory::{DistributedLock, Inventory};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +45,9 @@ pub enum PurchaseError {
     RateLimited { retry_after_secs: u64 },
     #[error("the idempotency key was used for another quantity")]
     KeyReused,
+    /// A waiting-room item, and the buyer holds no open pass (`None`: no ticket).
+    #[error("not admitted by the waiting room")]
+    NotAdmitted { state: Option<TicketState> },
     /// Certainly not taken: the lock strategy's lock or EXEC lost, or the order id was
     /// ruled out while settling.
     #[error("busy; the purchase did not happen")]
@@ -253,6 +257,7 @@ impl Purchases {
                 }
                 Err(PurchaseError::InsufficientStock { current_stock })
             }
+            Outcome::NotAdmitted { state } => Err(PurchaseError::NotAdmitted { state }),
             Outcome::LimitExceeded {
                 limit,
                 already_bought,
@@ -487,6 +492,7 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::SaleEnded { .. } => "sale_ended",
         Outcome::InsufficientStock { .. } => "insufficient_stock",
         Outcome::LimitExceeded { .. } => "limit_exceeded",
+        Outcome::NotAdmitted { .. } => "not_admitted",
         Outcome::Busy => "busy",
     }
 }

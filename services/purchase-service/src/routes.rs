@@ -1,4 +1,5 @@
-//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, `GET /api/v1/orders[/{id}]`,
+//! HTTP handlers: `POST /api/v1/items/{id}/purchase`, the waiting room
+//! (`POST`/`GET /api/v1/items/{id}/queue`), `GET /api/v1/orders[/{id}]`,
 //! `POST /api/v1/orders/{id}/cancel`, the payment webhook; and the one place a
 //! [`PurchaseError`], [`OrderError`] or [`StoreError`] becomes a status.
 
@@ -11,6 +12,8 @@ use crate::reservations::ReservationEnds;
 use crate::store_error::StoreError;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::input::JsonObject;
+use inventory::WaitingRoom;
+use inventory::room::{RoomAnswer, Ticket, TicketState};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use web_layer::ApiError;
@@ -42,6 +45,9 @@ impl From<PurchaseError> for ApiError {
                 ApiError::TooManyRequests { retry_after_secs }
             }
             PurchaseError::KeyReused => ApiError::IdempotencyKeyReused,
+            PurchaseError::NotAdmitted { state } => ApiError::NotAdmitted {
+                state: state.map(TicketState::as_str),
+            },
             PurchaseError::Busy => ApiError::busy("purchase not taken", &error),
             PurchaseError::OutcomeUnknown { order_id } => ApiError::OutcomeUnknown { order_id },
             PurchaseError::Store(error) => error.into(),
@@ -81,6 +87,11 @@ impl From<StoreError> for ApiError {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/items/{id}/purchase").route(web::post().to(purchase)))
+        .service(
+            web::resource("/api/v1/items/{id}/queue")
+                .route(web::post().to(join_queue))
+                .route(web::get().to(show_ticket)),
+        )
         .service(web::resource("/api/v1/orders").route(web::get().to(list_orders)))
         .service(web::resource("/api/v1/orders/{id}").route(web::get().to(show_order)))
         .service(web::resource("/api/v1/orders/{id}/cancel").route(web::post().to(cancel_order)))
@@ -146,6 +157,47 @@ async fn purchase(
         "message": "Purchase successful!",
         "order": order_json(&order),
     })))
+}
+
+fn ticket_json(ticket: &Ticket) -> Value {
+    let at = |ms: Option<i64>| {
+        ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    json!({
+        "item_id": ticket.item_id,
+        "state": ticket.state.as_str(),
+        "position": ticket.position,
+        "ahead": ticket.ahead,
+        "queue_length": ticket.queue_length,
+        "joined_at": at(ticket.joined_at_ms),
+        "admitted_until": at(ticket.admitted_until_ms),
+        "estimated_wait_secs": ticket.estimated_wait_secs,
+    })
+}
+
+fn ticket_response(answer: RoomAnswer) -> Result<HttpResponse, ApiError> {
+    match answer {
+        RoomAnswer::Ticket(ticket) => Ok(HttpResponse::Ok().json(ticket_json(&ticket))),
+        RoomAnswer::NoTicket | RoomAnswer::UnknownItem => Err(ApiError::NotFound),
+        RoomAnswer::NoRoom => Err(ApiError::NoWaitingRoom),
+    }
+}
+
+async fn join_queue(
+    room: web::Data<WaitingRoom>,
+    caller: AuthUser,
+    item_id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    ticket_response(room.join(item_id.into_inner(), caller.id).await?)
+}
+
+async fn show_ticket(
+    room: web::Data<WaitingRoom>,
+    caller: AuthUser,
+    item_id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    ticket_response(room.ticket(item_id.into_inner(), caller.id).await?)
 }
 
 async fn list_orders(

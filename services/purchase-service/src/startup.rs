@@ -188,6 +188,7 @@ impl Service for Application {
             }
         });
 
+        let room = web::Data::new(purchases.store.room.clone());
         let purchases = Arc::new(purchases);
         let shared = web::Data::from(Arc::clone(&purchases));
         let (orders, ends, payments) = (
@@ -199,7 +200,8 @@ impl Service for Application {
             cfg.app_data(shared.clone())
                 .app_data(orders.clone())
                 .app_data(ends.clone())
-                .app_data(payments.clone());
+                .app_data(payments.clone())
+                .app_data(room.clone());
             routes::configure(cfg);
         })?;
         tracing::info!(strategy = ?settings.purchase.strategy, "purchase strategy");

@@ -15,6 +15,7 @@ use db::DbPool;
 use db::schema::items;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use inventory::room::RoomTerms;
 use inventory::stock::SaleTerms;
 use inventory::sync::{MysqlFigures, Synced};
 use inventory::{DistributedLock, Inventory};
@@ -160,24 +161,27 @@ async fn locked_row(
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
         Option<u32>,
+        (bool, Option<u32>, u32),
     );
-    let (stock, owed, max_per_user, deleted_at, price, starts, ends, window): Row = items::table
-        .find(item_id)
-        .select((
-            items::stock,
-            items::stock_owed,
-            items::max_per_user,
-            items::deleted_at,
-            items::price,
-            items::sale_starts_at,
-            items::sale_ends_at,
-            items::payment_window_secs,
-        ))
-        .for_update()
-        .first(&mut *conn)
-        .await
-        .optional()?
-        .ok_or(SyncError::UnknownItem(item_id))?;
+    let (stock, owed, max_per_user, deleted_at, price, starts, ends, window, room): Row =
+        items::table
+            .find(item_id)
+            .select((
+                items::stock,
+                items::stock_owed,
+                items::max_per_user,
+                items::deleted_at,
+                items::price,
+                items::sale_starts_at,
+                items::sale_ends_at,
+                items::payment_window_secs,
+                (items::waiting_room, items::max_admitted, items::pass_secs),
+            ))
+            .for_update()
+            .first(&mut *conn)
+            .await
+            .optional()?
+            .ok_or(SyncError::UnknownItem(item_id))?;
     Ok(LockedRow {
         conn,
         item_id,
@@ -189,6 +193,11 @@ async fn locked_row(
             starts_at_ms: starts.map(|at| at.and_utc().timestamp_millis()),
             ends_at_ms: ends.map(|at| at.and_utc().timestamp_millis()),
             payment_window_secs: window,
+            room: RoomTerms {
+                enabled: room.0,
+                max_admitted: room.1,
+                pass_secs: room.2,
+            },
         },
     })
 }

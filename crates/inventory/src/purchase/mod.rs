@@ -80,6 +80,11 @@ pub enum Outcome {
     InsufficientStock {
         current_stock: u64,
     },
+    /// The item has a waiting room and the buyer holds no open pass: their ticket's state
+    /// (`None`: they have not joined).
+    NotAdmitted {
+        state: Option<crate::room::TicketState>,
+    },
     LimitExceeded {
         limit: u64,
         already_bought: u64,

@@ -6,6 +6,7 @@
 use super::{AttemptError, IdempotencyRecord, Outcome, Purchase};
 use crate::Stock;
 use crate::keys::ItemKeys;
+use crate::room::TicketState;
 use redis::{Script, ScriptInvocation};
 use std::sync::LazyLock;
 
@@ -28,6 +29,8 @@ pub(super) fn invocation(purchase: &Purchase<'_>, keys: &ItemKeys) -> ScriptInvo
         .key(keys.void(purchase.order_id))
         .key(keys.reserved())
         .key(keys.expiry())
+        .key(keys.room_tickets())
+        .key(keys.room_admitted())
         .arg(purchase.user_id)
         .arg(purchase.quantity)
         .arg(purchase.order_id)
@@ -81,7 +84,7 @@ fn record(reply: &[String]) -> Option<IdempotencyRecord> {
 fn parse_reply(reply: &[String]) -> Option<Outcome> {
     let expected_len = match reply.first()?.as_str() {
         "OK" | "DUPLICATE" | "KEY_REUSED" | "INSUFFICIENT_STOCK" | "SALE_NOT_STARTED"
-        | "SALE_ENDED" => 2,
+        | "SALE_ENDED" | "NOT_ADMITTED" => 2,
         "VOID" | "NOT_ON_SALE" => 1,
         "RESERVED" => 4,
         "LIMIT_EXCEEDED" => 3,
@@ -111,6 +114,12 @@ fn parse_reply(reply: &[String]) -> Option<Outcome> {
         },
         "SALE_ENDED" => Outcome::SaleEnded {
             ended_at_ms: millis(reply, 1)?,
+        },
+        "NOT_ADMITTED" => Outcome::NotAdmitted {
+            state: match reply[1].as_str() {
+                "none" => None,
+                state => Some(TicketState::parse(state)?),
+            },
         },
         "INSUFFICIENT_STOCK" => Outcome::InsufficientStock {
             current_stock: number(reply, 1)?,
@@ -145,6 +154,16 @@ mod tests {
             })
         );
         assert_eq!(parse_reply(&reply(&["VOID"])), Some(Outcome::Void));
+        assert_eq!(
+            parse_reply(&reply(&["NOT_ADMITTED", "none"])),
+            Some(Outcome::NotAdmitted { state: None })
+        );
+        assert_eq!(
+            parse_reply(&reply(&["NOT_ADMITTED", "lapsed"])),
+            Some(Outcome::NotAdmitted {
+                state: Some(TicketState::Lapsed)
+            })
+        );
         assert_eq!(
             parse_reply(&reply(&["RESERVED", "4", "1700000000000", "3000"])),
             Some(Outcome::Reserved {
@@ -183,6 +202,7 @@ mod tests {
             reply(&["OK", "x"]),
             reply(&["SALE_ENDED", "0"]),
             reply(&["SALE_NOT_STARTED"]),
+            reply(&["NOT_ADMITTED", "maybe"]),
         ] {
             assert_eq!(parse_reply(&unexpected), None, "{unexpected:?}");
         }

@@ -1,7 +1,7 @@
 -- Takes a purchase atomically: every check and every write in one step (Redis runs
 -- scripts one at a time, so no lock, no retry, no WATCH conflict).
 -- KEYS: stock, meta, bought, outbox, outbox times, idempotency key, void marker,
--- reserved, expiry.
+-- reserved, expiry, waiting-room tickets, waiting-room passes.
 -- ARGV: user id, quantity, order id, event JSON, now (ms), idempotency TTL (0 = none).
 -- An idempotency key remembers `order_id:quantity:purchased_at_ms`; reused for another
 -- quantity it is refused. A voided order id (see rule_out.lua) does nothing. A sale
@@ -17,14 +17,15 @@ if ttl > 0 then
   end
 end
 local meta = redis.call('HMGET', KEYS[2], 'on_sale', 'limit', 'starts_ms', 'ends_ms',
-  'pay_window_ms', 'price')
+  'pay_window_ms', 'price', 'room')
 if meta[1] ~= '1' then return {'NOT_ON_SALE'} end
 local stock = tonumber(redis.call('GET', KEYS[1]))
 if not stock then return {'NOT_ON_SALE'} end
 local starts, ends = tonumber(meta[3] or '0'), tonumber(meta[4] or '0')
 local window = tonumber(meta[5] or '0')
+local room = meta[7] == '1'
 local now
-if starts > 0 or ends > 0 or window > 0 then
+if starts > 0 or ends > 0 or window > 0 or room then
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   if starts > 0 and now < starts then return {'SALE_NOT_STARTED', meta[3]} end
@@ -38,6 +39,20 @@ if limit > 0 then
   if bought + quantity > limit then
     return {'LIMIT_EXCEEDED', tostring(limit), tostring(bought)}
   end
+end
+local ticket
+if room then
+  -- A waiting-room item sells only to a buyer holding an open pass (see queue.lua),
+  -- which this purchase uses.
+  ticket = redis.call('HGET', KEYS[10], ARGV[1])
+  if not ticket then return {'NOT_ADMITTED', 'none'} end
+  local code, pass_until = string.match(ticket, '^(%a)|%d+|?(%d*)$')
+  if code ~= 'a' or tonumber(pass_until) <= now then
+    local state = ({q = 'waiting', u = 'used'})[code] or 'lapsed'
+    return {'NOT_ADMITTED', state}
+  end
+  redis.call('ZREM', KEYS[11], ARGV[1])
+  redis.call('HSET', KEYS[10], ARGV[1], 'u' .. string.sub(ticket, 2))
 end
 redis.call('DECRBY', KEYS[1], quantity)
 redis.call('HINCRBY', KEYS[3], ARGV[1], quantity)

@@ -279,3 +279,53 @@ async fn a_sale_schedule_is_set_shown_changed_and_sold_by() {
     assert_envelope(&too_long, 422, "VALIDATION_FAILED");
     assert_eq!(error_fields(&too_long), ["payment_window_secs"]);
 }
+
+#[actix_web::test]
+async fn a_waiting_room_is_set_shown_changed_and_synced_to_redis() {
+    use inventory::keys::{PASS_MS, ROOM, ROOM_MAX};
+    let app = spawn_app().await;
+    let plain = app
+        .create_item(json!({"name": "Plain", "price": 1, "stock": 1}))
+        .await;
+    assert_eq!(plain.body["waiting_room"], false, "{}", plain.body);
+    assert_eq!(plain.body["max_admitted"], Value::Null);
+    assert_eq!(plain.body["pass_secs"], 120);
+
+    let created = app
+        .create_item(json!({"name": "Drop", "price": 1, "stock": 3,
+            "waiting_room": true, "max_admitted": 50, "pass_secs": 30}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_u64().unwrap();
+    assert_eq!(created.body["waiting_room"], true);
+    assert_eq!(created.body["max_admitted"], 50);
+    assert_eq!(created.body["pass_secs"], 30);
+    assert_eq!(app.redis_meta(id, ROOM).await, Some(1));
+    assert_eq!(app.redis_meta(id, ROOM_MAX).await, Some(50));
+    assert_eq!(app.redis_meta(id, PASS_MS).await, Some(30_000));
+
+    for (bad, field) in [
+        (json!({"waiting_room": "yes"}), "waiting_room"),
+        (json!({"waiting_room": null}), "waiting_room"),
+        (json!({"max_admitted": 0}), "max_admitted"),
+        (json!({"max_admitted": 100_001}), "max_admitted"),
+        (json!({"pass_secs": 9}), "pass_secs"),
+        (json!({"pass_secs": null}), "pass_secs"),
+    ] {
+        let refused = app.patch_item(id, &bad).await;
+        assert_envelope(&refused, 422, "VALIDATION_FAILED");
+        assert_eq!(error_fields(&refused), [field], "{bad}");
+    }
+    assert_eq!(app.redis_meta(id, ROOM_MAX).await, Some(50));
+
+    let changed = app
+        .patch_item(id, &json!({"max_admitted": null, "pass_secs": 3600}))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["max_admitted"], Value::Null);
+    assert_eq!(app.redis_meta(id, ROOM_MAX).await, Some(0));
+    assert_eq!(app.redis_meta(id, PASS_MS).await, Some(3_600_000));
+    let off = app.patch_item(id, &json!({"waiting_room": false})).await;
+    assert_eq!(off.body["waiting_room"], false, "{}", off.body);
+    assert_eq!(app.redis_meta(id, ROOM).await, Some(0));
+}

@@ -24,14 +24,14 @@ use web_layer::service::{Running, Service};
 const HEARTBEAT_MS: u64 = 100;
 
 /// Another instance of the stack's purchase-service, on the same settings.
-struct Instance {
-    client: Client,
+pub struct Instance {
+    pub client: Client,
     handle: ServerHandle,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Instance {
-    async fn start(settings: &Settings) -> Instance {
+    pub async fn start(settings: &Settings) -> Instance {
         let app = Application::build(settings.clone())
             .await
             .expect("build the second instance");
@@ -46,7 +46,7 @@ impl Instance {
     }
 
     /// Stops it as SIGTERM does, and waits until it has exited (and left the set).
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.handle.stop(true).await;
         self.running.await.unwrap().unwrap();
     }
@@ -85,7 +85,7 @@ async fn buy_at(client: &Client, user_id: u64, item: u64) -> testkit::Response {
         .await
 }
 
-async fn two_instances(customize: impl FnOnce(&mut Settings)) -> (Stack, Instance) {
+pub async fn two_instances(customize: impl FnOnce(&mut Settings)) -> (Stack, Instance) {
     let stack = spawn_stack_with(Strategy::Lua, |settings| {
         settings.purchase.instance_heartbeat_ms = HEARTBEAT_MS;
         customize(settings);

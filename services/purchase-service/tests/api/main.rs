@@ -17,3 +17,4 @@ mod races;
 mod replication;
 mod shutdown;
 mod sold_out;
+mod waiting_room;

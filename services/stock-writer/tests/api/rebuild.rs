@@ -28,7 +28,7 @@ async fn rebuild_redis_brings_stock_buyers_and_limit_back_from_mysql() {
     sql(&writer, "INSERT INTO orders (id, user_id, item_id, quantity, purchased_at) VALUES ('a', 7, 1, 3, NOW()), ('b', 8, 1, 2, NOW()), ('c', 7, 1, 1, NOW())").await;
     sql(
         &writer,
-        "UPDATE items SET stock = 4, max_per_user = 5, price = 100, sale_ends_at = '2030-01-01 00:00:00', payment_window_secs = 60 WHERE id = 1",
+        "UPDATE items SET stock = 4, max_per_user = 5, price = 100, sale_ends_at = '2030-01-01 00:00:00', payment_window_secs = 60, waiting_room = TRUE, max_admitted = 7, pass_secs = 45 WHERE id = 1",
     )
     .await;
     sql(&writer, "UPDATE items SET deleted_at = NOW() WHERE id = 2").await;
@@ -53,6 +53,9 @@ async fn rebuild_redis_brings_stock_buyers_and_limit_back_from_mysql() {
             ("starts_ms".into(), 0),
             ("ends_ms".into(), 1_893_456_000_000),
             ("pay_window_ms".into(), 60_000),
+            ("room".into(), 1),
+            ("room_max".into(), 7),
+            ("pass_ms".into(), 45_000),
         ]),
         "the sale terms come back from MySQL too"
     );
