@@ -284,6 +284,42 @@ async fn every_documented_operation_answers_as_documented() {
         }
     }
 
+    // A waiting room: no ticket yet, joined (admitted at once: the sale is open), read;
+    // buying without a pass; an item without a room; no such item; no token.
+    let roomed = json!({"name": "Queued", "price": 900, "stock": 2, "waiting_room": true});
+    let roomed = api::post_item(gw, &admin, &roomed).await;
+    contract.check("post", "/api/v1/items", &roomed);
+    let queue = format!("/api/v1/items/{}/queue", roomed.body["id"]);
+    let queue_of = |id: &dyn std::fmt::Display| format!("/api/v1/items/{id}/queue");
+    contract.check(
+        "get",
+        "/api/v1/items/{id}/queue",
+        &gw.get(&queue, Some(&user)).await,
+    );
+    let unadmitted = api::purchase(gw, &admin, roomed.body["id"].as_u64().unwrap(), 1).await;
+    assert_eq!(
+        unadmitted.body["error_code"], "NOT_ADMITTED",
+        "{}",
+        unadmitted.body
+    );
+    contract.check("post", "/api/v1/items/{id}/purchase", &unadmitted);
+    for (path, token) in [
+        (&queue, Some(&user)),
+        (&queue_of(&id), Some(&user)),
+        (&queue_of(&NO_SUCH_ITEM), Some(&user)),
+        (&queue, None),
+    ] {
+        let token = token.map(String::as_str);
+        contract.check(
+            "post",
+            "/api/v1/items/{id}/queue",
+            &gw.post(path, token, &Value::Null).await,
+        );
+    }
+    let ticket = gw.get(&queue, Some(&user)).await;
+    assert_eq!(ticket.body["state"], "admitted", "{}", ticket.body);
+    contract.check("get", "/api/v1/items/{id}/queue", &ticket);
+
     // Deleted, then already gone.
     for _ in 0..2 {
         let deleted = gw.send("DELETE", &item_path, Some(&admin), &[], None).await;

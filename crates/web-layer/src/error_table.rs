@@ -2,7 +2,8 @@
 //! answer, so it must name exactly the errors the system gives. This test holds it to
 //! the two places they come from: [`ApiError`] (every error a service answers with) and
 //! the gateway's own JSON answers in deploy/nginx/gateway.conf.template. A code added to
-//! either without a row, or a row left after its code is gone, fails it.
+//! either without a row, or a row left after its code is gone, fails it; so does a code
+//! missing from (or left in) proto-docs/openapi.json's `ErrorEnvelope`.
 
 use crate::ApiError;
 use actix_web::ResponseError;
@@ -202,4 +203,23 @@ fn every_source_in_the_table_is_a_service_or_the_gateway() {
             );
         }
     }
+}
+
+#[test]
+fn the_openapi_error_envelope_lists_exactly_the_codes_the_code_answers_with() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../proto-docs/openapi.json")).expect("JSON");
+    let listed: BTreeSet<&str> =
+        doc["components"]["schemas"]["ErrorEnvelope"]["properties"]["error_code"]["enum"]
+            .as_array()
+            .expect("ErrorEnvelope.error_code.enum")
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+    let produced = produced();
+    let answered: BTreeSet<&str> = produced.iter().map(|(_, code, _)| code.as_str()).collect();
+    assert_eq!(
+        listed, answered,
+        "proto-docs/openapi.json's ErrorEnvelope error_code enum"
+    );
 }
