@@ -188,7 +188,7 @@ impl NewItem {
             body.optional_integer("payment_window_secs")
                 .and_then(payment_window),
         );
-        let room = room_terms(body, &mut errors);
+        let room = RoomFields::parse(body, &mut errors).map(RoomFields::terms);
         let schedule = match (sale_starts_at, sale_ends_at, payment_window_secs, room) {
             (Some(sale_starts_at), Some(sale_ends_at), Some(payment_window_secs), Some(room)) => {
                 errors.check("sale_ends_at", check_window(sale_starts_at, sale_ends_at));
@@ -222,23 +222,55 @@ impl NewItem {
     }
 }
 
-/// A new item's waiting room: none unless `waiting_room` is true; `pass_secs` defaults.
-fn room_terms(body: &JsonObject, errors: &mut ValidationErrors) -> Option<RoomTerms> {
-    let enabled = errors.check("waiting_room", body.optional_boolean("waiting_room"));
-    let max_admitted = errors.check(
-        "max_admitted",
-        body.optional_integer("max_admitted").and_then(max_admitted),
-    );
-    let pass_secs = errors.check(
-        "pass_secs",
-        body.optional_integer("pass_secs")
-            .and_then(|v| v.map(pass_secs).transpose()),
-    );
-    Some(RoomTerms {
-        enabled: enabled?.unwrap_or(false),
-        max_admitted: max_admitted?,
-        pass_secs: pass_secs?.unwrap_or(RoomTerms::DEFAULT_PASS_SECS),
-    })
+/// The waiting-room fields a body sends, each `None` when absent: one parse for a new
+/// item and for a change. `max_admitted: null` lifts the cap; the other two are never null.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomFields {
+    pub waiting_room: Option<bool>,
+    pub max_admitted: Option<Option<u32>>,
+    pub pass_secs: Option<u32>,
+}
+
+impl RoomFields {
+    fn parse(body: &JsonObject, errors: &mut ValidationErrors) -> Option<Self> {
+        let sent = |field| body.contains(field);
+        let waiting_room = errors.check("waiting_room", body.optional_boolean("waiting_room"));
+        let max_admitted = errors.check(
+            "max_admitted",
+            match sent("max_admitted") {
+                true => body
+                    .optional_integer("max_admitted")
+                    .and_then(max_admitted)
+                    .map(Some),
+                false => Ok(None),
+            },
+        );
+        let pass_secs = errors.check(
+            "pass_secs",
+            match sent("pass_secs") {
+                true => body.integer("pass_secs").and_then(pass_secs).map(Some),
+                false => Ok(None),
+            },
+        );
+        Some(RoomFields {
+            waiting_room: waiting_room?,
+            max_admitted: max_admitted?,
+            pass_secs: pass_secs?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == RoomFields::default()
+    }
+
+    /// A new item's room: none unless `waiting_room` is true; `pass_secs` defaults.
+    fn terms(self) -> RoomTerms {
+        RoomTerms {
+            enabled: self.waiting_room.unwrap_or(false),
+            max_admitted: self.max_admitted.flatten(),
+            pass_secs: self.pass_secs.unwrap_or(RoomTerms::DEFAULT_PASS_SECS),
+        }
+    }
 }
 
 /// A partial update. `Some(None)` clears a nullable field. Stock is not here: it only
@@ -252,9 +284,7 @@ pub struct ItemChanges {
     pub sale_starts_at: Option<Option<DateTime<Utc>>>,
     pub sale_ends_at: Option<Option<DateTime<Utc>>>,
     pub payment_window_secs: Option<Option<u32>>,
-    pub waiting_room: Option<bool>,
-    pub max_admitted: Option<Option<u32>>,
-    pub pass_secs: Option<u32>,
+    pub room: RoomFields,
 }
 
 impl ItemChanges {
@@ -279,9 +309,7 @@ impl ItemChanges {
             || self.sale_starts_at.is_some()
             || self.sale_ends_at.is_some()
             || self.payment_window_secs.is_some()
-            || self.waiting_room.is_some()
-            || self.max_admitted.is_some()
-            || self.pass_secs.is_some()
+            || !self.room.is_empty()
     }
 
     pub fn parse(body: &JsonObject) -> Result<Self, ValidationErrors> {
@@ -326,23 +354,8 @@ impl ItemChanges {
                     .and_then(payment_window),
             );
         }
-        if body.contains("waiting_room") {
-            changes.waiting_room = errors.check(
-                "waiting_room",
-                body.optional_boolean("waiting_room").and_then(|v| {
-                    v.ok_or_else(|| "The waiting_room must be true or false.".into())
-                }),
-            );
-        }
-        if body.contains("max_admitted") {
-            changes.max_admitted = errors.check(
-                "max_admitted",
-                body.optional_integer("max_admitted").and_then(max_admitted),
-            );
-        }
-        if body.contains("pass_secs") {
-            changes.pass_secs =
-                errors.check("pass_secs", body.integer("pass_secs").and_then(pass_secs));
+        if let Some(room) = RoomFields::parse(body, &mut errors) {
+            changes.room = room;
         }
         if body.contains("stock") {
             errors.add(

@@ -189,9 +189,9 @@ pub async fn update(
         sale_starts_at: changes.sale_starts_at.map(naive),
         sale_ends_at: changes.sale_ends_at.map(naive),
         payment_window_secs: changes.payment_window_secs,
-        waiting_room: changes.waiting_room,
-        max_admitted: changes.max_admitted,
-        pass_secs: changes.pass_secs,
+        waiting_room: changes.room.waiting_room,
+        max_admitted: changes.room.max_admitted,
+        pass_secs: changes.room.pass_secs,
     };
     let updated = diesel::update(items::table.find(id).filter(items::deleted_at.is_null()))
         .set(row)
