@@ -6,6 +6,7 @@
 
 mod driver;
 pub mod lifecycle;
+pub mod room;
 mod run;
 mod summary;
 mod tally;

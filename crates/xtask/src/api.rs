@@ -47,6 +47,45 @@ impl Admin {
             .await
     }
 
+    /// Creates an item with a waiting room whose sale opens in an hour (until
+    /// [`Admin::open_sale_in`]); its id.
+    pub async fn create_room_item(
+        &self,
+        name: &str,
+        stock: u64,
+        max_admitted: u32,
+    ) -> anyhow::Result<u64> {
+        let starts_at = chrono::Utc::now() + chrono::Duration::hours(1);
+        self.create(json!({ "name": name, "price": 100, "stock": stock,
+            "waiting_room": true, "max_admitted": max_admitted,
+            "sale_starts_at": starts_at.to_rfc3339() }))
+            .await
+    }
+
+    /// Moves the item's opening to `after` from now.
+    pub async fn open_sale_in(&self, item: u64, after: std::time::Duration) -> anyhow::Result<()> {
+        let starts_at = chrono::Utc::now() + after;
+        let body = json!({ "sale_starts_at": starts_at.to_rfc3339() }).to_string();
+        let authorization = format!("Bearer {}", self.token);
+        let path = format!("/api/v1/items/{item}");
+        let answer = probe::request(
+            self.gateway_port,
+            "PATCH",
+            &path,
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&body),
+        )
+        .await
+        .with_context(|| format!("PATCH {path}: no answer"))?;
+        if answer.status != 200 {
+            bail!("PATCH {path} answered {}: {}", answer.status, answer.body);
+        }
+        Ok(())
+    }
+
     /// Adds `quantity` units to the item's stock; the answer as `"<status>"` or
     /// `"<status> <error_code>"`, `"no answer"` when none came.
     pub async fn restock(&self, item: u64, quantity: u64) -> String {

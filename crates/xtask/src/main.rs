@@ -48,6 +48,11 @@ enum Task {
         /// One concurrency (64) and 3 s per load instead of 16, 64, 256 and 10 s.
         #[arg(long)]
         quick: bool,
+        /// Only the waiting-room sale (writes target/bench/waiting-room.json and its
+        /// section of report.md), to work on it; the figures to compare come from a
+        /// whole run.
+        #[arg(long)]
+        waiting_room_only: bool,
     },
     /// The fault drill during a purchase load; writes target/chaos/, fails if anything was lost.
     Chaos {
@@ -181,7 +186,10 @@ fn run(task: Task, mut stack: NativeStack) -> anyhow::Result<ExitCode> {
                 StackAction::Logs { name } => return Err(stack.follow_logs(name.as_deref())),
                 StackAction::Restart { service } => rolling_restart(&stack, service).await?,
             },
-            Task::Bench { quick } => bench::run(&stack, quick).await?,
+            Task::Bench {
+                quick,
+                waiting_room_only,
+            } => bench::run(&stack, quick, waiting_room_only).await?,
             Task::Chaos {
                 seconds,
                 instances: true,

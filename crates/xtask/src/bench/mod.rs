@@ -5,7 +5,8 @@
 //! backlog built while it was stopped; 50 items; the redis-benchmark ceiling of the same
 //! script; the peak RSS of every service; the hot item and 50 items on the local Redis
 //! Cluster with and without replica acknowledgement ([`cluster`]); and a flash sale of a
-//! small and a large stock to thousands of buyers ([`sale`]); the hot item and the small
+//! small and a large stock to thousands of buyers ([`sale`]), and the small one behind a
+//! waiting room ([`room`]); the hot item and the small
 //! sale with one purchase-service instance and then two ([`instances`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
 //! `report.md`, the charts ([`figures`]), plus each load's summary and the raw measurements.
@@ -15,6 +16,7 @@ mod cluster;
 mod figures;
 mod instances;
 mod report;
+mod room;
 mod sale;
 
 use crate::api::Admin;
@@ -91,7 +93,7 @@ struct Bench<'a> {
     items_made: u64,
 }
 
-pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
+pub async fn run(stack: &NativeStack, quick: bool, waiting_room_only: bool) -> anyhow::Result<()> {
     let out = stack.root.join("target/bench");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
@@ -107,7 +109,16 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
         checked: Vec::new(),
         items_made: 0,
     };
+    if waiting_room_only {
+        let room = bench.waiting_room().await?;
+        write_json(&bench.out.join("waiting-room.json"), &room)?;
+        write_json(&bench.out.join("conservation.json"), &bench.checked)?;
+        std::fs::write(bench.out.join("report.md"), room.markdown())?;
+        print!("{}", room.markdown());
+        return Ok(());
+    }
     let measurements = bench.measure().await?;
+    let room = bench.waiting_room().await?;
     let instances = bench.instances().await?;
     let cluster = bench.cluster(measurements.top()).await?;
     let summary = Summary::new(&measurements)?;
@@ -115,16 +126,19 @@ pub async fn run(stack: &NativeStack, quick: bool) -> anyhow::Result<()> {
     sales.extend(cluster.flash_sales.iter().cloned());
     let summary = summary
         .with_sales(&sales)
-        .with_instances(&instances.summary_figures());
+        .with_instances(&instances.summary_figures())
+        .with_waiting_room(room.summary_figures());
     let out = &bench.out;
     let charts = figures::publish(out, &measurements, &cluster);
     let markdown = report::markdown(&measurements, &summary)?
         + &sale::markdown(&sales)
+        + &room.markdown()
         + &instances.markdown()
         + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps)
         + &figures::markdown(&charts);
     write_json(&out.join("measurements.json"), &measurements)?;
     write_json(&out.join("instances.json"), &instances)?;
+    write_json(&out.join("waiting-room.json"), &room)?;
     write_json(&out.join("cluster.json"), &cluster)?;
     write_json(&out.join("conservation.json"), &bench.checked)?;
     write_json(&out.join("summary.json"), &summary)?;

@@ -197,6 +197,9 @@ pub struct Summary {
     /// its denominator).
     #[serde(flatten)]
     pub instances: Ordered<Option<f64>>,
+    /// The waiting room's figures, `waiting_room_<figure>`.
+    #[serde(flatten)]
+    pub waiting_room: Ordered<f64>,
 }
 
 impl Summary {
@@ -244,6 +247,7 @@ impl Summary {
             cpu_us_per_purchase_total: m.direct_cpu_us_per_purchase.iter().map(|(_, us)| us).sum(),
             flash_sale: Ordered(Vec::new()),
             instances: Ordered(Vec::new()),
+            waiting_room: Ordered(Vec::new()),
         }
         .with_sales(&m.flash_sales))
     }
@@ -251,6 +255,12 @@ impl Summary {
     /// With the figures of these flash sales (the cluster's too, measured later).
     pub fn with_sales(mut self, sales: &[FlashSale]) -> Self {
         self.flash_sale = Ordered(sales.iter().flat_map(FlashSale::summary_figures).collect());
+        self
+    }
+
+    /// With the waiting room's figures.
+    pub fn with_waiting_room(mut self, figures: Vec<(String, f64)>) -> Self {
+        self.waiting_room = Ordered(figures);
         self
     }
 
