@@ -1,5 +1,5 @@
 # Shared by the project's scripts: logging, bringing up the machine's backing servers
-# (MariaDB, Redis, RabbitMQ) when they are down, and installing nginx. Every
+# (MariaDB, Redis, RabbitMQ) when they are down, and installing nginx and chromium. Every
 # function is idempotent. Everything else (the stack, the benchmark, the drill) is
 # cargo xtask (crates/xtask).
 
@@ -60,6 +60,17 @@ ensure_nginx() {
   fi
   # The package starts a system nginx on port 80; the project runs its own.
   service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true
+}
+
+# Headless chromium and its WebDriver (crates/e2e/tests/buyer_page.rs drives the
+# gateway's buyer page in a real browser). Debian names them chromium and chromedriver.
+ensure_chromium() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  log "installing chromium and chromium-driver"
+  if ! apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1; then
+    apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
+      || die "could not install chromium (apt-get install -y chromium chromium-driver)"
+  fi
 }
 
 # A local Redis Cluster on loopback for the cluster-mode tests and `REDIS_MODE=cluster

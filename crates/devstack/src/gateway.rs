@@ -29,6 +29,10 @@ pub fn server_lines(ports: &[u16]) -> String {
         .join(" ")
 }
 
+/// The buyer's page the gateway serves at `/` (`GATEWAY_WEB_ROOT`), relative to the
+/// repository root.
+pub const WEB_DIR: &str = "deploy/web";
+
 /// The address the native and test gateways connect to the services from
 /// (`proxy_bind`): the one peer the services' `TRUSTED_PROXIES` names. Every 127/8
 /// address is this machine's loopback, so a local process that reaches a service's port
@@ -47,13 +51,19 @@ pub struct Gateway {
 
 impl Gateway {
     /// The templates' variables for upstreams on 127.0.0.1, each listing every port of
-    /// `ports_of(service)` (the service's instances).
-    pub fn variables(&self, ports_of: impl Fn(&str) -> Vec<u16>) -> Vec<(&'static str, String)> {
+    /// `ports_of(service)` (the service's instances), and the buyer's page from the
+    /// repository at `root`.
+    pub fn variables(
+        &self,
+        root: &Path,
+        ports_of: impl Fn(&str) -> Vec<u16>,
+    ) -> Vec<(&'static str, String)> {
         let mut variables = vec![
             ("GATEWAY_PORT", self.port.to_string()),
             ("GATEWAY_RUN_DIR", self.dir.display().to_string()),
             ("GATEWAY_ACCESS_LOG", self.access_log.display().to_string()),
             ("GATEWAY_PROXY_BIND", PROXY_BIND.to_owned()),
+            ("GATEWAY_WEB_ROOT", root.join(WEB_DIR).display().to_string()),
         ];
         variables.extend(
             UPSTREAMS
@@ -70,7 +80,7 @@ impl Gateway {
         if let Some(logs) = self.access_log.parent() {
             std::fs::create_dir_all(logs)?;
         }
-        let variables = self.variables(ports_of);
+        let variables = self.variables(root, ports_of);
         for (template, output) in TEMPLATES {
             let text = std::fs::read_to_string(root.join(template))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("reading {template}: {e}")))?;
@@ -147,7 +157,7 @@ mod tests {
     #[test]
     fn the_repository_templates_render_completely() {
         let root = crate::workspace_root();
-        let variables = gateway().variables(|service| match service {
+        let variables = gateway().variables(&root, |service| match service {
             "auth-service" => vec![18081],
             "catalog-service" => vec![18082],
             _ => vec![18083, 18183],
@@ -175,6 +185,32 @@ mod tests {
             "proxy_bind 127.0.0.2;",
         ] {
             assert!(gateway_conf.contains(expected), "missing {expected:?}");
+        }
+    }
+
+    #[test]
+    fn the_buyer_page_is_served_from_the_repositorys_web_directory() {
+        let root = PathBuf::from("/src/flash-sale");
+        let variables = gateway().variables(&root, |_| vec![18081]);
+        let web_root: Vec<&str> = variables
+            .iter()
+            .filter(|(name, _)| *name == "GATEWAY_WEB_ROOT")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(web_root, ["/src/flash-sale/deploy/web"]);
+        let template = std::fs::read_to_string(crate::workspace_root().join(TEMPLATES[0].0))
+            .expect("template");
+        let rendered = render_template(&template, &variables);
+        assert_eq!(
+            rendered
+                .matches(r#"root "/src/flash-sale/deploy/web";"#)
+                .count(),
+            3,
+            "/, /app.js and /style.css are served from it"
+        );
+        for file in ["index.html", "app.js", "style.css"] {
+            let path = crate::workspace_root().join(WEB_DIR).join(file);
+            assert!(path.is_file(), "{} is missing", path.display());
         }
     }
 

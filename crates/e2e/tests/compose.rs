@@ -160,6 +160,7 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
         "PURCHASE_SERVERS",
         "GATEWAY_ACCESS_LOG",
         "GATEWAY_PROXY_BIND",
+        "GATEWAY_WEB_ROOT",
     ] {
         assert!(
             template.contains(&format!("${{{variable}}}")),
@@ -185,6 +186,27 @@ fn references(text: &str) -> Vec<(String, String)> {
             Some((expression[..name_end].to_owned(), expression.to_owned()))
         })
         .collect()
+}
+
+#[test]
+fn the_gateway_in_compose_serves_the_buyer_page_from_the_mounted_web_directory() {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    let gateway = &docs[0]["services"]["gateway"];
+    let web_root = gateway["environment"]["GATEWAY_WEB_ROOT"]
+        .as_str()
+        .expect("the gateway sets GATEWAY_WEB_ROOT");
+    let mounts: Vec<&str> = gateway["volumes"]
+        .as_vec()
+        .expect("the gateway's volumes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let mount = format!("./{}:{web_root}:ro", devstack::gateway::WEB_DIR);
+    assert!(
+        mounts.contains(&mount.as_str()),
+        "compose mounts {mount}: {mounts:?}"
+    );
 }
 
 #[test]
