@@ -207,25 +207,7 @@ impl Stack {
             Target::Local(_) => LOCAL_WEBHOOK_SECRET.to_owned(),
             Target::External(_) => granted_var("E2E_PAYMENT_WEBHOOK_SECRET"),
         };
-        let body = serde_json::json!({"event": "payment.succeeded", "order_id": order_id,
-            "payment_id": payment_id, "amount": amount})
-        .to_string();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs() as i64);
-        let signature = common::webhook_signature::sign(&secret, now, body.as_bytes());
-        self.gateway
-            .send(
-                "POST",
-                "/api/v1/payments/webhook",
-                None,
-                &[
-                    ("Payment-Signature", &signature),
-                    ("Content-Type", "application/json"),
-                ],
-                Some(body.into_bytes()),
-            )
-            .await
+        crate::api::pay(&self.gateway, &secret, order_id, payment_id, amount).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {

@@ -3,10 +3,12 @@
 //! HTTP client, no browser-automation crate). One journey on a stack of its own: a
 //! wrong password shows the API's message, registering signs in, an item whose sale
 //! starts in a few seconds counts down and then sells, a reservation shows its payment
-//! deadline, and a waiting room admits the buyer who queued before the start, who buys
-//! with the pass, while a later buyer reads `sold_out`. Every wait is bounded and fails
+//! deadline, and in a waiting room the buyer who queued before the start sees their
+//! place once it opens (the unit held by another buyer's reservation), is admitted when
+//! that reservation is cancelled, and buys with the pass, while a later buyer reads
+//! `sold_out`. Every wait is bounded and fails
 //! with the page's text. `SAVE_SCREENSHOT=1` writes docs/images/buyer-page.png of the
-//! admitted ticket. Needs chromium and chromedriver (`ensure_chromium` in
+//! waiting ticket. Needs chromium and chromedriver (`ensure_chromium` in
 //! scripts/lib/common.sh); skipped under `E2E_BASE_URL`.
 
 use e2e::{LocalStack, api, workspace_root};
@@ -489,18 +491,44 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
     assert!(!error.visible, "an old error stays shown: {error:?}");
 
     // The items: a waiting room and a plain item opening in a few seconds, and an item
-    // that sells reservations now.
+    // that sells reservations now. The waiting room's one unit is held when it opens:
+    // B took it with a pass while it was open and holds it as a reservation, then the
+    // admin moved the opening ahead. So A, first in the queue, waits at position 1
+    // until B lets the unit go.
     let starts_in = Duration::from_secs(5);
-    let starts_at = from_now(starts_in);
-    let opens = Instant::now() + starts_in;
     let room = api::create_item(
         gateway,
         &admin,
         &json!({"name": "Limited sneaker", "description": "One pair, one buyer.",
-            "price": 12900, "stock": 1, "sale_starts_at": starts_at,
+            "price": 12900, "stock": 1, "payment_window_secs": 600,
             "waiting_room": true, "max_admitted": 1, "pass_secs": 60}),
     )
     .await;
+    let queue = format!("/api/v1/items/{room}/queue");
+    let joined_b = gateway.post(&queue, Some(&token_b), &Value::Null).await;
+    assert_eq!(joined_b.body["state"], "admitted", "{}", joined_b.body);
+    let held = api::purchase(gateway, &token_b, room, 1).await;
+    assert_eq!(held.body["order"]["status"], "reserved", "{}", held.body);
+    let held = held.body["order"]["id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+    let starts_at = from_now(starts_in);
+    let opens = Instant::now() + starts_in;
+    let moved = gateway
+        .send(
+            "PATCH",
+            &format!("/api/v1/items/{room}"),
+            Some(&admin),
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({ "sale_starts_at": starts_at })
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
     let plain = api::create_item(
         gateway,
         &admin,
@@ -546,15 +574,56 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
     let waiting = browser.probe(&buy_room).await.expect("the Buy button");
     assert!(waiting.disabled, "Buy before the pass: {waiting:?}");
 
-    // After the start the page's polling shows A admitted (perhaps waiting first).
-    let admitted = browser
+    // After the start the page shows A's place: first, nobody ahead, the unit held.
+    browser
         .wait_for(
-            "A admitted after the start",
+            "A waiting at position 1 after the start",
             &ticket,
             starts_in + STEP,
             |p| match p.data("state") {
+                Some("waiting") => true,
+                Some("pre_queue") => false,
+                other => panic!("A's ticket went {other:?} instead of waiting: {p:?}"),
+            },
+        )
+        .await;
+    browser
+        .wait_for(
+            "A's position on the page",
+            &format!("ticket-detail-{room}"),
+            STEP,
+            |p| p.text.starts_with("Position 1: 0 ahead of you"),
+        )
+        .await;
+    if std::env::var("SAVE_SCREENSHOT").is_ok_and(|v| v == "1") {
+        browser.scroll_into_view(&format!("item-{room}")).await;
+        let png = browser.screenshot().await;
+        let path = workspace_root().join("docs/images/buyer-page.png");
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).expect("docs/images");
+        std::fs::write(&path, png).expect("write the screenshot");
+        testkit::note(&format!("wrote {}", path.display()));
+    }
+
+    let still = browser.probe(&buy_room).await.expect("the Buy button");
+    assert!(still.disabled, "Buy while waiting: {still:?}");
+
+    // B cancels: the unit comes back and the page's polling shows A admitted.
+    let cancelled = gateway
+        .post(
+            &format!("/api/v1/orders/{held}/cancel"),
+            Some(&token_b),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let admitted = browser
+        .wait_for(
+            "A admitted once the unit is back",
+            &ticket,
+            STEP,
+            |p| match p.data("state") {
                 Some("admitted") => true,
-                Some("pre_queue" | "waiting") => false,
+                Some("waiting") => false,
                 other => panic!("A's ticket went {other:?} instead of admitted: {p:?}"),
             },
         )
@@ -571,16 +640,8 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
             |p| p.text.starts_with("Buy within"),
         )
         .await;
-    if std::env::var("SAVE_SCREENSHOT").is_ok_and(|v| v == "1") {
-        browser.scroll_into_view(&format!("item-{room}")).await;
-        let png = browser.screenshot().await;
-        let path = workspace_root().join("docs/images/buyer-page.png");
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).expect("docs/images");
-        std::fs::write(&path, png).expect("write the screenshot");
-        testkit::note(&format!("wrote {}", path.display()));
-    }
-
-    // A buys with the pass: the order is shown, the ticket reads used.
+    // A buys with the pass: the reservation is shown with its deadline, the ticket reads
+    // used.
     browser.click(&buy_room).await;
     browser
         .wait_for("A's ticket used", &ticket, STEP, |p| {
@@ -595,28 +656,35 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
             "the waiting-room order's status",
             &format!("order-status-{order_id}"),
             STEP,
-            |p| p.visible && matches!(p.data("status"), Some("pending" | "confirmed")),
+            |p| p.visible && p.data("status") == Some("reserved"),
         )
         .await;
 
-    // B joins after the last unit sold: sold_out, and no purchase.
-    let joined_b = gateway
+    // Once A has paid, nothing can come back: C, joining now, reads sold_out, and buys
+    // nothing.
+    let paid = api::pay(gateway, e2e::LOCAL_WEBHOOK_SECRET, order_id, &tag, 12900).await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    let email_c = format!("buyer-c-{tag}@example.com");
+    let registered = gateway
         .post(
-            &format!("/api/v1/items/{room}/queue"),
-            Some(&token_b),
-            &Value::Null,
+            "/api/v1/auth/register",
+            None,
+            &json!({"name": "Buyer C", "email": email_c, "password": password}),
         )
         .await;
-    assert_eq!(joined_b.status, 200, "{}", joined_b.body);
-    assert_eq!(joined_b.body["state"], "sold_out", "{}", joined_b.body);
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let token_c = registered.body["token"].as_str().expect("token").to_owned();
+    let joined_c = gateway.post(&queue, Some(&token_c), &Value::Null).await;
+    assert_eq!(joined_c.status, 200, "{}", joined_c.body);
+    assert_eq!(joined_c.body["state"], "sold_out", "{}", joined_c.body);
     // (Refused as sold out, or as not admitted: either way nothing is sold.)
-    let bought_b = api::purchase(gateway, &token_b, room, 1).await;
-    assert_eq!(bought_b.status, 409, "{}", bought_b.body);
+    let bought_c = api::purchase(gateway, &token_c, room, 1).await;
+    assert_eq!(bought_c.status, 409, "{}", bought_c.body);
     assert!(
         ["INSUFFICIENT_STOCK", "NOT_ADMITTED"]
-            .contains(&bought_b.body["error_code"].as_str().unwrap_or_default()),
+            .contains(&bought_c.body["error_code"].as_str().unwrap_or_default()),
         "{}",
-        bought_b.body
+        bought_c.body
     );
 
     // (b) The plain item is open now: its countdown is gone and Buy works.
