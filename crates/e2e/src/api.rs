@@ -7,6 +7,18 @@
 use serde_json::{Value, json};
 use testkit::{Client, Response};
 
+/// `POST /api/v1/auth/register`.
+pub async fn register(gateway: &Client, name: &str, email: &str, password: &str) -> Response {
+    let body = json!({ "name": name, "email": email, "password": password });
+    gateway.post("/api/v1/auth/register", None, &body).await
+}
+
+/// The token of a registration answered 201.
+pub fn registered_token(registered: &Response) -> String {
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    registered.body["token"].as_str().expect("token").to_owned()
+}
+
 /// `POST /api/v1/auth/login`.
 pub async fn login(gateway: &Client, email: &str, password: &str) -> Response {
     let body = json!({ "email": email, "password": password });

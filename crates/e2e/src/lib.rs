@@ -194,10 +194,7 @@ impl Stack {
     }
 
     pub async fn register(&self, name: &str, email: &str, password: &str) -> Response {
-        let body = serde_json::json!({ "name": name, "email": email, "password": password });
-        self.gateway
-            .post("/api/v1/auth/register", None, &body)
-            .await
+        api::register(&self.gateway, name, email, password).await
     }
 
     /// The payment provider's webhook paying `order_id`, signed now (ask

@@ -450,15 +450,8 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
     stack.create_admin(&admin_email, "admin-password");
     let admin = api::token_of(&api::login(gateway, &admin_email, "admin-password").await);
     let email_b = format!("buyer-b-{tag}@example.com");
-    let registered = gateway
-        .post(
-            "/api/v1/auth/register",
-            None,
-            &json!({"name": "Buyer B", "email": email_b, "password": password}),
-        )
-        .await;
-    assert_eq!(registered.status, 201, "{}", registered.body);
-    let token_b = registered.body["token"].as_str().expect("token").to_owned();
+    let token_b =
+        api::registered_token(&api::register(gateway, "Buyer B", &email_b, password).await);
 
     // (a) A wrong password shows the API's own message; registering signs A in.
     browser.goto(&format!("{}/", gateway.base)).await;
@@ -665,15 +658,8 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
     let paid = api::pay(gateway, e2e::LOCAL_WEBHOOK_SECRET, order_id, &tag, 12900).await;
     assert_eq!(paid.status, 200, "{}", paid.body);
     let email_c = format!("buyer-c-{tag}@example.com");
-    let registered = gateway
-        .post(
-            "/api/v1/auth/register",
-            None,
-            &json!({"name": "Buyer C", "email": email_c, "password": password}),
-        )
-        .await;
-    assert_eq!(registered.status, 201, "{}", registered.body);
-    let token_c = registered.body["token"].as_str().expect("token").to_owned();
+    let token_c =
+        api::registered_token(&api::register(gateway, "Buyer C", &email_c, password).await);
     let joined_c = gateway.post(&queue, Some(&token_c), &Value::Null).await;
     assert_eq!(joined_c.status, 200, "{}", joined_c.body);
     assert_eq!(joined_c.body["state"], "sold_out", "{}", joined_c.body);

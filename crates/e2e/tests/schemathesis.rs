@@ -43,27 +43,18 @@ fn report_dir() -> PathBuf {
     dir
 }
 
-async fn register(stack: &LocalStack, name: &str, email: &str, password: &str) -> String {
-    let registered = stack
-        .gateway
-        .post(
-            "/api/v1/auth/register",
-            None,
-            &json!({"name": name, "email": email, "password": password}),
-        )
-        .await;
-    assert_eq!(registered.status, 201, "{}", registered.body);
-    registered.body["token"].as_str().expect("token").to_owned()
-}
-
 /// The accounts of crates/e2e/schemathesis/wfc-auth.json, an item on sale and an order
 /// of each user, so that reads find something and peers have objects to hide.
 async fn seed(stack: &LocalStack) {
     stack.create_admin("root@example.com", "root-password");
     let admin =
         api::token_of(&api::login(&stack.gateway, "root@example.com", "root-password").await);
-    let ann = register(stack, "Ann", "ann@example.com", "ann-password").await;
-    let bob = register(stack, "Bob", "bob@example.com", "bob-password").await;
+    let ann = api::registered_token(
+        &api::register(&stack.gateway, "Ann", "ann@example.com", "ann-password").await,
+    );
+    let bob = api::registered_token(
+        &api::register(&stack.gateway, "Bob", "bob@example.com", "bob-password").await,
+    );
     let lamp = json!({"name": "Lamp", "description": "bright", "price": 1500, "stock": 100000});
     let id = api::create_item(&stack.gateway, &admin, &lamp).await;
     for buyer in [&ann, &bob] {
