@@ -1,8 +1,8 @@
 //! The waiting room through the real service: one ticket per buyer, a fair start (a
 //! random shuffle of early joiners, arrival order after), passes in position order within
-//! `max_admitted` and the units left, a lapse or a cancel passing the place on, sold out
-//! told at once, and the pass checked and used by the purchase itself, with two
-//! instances racing.
+//! `max_admitted` and the units left, a lapse, a cancel or an expiry passing the place
+//! on, sold out told at once, the room's keys kept a day past the sale, and the pass
+//! checked and used by the purchase itself, with two instances racing.
 
 use crate::helpers::{Stack, assert_envelope, spawn_stack, token};
 use crate::instances::two_instances;
@@ -215,6 +215,52 @@ async fn passes_go_in_position_order_and_a_lapse_or_a_cancel_passes_the_place_on
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     assert_eq!(ticket(&stack, 1, item).await["state"], "admitted");
     stack.reserve(1, item).await;
+}
+
+#[actix_web::test]
+async fn an_expired_reservation_passes_the_place_on_and_the_room_is_kept_a_day_past_the_end() {
+    let stack = spawn_stack(Strategy::Lua).await;
+    let ends_at_ms = redis_now_ms(&stack).await + 3_600_000;
+    let item = stack
+        .item_on_terms(
+            1,
+            None,
+            SaleTerms {
+                room: room(None, 60).room,
+                ends_at_ms: Some(ends_at_ms),
+                ..reservable(1)
+            },
+        )
+        .await;
+    assert_eq!(join(&stack, 1, item).await["state"], "admitted");
+    assert_eq!(join(&stack, 2, item).await["position"], 1);
+    stack.reserve(1, item).await;
+    // The unit is held, not sold: buyer 2 waits for it rather than reading sold out.
+    assert_eq!(ticket(&stack, 2, item).await["state"], "waiting");
+    testkit::eventually(
+        10,
+        "the reservation expires and buyer 2 is let in",
+        || async { ticket(&stack, 2, item).await["state"] == "admitted" },
+    )
+    .await;
+
+    // Every key the room wrote expires a day after the sale's end.
+    let keys = stack.store.keys(item);
+    let mut conn = stack.env.redis.connection().await;
+    let day_ms = 24 * 3_600_000;
+    for key in [keys.room(), keys.room_tickets(), keys.room_admitted()] {
+        let expected = ends_at_ms + day_ms - redis_now_ms(&stack).await;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // (Within a second above: the clock read and the key may be on different nodes.)
+        assert!(
+            (expected - 60_000..=expected + 1_000).contains(&ttl),
+            "{key}: PTTL {ttl}, expected about {expected}"
+        );
+    }
 }
 
 #[actix_web::test]
