@@ -453,17 +453,21 @@ async fn scrape(stack: &Stack) -> BTreeSet<String> {
     names
 }
 
-/// One purchase, so that the series a sale creates (outcomes, per-item stock) exist.
+/// One purchase through a waiting room, so that the series a sale creates (outcomes,
+/// the room's answers, per-item stock) exist.
 async fn buy_one(stack: &Stack) {
     let Some(admin) = stack.admin_token("a purchase before the scrape").await else {
         return;
     };
-    let lamp = json!({ "name": "Metered Lamp", "price": 100, "stock": 5 });
+    let lamp = json!({ "name": "Metered Lamp", "price": 100, "stock": 5, "waiting_room": true });
     let item = api::create_item(&stack.gateway, &admin, &lamp).await;
     let email = stack.email("metered-buyer");
     let registered = stack.register("Buyer", &email, "buyer-password").await;
     assert_eq!(registered.status, 201, "{}", registered.body);
     let token = api::token_of(&stack.login(&email, "buyer-password").await);
+    let queue = format!("/api/v1/items/{item}/queue");
+    let joined = stack.gateway.post(&queue, Some(&token), &json!({})).await;
+    assert_eq!(joined.body["state"], "admitted", "{}", joined.body);
     let bought = api::purchase(&stack.gateway, &token, item, 1).await;
     assert_eq!(bought.status, 200, "{}", bought.body);
 }

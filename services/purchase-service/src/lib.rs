@@ -13,6 +13,7 @@ pub mod publishing;
 pub mod purchases;
 pub mod relay;
 pub mod reservations;
+pub mod room;
 pub mod routes;
 pub mod sold_out;
 pub mod startup;

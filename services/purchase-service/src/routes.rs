@@ -9,10 +9,10 @@ use crate::orders::Orders;
 use crate::payments::{Notice, Payments};
 use crate::purchases::{PurchaseError, PurchaseRequest, Purchases};
 use crate::reservations::ReservationEnds;
+use crate::room::Room;
 use crate::store_error::StoreError;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use common::input::JsonObject;
-use inventory::WaitingRoom;
 use inventory::room::{RoomAnswer, Ticket, TicketState};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -185,7 +185,7 @@ fn ticket_response(answer: RoomAnswer) -> Result<HttpResponse, ApiError> {
 }
 
 async fn join_queue(
-    room: web::Data<WaitingRoom>,
+    room: web::Data<Room>,
     caller: AuthUser,
     item_id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
@@ -193,7 +193,7 @@ async fn join_queue(
 }
 
 async fn show_ticket(
-    room: web::Data<WaitingRoom>,
+    room: web::Data<Room>,
     caller: AuthUser,
     item_id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {

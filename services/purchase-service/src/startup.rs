@@ -82,6 +82,11 @@ impl Service for Application {
             "Orders this instance's outbox relay republished",
             Counter::default(),
         );
+        let room_answers = metrics.register(
+            "waiting_room_answers",
+            "Waiting-room joins and ticket reads by what they answered (a ticket's state, no_ticket, unknown_item, no_room, error)",
+            Family::default(),
+        );
         let expired = metrics.register(
             "reservations_expired",
             "Reservations this instance's expiry worker expired",
@@ -188,7 +193,10 @@ impl Service for Application {
             }
         });
 
-        let room = web::Data::new(purchases.store.room.clone());
+        let room = web::Data::new(crate::room::Room {
+            room: purchases.store.room.clone(),
+            answers: room_answers,
+        });
         let purchases = Arc::new(purchases);
         let shared = web::Data::from(Arc::clone(&purchases));
         let (orders, ends, payments) = (

@@ -284,6 +284,29 @@ async fn everyone_waiting_reads_sold_out_once_the_last_unit_is_sold() {
     assert_eq!(latecomer["state"], "sold_out", "{latecomer}");
     // Told, not queued: the latecomer holds no ticket.
     assert_envelope(&ticket_at(&stack.client, 21, item).await, 404, "NOT_FOUND");
+
+    // The metrics count each answer by what it said.
+    let metrics = stack.client.get("/metrics", None).await;
+    let metrics = String::from_utf8_lossy(&metrics.raw);
+    for (op, answer, count) in [
+        ("join", "admitted", 1),
+        ("join", "waiting", 19),
+        ("join", "sold_out", 1),
+        ("read", "waiting", 1),
+        ("read", "used", 1),
+        ("read", "sold_out", 19),
+        ("read", "no_ticket", 1),
+    ] {
+        let sample = format!("op=\"{op}\",answer=\"{answer}\"");
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with("waiting_room_answers_total") && line.contains(&sample));
+        assert_eq!(
+            line.and_then(|line| line.rsplit(' ').next()),
+            Some(count.to_string().as_str()),
+            "{op} {answer} in:\n{metrics}"
+        );
+    }
 }
 
 #[actix_web::test]
