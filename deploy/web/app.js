@@ -1,18 +1,12 @@
 // The buyer's page (index.html): signs in through the public API under /api/v1, lists
 // the items with their sale windows, queues in an item's waiting room and follows the
 // ticket, buys, and shows the buyer's orders. The contract is docs/api.md and
-// proto-docs/openapi.json. Every answer the API refuses is shown by its `message`; a
-// 429, 502, 503 or 504 carrying Retry-After is sent again after that wait, a few times
-// at most. Every polling loop is bounded. Text from the API only ever goes into
-// textContent, never into markup.
-'use strict';
+// proto-docs/openapi.json; the calls themselves are api.js's. Every answer the API
+// refuses is shown by its `message`. Every polling loop is bounded. Text from the API
+// only ever goes into textContent, never into markup.
+import { ApiError, call, newIdempotencyKey } from '/api.js';
 
-const API = '/api/v1';
 const TOKEN_KEY = 'flash-sale.token';
-/** Statuses whose Retry-After says when the same request may succeed. */
-const RETRYABLE = new Set([429, 502, 503, 504]);
-const MAX_RETRIES = 3;
-const MAX_RETRY_WAIT_SECS = 10;
 /** A ticket is read again every second while it can still change, at most this often. */
 const TICKET_POLL_MS = 1000;
 const TICKET_POLLS = 900;
@@ -53,75 +47,9 @@ const page = {
 
 const $ = (id) => document.getElementById(id);
 
-/** An answer the API refused (or no answer at all: status 0). */
-class ApiError extends Error {
-  constructor(status, body) {
-    const envelope = body && typeof body === 'object' ? body : {};
-    super(typeof envelope.message === 'string' ? envelope.message : `The server answered ${status}.`);
-    this.status = status;
-    this.body = envelope;
-    this.code = envelope.error_code || null;
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Seconds to wait before sending a refused request again, or null when it says none. */
-function retryAfter(response, body) {
-  const header = Number.parseInt(response.headers.get('Retry-After') || '', 10);
-  if (Number.isFinite(header) && header >= 0) return header;
-  if (body && Number.isInteger(body.retry_after)) return body.retry_after;
-  return null;
-}
-
-/**
- * Calls the API: `method` on `/api/v1` + `path`, with the buyer's token when there is
- * one. Resolves with the parsed body (null when empty) or rejects with an ApiError.
- */
-async function api(method, path, body, { idempotencyKey } = {}) {
-  for (let attempt = 0; ; attempt += 1) {
-    const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (page.token) headers.Authorization = `Bearer ${page.token}`;
-    if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
-    let response;
-    try {
-      response = await fetch(API + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        cache: 'no-store',
-      });
-    } catch {
-      throw new ApiError(0, {
-        message: 'The server could not be reached. Check your connection and try again.',
-      });
-    }
-    const text = await response.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = null;
-    }
-    if (response.ok) return data;
-    const wait = retryAfter(response, data);
-    if (RETRYABLE.has(response.status) && wait !== null && attempt < MAX_RETRIES) {
-      const secs = Math.min(Math.max(wait, 1), MAX_RETRY_WAIT_SECS);
-      const why = data && data.message ? `${data.message} ` : '';
-      showNotice(`${why}Trying again in ${secs} s.`);
-      await sleep(secs * 1000 + Math.floor(Math.random() * 250));
-      continue;
-    }
-    throw new ApiError(response.status, data);
-  }
-}
-
-/** A fresh Idempotency-Key: 128 random bits in hex. */
-function newIdempotencyKey() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+/** Calls the API as the signed-in buyer, telling them when a refused call is retried. */
+function api(method, path, body, options = {}) {
+  return call(method, path, body, { ...options, token: page.token, onRetry: showNotice });
 }
 
 // ---- messages --------------------------------------------------------------------

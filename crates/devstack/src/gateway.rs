@@ -205,10 +205,10 @@ mod tests {
             rendered
                 .matches(r#"root "/src/flash-sale/deploy/web";"#)
                 .count(),
-            3,
-            "/, /app.js and /style.css are served from it"
+            4,
+            "/, /app.js, /api.js and /style.css are served from it"
         );
-        for file in ["index.html", "app.js", "style.css"] {
+        for file in ["index.html", "app.js", "api.js", "style.css"] {
             let path = crate::workspace_root().join(WEB_DIR).join(file);
             assert!(path.is_file(), "{} is missing", path.display());
         }

@@ -411,11 +411,12 @@ async fn order_of(gateway: &Client, token: &str, item: u64) -> Value {
         .unwrap_or_else(|| panic!("no order of item {item}: {}", orders.body))
 }
 
-/// The page's three files: their types, the CSP, and 405 with `Allow` for other methods.
+/// The page's four files: their types, the CSP, and 405 with `Allow` for other methods.
 async fn check_the_files(gateway: &Client) {
     for (path, content_type) in [
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
+        ("/api.js", "text/javascript"),
         ("/style.css", "text/css"),
     ] {
         let file = gateway.get(path, None).await;
@@ -447,7 +448,8 @@ async fn check_the_files(gateway: &Client) {
     );
     let html = String::from_utf8_lossy(&page.raw);
     assert!(
-        html.contains(r#"<script src="/app.js" defer></script>"#) && !html.contains("style="),
+        html.contains(r#"<script type="module" src="/app.js"></script>"#)
+            && !html.contains("style="),
         "the page loads its script from a file and has no inline style"
     );
 }
