@@ -488,9 +488,18 @@ function showOrder(order, first) {
   row.status.textContent = order.status;
   row.status.dataset.status = order.status;
   row.when.textContent = ` · bought ${formatTime(order.purchased_at)}`;
-  const reserved = order.status === 'reserved' && order.pay_by;
-  row.payBy.hidden = !reserved;
-  row.payBy.textContent = reserved ? ` · pay by ${formatTime(order.pay_by)}` : '';
+  row.payBy.hidden = !(order.status === 'reserved' && order.pay_by);
+  row.order = order;
+  updatePayBy(row, Date.now());
+}
+
+/** A reservation's deadline and the time left to pay, counting down. */
+function updatePayBy(row, now) {
+  const { order } = row;
+  if (order.status !== 'reserved' || !order.pay_by) return;
+  const left = (Date.parse(order.pay_by) - now) / 1000;
+  const until = ` · pay by ${formatTime(order.pay_by)}`;
+  row.payBy.textContent = left > 0 ? `${until} (${formatDuration(left)} left)` : `${until} (time is up)`;
 }
 
 async function loadOrders() {
@@ -532,7 +541,9 @@ function followOrders() {
 
 /** Four times a second: countdowns, a pass's time left, and a sale that just opened. */
 function tick() {
+  const now = Date.now();
   for (const id of page.items.keys()) updateCard(id);
+  for (const row of page.orderRows.values()) updatePayBy(row, now);
 }
 
 // ---- start -----------------------------------------------------------------------

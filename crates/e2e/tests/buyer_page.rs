@@ -731,13 +731,19 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
             |p| p.visible && p.data("status") == Some("reserved"),
         )
         .await;
+    let pay_by = format!("order-pay-by-{order_id}");
+    let deadline = browser
+        .wait_for("the reservation's deadline", &pay_by, STEP, |p| {
+            p.visible
+                && p.text.contains("pay by")
+                && p.text.contains("min")
+                && p.text.ends_with("left)")
+        })
+        .await;
     browser
-        .wait_for(
-            "the reservation's deadline",
-            &format!("order-pay-by-{order_id}"),
-            STEP,
-            |p| p.visible && p.text.contains("pay by"),
-        )
+        .wait_for("the time left to pay counting down", &pay_by, STEP, |p| {
+            p.text != deadline.text && p.text.ends_with("left)")
+        })
         .await;
 
     // A reload keeps A signed in (sessionStorage) and reads the ticket back.
