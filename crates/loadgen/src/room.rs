@@ -92,11 +92,6 @@ impl RoomBuyers {
         })
     }
 
-    /// The user id of buyer `index`.
-    pub fn user_id(&self, index: usize) -> u64 {
-        self.first_user + index as u64
-    }
-
     /// The buyer of `user_id`, if it is one of these.
     pub fn index_of(&self, user_id: u64) -> Option<usize> {
         let index = usize::try_from(user_id.checked_sub(self.first_user)?).ok()?;

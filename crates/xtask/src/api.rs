@@ -19,7 +19,7 @@ pub struct Admin {
 impl Admin {
     pub async fn login(gateway_port: u16) -> anyhow::Result<Admin> {
         let body = json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }).to_string();
-        let answer = call(gateway_port, "/api/v1/auth/login", &[], &body).await?;
+        let answer = call(gateway_port, "POST", "/api/v1/auth/login", &[], &body).await?;
         let token = answer["access_token"]
             .as_str()
             .context("the login answer has no access_token")?;
@@ -67,22 +67,14 @@ impl Admin {
         let starts_at = chrono::Utc::now() + after;
         let body = json!({ "sale_starts_at": starts_at.to_rfc3339() }).to_string();
         let authorization = format!("Bearer {}", self.token);
-        let path = format!("/api/v1/items/{item}");
-        let answer = probe::request(
+        call(
             self.gateway_port,
             "PATCH",
-            &path,
-            &[
-                ("Authorization", &authorization),
-                ("Content-Type", "application/json"),
-            ],
-            Some(&body),
+            &format!("/api/v1/items/{item}"),
+            &[("Authorization", &authorization)],
+            &body,
         )
-        .await
-        .with_context(|| format!("PATCH {path}: no answer"))?;
-        if answer.status != 200 {
-            bail!("PATCH {path} answered {}: {}", answer.status, answer.body);
-        }
+        .await?;
         Ok(())
     }
 
@@ -115,6 +107,7 @@ impl Admin {
         let authorization = format!("Bearer {}", self.token);
         let answer = call(
             self.gateway_port,
+            "POST",
             "/api/v1/items",
             &[("Authorization", &authorization)],
             &body,
@@ -126,19 +119,26 @@ impl Admin {
     }
 }
 
+/// `method` of `path` with a JSON `body`; the answer's JSON, or why there is none (no
+/// answer, a status other than 2xx, not JSON).
 async fn call(
     port: u16,
+    method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> anyhow::Result<Value> {
-    let answer = probe::request(port, "POST", path, headers, Some(body))
+    let answer = probe::request(port, method, path, headers, Some(body))
         .await
-        .with_context(|| format!("POST {path}: no answer on port {port}"))?;
+        .with_context(|| format!("{method} {path}: no answer on port {port}"))?;
     if !(200..300).contains(&answer.status) {
-        bail!("POST {path} answered {}: {}", answer.status, answer.body);
+        bail!(
+            "{method} {path} answered {}: {}",
+            answer.status,
+            answer.body
+        );
     }
-    serde_json::from_str(&answer.body).with_context(|| format!("POST {path}: not JSON"))
+    serde_json::from_str(&answer.body).with_context(|| format!("{method} {path}: not JSON"))
 }
 
 /// Sends the payment provider's `payment.succeeded` for `order_id`, signed now with

@@ -319,9 +319,14 @@ impl Bench<'_> {
     }
 
     async fn new_item(&mut self, stock: u64) -> anyhow::Result<u64> {
-        self.items_made += 1;
-        let name = format!("bench {} {}", std::process::id(), self.items_made);
+        let name = self.item_name();
         self.admin.create_item(&name, stock).await
+    }
+
+    /// A name no other item of this run or another has.
+    fn item_name(&mut self) -> String {
+        self.items_made += 1;
+        format!("bench {} {}", std::process::id(), self.items_made)
     }
 
     /// Runs one load (in loadgen's own threads) and keeps its summary as `<label>.json`.

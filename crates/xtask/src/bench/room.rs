@@ -8,9 +8,7 @@
 //! rank correlation near 0).
 
 use super::Bench;
-use crate::metrics;
 use anyhow::Context;
-use devstack::probe;
 use inventory::keys::ItemKeys;
 use loadgen::room::{Joined, RoomBuyers, Watched};
 use serde::{Deserialize, Serialize};
@@ -125,8 +123,7 @@ impl RoomSale {
 impl Bench<'_> {
     /// Runs the waiting-room sale through the gateway and checks it.
     pub(super) async fn waiting_room(&mut self) -> anyhow::Result<RoomSale> {
-        self.items_made += 1;
-        let name = format!("bench room {} {}", std::process::id(), self.items_made);
+        let name = self.item_name();
         let item = self
             .admin
             .create_room_item(&name, ROOM_STOCK, ROOM_MAX_ADMITTED)
@@ -325,19 +322,17 @@ fn percentile(sorted: &[f64], quantile: f64) -> f64 {
 /// Purchases purchase-service's instances on `ports` answered from Redis's script: every
 /// counted outcome but those answered before it (marks, rate limits, deadlines).
 async fn purchases_reaching_redis(ports: &[u16]) -> anyhow::Result<u64> {
-    let mut reached = 0.0;
-    for &port in ports {
-        let text = probe::get(port, "/metrics")
-            .await
-            .with_context(|| format!("purchase-service's /metrics on {port} does not answer"))?
-            .body;
-        reached += metrics::counter_sum(&text, "purchase_outcomes_total", "outcome=");
-        for before_redis in ["sold_out_mark", "rate_limited", "deadline"] {
-            let label = format!("outcome=\"{before_redis}\"");
-            reached -= metrics::counter_sum(&text, "purchase_outcomes_total", &label);
-        }
-    }
-    Ok(reached.max(0.0) as u64)
+    let [all, marks, rate_limited, deadline] = super::sale::purchase_outcomes(
+        ports,
+        [
+            "outcome=",
+            "outcome=\"sold_out_mark\"",
+            "outcome=\"rate_limited\"",
+            "outcome=\"deadline\"",
+        ],
+    )
+    .await?;
+    Ok((all - marks - rate_limited - deadline).max(0.0) as u64)
 }
 
 /// Runs `work` on the crowd on a blocking thread (the crowd runs its own actix system).

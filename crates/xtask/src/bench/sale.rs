@@ -174,19 +174,27 @@ impl Bench<'_> {
 /// purchase-service's count of purchases answered from its sold-out marks, over the
 /// instances on `ports`.
 async fn answered_from_marks(ports: &[u16]) -> anyhow::Result<u64> {
-    let mut answered = 0.0;
+    let [answered] = purchase_outcomes(ports, ["outcome=\"sold_out_mark\""]).await?;
+    Ok(answered as u64)
+}
+
+/// purchase-service's `purchase_outcomes_total` over its instances on `ports`, summed
+/// once per label: the series whose labels contain it (`outcome=`: every series).
+pub(super) async fn purchase_outcomes<const N: usize>(
+    ports: &[u16],
+    labels: [&str; N],
+) -> anyhow::Result<[f64; N]> {
+    let mut sums = [0.0; N];
     for &port in ports {
         let text = probe::get(port, "/metrics")
             .await
             .with_context(|| format!("purchase-service's /metrics on {port} does not answer"))?
             .body;
-        answered += metrics::counter_sum(
-            &text,
-            "purchase_outcomes_total",
-            "outcome=\"sold_out_mark\"",
-        );
+        for (sum, label) in sums.iter_mut().zip(labels) {
+            *sum += metrics::counter_sum(&text, "purchase_outcomes_total", label);
+        }
     }
-    Ok(answered as u64)
+    Ok(sums)
 }
 
 #[cfg(test)]
