@@ -233,24 +233,18 @@ pub struct RoomFields {
 
 impl RoomFields {
     fn parse(body: &JsonObject, errors: &mut ValidationErrors) -> Option<Self> {
-        let sent = |field| body.contains(field);
         let waiting_room = errors.check("waiting_room", body.optional_boolean("waiting_room"));
         let max_admitted = errors.check(
             "max_admitted",
-            match sent("max_admitted") {
-                true => body
-                    .optional_integer("max_admitted")
-                    .and_then(max_admitted)
-                    .map(Some),
-                false => Ok(None),
-            },
+            body.contains("max_admitted")
+                .then(|| body.optional_integer("max_admitted").and_then(max_admitted))
+                .transpose(),
         );
         let pass_secs = errors.check(
             "pass_secs",
-            match sent("pass_secs") {
-                true => body.integer("pass_secs").and_then(pass_secs).map(Some),
-                false => Ok(None),
-            },
+            body.contains("pass_secs")
+                .then(|| body.integer("pass_secs").and_then(pass_secs))
+                .transpose(),
         );
         Some(RoomFields {
             waiting_room: waiting_room?,
