@@ -54,6 +54,13 @@ pub async fn purchase(gateway: &Client, token: &str, item: u64, quantity: u32) -
         .await
 }
 
+/// `POST /api/v1/items/{item}/queue`: joins the item's waiting room as the holder of
+/// `token`.
+pub async fn join_queue(gateway: &Client, token: &str, item: u64) -> Response {
+    let path = format!("/api/v1/items/{item}/queue");
+    gateway.post(&path, Some(token), &Value::Null).await
+}
+
 /// The payment provider's `payment.succeeded` for `order_id`, signed now with `secret`.
 pub async fn pay(
     gateway: &Client,

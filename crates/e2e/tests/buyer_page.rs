@@ -523,8 +523,7 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
             "waiting_room": true, "max_admitted": 1, "pass_secs": 60}),
     )
     .await;
-    let queue = format!("/api/v1/items/{room}/queue");
-    let joined_b = gateway.post(&queue, Some(&token_b), &Value::Null).await;
+    let joined_b = api::join_queue(gateway, &token_b, room).await;
     assert_eq!(joined_b.body["state"], "admitted", "{}", joined_b.body);
     let held = api::purchase(gateway, &token_b, room, 1).await;
     assert_eq!(held.body["order"]["status"], "reserved", "{}", held.body);
@@ -672,7 +671,7 @@ async fn a_buyer_signs_in_queues_in_the_waiting_room_and_buys_in_a_real_browser(
     let email_c = format!("buyer-c-{tag}@example.com");
     let token_c =
         api::registered_token(&api::register(gateway, "Buyer C", &email_c, password).await);
-    let joined_c = gateway.post(&queue, Some(&token_c), &Value::Null).await;
+    let joined_c = api::join_queue(gateway, &token_c, room).await;
     assert_eq!(joined_c.status, 200, "{}", joined_c.body);
     assert_eq!(joined_c.body["state"], "sold_out", "{}", joined_c.body);
     // (Refused as sold out, or as not admitted: either way nothing is sold.)

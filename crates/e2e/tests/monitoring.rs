@@ -465,8 +465,7 @@ async fn buy_one(stack: &Stack) {
     let registered = stack.register("Buyer", &email, "buyer-password").await;
     assert_eq!(registered.status, 201, "{}", registered.body);
     let token = api::token_of(&stack.login(&email, "buyer-password").await);
-    let queue = format!("/api/v1/items/{item}/queue");
-    let joined = stack.gateway.post(&queue, Some(&token), &json!({})).await;
+    let joined = api::join_queue(&stack.gateway, &token, item).await;
     assert_eq!(joined.body["state"], "admitted", "{}", joined.body);
     let bought = api::purchase(&stack.gateway, &token, item, 1).await;
     assert_eq!(bought.status, 200, "{}", bought.body);
