@@ -13,7 +13,7 @@ pub mod api;
 mod local;
 
 pub use devstack::{SERVICES, StockAccount, workspace_root};
-pub use local::{LocalStack, service_binary};
+pub use local::{LocalStack, free_port, service_binary};
 
 use common::jwt::Role;
 use common::redis::{Keyspace, SharedConnection};

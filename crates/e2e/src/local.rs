@@ -46,7 +46,9 @@ pub fn service_binary(service: &str) -> PathBuf {
     bin_dir().join(service)
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on just now (a server started on it may still lose
+/// it to another; callers retry on another port).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

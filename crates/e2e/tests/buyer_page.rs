@@ -11,9 +11,8 @@
 //! waiting ticket. Needs chromium and chromedriver (`ensure_chromium` in
 //! scripts/lib/common.sh); skipped under `E2E_BASE_URL`.
 
-use e2e::{LocalStack, api, workspace_root};
+use e2e::{LocalStack, api, free_port, workspace_root};
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,13 +39,6 @@ fn binary(variable: &str, candidates: &[&str], name: &str) -> PathBuf {
                 .find(|path| path.exists())
         })
         .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// chromedriver on a port of its own, in a process group of its own: dropping it kills
