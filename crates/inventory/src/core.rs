@@ -3,7 +3,7 @@
 //! [`crate::Outbox`], [`crate::Reservations`]) holds a copy, so each can be handed alone
 //! to the code that needs only it.
 
-use crate::keys::{ItemKeys, UserKeys};
+use crate::keys::ItemKeys;
 use common::redis::{Keyspace, RedisClient};
 use std::time::Duration;
 
@@ -32,10 +32,6 @@ impl Core {
         ItemKeys::new(&self.keys, item_id)
     }
 
-    pub(crate) fn user_keys(&self, user_id: u64) -> UserKeys {
-        UserKeys::new(&self.keys, user_id)
-    }
-
     pub(crate) fn keyspace(&self) -> &Keyspace {
         &self.keys
     }
@@ -44,9 +40,15 @@ impl Core {
         &self.redis
     }
 
-    /// The set of item ids Redis holds state for; lets the outbox relay and order
-    /// listings find every outbox without scanning the keyspace.
+    /// The set of item ids Redis holds state for; lets the outbox relay find every
+    /// outbox without scanning the keyspace.
     pub(crate) fn known_items(&self) -> String {
         self.keys.key("items:known")
+    }
+
+    /// Sorted set: the items sold lately or still holding pending orders, scored by when
+    /// a purchase-service last marked them (Unix ms); see [`crate::selling`].
+    pub(crate) fn selling_items(&self) -> String {
+        self.keys.key("items:selling")
     }
 }

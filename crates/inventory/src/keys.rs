@@ -1,6 +1,6 @@
-//! Key names. All keys of item 42 under prefix `p:` look like `p:item:{42}:<what>`, and
-//! all keys of user 7 like `p:user:{u7}:<what>`: each carries one hash tag, so a script
-//! may touch one item's keys (or one user's) together on a Redis Cluster.
+//! Key names. All keys of item 42 under prefix `p:` look like `p:item:{42}:<what>`: each
+//! carries the item's hash tag, so a script may touch one item's keys together on a Redis
+//! Cluster.
 
 use common::redis::Keyspace;
 
@@ -68,6 +68,13 @@ impl ItemKeys {
     /// Hash: order id → how many times the relay has republished it (its backoff).
     pub fn outbox_tries(&self) -> String {
         self.named("outbox:tries")
+    }
+
+    /// Set: the ids of one buyer's orders of this item still in its outbox (or parked),
+    /// written by the purchase script beside the outbox entry, so that listing a buyer's
+    /// pending orders reads only theirs and costs the purchase no second write.
+    pub fn buyer_pending(&self, user_id: u64) -> String {
+        self.named(&format!("pending:{user_id}"))
     }
 
     /// Hash: order id → a parked order (event and reason): taken in Redis, refused by
@@ -155,26 +162,6 @@ pub fn order_item(keys: &Keyspace, order_id: &str) -> String {
     keys.key(format_args!("order:{{{order_id}}}:item"))
 }
 
-/// The keys of one user.
-#[derive(Debug, Clone)]
-pub struct UserKeys {
-    base: String,
-}
-
-impl UserKeys {
-    pub fn new(keys: &Keyspace, user_id: u64) -> Self {
-        UserKeys {
-            base: keys.key(format_args!("user:{{u{user_id}}}")),
-        }
-    }
-
-    /// Hash: order id → item id of the user's orders still in an outbox, so that listing
-    /// them costs in proportion to the user's own orders, not to every outbox.
-    pub fn pending_orders(&self) -> String {
-        format!("{}:pending", self.base)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +177,7 @@ mod tests {
             keys.outbox_times(),
             keys.outbox_tries(),
             keys.parked(),
+            keys.buyer_pending(7),
             keys.void("0192-ab"),
             keys.reserved(),
             keys.expiry(),
@@ -207,11 +195,5 @@ mod tests {
             assert!(key.starts_with("p:item:{42}:"), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");
         }
-    }
-
-    #[test]
-    fn user_keys_carry_a_tag_of_their_own() {
-        let keys = UserKeys::new(&Keyspace::new("p:"), 42);
-        assert_eq!(keys.pending_orders(), "p:user:{u42}:pending");
     }
 }

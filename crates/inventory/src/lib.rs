@@ -17,16 +17,18 @@ pub mod parked;
 pub mod purchase;
 pub mod rebuild;
 pub mod room;
+pub mod selling;
 pub mod settle;
 pub mod stock;
 pub mod stock_back;
 pub mod sync;
 
-pub use keys::{ItemKeys, UserKeys};
+pub use keys::ItemKeys;
 pub use lifecycle::Reservations;
 pub use lock::DistributedLock;
 pub use outbox::Outbox;
 pub use room::WaitingRoom;
+pub use selling::Selling;
 pub use stock::Stock;
 
 use common::redis::{Keyspace, RedisClient};
@@ -40,6 +42,7 @@ pub struct Inventory {
     pub outbox: Outbox,
     pub reservations: Reservations,
     pub room: WaitingRoom,
+    pub selling: Selling,
     core: core::Core,
 }
 
@@ -54,6 +57,7 @@ impl Inventory {
             outbox: Outbox { core: core.clone() },
             reservations: Reservations { core: core.clone() },
             room: WaitingRoom { core: core.clone() },
+            selling: Selling { core: core.clone() },
             core,
         }
     }

@@ -4,25 +4,22 @@
 //! removes an order once MySQL has it; purchase-service pushes an order's due time back
 //! once the broker has confirmed it, and the relay republishes what comes due.
 //!
-//! Each buyer also has an index of their orders still in an outbox (order id → item id),
-//! written after the purchase and cleared with the outbox entry, so that listing a
-//! buyer's pending orders reads only theirs.
+//! The purchase script also lists each order in its buyer's set of pending orders of
+//! the item (same slot), cleared with the outbox entry, so that listing a buyer's
+//! pending orders reads only theirs, among the items selling now ([`crate::selling`]).
 
 use crate::Error;
 use crate::core::Core;
-use common::redis::{SharedConnection, SlotPipeline};
+use common::redis::SlotPipeline;
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
 
 /// Run as EVAL inside a pipeline (one per item); Redis caches it compiled by its hash.
 const BACK_OFF_LUA: &str = include_str!("scripts/back_off.lua");
 const OUTBOX_OLDEST_LUA: &str = include_str!("scripts/outbox_oldest.lua");
+const BUYER_PENDING_LUA: &str = include_str!("scripts/buyer_pending.lua");
 
-/// How long a buyer's index of pending orders outlives its last new order; entries leave
-/// it as their orders are persisted, so this only bounds what an outage leaves behind.
-pub const PENDING_INDEX_TTL_SECS: i64 = 7 * 24 * 3600;
-
-/// The outbox of every item, and each buyer's index of their orders in it.
+/// The outbox of every item, and each buyer's set of their orders in it.
 #[derive(Clone)]
 pub struct Outbox {
     pub(crate) core: Core,
@@ -166,7 +163,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Removes persisted orders from their outboxes and from their buyers' indexes.
+    /// Removes persisted orders from their outboxes and from their buyers' sets.
     pub async fn remove(&self, orders: &[OrderRef<'_>]) -> Result<(), Error> {
         if orders.is_empty() {
             return Ok(());
@@ -186,103 +183,59 @@ impl Outbox {
                 &keys.outbox(),
                 redis::Cmd::hdel(keys.outbox_tries(), order.order_id),
             );
-            let index = self.core.user_keys(order.user_id).pending_orders();
-            pipe.add_ignored(&index, redis::Cmd::hdel(&index, order.order_id));
+            pipe.add_ignored(
+                &keys.outbox(),
+                redis::Cmd::srem(keys.buyer_pending(order.user_id), order.order_id),
+            );
         }
         pipe.run(&self.core.redis().get().await?).await?;
         Ok(())
     }
 
-    /// Lists a placed order among its buyer's pending ones.
-    pub async fn index_pending(
+    /// The outbox (or parked) entries of one buyer's pending orders among `item_ids`
+    /// (the items selling now, [`crate::Selling::items`]); `order_id` narrows it to one.
+    /// Ids whose order has left both (persisted meanwhile) leave the buyer's set.
+    pub async fn pending_of_user(
         &self,
         user_id: u64,
-        order_id: &str,
-        item_id: u64,
-    ) -> Result<(), Error> {
-        let index = self.core.user_keys(user_id).pending_orders();
-        let mut pipe = redis::pipe();
-        pipe.hset(&index, order_id, item_id)
-            .ignore()
-            .expire(&index, PENDING_INDEX_TTL_SECS)
-            .ignore();
-        let mut conn = self.core.redis().get().await?;
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
-    }
-
-    /// The outbox (or parked) entries of one buyer's pending orders. Index entries whose
-    /// order has left both (persisted meanwhile) are dropped from the index.
-    pub async fn pending_of_user(&self, user_id: u64) -> Result<Vec<OutboxEntry>, Error> {
-        let index_key = self.core.user_keys(user_id).pending_orders();
-        let mut conn = self.core.redis().get().await?;
-        let index: Vec<(String, u64)> = conn.hgetall(&index_key).await?;
-        let mut by_item: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for (order_id, item_id) in index {
-            by_item.entry(item_id).or_default().push(order_id);
-        }
-        let (entries, gone) = self.find_in_outboxes(&conn, by_item).await?;
-        if !gone.is_empty() {
-            conn.hdel::<_, _, ()>(&index_key, gone).await?;
-        }
-        Ok(entries)
-    }
-
-    /// One order of a buyer, if it is still pending.
-    pub async fn pending_order_of_user(
-        &self,
-        user_id: u64,
-        order_id: &str,
-    ) -> Result<Option<OutboxEntry>, Error> {
-        let mut conn = self.core.redis().get().await?;
-        let item_id: Option<u64> = conn
-            .hget(self.core.user_keys(user_id).pending_orders(), order_id)
-            .await?;
-        let Some(item_id) = item_id else {
-            return Ok(None);
-        };
-        let by_item = BTreeMap::from([(item_id, vec![order_id.to_owned()])]);
-        let (mut entries, _) = self.find_in_outboxes(&conn, by_item).await?;
-        Ok(entries.pop())
-    }
-
-    /// Looks orders up in their items' outboxes, then among the parked ones; returns
-    /// what was found and the ids found in neither.
-    async fn find_in_outboxes(
-        &self,
-        conn: &SharedConnection,
-        by_item: BTreeMap<u64, Vec<String>>,
-    ) -> Result<(Vec<OutboxEntry>, Vec<String>), Error> {
-        if by_item.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+        item_ids: &[u64],
+        order_id: Option<&str>,
+    ) -> Result<Vec<OutboxEntry>, Error> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
         }
         let mut pipe = SlotPipeline::new();
-        for (item_id, order_ids) in &by_item {
+        for item_id in item_ids {
             let keys = self.core.keys(*item_id);
-            for key in [keys.outbox(), keys.parked()] {
-                let mut cmd = redis::cmd("HMGET");
-                cmd.arg(&key).arg(order_ids);
-                pipe.add(&key, cmd);
-            }
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(BUYER_PENDING_LUA)
+                .arg(3)
+                .arg(keys.buyer_pending(user_id))
+                .arg(keys.outbox())
+                .arg(keys.parked())
+                .arg(order_id);
+            pipe.add(&keys.outbox(), cmd);
         }
-        let found: Vec<Vec<Option<String>>> = pipe.query(conn).await?;
-        let mut found = found.into_iter();
-        let (mut entries, mut gone) = (Vec::new(), Vec::new());
-        for (item_id, order_ids) in by_item {
-            let in_outbox = found.next().unwrap_or_default();
-            let parked = found.next().unwrap_or_default();
-            for ((order_id, event), parked) in order_ids.into_iter().zip(in_outbox).zip(parked) {
-                match event.or_else(|| parked.and_then(|p| crate::parked::event_of(&p))) {
-                    Some(event) => entries.push(OutboxEntry {
-                        item_id,
-                        order_id,
+        let found: Vec<Vec<Option<String>>> = pipe.query(&self.core.redis().get().await?).await?;
+        let mut entries = Vec::new();
+        for (item_id, found) in item_ids.iter().zip(found) {
+            for triple in found.chunks_exact(3) {
+                let [Some(order_id), event, parked] = triple else {
+                    continue;
+                };
+                let event = event
+                    .clone()
+                    .or_else(|| parked.as_deref().and_then(crate::parked::event_of));
+                if let Some(event) = event {
+                    entries.push(OutboxEntry {
+                        item_id: *item_id,
+                        order_id: order_id.clone(),
                         event,
-                    }),
-                    None => gone.push(order_id),
+                    });
                 }
             }
         }
-        Ok((entries, gone))
+        Ok(entries)
     }
 
     /// One outbox entry's event JSON.

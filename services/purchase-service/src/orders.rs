@@ -1,8 +1,9 @@
 //! Reading orders: a buyer's page of them, one of theirs, or one of anyone's (for the
 //! payment provider). Persisted ones come from MySQL (`confirmed`), those still waiting
-//! in an outbox (`pending`) through the buyer's own index of pending orders, so a listing
-//! costs in proportion to the buyer's orders however full the outboxes are; a
-//! reservation's end is read from Redis, where it is first.
+//! in an outbox (`pending`) through the buyer's own sets of pending orders of the items
+//! selling now, so a listing costs in proportion to the buyer's orders and the items
+//! selling, however full the outboxes are; a reservation's end is read from Redis,
+//! where it is first.
 
 use crate::domain::OrderId;
 use crate::order::{Order, OrderError};
@@ -10,12 +11,13 @@ use common::input::Pagination;
 use db::DbPool;
 use db::orders::{self, OrderStatus};
 use events::StockEvent;
-use inventory::{Outbox, Reservations};
+use inventory::{Outbox, Reservations, Selling};
 
 /// The handle of the order reads.
 #[derive(Clone)]
 pub struct Orders {
     pub outbox: Outbox,
+    pub selling: Selling,
     pub reservations: Reservations,
     pub db: DbPool,
 }
@@ -69,7 +71,7 @@ impl Orders {
         user_id: u64,
         pagination: Pagination,
     ) -> Result<(Vec<Order>, i64), OrderError> {
-        let mut pending = self.pending_orders(user_id).await?;
+        let mut pending = self.pending_orders(user_id, None).await?;
         let mut conn = db::connection(&self.db).await?;
         let ids: Vec<&str> = pending.iter().map(|e| e.order_id.as_str()).collect();
         let already_persisted = db::orders::persisted_among(&mut conn, &ids).await?;
@@ -96,11 +98,9 @@ impl Orders {
     pub async fn order(&self, user_id: u64, order_id: &str) -> Result<Order, OrderError> {
         let order_id = OrderId::parse(order_id).ok_or(OrderError::NotFound)?;
         let pending = self
-            .outbox
-            .pending_order_of_user(user_id, order_id.as_str())
+            .pending_orders(user_id, Some(order_id.as_str()))
             .await?
-            .and_then(|entry| StockEvent::parse(entry.event.as_bytes()).ok())
-            .filter(|event| event.user_id == user_id);
+            .pop();
         let order = self.current_order(order_id.as_str(), pending).await?;
         match order {
             Some((order, owner)) if owner == user_id => Ok(order),
@@ -146,10 +146,16 @@ impl Orders {
             .ok_or(OrderError::NotFound)
     }
 
-    async fn pending_orders(&self, user_id: u64) -> Result<Vec<StockEvent>, OrderError> {
+    /// The buyer's orders still in an outbox (the one named, if `order_id` is given).
+    async fn pending_orders(
+        &self,
+        user_id: u64,
+        order_id: Option<&str>,
+    ) -> Result<Vec<StockEvent>, OrderError> {
+        let items = self.selling.items().await?;
         Ok(self
             .outbox
-            .pending_of_user(user_id)
+            .pending_of_user(user_id, &items, order_id)
             .await?
             .iter()
             .filter_map(|entry| StockEvent::parse(entry.event.as_bytes()).ok())

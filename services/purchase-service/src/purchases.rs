@@ -18,6 +18,7 @@ use inventory::purchase::{
     AttemptError, Idempotency, IdempotencyRecord, Outcome, Purchase, WatchHook,
 };
 use inventory::room::TicketState;
+use inventory::selling::Marker;
 use inventory::settle::Settled;
 use inventory::{DistributedLock, Inventory};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -90,6 +91,8 @@ pub struct Purchases {
     pub outcomes: Family<OutcomeLabels, Counter>,
     pub admission: Admission,
     pub sold_out: SoldOutMarks,
+    /// Lists the items this instance sells where buyers' pending orders are looked for.
+    pub selling: Arc<Marker>,
 }
 
 impl Purchases {
@@ -271,19 +274,15 @@ impl Purchases {
         }
     }
 
-    /// Lists a placed order among its buyer's pending ones and hands it to the publisher.
+    /// Makes a placed order findable among its buyer's pending ones and hands it to the
+    /// publisher.
     async fn accept(&self, event: StockEvent) -> Order {
         // Debug, not info: the request's own log line and the event's request id
         // already tie the request to the order, and a second line per purchase
         // cost a tenth of the service's CPU under load.
         tracing::debug!(order_id = %event.order_id, item_id = event.item_id, "purchase placed");
-        if let Err(error) = self
-            .store
-            .outbox
-            .index_pending(event.user_id, &event.order_id, event.item_id)
-            .await
-        {
-            tracing::warn!(order_id = %event.order_id, %error, "could not list the order among the buyer's pending ones; it shows once persisted");
+        if let Err(error) = self.selling.mark(event.item_id).await {
+            tracing::warn!(order_id = %event.order_id, %error, "could not mark the item as selling; the order shows among the buyer's once persisted");
         }
         let order = Order::pending(&event);
         self.publishing.offer(event);

@@ -67,9 +67,14 @@ impl Relay {
     }
 
     /// One pass over the outboxes of the items `share` owns; returns how many orders
-    /// were republished.
+    /// were republished. Also forgets those of its items that stopped selling
+    /// ([`inventory::selling`]).
     pub async fn tick(&self, share: Share) -> Result<usize, inventory::Error> {
         let now = chrono::Utc::now().timestamp_millis();
+        self.store
+            .selling
+            .sweep(|item_id| share.owns(item_id), now)
+            .await?;
         let mut items = self.store.stock.known_item_ids().await?;
         items.retain(|item_id| share.owns(*item_id));
         let due = self

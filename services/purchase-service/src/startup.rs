@@ -22,6 +22,7 @@ use actix_web::web;
 use common::shutdown::ShutdownSwitch;
 use events::{Publisher, Topology};
 use inventory::lifecycle::CancelAllowance;
+use inventory::selling::Marker;
 use inventory::{DistributedLock, Inventory};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -119,6 +120,7 @@ impl Service for Application {
             SoldOutMarks::new(Duration::from_millis(settings.purchase.sold_out_recheck_ms));
         let orders = Orders {
             outbox: store.outbox.clone(),
+            selling: store.selling.clone(),
             reservations: store.reservations.clone(),
             db: infra.db.clone(),
         };
@@ -154,6 +156,7 @@ impl Service for Application {
             )
             .shared_among(membership.clone()),
             sold_out: sold_out.clone(),
+            selling: Arc::new(Marker::new(store.selling.clone())),
         };
         let relay = Relay {
             store,

@@ -11,7 +11,7 @@ mod locked;
 mod script;
 
 pub use locked::WatchHook;
-pub use script::PURCHASE_LUA;
+pub use script::{PURCHASE_LUA, purchase_keys};
 
 use crate::keys::ItemKeys;
 

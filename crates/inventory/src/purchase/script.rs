@@ -16,21 +16,43 @@ pub const PURCHASE_LUA: &str = include_str!("../scripts/purchase.lua");
 
 pub(super) static PURCHASE: LazyLock<Script> = LazyLock::new(|| Script::new(PURCHASE_LUA));
 
-/// The script's call for `purchase`: its KEYS (all in the item's slot) and ARGV.
+/// The script's KEYS for a purchase by `user_id` (all in the item's slot), with the
+/// idempotency and void keys the purchase names.
+pub fn purchase_keys(
+    keys: &ItemKeys,
+    user_id: u64,
+    idempotency: String,
+    void: String,
+) -> [String; 12] {
+    [
+        keys.stock(),
+        keys.meta(),
+        keys.bought(),
+        keys.outbox(),
+        keys.outbox_times(),
+        idempotency,
+        void,
+        keys.reserved(),
+        keys.expiry(),
+        keys.room_tickets(),
+        keys.room_admitted(),
+        keys.buyer_pending(user_id),
+    ]
+}
+
+/// The script's call for `purchase`: its KEYS and ARGV.
 pub(super) fn invocation(purchase: &Purchase<'_>, keys: &ItemKeys) -> ScriptInvocation<'static> {
     let mut invocation = PURCHASE.prepare_invoke();
+    let script_keys = purchase_keys(
+        keys,
+        purchase.user_id,
+        purchase.idempotency_key(keys),
+        keys.void(purchase.order_id),
+    );
+    for key in script_keys {
+        invocation.key(key);
+    }
     invocation
-        .key(keys.stock())
-        .key(keys.meta())
-        .key(keys.bought())
-        .key(keys.outbox())
-        .key(keys.outbox_times())
-        .key(purchase.idempotency_key(keys))
-        .key(keys.void(purchase.order_id))
-        .key(keys.reserved())
-        .key(keys.expiry())
-        .key(keys.room_tickets())
-        .key(keys.room_admitted())
         .arg(purchase.user_id)
         .arg(purchase.quantity)
         .arg(purchase.order_id)

@@ -1,7 +1,8 @@
 -- Takes a purchase atomically: every check and every write in one step (Redis runs
 -- scripts one at a time, so no lock, no retry, no WATCH conflict).
 -- KEYS: stock, meta, bought, outbox, outbox times, idempotency key, void marker,
--- reserved, expiry, waiting-room tickets, waiting-room passes.
+-- reserved, expiry, waiting-room tickets, waiting-room passes, the buyer's pending orders
+-- of this item.
 -- ARGV: user id, quantity, order id, event JSON, now (ms), idempotency TTL (0 = none).
 -- An idempotency key remembers `order_id:quantity:purchased_at_ms`; reused for another
 -- quantity it is refused. A voided order id (see rule_out.lua) does nothing. A sale
@@ -68,6 +69,9 @@ if window > 0 then
 end
 redis.call('HSET', KEYS[4], ARGV[3], event)
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[3])
+-- Listed for the buyer until persisted; the week's TTL only bounds what an outage leaves.
+redis.call('SADD', KEYS[12], ARGV[3])
+redis.call('EXPIRE', KEYS[12], 604800)
 if ttl > 0 then
   redis.call('SET', KEYS[6], ARGV[3] .. ':' .. ARGV[2] .. ':' .. ARGV[5], 'EX', ttl)
 end

@@ -39,17 +39,8 @@ pub async fn measure(
         .await?;
     // The script's KEYS and ARGV (see purchase.lua); redis-benchmark replaces
     // __rand_int__ in each call, so every purchase is another user and order.
-    let script_keys = [
-        keys.stock(),
-        keys.meta(),
-        keys.bought(),
-        keys.outbox(),
-        keys.outbox_times(),
-        keys.idempotency(0, "-"),
-        keys.void("-"),
-        keys.reserved(),
-        keys.expiry(),
-    ];
+    let script_keys =
+        inventory::purchase::purchase_keys(&keys, 0, keys.idempotency(0, "-"), keys.void("-"));
     let event =
         r#"{"version":1,"order_id":"x","user_id":1,"item_id":0,"quantity":1,"purchased_at_ms":0}"#;
     let mut command = Command::new("redis-benchmark");

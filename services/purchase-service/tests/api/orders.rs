@@ -1,5 +1,5 @@
-//! A buyer's orders: only their own, pending until persisted, paginated, and read at a
-//! cost that depends on their orders alone.
+//! A buyer's orders: only their own, pending until persisted (on every instance at once),
+//! paginated, and read at a cost that depends on their orders alone.
 
 use crate::helpers::{Stack, assert_envelope, spawn_stack, spawn_stack_with};
 use events::StockEvent;
@@ -67,6 +67,69 @@ async fn orders_show_only_the_callers_own_and_turn_confirmed() {
         422,
         "VALIDATION_FAILED",
     );
+}
+
+#[actix_web::test]
+async fn an_order_placed_on_one_instance_is_listed_at_once_by_another() {
+    let (mut stack, second) = crate::instances::two_instances(|_| {}).await;
+    stack.stop_writer().await;
+    let item = stack.item(10, None).await;
+    let mut redis = stack.env.redis.connection().await;
+    for round in 0..3 {
+        let bought = stack.buy(1, item, json!(1)).await;
+        assert_eq!(bought.status, 200, "{}", bought.body);
+        let order_id = bought.body["order"]["id"].as_str().unwrap().to_owned();
+        // The purchase script listed it in the item's slot; nothing else was written.
+        let listed: bool = redis
+            .sismember(stack.store.keys(item).buyer_pending(1), &order_id)
+            .await
+            .unwrap();
+        assert!(listed, "round {round}");
+
+        let orders = second
+            .client
+            .get("/api/v1/orders", Some(&crate::helpers::token(1)))
+            .await;
+        assert_eq!(orders.body["total"], round + 1, "{}", orders.body);
+        assert_eq!(orders.body["data"][0]["id"], order_id.as_str());
+        assert_eq!(orders.body["data"][0]["status"], "pending");
+        let order = second
+            .client
+            .get(
+                &format!("/api/v1/orders/{order_id}"),
+                Some(&crate::helpers::token(1)),
+            )
+            .await;
+        assert_eq!(order.body["status"], "pending", "{}", order.body);
+        let other_buyer = second
+            .client
+            .get(
+                &format!("/api/v1/orders/{order_id}"),
+                Some(&crate::helpers::token(2)),
+            )
+            .await;
+        assert_envelope(&other_buyer, 404, "NOT_FOUND");
+    }
+
+    // Persisted, each order leaves the buyer's set and is listed from MySQL.
+    stack.writer = Some(crate::helpers::start_writer(&stack.env).await);
+    testkit::eventually(20, "the buyer's pending set emptied", || async {
+        let left: u64 = redis
+            .clone()
+            .scard(stack.store.keys(item).buyer_pending(1))
+            .await
+            .unwrap();
+        left == 0
+    })
+    .await;
+    let orders = second
+        .client
+        .get("/api/v1/orders", Some(&crate::helpers::token(1)))
+        .await;
+    assert_eq!(orders.body["total"], 3, "{}", orders.body);
+    let data = orders.body["data"].as_array().unwrap();
+    assert!(data.iter().all(|o| o["status"] == "confirmed"), "{data:?}");
+    second.stop().await;
 }
 
 #[actix_web::test]
