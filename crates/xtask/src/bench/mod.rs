@@ -205,6 +205,14 @@ impl Bench<'_> {
             direct.ok,
         );
         self.drain(&[item]).await?;
+        // What each order cost until MySQL held it (the order path's share: RabbitMQ,
+        // stock-writer, MariaDB).
+        let direct_cpu_us_per_order = report::cpu_us_per_purchase(
+            &cpu_before,
+            &self.cpu_ticks(),
+            process::ticks_per_second(),
+            direct.ok,
+        );
         self.check(&label, item, HOT_STOCK).await?;
 
         // The writer's lag during the loads above.
@@ -274,6 +282,7 @@ impl Bench<'_> {
             hot,
             direct,
             direct_cpu_us_per_purchase,
+            direct_cpu_us_per_order,
             backlog,
             many_items,
             redis_ceiling_rps: ceiling.requests_per_s,
