@@ -232,6 +232,10 @@ pub struct Summary {
     pub rabbitmq_cpu_us_per_order: Option<f64>,
     /// The largest peak RSS of any service, MiB.
     pub rss_mib_max: f64,
+    /// The profile's figures (`super::profile`): samples, the shares of malloc/free,
+    /// the kernel, tokio, redis and actix, and the profiled load's rate over the
+    /// unprofiled one; `null` without a profile.
+    pub purchase_service_profile: Option<Ordered<f64>>,
     /// Each figure of issue 24's table against its aim, keyed by its own key.
     pub aims: Ordered<AimCheck>,
     /// Each flash sale's figures, `flash_sale[_cluster]_<stock>_<figure>`.
@@ -304,6 +308,7 @@ impl Summary {
             mariadb_writer_cpu_us_per_order: m.cpu_per_order(&["mariadbd", "stock-writer"]),
             rabbitmq_cpu_us_per_order: m.cpu_per_order(&["beam.smp"]),
             rss_mib_max: m.rss_mib.iter().map(|(_, mib)| *mib).fold(0.0, f64::max),
+            purchase_service_profile: None,
             aims: Ordered(Vec::new()),
             flash_sale: Ordered(Vec::new()),
             instances: Ordered(Vec::new()),
@@ -338,6 +343,12 @@ impl Summary {
             "oversold" => Some(self.oversold as f64),
             _ => None,
         }
+    }
+
+    /// With the figures of the profile of purchase-service.
+    pub fn with_profile(mut self, figures: Option<Ordered<f64>>) -> Self {
+        self.purchase_service_profile = figures;
+        self
     }
 
     /// With the figures of these flash sales (the cluster's too, measured later).
@@ -783,7 +794,8 @@ pub(super) mod tests {
   "purchase_service_cpu_over_redis": 2.75,
   "mariadb_writer_cpu_us_per_order": 13.5,
   "rabbitmq_cpu_us_per_order": 30.0,
-  "rss_mib_max": 29.2
+  "rss_mib_max": 29.2,
+  "purchase_service_profile": null
 }"##;
     /// The Markdown report of [`measurements`].
     const EXPECTED_REPORT: &str = r##"# Benchmark report
@@ -826,7 +838,7 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
 Aims met: 4 of 10.
 "##;
     /// Every key of [`EXPECTED_SUMMARY`], in its order.
-    const SUMMARY_KEYS: [&str; 29] = [
+    const SUMMARY_KEYS: [&str; 30] = [
         "machine",
         "quick",
         "concurrency",
@@ -855,6 +867,7 @@ Aims met: 4 of 10.
         "mariadb_writer_cpu_us_per_order",
         "rabbitmq_cpu_us_per_order",
         "rss_mib_max",
+        "purchase_service_profile",
         "aims",
     ];
 
@@ -1012,6 +1025,7 @@ Aims met: 4 of 10.
             "purchase_service_cpu_over_redis",
             "mariadb_writer_cpu_us_per_order",
             "rabbitmq_cpu_us_per_order",
+            "purchase_service_profile",
         ] {
             assert_eq!(json[key], serde_json::Value::Null, "{key}");
         }
@@ -1028,6 +1042,11 @@ Aims met: 4 of 10.
             "{report}"
         );
         assert!(!report.contains("CPU per order from the direct run's start"));
+        let profiled = summary.with_profile(Some(Ordered(vec![("samples".into(), 10.0)])));
+        assert_eq!(
+            serde_json::to_value(&profiled).unwrap()["purchase_service_profile"],
+            serde_json::json!({"samples": 10.0})
+        );
     }
 
     #[test]
