@@ -14,6 +14,7 @@ mod backends;
 mod bench;
 mod chaos;
 mod charts;
+mod flame;
 mod metrics;
 mod native;
 mod process;

@@ -242,6 +242,7 @@ mod tests {
             &[
                 ("purchase-service".to_owned(), 110.0),
                 ("beam.smp".to_owned(), 58.0),
+                ("redis-server".to_owned(), 40.0),
                 ("loadgen".to_owned(), 33.0),
                 ("other: nginx".to_owned(), 0.2),
             ]

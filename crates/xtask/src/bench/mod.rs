@@ -7,14 +7,17 @@
 //! Cluster with and without replica acknowledgement ([`cluster`]); and a flash sale of a
 //! small and a large stock to thousands of buyers ([`sale`]), and the small one behind a
 //! waiting room ([`room`]); the hot item and the small
-//! sale with one purchase-service instance and then two ([`instances`]). After every scenario
+//! sale with one purchase-service instance and then two ([`instances`]); a perf profile of
+//! purchase-service during a repeat of the straight load ([`profile`]). After every scenario
 //! it waits for the writer to drain and checks conservation. Writes `target/bench/`: `summary.json`,
-//! `report.md`, the charts ([`figures`]), plus each load's summary and the raw measurements.
+//! `report.md`, the charts ([`figures`]) and the flame graph, plus each load's summary and the
+//! raw measurements.
 
 mod ceiling;
 mod cluster;
 mod figures;
 mod instances;
+mod profile;
 mod report;
 mod room;
 mod sale;
@@ -118,6 +121,7 @@ pub async fn run(stack: &NativeStack, quick: bool, waiting_room_only: bool) -> a
         return Ok(());
     }
     let measurements = bench.measure().await?;
+    let profile = bench.profile(&measurements.direct).await?;
     let room = bench.waiting_room().await?;
     let instances = bench.instances().await?;
     let cluster = bench.cluster(measurements.top()).await?;
@@ -127,16 +131,19 @@ pub async fn run(stack: &NativeStack, quick: bool, waiting_room_only: bool) -> a
     let summary = summary
         .with_sales(&sales)
         .with_instances(&instances.summary_figures())
-        .with_waiting_room(room.summary_figures());
+        .with_waiting_room(room.summary_figures())
+        .with_profile(profile.summary_figures());
     let out = &bench.out;
     let charts = figures::publish(out, &measurements, &cluster);
     let markdown = report::markdown(&measurements, &summary)?
+        + &profile.markdown()
         + &sale::markdown(&sales)
         + &room.markdown()
         + &instances.markdown()
         + &cluster.markdown(summary.hot_item_lua_rps, summary.many_items_lua_rps)
         + &figures::markdown(&charts);
     write_json(&out.join("measurements.json"), &measurements)?;
+    write_json(&out.join("profile.json"), &profile)?;
     write_json(&out.join("instances.json"), &instances)?;
     write_json(&out.join("waiting-room.json"), &room)?;
     write_json(&out.join("cluster.json"), &cluster)?;
@@ -205,6 +212,14 @@ impl Bench<'_> {
             direct.ok,
         );
         self.drain(&[item]).await?;
+        // What each order cost until MySQL held it (the order path's share: RabbitMQ,
+        // stock-writer, MariaDB).
+        let direct_cpu_us_per_order = report::cpu_us_per_purchase(
+            &cpu_before,
+            &self.cpu_ticks(),
+            process::ticks_per_second(),
+            direct.ok,
+        );
         self.check(&label, item, HOT_STOCK).await?;
 
         // The writer's lag during the loads above.
@@ -274,6 +289,7 @@ impl Bench<'_> {
             hot,
             direct,
             direct_cpu_us_per_purchase,
+            direct_cpu_us_per_order,
             backlog,
             many_items,
             redis_ceiling_rps: ceiling.requests_per_s,
@@ -282,6 +298,54 @@ impl Bench<'_> {
             writer_lag_p99,
             flash_sales,
         })
+    }
+
+    /// A profile of purchase-service during a repeat of the direct load ([`profile`]);
+    /// its absence (perf missing or refused) is said in the report, never an error.
+    async fn profile(&mut self, unprofiled: &loadgen::Summary) -> anyhow::Result<profile::Profile> {
+        let top = self.plan.top();
+        let item = self.new_item(HOT_STOCK).await?;
+        let label = format!("profile-direct-lua-c{top}");
+        let pid = self
+            .stack
+            .pid("purchase-service")
+            .context("purchase-service does not run")?;
+        step(format!(
+            "profiling purchase-service: {}",
+            profile::Profile::command()
+        ));
+        let recording = profile::Recording::start(pid, &self.out);
+        let port = NativeStack::port("purchase-service");
+        let load = self
+            .load(&label, port, vec![item], top, self.plan.duration)
+            .await;
+        let stopped = recording.and_then(profile::Recording::stop);
+        let load = load?;
+        let out = self.out.clone();
+        let notes = format!(
+            "perf record -F {} --call-graph {}, hot item straight at purchase-service, c{top}, {:.0} s, {:.0} purchases/s; kernel orange, malloc/free red, tokio blue, redis green, actix purple",
+            profile::FREQUENCY_HZ,
+            profile::CALL_GRAPH,
+            load.duration_s,
+            load.ok_per_s
+        );
+        let recorded = tokio::task::spawn_blocking(move || {
+            let (data, perf_cpu_s) = stopped?;
+            let folded = profile::fold(&data, &out, "purchase-service under load", &notes)?;
+            Ok((folded, perf_cpu_s))
+        })
+        .await?;
+        if let Err(why) = &recorded {
+            step(format!("WARNING: no profile of purchase-service: {why}"));
+        }
+        self.drain(&[item]).await?;
+        self.check(&label, item, HOT_STOCK).await?;
+        Ok(profile::Profile::new(
+            top,
+            &load,
+            unprofiled.ok_per_s,
+            recorded,
+        ))
     }
 
     /// stock-writer's own pace: a backlog built with it stopped, then drained while

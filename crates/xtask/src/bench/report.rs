@@ -93,6 +93,11 @@ pub struct Measurements {
     pub direct: Load,
     /// CPU each process spent per purchase during the direct run, µs, largest first.
     pub direct_cpu_us_per_purchase: Vec<(String, f64)>,
+    /// CPU each process spent per order from the direct run's start until stock-writer
+    /// had persisted its every order, µs, largest first (what the order path costs:
+    /// RabbitMQ, stock-writer, MariaDB).
+    #[serde(default)]
+    pub direct_cpu_us_per_order: Vec<(String, f64)>,
     pub backlog: Backlog,
     pub many_items: Load,
     pub redis_ceiling_rps: f64,
@@ -108,6 +113,23 @@ pub struct Measurements {
 impl Measurements {
     pub fn top(&self) -> usize {
         self.levels.last().copied().unwrap_or_default()
+    }
+
+    /// The direct run's CPU per purchase of `process` (0 when it spent none).
+    fn cpu_per_purchase(&self, process: &str) -> f64 {
+        figure(&self.direct_cpu_us_per_purchase, process).unwrap_or_default()
+    }
+
+    /// The CPU per order of these processes together, `None` when not measured.
+    fn cpu_per_order(&self, processes: &[&str]) -> Option<f64> {
+        if self.direct_cpu_us_per_order.is_empty() {
+            return None;
+        }
+        let us = processes
+            .iter()
+            .filter_map(|p| figure(&self.direct_cpu_us_per_order, p))
+            .sum();
+        Some(us)
     }
 
     pub fn hot(&self, strategy: Strategy, concurrency: usize) -> anyhow::Result<&HotRun> {
@@ -145,6 +167,10 @@ pub fn cpu_us_per_purchase(
         .collect();
     per_purchase.sort_by(|a, b| b.1.total_cmp(&a.1));
     per_purchase
+}
+
+fn figure(figures: &[(String, f64)], name: &str) -> Option<f64> {
+    figures.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
 }
 
 /// A JSON object whose keys keep their order.
@@ -190,6 +216,28 @@ pub struct Summary {
     pub direct_over_ceiling: f64,
     /// The CPU every process spent per purchase in the direct run, summed.
     pub cpu_us_per_purchase_total: f64,
+    /// Through the gateway / straight at purchase-service (hot item, lua, top
+    /// concurrency).
+    pub gateway_over_direct: f64,
+    /// The direct run's CPU per purchase of every process but loadgen.
+    pub stack_cpu_us_per_purchase: f64,
+    /// That over redis-server's own CPU per purchase (`null` when Redis spent none).
+    pub stack_cpu_over_redis: Option<f64>,
+    /// purchase-service's CPU per purchase over redis-server's.
+    pub purchase_service_cpu_over_redis: Option<f64>,
+    /// MariaDB's and stock-writer's CPU per order, from the direct run's start until
+    /// every order of it was in MySQL (`null` when not measured).
+    pub mariadb_writer_cpu_us_per_order: Option<f64>,
+    /// RabbitMQ's (beam.smp) CPU per order over the same span.
+    pub rabbitmq_cpu_us_per_order: Option<f64>,
+    /// The largest peak RSS of any service, MiB.
+    pub rss_mib_max: f64,
+    /// The profile's figures (`super::profile`): samples, the shares of malloc/free,
+    /// the kernel, tokio, redis and actix, and the profiled load's rate over the
+    /// unprofiled one; `null` without a profile.
+    pub purchase_service_profile: Option<Ordered<f64>>,
+    /// Each figure of issue 24's table against its aim, keyed by its own key.
+    pub aims: Ordered<AimCheck>,
     /// Each flash sale's figures, `flash_sale[_cluster]_<stock>_<figure>`.
     #[serde(flatten)]
     pub flash_sale: Ordered<f64>,
@@ -219,6 +267,14 @@ impl Summary {
                 latency.push((format!("{}-c{c}", strategy.name()), run.load.latency_ms));
             }
         }
+        let stack_cpu: f64 = m
+            .direct_cpu_us_per_purchase
+            .iter()
+            .filter(|(name, _)| name != "loadgen")
+            .map(|(_, us)| us)
+            .sum();
+        let redis_cpu = m.cpu_per_purchase("redis-server");
+        let over_redis = |us: f64| (redis_cpu > 0.0).then(|| us / redis_cpu);
         Ok(Summary {
             machine: m.machine.clone(),
             quick: m.quick,
@@ -245,11 +301,54 @@ impl Summary {
             lua_over_lock: lua.ok_per_s / lock.ok_per_s.max(1e-9),
             direct_over_ceiling: m.direct.ok_per_s / m.redis_ceiling_rps,
             cpu_us_per_purchase_total: m.direct_cpu_us_per_purchase.iter().map(|(_, us)| us).sum(),
+            gateway_over_direct: lua.ok_per_s / m.direct.ok_per_s.max(1e-9),
+            stack_cpu_us_per_purchase: stack_cpu,
+            stack_cpu_over_redis: over_redis(stack_cpu),
+            purchase_service_cpu_over_redis: over_redis(m.cpu_per_purchase("purchase-service")),
+            mariadb_writer_cpu_us_per_order: m.cpu_per_order(&["mariadbd", "stock-writer"]),
+            rabbitmq_cpu_us_per_order: m.cpu_per_order(&["beam.smp"]),
+            rss_mib_max: m.rss_mib.iter().map(|(_, mib)| *mib).fold(0.0, f64::max),
+            purchase_service_profile: None,
+            aims: Ordered(Vec::new()),
             flash_sale: Ordered(Vec::new()),
             instances: Ordered(Vec::new()),
             waiting_room: Ordered(Vec::new()),
         }
-        .with_sales(&m.flash_sales))
+        .with_sales(&m.flash_sales)
+        .with_aims())
+    }
+
+    /// With each figure of issue 24's table checked against its aim.
+    fn with_aims(mut self) -> Self {
+        let checks = AIMS
+            .iter()
+            .map(|aim| (aim.key.to_owned(), aim.check(self.value(aim.key))))
+            .collect();
+        self.aims = Ordered(checks);
+        self
+    }
+
+    /// The figure an aim is about, by its key.
+    fn value(&self, key: &str) -> Option<f64> {
+        match key {
+            "direct_over_ceiling" => Some(self.direct_over_ceiling),
+            "gateway_over_direct" => Some(self.gateway_over_direct),
+            "stack_cpu_over_redis" => self.stack_cpu_over_redis,
+            "purchase_service_cpu_over_redis" => self.purchase_service_cpu_over_redis,
+            "mariadb_writer_cpu_us_per_order" => self.mariadb_writer_cpu_us_per_order,
+            "rabbitmq_cpu_us_per_order" => self.rabbitmq_cpu_us_per_order,
+            "rss_mib_max" => Some(self.rss_mib_max),
+            "lua_over_lock" => Some(self.lua_over_lock),
+            "writer_lag_p99_ms" => self.writer_lag_p99_ms,
+            "oversold" => Some(self.oversold as f64),
+            _ => None,
+        }
+    }
+
+    /// With the figures of the profile of purchase-service.
+    pub fn with_profile(mut self, figures: Option<Ordered<f64>>) -> Self {
+        self.purchase_service_profile = figures;
+        self
     }
 
     /// With the figures of these flash sales (the cluster's too, measured later).
@@ -271,6 +370,151 @@ impl Summary {
     }
 }
 
+/// Whether a figure should be at least or at most its aim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// One figure of issue 24's table: its `summary.json` key, what it is, its aim and how
+/// many decimals the report shows it with.
+struct Aim {
+    key: &'static str,
+    figure: &'static str,
+    bound: Bound,
+    decimals: usize,
+}
+
+const AIMS: [Aim; 10] = [
+    Aim {
+        key: "direct_over_ceiling",
+        figure: "hot item straight at purchase-service / redis-benchmark ceiling",
+        bound: Bound::AtLeast(0.45),
+        decimals: 2,
+    },
+    Aim {
+        key: "gateway_over_direct",
+        figure: "through the gateway / straight",
+        bound: Bound::AtLeast(0.90),
+        decimals: 2,
+    },
+    Aim {
+        key: "stack_cpu_over_redis",
+        figure: "CPU per purchase, direct run, all processes but loadgen / Redis's own",
+        bound: Bound::AtMost(3.0),
+        decimals: 2,
+    },
+    Aim {
+        key: "purchase_service_cpu_over_redis",
+        figure: "purchase-service's CPU per purchase / Redis's",
+        bound: Bound::AtMost(1.25),
+        decimals: 2,
+    },
+    Aim {
+        key: "mariadb_writer_cpu_us_per_order",
+        figure: "MariaDB + stock-writer CPU per order, µs",
+        bound: Bound::AtMost(15.0),
+        decimals: 1,
+    },
+    Aim {
+        key: "rabbitmq_cpu_us_per_order",
+        figure: "RabbitMQ CPU per order, µs",
+        bound: Bound::AtMost(6.0),
+        decimals: 1,
+    },
+    Aim {
+        key: "rss_mib_max",
+        figure: "peak RSS of every service, MiB",
+        bound: Bound::AtMost(32.0),
+        decimals: 1,
+    },
+    Aim {
+        key: "lua_over_lock",
+        figure: "lua / lock",
+        bound: Bound::AtLeast(10.0),
+        decimals: 1,
+    },
+    Aim {
+        key: "writer_lag_p99_ms",
+        figure: "stock-writer lag p99, ms",
+        bound: Bound::AtMost(1000.0),
+        decimals: 0,
+    },
+    Aim {
+        key: "oversold",
+        figure: "oversold",
+        bound: Bound::AtMost(0.0),
+        decimals: 0,
+    },
+];
+
+impl Aim {
+    fn check(&self, value: Option<f64>) -> AimCheck {
+        let (symbol, bound) = match self.bound {
+            Bound::AtLeast(bound) => (">=", bound),
+            Bound::AtMost(bound) => ("<=", bound),
+        };
+        AimCheck {
+            figure: self.figure.to_owned(),
+            value,
+            aim: format!("{symbol} {bound}"),
+            met: value.is_some_and(|v| match self.bound {
+                Bound::AtLeast(bound) => v >= bound,
+                Bound::AtMost(bound) => v <= bound,
+            }),
+        }
+    }
+}
+
+/// A figure against its aim, as `summary.json`'s `aims` has it: `value` `null` when
+/// unknown (never met).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AimCheck {
+    pub figure: String,
+    pub value: Option<f64>,
+    /// `>= 0.45`, `<= 15`.
+    pub aim: String,
+    pub met: bool,
+}
+
+/// The report's table of the aims.
+fn aims_table(s: &Summary) -> Vec<String> {
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "## Aims (issue 24), at concurrency {}{}",
+            s.concurrency,
+            if s.quick {
+                " (quick run: the aims are for 256 and 10 s loads)"
+            } else {
+                ""
+            }
+        ),
+        String::new(),
+        "| figure | `summary.json` key | value | aim | met |".into(),
+        "|---|---|---|---|---|".into(),
+    ];
+    for (aim, (_, check)) in AIMS.iter().zip(&s.aims.0) {
+        let value = check.value.map_or("n/a".into(), |v| {
+            format!("{v:.decimals$}", decimals = aim.decimals)
+        });
+        lines.push(format!(
+            "| {} | `{}` | {value} | {} | {} |",
+            check.figure,
+            aim.key,
+            check.aim.replace(">=", "≥").replace("<=", "≤"),
+            if check.met { "yes" } else { "**no**" }
+        ));
+    }
+    let met = s.aims.0.iter().filter(|(_, check)| check.met).count();
+    lines.extend([
+        String::new(),
+        format!("Aims met: {met} of {}.", s.aims.0.len()),
+    ]);
+    lines
+}
+
 fn table_row(label: &str, concurrency: usize, load: &Load) -> String {
     let l = &load.latency_ms;
     format!(
@@ -281,6 +525,10 @@ fn table_row(label: &str, concurrency: usize, load: &Load) -> String {
         l.p99,
         load.error_count("SYSTEM_BUSY")
     )
+}
+
+fn times(ratio: Option<f64>) -> String {
+    ratio.map_or("n/a ×".into(), |r| format!("{r:.2}×"))
 }
 
 fn joined(figures: impl Iterator<Item = String>) -> String {
@@ -349,6 +597,21 @@ pub fn markdown(m: &Measurements, s: &Summary) -> anyhow::Result<String> {
         ),
         format!("- oversold: **{}**", m.oversold),
     ]);
+    if let (Some(store), Some(broker)) = (
+        s.mariadb_writer_cpu_us_per_order,
+        s.rabbitmq_cpu_us_per_order,
+    ) {
+        lines.push(format!(
+            "- CPU per order from the direct run's start until MySQL held its every order, µs: MariaDB + stock-writer {store:.1}, RabbitMQ {broker:.1}"
+        ));
+    }
+    lines.push(format!(
+        "- the stack's CPU per purchase (loadgen left out) {:.0} µs: {} Redis's own, of which purchase-service {}",
+        s.stack_cpu_us_per_purchase,
+        times(s.stack_cpu_over_redis),
+        times(s.purchase_service_cpu_over_redis)
+    ));
+    lines.extend(aims_table(s));
     Ok(lines.join("\n") + "\n")
 }
 
@@ -431,8 +694,15 @@ pub(super) mod tests {
             direct_cpu_us_per_purchase: vec![
                 ("purchase-service".into(), 110.0),
                 ("beam.smp".into(), 58.0),
+                ("redis-server".into(), 40.0),
                 ("loadgen".into(), 33.0),
                 ("nginx".into(), 0.2),
+            ],
+            direct_cpu_us_per_order: vec![
+                ("purchase-service".into(), 112.0),
+                ("beam.smp".into(), 30.0),
+                ("mariadbd".into(), 9.5),
+                ("stock-writer".into(), 4.0),
             ],
             backlog: Backlog {
                 backlog: 38130,
@@ -452,7 +722,8 @@ pub(super) mod tests {
         }
     }
 
-    /// The summary of [`measurements`], figure by figure, but the CPU total.
+    /// The summary of [`measurements`], figure by figure, but the CPU total, the stack's
+    /// CPU over Redis's and the aims (tested below).
     const EXPECTED_SUMMARY: &str = r##"{
   "machine": {
     "cpus": 2,
@@ -481,6 +752,7 @@ pub(super) mod tests {
   "direct_cpu_us_per_purchase": {
     "purchase-service": 110.0,
     "beam.smp": 58.0,
+    "redis-server": 40.0,
     "loadgen": 33.0,
     "nginx": 0.2
   },
@@ -516,7 +788,14 @@ pub(super) mod tests {
     }
   },
   "lua_over_lock": 6.607142857142857,
-  "direct_over_ceiling": 0.25
+  "direct_over_ceiling": 0.25,
+  "gateway_over_direct": 0.5285714285714286,
+  "stack_cpu_us_per_purchase": 208.2,
+  "purchase_service_cpu_over_redis": 2.75,
+  "mariadb_writer_cpu_us_per_order": 13.5,
+  "rabbitmq_cpu_us_per_order": 30.0,
+  "rss_mib_max": 29.2,
+  "purchase_service_profile": null
 }"##;
     /// The Markdown report of [`measurements`].
     const EXPECTED_REPORT: &str = r##"# Benchmark report
@@ -536,11 +815,30 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
 - lua / lock: **6.6×**; direct / redis ceiling: **0.25**
 - stock-writer: 2775 events/s applied; lag p99 during the loads 1000 ms; drained 0.25s after the load stopped; alone, it drained a backlog of 38130 events in 1.7s (22429 events/s)
 - peak RSS (MiB): auth-service 10.2, catalog-service 10.5, purchase-service 29.2, stock-writer 19.9
-- CPU per purchase during the direct run, µs (total 201, of 286 available at that rate): purchase-service 110, beam.smp 58, loadgen 33
+- CPU per purchase during the direct run, µs (total 241, of 286 available at that rate): purchase-service 110, beam.smp 58, redis-server 40, loadgen 33
 - oversold: **0**
+- CPU per order from the direct run's start until MySQL held its every order, µs: MariaDB + stock-writer 13.5, RabbitMQ 30.0
+- the stack's CPU per purchase (loadgen left out) 208 µs: 5.21× Redis's own, of which purchase-service 2.75×
+
+## Aims (issue 24), at concurrency 64 (quick run: the aims are for 256 and 10 s loads)
+
+| figure | `summary.json` key | value | aim | met |
+|---|---|---|---|---|
+| hot item straight at purchase-service / redis-benchmark ceiling | `direct_over_ceiling` | 0.25 | ≥ 0.45 | **no** |
+| through the gateway / straight | `gateway_over_direct` | 0.53 | ≥ 0.9 | **no** |
+| CPU per purchase, direct run, all processes but loadgen / Redis's own | `stack_cpu_over_redis` | 5.21 | ≤ 3 | **no** |
+| purchase-service's CPU per purchase / Redis's | `purchase_service_cpu_over_redis` | 2.75 | ≤ 1.25 | **no** |
+| MariaDB + stock-writer CPU per order, µs | `mariadb_writer_cpu_us_per_order` | 13.5 | ≤ 15 | yes |
+| RabbitMQ CPU per order, µs | `rabbitmq_cpu_us_per_order` | 30.0 | ≤ 6 | **no** |
+| peak RSS of every service, MiB | `rss_mib_max` | 29.2 | ≤ 32 | yes |
+| lua / lock | `lua_over_lock` | 6.6 | ≥ 10 | **no** |
+| stock-writer lag p99, ms | `writer_lag_p99_ms` | 1000 | ≤ 1000 | yes |
+| oversold | `oversold` | 0 | ≤ 0 | yes |
+
+Aims met: 4 of 10.
 "##;
     /// Every key of [`EXPECTED_SUMMARY`], in its order.
-    const SUMMARY_KEYS: [&str; 21] = [
+    const SUMMARY_KEYS: [&str; 30] = [
         "machine",
         "quick",
         "concurrency",
@@ -562,6 +860,15 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
         "latency_ms",
         "lua_over_lock",
         "direct_over_ceiling",
+        "gateway_over_direct",
+        "stack_cpu_us_per_purchase",
+        "stack_cpu_over_redis",
+        "purchase_service_cpu_over_redis",
+        "mariadb_writer_cpu_us_per_order",
+        "rabbitmq_cpu_us_per_order",
+        "rss_mib_max",
+        "purchase_service_profile",
+        "aims",
     ];
 
     #[test]
@@ -614,7 +921,7 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
             assert_eq!(&summary[key], value, "{key}");
         }
         let total = summary["cpu_us_per_purchase_total"].as_f64().unwrap();
-        assert!((total - 201.2).abs() < 1e-9, "{total}");
+        assert!((total - 241.2).abs() < 1e-9, "{total}");
     }
 
     #[test]
@@ -656,6 +963,89 @@ Machine: 2 CPUs, Linux-6.1.0-x86_64. Quick run. Each load ran 3s, closed loop, l
         assert_eq!(
             markdown(&m, &Summary::new(&m).unwrap()).unwrap(),
             EXPECTED_REPORT
+        );
+    }
+
+    #[test]
+    fn every_figure_of_the_table_is_checked_against_its_aim() {
+        let summary = Summary::new(&measurements()).unwrap();
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(close(summary.stack_cpu_over_redis, 208.2 / 40.0));
+        assert!(close(summary.purchase_service_cpu_over_redis, 2.75));
+        assert_eq!(summary.mariadb_writer_cpu_us_per_order, Some(13.5));
+        assert_eq!(summary.rabbitmq_cpu_us_per_order, Some(30.0));
+        assert_eq!(summary.rss_mib_max, 29.2);
+        let checks: Vec<(&str, bool)> = summary
+            .aims
+            .0
+            .iter()
+            .map(|(key, check)| (key.as_str(), check.met))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("direct_over_ceiling", false),
+                ("gateway_over_direct", false),
+                ("stack_cpu_over_redis", false),
+                ("purchase_service_cpu_over_redis", false),
+                ("mariadb_writer_cpu_us_per_order", true),
+                ("rabbitmq_cpu_us_per_order", false),
+                ("rss_mib_max", true),
+                ("lua_over_lock", false),
+                ("writer_lag_p99_ms", true),
+                ("oversold", true),
+            ]
+        );
+        for (key, check) in &summary.aims.0 {
+            assert_eq!(check.value, summary.value(key), "{key}");
+        }
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(
+            json["aims"]["mariadb_writer_cpu_us_per_order"],
+            serde_json::json!({
+                "figure": "MariaDB + stock-writer CPU per order, µs",
+                "value": 13.5,
+                "aim": "<= 15",
+                "met": true
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_figures_are_null_and_miss_their_aim() {
+        let mut m = measurements();
+        m.direct_cpu_us_per_order.clear();
+        m.direct_cpu_us_per_purchase
+            .retain(|(name, _)| name != "redis-server");
+        m.writer_lag_p99 = LagP99::OverTopBucket;
+        let summary = Summary::new(&m).unwrap();
+        let json = serde_json::to_value(&summary).unwrap();
+        for key in [
+            "stack_cpu_over_redis",
+            "purchase_service_cpu_over_redis",
+            "mariadb_writer_cpu_us_per_order",
+            "rabbitmq_cpu_us_per_order",
+            "purchase_service_profile",
+        ] {
+            assert_eq!(json[key], serde_json::Value::Null, "{key}");
+        }
+        assert_eq!(json["aims"]["writer_lag_p99_ms"]["met"], false);
+        assert_eq!(
+            json["aims"]["rabbitmq_cpu_us_per_order"]["value"],
+            serde_json::Value::Null
+        );
+        let report = markdown(&m, &summary).unwrap();
+        assert!(
+            report.contains(
+                "| RabbitMQ CPU per order, µs | `rabbitmq_cpu_us_per_order` | n/a | ≤ 6 | **no** |"
+            ),
+            "{report}"
+        );
+        assert!(!report.contains("CPU per order from the direct run's start"));
+        let profiled = summary.with_profile(Some(Ordered(vec![("samples".into(), 10.0)])));
+        assert_eq!(
+            serde_json::to_value(&profiled).unwrap()["purchase_service_profile"],
+            serde_json::json!({"samples": 10.0})
         );
     }
 
