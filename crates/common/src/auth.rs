@@ -1,9 +1,15 @@
-//! Who is calling: a verified, unrevoked token turned into a [`Caller`]. Revocation is
-//! looked up in Redis on every request, so a logged-out token is dead in every service
-//! at once. The web layer's extractors call this; so does auth-service's refresh.
+//! Who is calling: a verified, unrevoked token turned into a [`Caller`]; and revoking
+//! tokens. A revocation is `revoked:<jti>` in Redis, the truth, which auth-service's
+//! refresh always looks up; it is also appended to the revocation stream, which every
+//! process follows ([`crate::revocation`]), so an ordinary request is checked without a
+//! Redis call while this process's feed is current, and looked up while it is not. A
+//! logout is refused at once by the instance that did it, and by every other instance
+//! within `REVOCATION_FEED_MAX_LAG_MS`. The web layer's extractors call this; so does
+//! auth-service's refresh.
 
 use crate::jwt::{Claims, JwtVerifier, Role, TokenError, now_secs};
 use crate::redis::{Keyspace, RedisClient};
+use crate::revocation::{Answer, FeedSettings, MARGIN_SECS, RevocationFeed, Source};
 use redis::AsyncCommands;
 
 /// Why a request is not authenticated, or could not be checked.
@@ -28,6 +34,8 @@ pub struct Authenticator {
     pub verifier: JwtVerifier,
     pub redis: RedisClient,
     pub keys: Keyspace,
+    /// This process's feed of revocations (shared by every clone).
+    pub feed: RevocationFeed,
 }
 
 /// An authenticated caller: the user id and the token's claims.
@@ -44,9 +52,49 @@ impl Caller {
 }
 
 impl Authenticator {
+    /// An authenticator whose feed does not follow the stream yet (so it looks every
+    /// revocation up): see [`follow_revocations`](Self::follow_revocations).
+    pub fn new(
+        verifier: JwtVerifier,
+        redis: RedisClient,
+        keys: Keyspace,
+        feed: FeedSettings,
+    ) -> Self {
+        Authenticator {
+            verifier,
+            redis,
+            keys,
+            feed: RevocationFeed::new(feed),
+        }
+    }
+
+    /// Starts this process's follower of the revocation stream (on a connection of its
+    /// own), unless the feed is off. Needs a Tokio runtime.
+    pub fn follow_revocations(&self) {
+        self.feed
+            .follow(self.redis.clone(), self.keys.revocations());
+    }
+
+    /// Looks the revocation up in Redis: the truth, one round trip.
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, AuthError> {
         let mut conn = self.redis.get().await?;
         Ok(conn.exists(self.keys.revoked_token(jti)).await?)
+    }
+
+    /// Whether `jti` is revoked: from the feed while it is current and does not flag
+    /// the token, else looked up (a flagged token too, since its revocation may have
+    /// been withdrawn since).
+    async fn check(&self, jti: &str) -> Result<bool, AuthError> {
+        match self.feed.answer(jti, now_secs()) {
+            Answer::Clear => {
+                self.feed.count_check(Source::Feed);
+                Ok(false)
+            }
+            Answer::Flagged | Answer::Unknown => {
+                self.feed.count_check(Source::Lookup);
+                self.is_revoked(jti).await
+            }
+        }
     }
 
     /// Revokes a token until it could no longer be used even at `/auth/refresh`.
@@ -58,32 +106,62 @@ impl Authenticator {
 
     /// [`revoke`](Self::revoke), with `holder` (unique to the caller) as the entry's
     /// value, so that the caller can [`withdraw`](Self::withdraw) it.
+    ///
+    /// Written in this order: the key; this process's feed (so the instance refuses the
+    /// token at once); the stream entry, which the other instances follow; then both
+    /// are waited on to be replicated. The entry is appended also when the key was
+    /// already this `holder`'s (a retried logout), so a retry repairs a failed append;
+    /// and not at all for a token that can no longer authenticate a request anyway.
     pub async fn revoke_as(&self, claims: &Claims, holder: &str) -> Result<bool, AuthError> {
-        let ttl = revocation_ttl(claims, &self.verifier, now_secs());
+        let now = now_secs();
+        let ttl = revocation_ttl(claims, &self.verifier, now);
         let key = self.keys.revoked_token(&claims.jti);
         let mut conn = self.redis.get().await?;
-        let set: Option<String> = redis::cmd("SET")
+        // NX GET: nil when this set it, else the holder already there.
+        let previous: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(holder)
             .arg("NX")
+            .arg("GET")
             .arg("EX")
             .arg(ttl)
             .query_async(&mut conn)
             .await?;
-        self.redis.replicated(&key).await?;
-        Ok(set.is_some())
+        let won = previous.is_none();
+        let until = feed_until(claims, &self.verifier);
+        if !(won || previous.as_deref() == Some(holder)) || until < now {
+            self.redis.replicated(&key).await?;
+            return Ok(won);
+        }
+        self.feed.record_revocation(&claims.jti, holder, until);
+        let stream = self.keys.revocations();
+        self.feed
+            .revocation_entry(&stream, &claims.jti, holder, until)
+            .query_async::<()>(&mut conn)
+            .await?;
+        let (key_replicated, stream_replicated) =
+            tokio::join!(self.redis.replicated(&key), self.redis.replicated(&stream));
+        key_replicated?;
+        stream_replicated?;
+        Ok(won)
     }
 
     /// Takes back a revocation written by [`revoke_as`](Self::revoke_as) with this
     /// `holder`, if it is still that one (compare and delete, atomically): for a
     /// request that failed after revoking, so that its retry is not refused. Anyone
-    /// else's revocation of the token stays.
+    /// else's revocation of the token stays. Then the withdrawal is known here at once
+    /// and appended to the stream, so every feed drops this holder's revocation.
     pub async fn withdraw(&self, claims: &Claims, holder: &str) -> Result<(), AuthError> {
         let mut conn = self.redis.get().await?;
         redis::Script::new(WITHDRAW)
             .key(self.keys.revoked_token(&claims.jti))
             .arg(holder)
             .invoke_async::<i64>(&mut conn)
+            .await?;
+        self.feed.record_withdrawal(&claims.jti, holder);
+        self.feed
+            .withdrawal_entry(&self.keys.revocations(), &claims.jti, holder)
+            .query_async::<()>(&mut conn)
             .await?;
         Ok(())
     }
@@ -94,15 +172,29 @@ impl Authenticator {
         self.admit(claims).await
     }
 
-    /// Turns verified claims into the caller, unless the token was revoked.
+    /// Turns verified claims into the caller, unless the token was revoked (as far as
+    /// the feed knows while it is current, else as Redis says).
     pub async fn admit(&self, claims: Claims) -> Result<Caller, AuthError> {
-        if self.is_revoked(&claims.jti).await? {
-            tracing::info!(jti = %claims.jti, "revoked token presented");
-            return Err(AuthError::Unauthenticated);
-        }
-        let id = claims.user_id().ok_or(AuthError::Unauthenticated)?;
-        Ok(Caller { id, claims })
+        let revoked = self.check(&claims.jti).await?;
+        caller_unless_revoked(claims, revoked)
     }
+
+    /// [`admit`](Self::admit), always looking the revocation up in Redis: for a refresh,
+    /// which accepts tokens past their expiry (the feed forgets a revocation once its
+    /// token expires) and must see a revocation made a moment ago anywhere.
+    pub async fn admit_looked_up(&self, claims: Claims) -> Result<Caller, AuthError> {
+        let revoked = self.is_revoked(&claims.jti).await?;
+        caller_unless_revoked(claims, revoked)
+    }
+}
+
+fn caller_unless_revoked(claims: Claims, revoked: bool) -> Result<Caller, AuthError> {
+    if revoked {
+        tracing::info!(jti = %claims.jti, "revoked token presented");
+        return Err(AuthError::Unauthenticated);
+    }
+    let id = claims.user_id().ok_or(AuthError::Unauthenticated)?;
+    Ok(Caller { id, claims })
 }
 
 /// Deletes KEYS[1] if its value is ARGV[1].
@@ -113,10 +205,6 @@ end
 return 0
 ";
 
-/// A second past the last one a token is accepted in, for the time the revocation takes
-/// to reach Redis and for the clocks of the services, which all read the same token.
-const REVOCATION_MARGIN_SECS: u64 = 1;
-
 /// How long a revocation written at `now` (whole seconds) must live: through the whole
 /// last second in which `claims` are still accepted (`exp` plus the refresh window, or
 /// plus the leeway if that is longer: checks compare whole seconds, so that second
@@ -124,7 +212,17 @@ const REVOCATION_MARGIN_SECS: u64 = 1;
 fn revocation_ttl(claims: &Claims, verifier: &JwtVerifier, now: u64) -> u64 {
     let grace = verifier.refresh_window_secs().max(verifier.leeway_secs());
     let last_accepted = claims.exp.saturating_add(grace);
-    (last_accepted + 1).saturating_sub(now) + REVOCATION_MARGIN_SECS
+    (last_accepted + 1).saturating_sub(now) + MARGIN_SECS
+}
+
+/// The last second in which `claims` can authenticate an ordinary request (`exp` plus
+/// the leeway; not the refresh window, which looks revocations up), plus the margin:
+/// until then the feeds must remember their revocation.
+fn feed_until(claims: &Claims, verifier: &JwtVerifier) -> u64 {
+    claims
+        .exp
+        .saturating_add(verifier.leeway_secs())
+        .saturating_add(MARGIN_SECS)
 }
 
 /// Logs why a token was refused; the caller only learns that it was.
@@ -147,6 +245,8 @@ mod tests {
             refresh_ttl_minutes,
             leeway_secs,
             verified_cache_size: 0,
+            revocation_feed_max_lag_ms: 1000,
+            revocation_feed_max_entries: 10,
         };
         let pem = generate_key_pair().unwrap().public_pem;
         JwtVerifier::from_public_pem(pem.as_bytes(), &settings).unwrap()
@@ -175,5 +275,13 @@ mod tests {
             ),
             32
         );
+    }
+
+    #[test]
+    fn the_feed_remembers_a_revocation_through_the_tokens_last_usable_second() {
+        let claims = Claims::of_user_expiring_at(100);
+        // Not the refresh window: refresh looks revocations up.
+        assert_eq!(feed_until(&claims, &verifier_with(60, 0)), 101);
+        assert_eq!(feed_until(&claims, &verifier_with(60, 5)), 106);
     }
 }

@@ -261,6 +261,13 @@ pub struct JwtSettings {
     /// How many verified tokens each service remembers to skip re-checking their
     /// signature (0: verify every time).
     pub verified_cache_size: usize,
+    /// How stale an instance's revocation feed may be and still answer checks without
+    /// a Redis call; also the bound on how late a revocation takes effect on the other
+    /// instances (0: no feed, every check looks the revocation up).
+    pub revocation_feed_max_lag_ms: u64,
+    /// How many revocations an instance's feed holds at most; past that it looks them
+    /// up until it has room again.
+    pub revocation_feed_max_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -558,7 +565,7 @@ mod tests {
             .add_source(File::from_str(BASE_DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap();
-        assert_eq!(ENV_VARS.len(), 76, "every variable of the file");
+        assert_eq!(ENV_VARS.len(), 78, "every variable of the file");
         for var in ENV_VARS.iter() {
             let (section, _) = var.key.split_once('.').expect("section.field");
             if ["auth", "purchase", "writer"].contains(&section) {

@@ -1,7 +1,7 @@
 //! What every service shares and nothing more, free of any web framework:
 //! configuration, tracing setup, input and its validation errors, the client address
-//! rule, JWT verification with revocation, Redis access and key naming, metrics, and
-//! graceful shutdown. The HTTP side of all this is the `web` crate.
+//! rule, JWT verification with revocation (and each process's feed of revocations),
+//! Redis access and key naming, metrics, and graceful shutdown. The HTTP side of all this is the `web` crate.
 
 pub mod auth;
 pub mod client;
@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod redis;
 pub mod retry;
+pub mod revocation;
 pub mod shutdown;
 pub mod telemetry;
 pub mod validation;

@@ -142,7 +142,24 @@ async fn a_buyers_journey_from_registration_to_a_dead_token() {
         .await;
     assert_eq!(logout.body["message"], "Successfully logged out");
 
-    // Dead in every service at once.
+    // Dead at once at the instance that logged it out, and in every other instance and
+    // service within REVOCATION_FEED_MAX_LAG_MS: waited for with requests that change
+    // nothing (a user creating an item is refused either way), never with a purchase.
+    for (service, path) in [
+        ("auth-service", "/api/v1/auth/me"),
+        ("purchase-service", "/api/v1/orders"),
+    ] {
+        testkit::eventually(10, &format!("{service} refusing the token"), || async {
+            stack.gateway.get(path, Some(&token)).await.status == 401
+        })
+        .await;
+    }
+    testkit::eventually(10, "catalog-service refusing the token", || async {
+        let empty = json!({});
+        let create = stack.gateway.post("/api/v1/items", Some(&token), &empty);
+        create.await.status == 401
+    })
+    .await;
     let dead = [
         stack.gateway.get("/api/v1/auth/me", Some(&token)).await,
         stack

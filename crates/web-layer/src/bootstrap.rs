@@ -11,6 +11,7 @@ use common::config::{AppSettings, JwtSettings, Settings};
 use common::jwt::JwtVerifier;
 use common::metrics::Metrics;
 use common::redis::{Keyspace, RedisClient};
+use common::revocation::FeedSettings;
 use db::DbPool;
 
 pub struct Infrastructure {
@@ -45,13 +46,19 @@ impl Infrastructure {
         })
     }
 
-    /// Token verification with revocation, for services that authenticate callers.
-    pub fn authenticator(&self, jwt: &JwtSettings) -> anyhow::Result<Authenticator> {
-        Ok(Authenticator {
-            verifier: JwtVerifier::from_settings(jwt)?,
-            redis: self.redis.clone(),
-            keys: self.keys.clone(),
-        })
+    /// Token verification with revocation, for services that authenticate callers: its
+    /// revocation feed follows the stream from now on (one task, one connection of its
+    /// own), and its metrics are registered.
+    pub fn authenticator(&mut self, jwt: &JwtSettings) -> anyhow::Result<Authenticator> {
+        let authenticator = Authenticator::new(
+            JwtVerifier::from_settings(jwt)?,
+            self.redis.clone(),
+            self.keys.clone(),
+            FeedSettings::from_jwt(jwt),
+        );
+        authenticator.feed.register(&mut self.metrics);
+        authenticator.follow_revocations();
+        Ok(authenticator)
     }
 
     /// Serves the service's routes (`configure`), with the authenticator registered

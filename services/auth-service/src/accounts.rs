@@ -182,7 +182,8 @@ impl Accounts {
             .verifier
             .verify_for_refresh(token, now_secs())
             .map_err(reject)?;
-        let caller = self.authenticator.admit(claims).await?;
+        // Looked up, never from the feed: see `Authenticator::admit_looked_up`.
+        let caller = self.authenticator.admit_looked_up(claims).await?;
         self.refresh_limit.count(caller.id).await?;
         let user = self.me(&caller).await?;
         let holder = uuid::Uuid::new_v4().simple().to_string();

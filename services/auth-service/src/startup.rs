@@ -21,7 +21,7 @@ impl Service for Application {
     type Own = AuthOwn;
     type Running = Serving;
 
-    async fn start(settings: Settings, infra: Infrastructure) -> anyhow::Result<Serving> {
+    async fn start(settings: Settings, mut infra: Infrastructure) -> anyhow::Result<Serving> {
         let authenticator = infra.authenticator(&settings.jwt)?;
         let counters = AttemptCounters::new(infra.redis.clone());
         let keys = &infra.keys;

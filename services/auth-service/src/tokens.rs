@@ -102,6 +102,8 @@ mod tests {
             refresh_ttl_minutes: 10,
             leeway_secs: 0,
             verified_cache_size: 16,
+            revocation_feed_max_lag_ms: 1000,
+            revocation_feed_max_entries: 100,
         }
     }
 

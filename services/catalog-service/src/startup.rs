@@ -49,7 +49,7 @@ impl Service for Application {
     type Own = CatalogOwn;
     type Running = Serving;
 
-    async fn start(settings: Settings, infra: Infrastructure) -> anyhow::Result<Serving> {
+    async fn start(settings: Settings, mut infra: Infrastructure) -> anyhow::Result<Serving> {
         let catalog = catalog(&settings, infra.db.clone(), infra.redis.clone());
         if catalog.warm_up().await.is_err() {
             tokio::spawn(warm_up(catalog.clone()));

@@ -6,7 +6,8 @@
 //! are keyed by the token's full text, so a token that differs in any byte (a tampered
 //! signature, other claims) misses and is verified from scratch; only tokens that passed
 //! verification are stored, and an entry is never used past the token's `exp`.
-//! Revocation is not cached: callers still look it up on every request.
+//! Revocation is not cached here: callers check it on every request (see
+//! `crate::revocation`).
 
 use super::Claims;
 use std::collections::HashMap;

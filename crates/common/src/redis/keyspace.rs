@@ -26,6 +26,12 @@ impl Keyspace {
     pub fn revoked_token(&self, jti: &str) -> String {
         self.key(format_args!("revoked:{jti}"))
     }
+
+    /// The stream of revocations and their withdrawals, which every instance follows
+    /// (see `crate::revocation`).
+    pub fn revocations(&self) -> String {
+        self.key("revocations")
+    }
 }
 
 #[cfg(test)]
@@ -36,5 +42,6 @@ mod tests {
     fn keys_carry_the_prefix() {
         let keys = Keyspace::new("t1:");
         assert_eq!(keys.revoked_token("abc"), "t1:revoked:abc");
+        assert_eq!(keys.revocations(), "t1:revocations");
     }
 }

@@ -25,7 +25,9 @@ pub use slot_pipeline::SlotPipeline;
 use crate::config::{Environment, RedisMode, RedisSettings};
 use cluster_connection::Reconnector;
 use deadpool_redis::{Manager, Pool, Runtime};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// commands, and connections of their own for WATCH/MULTI/EXEC.
 #[derive(Clone)]
 pub struct RedisClient {
+    settings: Arc<RedisSettings>,
     shared: Shared,
     exclusive: Exclusive,
     replication: replication::Replication,
@@ -106,6 +109,35 @@ impl RedisClient {
             topology.forget();
         }
         acknowledged
+    }
+
+    /// A connection of its own (never the shared one) to the server, or to the master
+    /// that owns `key` as the cluster says now, for a command that blocks for up to
+    /// `blocking` (`XREAD BLOCK`): its reply may take that long beyond
+    /// `REDIS_RESPONSE_TIMEOUT_MS`. On a cluster, a caller whose key moves gets MOVED
+    /// and asks again.
+    pub async fn dedicated_for(
+        &self,
+        key: &str,
+        blocking: Duration,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
+        let url = match &self.exclusive {
+            Exclusive::Single(_) => self.settings.url(),
+            Exclusive::Cluster(topology) => {
+                let master = topology
+                    .master_of(&self.connection(), slot_of(key), true)
+                    .await?;
+                self.settings.url_of(&master)
+            }
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(
+                Duration::from_millis(self.settings.response_timeout_ms) + blocking,
+            ));
+        redis::Client::open(url)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 
     /// Whether this talks to a Redis Cluster.
@@ -206,6 +238,7 @@ pub fn client(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
                     .set_max_delay(Duration::from_millis(500)),
             )?;
             Ok(RedisClient {
+                settings: Arc::new(settings.clone()),
                 shared: Shared::Single(shared),
                 exclusive: Exclusive::Single(exclusive_pool(settings.url(), settings)?),
                 replication: replication::Replication::new(settings),
@@ -214,6 +247,7 @@ pub fn client(settings: &RedisSettings) -> anyhow::Result<RedisClient> {
         RedisMode::Cluster => {
             let (reconnector, topology) = cluster::connect(settings, response_timeout)?;
             Ok(RedisClient {
+                settings: Arc::new(settings.clone()),
                 shared: Shared::Cluster(reconnector),
                 exclusive: Exclusive::Cluster(topology),
                 replication: replication::Replication::new(settings),

@@ -1,6 +1,7 @@
 //! auth-service over real HTTP against the machine's real MariaDB and Redis.
 
 mod admin;
+mod feed;
 mod helpers;
 mod login;
 mod passwords;

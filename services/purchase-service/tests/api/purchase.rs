@@ -98,25 +98,33 @@ async fn unknown_and_deleted_items_are_404() {
 
 #[actix_web::test]
 async fn purchases_need_a_live_token() {
+    use common::auth::Authenticator;
+    use common::jwt::JwtVerifier;
+    use common::redis::Keyspace;
+    use common::revocation::FeedSettings;
     let stack = spawn_stack(purchase_service::configuration::Strategy::Lua).await;
     let item = stack.item(5, None).await;
     let revoked = token(1);
-    let claims: serde_json::Value = {
-        use base64::Engine;
-        let payload = revoked.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
-    let jti = claims["jti"].as_str().unwrap();
-    let mut redis = stack.env.redis.connection().await;
-    redis
-        .set::<_, _, ()>(format!("{}revoked:{jti}", stack.env.redis.prefix), 1)
-        .await
-        .unwrap();
+    // Revoked as auth-service revokes (another instance, on the same Redis).
+    let jwt = &stack.settings.jwt;
+    let auth_service = Authenticator::new(
+        JwtVerifier::from_settings(jwt).unwrap(),
+        common::redis::client(&stack.settings.redis).unwrap(),
+        Keyspace::new(stack.env.redis.prefix.clone()),
+        FeedSettings::from_jwt(jwt),
+    );
+    let claims = auth_service.verifier.verify(&revoked).unwrap();
+    assert!(auth_service.revoke(&claims).await.unwrap());
+    // Refused within REVOCATION_FEED_MAX_LAG_MS: waited for with a read, not a purchase.
+    testkit::eventually(5, "the revocation refused by purchase-service", || async {
+        stack
+            .client
+            .get("/api/v1/orders", Some(&revoked))
+            .await
+            .status
+            == 401
+    })
+    .await;
     for (caller, token) in [("anonymous", None), ("revoked", Some(revoked.as_str()))] {
         let response = stack
             .post_purchase(item, token, &json!({"quantity": 1}))
