@@ -9,13 +9,14 @@ name = "stock-writer"
 port = 8084
 
 [writer]
-prefetch = 1000
+prefetch = 100
 batch_max = 500
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WriterSettings {
-    /// Unacknowledged messages the broker may hand over at once.
+    /// Unacknowledged messages the broker may hand over at once. A message carries up to
+    /// `PUBLISH_BATCH_MAX` events, so this times that bounds the events held in memory.
     pub prefetch: u16,
     /// Events applied in one MySQL transaction at most. A batch is whatever has
     /// arrived by the time the previous one committed, so it grows with the backlog.
