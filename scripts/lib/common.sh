@@ -162,3 +162,60 @@ ensure_promtool() {
   fi
   [ $installed = 1 ] && command -v promtool >/dev/null || die "could not install promtool (apt-get install -y --no-install-recommends prometheus)"
 }
+
+# podman, for scripts/compose-test: runs containers as root without a Docker daemon. The
+# defaults do not work on these machines: crun refuses the kernel's hybrid cgroups
+# ("cgroups in hybrid mode not supported") and raising the default containers' ulimits
+# is not permitted, so podman gets its own containers.conf (runc, cgroupfs, no default
+# ulimits, k8s-file logs) and storage.conf, both under COMPOSE_STATE_DIR with its own
+# image store and networks, through CONTAINERS_CONF / CONTAINERS_STORAGE_CONF: the
+# machine's podman configuration is left as it is. Also installs Debian's docker-compose
+# (v1, the compose client that talks to `podman system service`) and debootstrap (for
+# the local base image). Returns 1 (with a message) when podman cannot be installed.
+COMPOSE_STATE_DIR=${COMPOSE_STATE_DIR:-/var/lib/flash-sale-compose}
+COMPOSE_RUN_DIR=${COMPOSE_RUN_DIR:-/run/flash-sale-compose}
+ensure_podman() {
+  local packages=(podman runc netavark aardvark-dns iptables uidmap debootstrap docker-compose)
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    # No recommends: docker-compose would bring Docker's own daemon.
+    if ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+      apt-get update >/dev/null 2>&1 || true
+      apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+        log "could not install ${missing[*]} with apt-get"
+        return 1
+      }
+    fi
+  fi
+  mkdir -p "$COMPOSE_STATE_DIR" "$COMPOSE_RUN_DIR"
+  cat >"$COMPOSE_STATE_DIR/containers.conf" <<CONF
+# Written by scripts/lib/common.sh (ensure_podman) for scripts/compose-test.
+[containers]
+default_ulimits = []
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$COMPOSE_RUN_DIR/libpod"
+volume_path = "$COMPOSE_STATE_DIR/volumes"
+
+[network]
+network_backend = "netavark"
+network_config_dir = "$COMPOSE_STATE_DIR/networks"
+CONF
+  cat >"$COMPOSE_STATE_DIR/storage.conf" <<CONF
+# Written by scripts/lib/common.sh (ensure_podman) for scripts/compose-test.
+[storage]
+driver = "overlay"
+graphroot = "$COMPOSE_STATE_DIR/storage"
+runroot = "$COMPOSE_RUN_DIR/storage"
+CONF
+  export CONTAINERS_CONF=$COMPOSE_STATE_DIR/containers.conf
+  export CONTAINERS_STORAGE_CONF=$COMPOSE_STATE_DIR/storage.conf
+}

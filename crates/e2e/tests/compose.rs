@@ -161,6 +161,7 @@ fn the_gateway_in_compose_renders_the_same_template_as_the_native_run() {
         "GATEWAY_ACCESS_LOG",
         "GATEWAY_PROXY_BIND",
         "GATEWAY_WEB_ROOT",
+        "GATEWAY_UNLIMITED",
     ] {
         assert!(
             template.contains(&format!("${{{variable}}}")),
