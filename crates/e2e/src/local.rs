@@ -55,6 +55,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Where gateways listen: below the ephemeral range (Linux's starts at 32768), so no
+/// service binding port 0 and no outgoing connection takes one of these. That matters
+/// because nginx listens with `reuseport` and the services with `SO_REUSEPORT`: had a
+/// gateway been started on a port another test's service got meanwhile, the kernel would
+/// have let both listen and split the gateway's connections between them.
+const GATEWAY_PORTS: std::ops::Range<u16> = 20_000..25_000;
+
+/// A gateway port no other test on this machine holds, claimed by a lock on a file (in
+/// the system's temporary directory) for as long as the returned file stays open.
+fn claim_gateway_port() -> (u16, std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join("flash-sale-e2e-gateway-ports");
+    std::fs::create_dir_all(&dir).expect("the gateway ports' lock directory");
+    for _ in 0..1000 {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let span = u128::from(GATEWAY_PORTS.end - GATEWAY_PORTS.start);
+        let port = GATEWAY_PORTS.start + u16::try_from(random % span).expect("within the span");
+        let claim = std::fs::File::create(dir.join(port.to_string())).expect("a port's lock file");
+        // SAFETY: flock(2) on a descriptor this function owns.
+        let locked = unsafe { libc::flock(claim.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        // A claimed port can still be in use by something else: a plain bind says so.
+        if locked && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return (port, claim);
+        }
+    }
+    panic!("no free gateway port in {GATEWAY_PORTS:?}");
+}
+
 pub struct LocalStack {
     pub gateway: Client,
     pub database: TestDatabase,
@@ -65,6 +93,8 @@ pub struct LocalStack {
     pub dir: PathBuf,
     env: ServiceEnv,
     children: Vec<(String, Child)>,
+    /// Keeps `gateway_port` this stack's (see [`claim_gateway_port`]).
+    gateway_port_claim: Option<std::fs::File>,
 }
 
 impl LocalStack {
@@ -162,6 +192,7 @@ impl LocalStack {
             dir,
             env,
             children: Vec::new(),
+            gateway_port_claim: None,
         };
         for service in SERVICES {
             for instance in 0..count(service) {
@@ -353,13 +384,14 @@ impl LocalStack {
         }
     }
 
-    /// Starts nginx on a port picked just before, and again on another one if it could
-    /// not listen there: a port picked free can be taken by then (every test's outgoing
-    /// connections draw from the same range) and nginx then exits at once.
+    /// Starts nginx on a port claimed for it, and again on another one if it could not
+    /// listen there (something outside the tests took the port meanwhile).
     async fn start_gateway(&mut self) {
         const ATTEMPTS: u32 = 5;
         for attempt in 1..=ATTEMPTS {
-            self.gateway_port = free_port();
+            let (port, claim) = claim_gateway_port();
+            self.gateway_port = port;
+            self.gateway_port_claim = Some(claim);
             self.gateway = Client::new(format!("http://127.0.0.1:{}", self.gateway_port));
             let gateway = self.gateway_config();
             gateway
