@@ -9,6 +9,7 @@ use devstack::{Gateway, ServiceEnv, probe};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -397,8 +398,11 @@ impl LocalStack {
             gateway
                 .render(&workspace_root(), |service| self.ports_of(service))
                 .expect("render the gateway config");
+            // A process group of its own, which `Drop` kills whole: nginx's workers
+            // outlive a killed master and would go on listening.
             let mut child = gateway
                 .nginx(&["-g", "daemon off;"])
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -422,7 +426,7 @@ impl LocalStack {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    let _ = child.kill();
+                    kill_process_group(&mut child);
                     panic!(
                         "the gateway never answered; its error log: {}",
                         std::fs::read_to_string(gateway.error_log()).unwrap_or_default()
@@ -466,6 +470,16 @@ impl LocalStack {
     }
 }
 
+/// Kills the process group `leader` leads (nginx's master and its workers, see
+/// `start_gateway`) and reaps the leader.
+fn kill_process_group(leader: &mut Child) {
+    if let Ok(group) = libc::pid_t::try_from(leader.id()) {
+        // SAFETY: kill(2) on the group of a child this stack started and has not reaped.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+    let _ = leader.wait();
+}
+
 /// The name of a service's instance: its logs and its entry among the processes.
 fn instance_name(service: &str, instance: usize) -> String {
     if instance == 0 {
@@ -477,9 +491,13 @@ fn instance_name(service: &str, instance: usize) -> String {
 
 impl Drop for LocalStack {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (name, child) in &mut self.children {
+            if name == "gateway" {
+                kill_process_group(child);
+            } else {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
