@@ -8,8 +8,8 @@ use crate::{SERVICES, StockAccount, workspace_root};
 use devstack::{Gateway, ServiceEnv, probe};
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -338,9 +338,9 @@ impl LocalStack {
         }
     }
 
-    /// Stops a service (SIGSTOP) without ending it: connections to it are still accepted
-    /// and what is sent on them waits, unread, in the kernel. [`Self::kill_service`]
-    /// ends it.
+    /// Stops a service (SIGSTOP) without ending it, and returns once every thread of it
+    /// has stopped: from then on connections to it are still accepted and what is sent
+    /// on them waits, unread, in the kernel. [`Self::kill_service`] ends it.
     pub fn pause_service(&self, service: &str) {
         let (_, child) = self
             .children
@@ -349,8 +349,18 @@ impl LocalStack {
             .expect("a running service");
         let pid = libc::pid_t::try_from(child.id()).expect("a pid");
         // SAFETY: kill(2) on the pid of a child this stack started and has not reaped.
-        let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) };
-        assert_eq!(stopped, 0, "SIGSTOP {service}");
+        let signalled = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(signalled, 0, "SIGSTOP {service}");
+        // kill(2) returns before the process stops: the signal wakes one thread, which
+        // then stops the others, and until they have stopped they still accept and read.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "{service} did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The port a service started with `APP_PORT=0` bound, read from its `listening` log
@@ -468,6 +478,18 @@ impl LocalStack {
     pub fn log(&self, service: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default()
     }
+
+    /// The gateway's error and access logs so far, for failure messages (the access log
+    /// is written at least once a second).
+    pub fn gateway_logs(&self) -> String {
+        let gateway = self.gateway_config();
+        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+        format!(
+            "gateway error log:\n{}\ngateway access log:\n{}",
+            read(gateway.error_log()),
+            read(gateway.access_log)
+        )
+    }
 }
 
 /// Kills the process group `leader` leads (nginx's master and its workers, see
@@ -478,6 +500,20 @@ fn kill_process_group(leader: &mut Child) {
         unsafe { libc::kill(-group, libc::SIGKILL) };
     }
     let _ = leader.wait();
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/<pid>/task/<tid>/stat`, the field after the parenthesised name).
+fn all_threads_stopped(pid: libc::pid_t) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().all(|thread| {
+        std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 /// The name of a service's instance: its logs and its entry among the processes.

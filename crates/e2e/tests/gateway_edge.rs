@@ -423,6 +423,17 @@ fn unread_requests_at(port: u16) -> usize {
         .count()
 }
 
+/// Every line of `/proc/net/tcp` with `port` on either side, for failure messages.
+fn connections_at(port: u16) -> String {
+    let port = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/tcp")
+        .expect("/proc/net/tcp")
+        .lines()
+        .filter(|line| line.contains(&port))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The purchase-service requests of the test below: the three that change state, and a
 /// read.
 const PURCHASE_SERVICE_REQUESTS: [(&str, &str, &str); 4] = [
@@ -481,12 +492,20 @@ async fn a_write_sent_to_a_service_that_died_is_outcome_unknown_and_one_never_se
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while unread_requests_at(port) < in_flight.len() {
-        assert!(
-            Instant::now() < deadline,
-            "the gateway's {} requests never all reached the stopped purchase-service ({} did)",
-            in_flight.len(),
-            unread_requests_at(port)
-        );
+        if Instant::now() >= deadline {
+            // The access log is flushed once a second: an answer nginx made itself shows.
+            std::thread::sleep(Duration::from_millis(1500));
+            let answered: Vec<bool> = in_flight.iter().map(|t| t.is_finished()).collect();
+            panic!(
+                "the gateway's {} requests never all reached the stopped purchase-service \
+                 ({} did; answered to the client: {answered:?})\n\
+                 /proc/net/tcp at port {port}:\n{}\n{}",
+                in_flight.len(),
+                unread_requests_at(port),
+                connections_at(port),
+                stack.gateway_logs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stack.kill_service("purchase-service");
