@@ -166,7 +166,9 @@ impl RevocationFeed {
         &self.inner.settings
     }
 
-    /// Registers the feed's metrics with the service's.
+    /// Registers the feed's metrics with the service's: the checks always, the feed's
+    /// own gauges only while it is on (off, `revocation_feed_current` would read 0 for
+    /// good and keep the `RevocationFeedBehind` alert firing).
     pub fn register(&self, metrics: &mut Metrics) {
         let own = &self.inner.metrics;
         metrics.register(
@@ -174,6 +176,9 @@ impl RevocationFeed {
             "Token revocation checks, by where the answer came from: feed (no Redis call) or lookup (EXISTS in Redis)",
             own.checks.clone(),
         );
+        if !self.is_on() {
+            return;
+        }
         metrics.register(
             "revocation_feed_current",
             "Whether this instance's revocation feed is current (1), or revocations are looked up in Redis (0)",

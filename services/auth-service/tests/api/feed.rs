@@ -185,6 +185,25 @@ async fn a_current_feed_answers_checks_without_a_lookup() {
 }
 
 #[actix_web::test]
+async fn with_the_feed_off_every_check_is_a_lookup_and_no_feed_gauge_is_exported() {
+    let redis = TestRedis::new();
+    let off = instance(&redis, Duration::ZERO, 1000);
+    off.follow_revocations();
+    let mut metrics = Metrics::new("auth-service");
+    off.feed.register(&mut metrics);
+    let (token, _) = fresh_token(&off);
+    assert!(accepted(&off, &token).await);
+    assert_eq!(off.feed.checks(Source::Lookup), 1);
+    let exported = metrics.encode();
+    assert!(
+        exported.contains("revocation_checks_total{service=\"auth-service\",source=\"lookup\"} 1"),
+        "{exported}"
+    );
+    // A gauge reading 0 for good would keep RevocationFeedBehind firing.
+    assert!(!exported.contains("revocation_feed_"), "{exported}");
+}
+
+#[actix_web::test]
 async fn a_feed_not_following_looks_every_revocation_up() {
     let redis = TestRedis::new();
     let one = following(&redis, MAX_LAG).await;
