@@ -10,7 +10,7 @@ port = 8084
 
 [writer]
 prefetch = 100
-batch_max = 500
+batch_max = 1000
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
