@@ -341,7 +341,7 @@ impl LocalStack {
     /// Stops a service (SIGSTOP) without ending it, and returns once every thread of it
     /// has stopped: from then on connections to it are still accepted and what is sent
     /// on them waits, unread, in the kernel. [`Self::kill_service`] ends it.
-    pub fn pause_service(&self, service: &str) {
+    pub async fn pause_service(&self, service: &str) {
         let (_, child) = self
             .children
             .iter()
@@ -353,14 +353,10 @@ impl LocalStack {
         assert_eq!(signalled, 0, "SIGSTOP {service}");
         // kill(2) returns before the process stops: the signal wakes one thread, which
         // then stops the others, and until they have stopped they still accept and read.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !all_threads_stopped(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "{service} did not stop within 10 s of SIGSTOP"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        testkit::eventually(10, &format!("{service} stopped by SIGSTOP"), || async {
+            all_threads_stopped(pid)
+        })
+        .await;
     }
 
     /// The port a service started with `APP_PORT=0` bound, read from its `listening` log

@@ -482,7 +482,7 @@ async fn a_write_sent_to_a_service_that_died_is_outcome_unknown_and_one_never_se
     let port = stack.port("purchase-service");
     let gateway_port = stack.gateway_port;
 
-    stack.pause_service("purchase-service");
+    stack.pause_service("purchase-service").await;
     let in_flight: Vec<_> = PURCHASE_SERVICE_REQUESTS
         .iter()
         .map(|(method, path, headers)| {
