@@ -52,12 +52,18 @@ ensure_backing_servers() {
   ensure_rabbitmq
 }
 
+# apt-get install -y "$@", quietly; when that fails (a fresh machine's package lists
+# may be missing or stale), again after apt-get update, that time with apt's errors
+# shown. Returns apt-get's status.
+apt_install() {
+  apt-get install -y "$@" >/dev/null 2>&1 && return 0
+  apt-get update >/dev/null && apt-get install -y "$@" >/dev/null
+}
+
 ensure_nginx() {
   command -v nginx >/dev/null && return 0
   log "installing nginx"
-  if ! apt-get install -y nginx >/dev/null 2>&1; then
-    apt-get update >/dev/null && apt-get install -y nginx >/dev/null || die "could not install nginx (apt-get install -y nginx)"
-  fi
+  apt_install nginx || die "could not install nginx (apt-get install -y nginx)"
   # The package starts a system nginx on port 80; the project runs its own.
   service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true
 }
@@ -67,10 +73,8 @@ ensure_nginx() {
 ensure_chromium() {
   command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
   log "installing chromium and chromium-driver"
-  if ! apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1; then
-    apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
-      || die "could not install chromium (apt-get install -y chromium chromium-driver)"
-  fi
+  apt_install --no-install-recommends chromium chromium-driver \
+    || die "could not install chromium (apt-get install -y chromium chromium-driver)"
 }
 
 # A local Redis Cluster on loopback for the cluster-mode tests and `REDIS_MODE=cluster
@@ -150,10 +154,7 @@ ensure_promtool() {
     ours=1
   fi
   local installed=0
-  if apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
-    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }; then
-    installed=1
-  fi
+  apt_install --no-install-recommends prometheus && installed=1
   [ $ours = 1 ] && rm -f "$policy"
   if [ -d /run/systemd/system ]; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
@@ -183,13 +184,10 @@ ensure_podman() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     # No recommends: docker-compose would bring Docker's own daemon.
-    if ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-      apt-get update >/dev/null 2>&1 || true
-      apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-        log "could not install ${missing[*]} with apt-get"
-        return 1
-      }
-    fi
+    apt_install --no-install-recommends "${missing[@]}" || {
+      log "could not install ${missing[*]} with apt-get"
+      return 1
+    }
   fi
   mkdir -p "$COMPOSE_STATE_DIR" "$COMPOSE_RUN_DIR"
   cat >"$COMPOSE_STATE_DIR/containers.conf" <<CONF
